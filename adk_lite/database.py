@@ -1,0 +1,316 @@
+"""Open a database file: path and URL resolution, the read-only pre-check,
+pragmas, schema creation and versioning, and driver-error translation.
+
+Zero configuration: with no target, the file is ``$ADK_LITE_DB`` if set, else
+``.adk/sessions.sqlite3`` under the current directory; folders and the file are
+created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
+
+An existing file is checked read-only before any pragma or write touches it (the
+SQLite header, its size, our tables, ``schema_version``), so a foreign, corrupt
+or newer file is refused and left byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import urllib.parse
+from typing import Any, Optional, Union
+
+import peewee as pw
+
+from . import errors
+from .models import METADATA, SESSIONS, TABLES, make_models
+
+DEFAULT_PATH = os.path.join(".adk", "sessions.sqlite3")
+"""Where ``DatabaseSessionService()`` keeps its file when ``$ADK_LITE_DB`` is unset."""
+ENV_VAR = "ADK_LITE_DB"
+MEMORY = ":memory:"
+SCHEMA_VERSION = 1
+"""The schema this release writes. Files with a higher version are refused."""
+
+URL_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "sqlite+pysqlite://", "adklite://")
+"""URL forms accepted as targets, as SQLAlchemy spells them: ``sqlite:///rel.db``,
+``sqlite:////abs/path.db``, ``sqlite://`` or ``sqlite:///:memory:`` for memory."""
+
+SYNCHRONOUS = ("normal", "full")
+
+# Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
+# run in one IMMEDIATE transaction when an older file is opened.
+MIGRATIONS: dict[int, Any] = {}
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def resolve(target: Union[str, os.PathLike, None]) -> str:
+    """Turn a target into a file path, or ``":memory:"``.
+
+    Args:
+        target: None (zero config: ``$ADK_LITE_DB``, else :data:`DEFAULT_PATH`), a
+            path (str or PathLike), ``":memory:"``, or a URL in one of
+            :data:`URL_SCHEMES` (so ADK's ``sqlite+aiosqlite:///sessions.db`` works).
+
+    Raises:
+        TypeError: not a str, PathLike or None.
+        ValueError: an empty path, or a URL of another database (postgresql://...).
+    """
+    if target is None:
+        target = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if isinstance(target, bytes) or not isinstance(target, str):
+        raise TypeError(f"db must be a str path, a PathLike or a sqlite:/// URL, not {type(target).__name__}")
+    if "://" in target:
+        scheme = target.split("://", 1)[0] + "://"
+        if scheme not in URL_SCHEMES:
+            raise ValueError(f"db URL {target!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")
+        rest = urllib.parse.unquote(target[len(scheme):].split("?", 1)[0])
+        if rest in ("", "/", "/" + MEMORY):
+            return MEMORY
+        if not rest.startswith("/"):
+            raise ValueError(f"db URL {target!r}: expected three slashes, as in sqlite:///path/to/file.db")
+        target = rest[1:]
+    if not target:
+        raise ValueError("db must not be an empty path")
+    if "\x00" in target:
+        raise ValueError("db path contains a NUL character")
+    return target
+
+
+def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
+    """Map a ``sqlite3`` or ``peewee`` error to the matching :class:`DatabaseError`.
+
+    The message names the file; a lock error also names the busy timeout (seconds).
+    """
+    message = str(exc)
+    lowered = message.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return errors.DatabaseLockedError(
+            f"database {path} is locked: another connection held the write lock "
+            f"for more than busy_timeout={busy_timeout:g} s ({message})"
+        )
+    if any(word in lowered for word in ("malformed", "not a database", "disk image", "encrypted", "corrupt")):
+        return errors.CorruptDatabaseError(f"database {path} is corrupt: {message}")
+    if any(word in lowered for word in ("unable to open", "readonly", "read-only", "permission")):
+        return errors.DatabaseOpenError(f"cannot open or write database {path}: {message}")
+    return errors.DatabaseError(f"database {path}: {message}")
+
+
+def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
+    """Check an existing file read-only and return its ``schema_version``.
+
+    Nothing is written to the file: it is read through a ``mode=ro`` connection.
+
+    Returns:
+        The file's schema version, or None for an empty file (0 bytes, or a SQLite
+        database with no tables), which may be initialized.
+
+    Raises:
+        DatabaseOpenError: a directory, or unreadable.
+        CorruptDatabaseError: no SQLite header, truncated, or malformed.
+        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
+        SchemaVersionError: written by a newer adk_lite.
+    """
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except IsADirectoryError as e:
+        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file") from e
+    except OSError as e:
+        raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
+    if size == 0:
+        return None
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise errors.CorruptDatabaseError(f"{path} is not a SQLite database (no SQLite header)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        raise errors.CorruptDatabaseError(
+            f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
+        )
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return None
+        if METADATA not in tables or SESSIONS not in tables:
+            hint = ""
+            if {"sessions", "events"} <= tables:
+                hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
+            raise errors.ForeignDatabaseError(
+                f"{path} is a SQLite database but not an adk_lite one: it has tables "
+                f"{', '.join(sorted(tables))}{hint}"
+            )
+        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
+    finally:
+        conn.close()
+    if row is None or not str(row[0]).isdigit():
+        raise errors.CorruptDatabaseError(f"database {path} has no valid schema_version in {METADATA}")
+    version = int(row[0])
+    _check_version(version, path)
+    return version
+
+
+def _check_version(version: int, path: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise errors.SchemaVersionError(
+            f"database {path} has schema_version {version}, newer than this adk_lite "
+            f"understands ({SCHEMA_VERSION}); upgrade adk_lite to open it"
+        )
+    if version < SCHEMA_VERSION and any(v not in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+        raise errors.SchemaVersionError(f"database {path} has schema_version {version}, which cannot be migrated")
+
+
+class _TrackedSqliteDatabase(pw.SqliteDatabase):
+    """A Peewee SqliteDatabase that remembers every connection it opens, in any
+    thread, so :meth:`close_all` can close them all."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._opened: set = set()
+        self._opened_lock = threading.Lock()
+
+    def _connect(self):
+        conn = super()._connect()
+        with self._opened_lock:
+            self._opened.add(conn)
+        return conn
+
+    def _close(self, conn) -> None:
+        with self._opened_lock:
+            self._opened.discard(conn)
+        conn.close()
+
+    def close_all(self) -> None:
+        """Close every connection opened by any thread (they were made with
+        ``check_same_thread=False`` for this)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, set()
+        for conn in opened:
+            conn.close()
+
+
+class Database:
+    """One open database: the Peewee handle, its models, and the file's facts.
+
+    Args:
+        target: see :func:`resolve`.
+        synchronous: ``"normal"`` (default; survives a process crash) or ``"full"``
+            (also survives power loss or an OS crash), SQLite's ``synchronous`` pragma.
+        busy_timeout: seconds to wait for another connection's write lock before
+            raising :class:`DatabaseLockedError`; default 5.
+
+    Attributes:
+        path: the file path, or ``":memory:"``.
+        is_memory: True for an in-memory database (one connection shared by all
+            threads, guarded by :attr:`lock`).
+        lock: a lock every caller must hold around its statements when
+            ``is_memory``; None for a file (each thread has its own connection).
+        models: the namespace from :func:`adk_lite.models.make_models`.
+        peewee: the Peewee database.
+
+    Raises:
+        TypeError, ValueError: a bad ``target``, ``synchronous`` or ``busy_timeout``.
+        DatabaseError: the subclasses :func:`inspect_file` raises, and
+            :class:`DatabaseOpenError` when the file or its folder cannot be made.
+    """
+
+    def __init__(self, target: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
+                 busy_timeout: float = 5.0) -> None:
+        if not isinstance(synchronous, str) or synchronous.lower() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
+        if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 1e6:
+            raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}")
+        self.path = resolve(target)
+        self.busy_timeout = float(busy_timeout)
+        self.synchronous = synchronous.lower()
+        self.is_memory = self.path == MEMORY
+        if not self.is_memory:
+            self._prepare_file()
+        pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
+                   ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+        self.peewee = _TrackedSqliteDatabase(
+            self.path, pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False,
+            thread_safe=not self.is_memory,
+        )
+        self.lock = threading.RLock() if self.is_memory else None
+        self.models = make_models(self.peewee)
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.peewee.close_all()
+            raise
+
+    def _prepare_file(self) -> None:
+        path = self.path
+        if os.path.isdir(path):
+            raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+        if os.path.exists(path):
+            inspect_file(path, self.busy_timeout)
+            return
+        try:
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            inspect_file(path, self.busy_timeout)
+        except OSError as e:
+            raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
+
+    def _ensure_schema(self) -> None:
+        """Create the tables, or check and migrate them, in one IMMEDIATE transaction."""
+        try:
+            conn = self.peewee.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if METADATA in tables:
+                    version = int(conn.execute(
+                        f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()[0])
+                    _check_version(version, self.path)
+                    for step in range(version, SCHEMA_VERSION):
+                        MIGRATIONS[step](conn)
+                elif tables:
+                    raise errors.ForeignDatabaseError(f"{self.path} is a SQLite database but not an adk_lite one")
+                else:
+                    version = 0
+                    self.peewee.create_tables(self.models.all, safe=True)
+                if version != SCHEMA_VERSION:
+                    conn.execute(f"INSERT OR REPLACE INTO {METADATA} (key, value) VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, pw.PeeweeException) as e:
+            raise translate(e, self.path, self.busy_timeout) from e
+
+    def file_sizes(self) -> dict[str, int]:
+        """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
+        (0 for a missing one, and all 0 in memory)."""
+        out = {}
+        for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm")):
+            try:
+                out[key] = 0 if self.is_memory else os.path.getsize(self.path + suffix)
+            except OSError:
+                out[key] = 0
+        return out
+
+    def close(self) -> None:
+        """Close every connection this database opened, in every thread."""
+        self.peewee.close_all()
+
+
+__all__ = ["Database", "resolve", "inspect_file", "translate", "DEFAULT_PATH", "ENV_VAR", "SCHEMA_VERSION", "TABLES"]

@@ -1,0 +1,87 @@
+"""The exception tree of adk_lite.
+
+Every error adk_lite raises on purpose derives from :class:`AdkLiteError`.
+Errors that resemble a stdlib type also derive from it, so ``except LookupError``
+or ``except ValueError`` keeps working::
+
+    AdkLiteError
+    ├── SessionNotFoundError (LookupError)   no such session
+    ├── AlreadyExistsError (ValueError)      create_session with an id in use
+    ├── StaleSessionError (ValueError)       append from an out-of-date Session
+    └── DatabaseError                        the file or the driver failed
+        ├── DatabaseOpenError (OSError)      path is a directory, unwritable, ...
+        ├── DatabaseLockedError (TimeoutError) write lock not had within busy_timeout
+        ├── CorruptDatabaseError             not SQLite, truncated, malformed
+        ├── ForeignDatabaseError             SQLite, but not an adk_lite file
+        ├── SchemaVersionError               written by a newer adk_lite
+        └── ServiceClosedError               the service was closed
+
+Bad arguments raise plain :class:`ValueError` / :class:`TypeError` with a message
+that names the argument. Driver errors (``sqlite3.*``, ``peewee.*``) never reach a
+caller raw: they are translated into a :class:`DatabaseError` subclass and chained
+(``raise ... from e``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdkLiteError",
+    "SessionNotFoundError",
+    "AlreadyExistsError",
+    "StaleSessionError",
+    "DatabaseError",
+    "DatabaseOpenError",
+    "DatabaseLockedError",
+    "CorruptDatabaseError",
+    "ForeignDatabaseError",
+    "SchemaVersionError",
+    "ServiceClosedError",
+]
+
+
+class AdkLiteError(Exception):
+    """Base class of every error adk_lite raises on purpose."""
+
+
+class SessionNotFoundError(AdkLiteError, LookupError):
+    """The session named by ``(app_name, user_id, session_id)`` is not stored."""
+
+
+class AlreadyExistsError(AdkLiteError, ValueError):
+    """``create_session`` was given a ``session_id`` that is already stored."""
+
+
+class StaleSessionError(AdkLiteError, ValueError):
+    """An append came from a ``Session`` object read at an older revision.
+
+    Another writer changed the session since this object was read. Reload it with
+    ``get_session`` and retry. Nothing was written.
+    """
+
+
+class DatabaseError(AdkLiteError):
+    """The database file or the SQLite driver failed; the message names the file."""
+
+
+class DatabaseOpenError(DatabaseError, OSError):
+    """The path cannot be opened as a database (a directory, no permission, ...)."""
+
+
+class DatabaseLockedError(DatabaseError, TimeoutError):
+    """Another connection held the write lock for longer than ``busy_timeout``."""
+
+
+class CorruptDatabaseError(DatabaseError):
+    """The file is not a SQLite database, or is truncated or malformed."""
+
+
+class ForeignDatabaseError(DatabaseError):
+    """The file is a SQLite database, but its tables are not adk_lite's."""
+
+
+class SchemaVersionError(DatabaseError):
+    """The file was written by a newer adk_lite (its ``schema_version`` is higher)."""
+
+
+class ServiceClosedError(DatabaseError):
+    """A method was called after ``close()``."""

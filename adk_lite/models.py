@@ -1,0 +1,107 @@
+"""Peewee models: the one definition of adk_lite's schema.
+
+Models are made per database by :func:`make_models`, so two services on two files
+in one process never share a binding. The hot paths do not build queries from
+these models per call: :mod:`adk_lite.store` compiles each statement once with
+``query.sql()``.
+
+Tables (``''``, never NULL, stands for an id that does not apply, because SQLite
+treats NULLs in a key as distinct):
+
+- ``adk_sessions``: one row per session, PK ``(app_name, user_id, session_id)``;
+  ``created_at`` / ``updated_at`` are epoch seconds (REAL); ``revision`` counts writes.
+- ``adk_events``: one row per event; the integer ``id`` (rowid) is append order;
+  ``body`` is the event's JSON minus the columns. UNIQUE ``(app_name, user_id,
+  session_id, event_id)``; index ``(app_name, user_id, session_id, timestamp, id)``.
+- ``adk_state``: one row per state key; ``scope`` is ``app``, ``user`` or
+  ``session``; ``state_value`` is JSON text.
+- ``adk_metadata``: ``key``/``value`` pairs, at least ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import peewee as pw
+
+SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "adk_metadata"
+TABLES = (SESSIONS, EVENTS, STATE, METADATA)
+
+
+def make_models(db: pw.Database) -> SimpleNamespace:
+    """Create model classes bound to ``db``.
+
+    Returns:
+        A namespace with ``Session``, ``Event``, ``State`` and ``Metadata`` models,
+        and ``all``, the list of them in creation order.
+    """
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Session(Base):
+        app_name = pw.TextField()
+        user_id = pw.TextField()
+        session_id = pw.TextField()
+        created_at = pw.FloatField()
+        updated_at = pw.FloatField()
+        revision = pw.IntegerField(default=0)
+
+        class Meta:
+            table_name = SESSIONS
+            primary_key = pw.CompositeKey("app_name", "user_id", "session_id")
+            indexes = (
+                (("app_name", "user_id", "updated_at", "session_id"), False),
+                (("app_name", "updated_at", "user_id", "session_id"), False),
+            )
+
+    class Event(Base):
+        id = pw.AutoField()
+        app_name = pw.TextField()
+        user_id = pw.TextField()
+        session_id = pw.TextField()
+        event_id = pw.TextField()
+        invocation_id = pw.TextField()
+        author = pw.TextField()
+        branch = pw.TextField(null=True)
+        timestamp = pw.FloatField()
+        body = pw.TextField()
+
+        class Meta:
+            table_name = EVENTS
+            indexes = (
+                (("app_name", "user_id", "session_id", "event_id"), True),
+                (("app_name", "user_id", "session_id", "timestamp", "id"), False),
+            )
+            constraints = [
+                pw.SQL(
+                    f"FOREIGN KEY (app_name, user_id, session_id) REFERENCES {SESSIONS} "
+                    "(app_name, user_id, session_id) ON DELETE CASCADE"
+                )
+            ]
+
+    class State(Base):
+        app_name = pw.TextField()
+        user_id = pw.TextField()
+        session_id = pw.TextField()
+        scope = pw.TextField()
+        state_key = pw.TextField()
+        state_value = pw.TextField()
+        updated_at = pw.FloatField()
+
+        class Meta:
+            table_name = STATE
+            primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "scope", "state_key")
+            without_rowid = True
+
+    class Metadata(Base):
+        key = pw.TextField(primary_key=True)
+        value = pw.TextField()
+
+        class Meta:
+            table_name = METADATA
+
+    return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata,
+                           all=[Session, Event, State, Metadata])

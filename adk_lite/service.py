@@ -1,0 +1,403 @@
+"""The synchronous API: :class:`DatabaseSessionService`, one transaction per call.
+
+It checks arguments, converts between :mod:`adk_lite.types` and rows, applies
+ADK's in-memory session semantics, and leaves SQL to :mod:`adk_lite.store`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import time
+from typing import Any, Optional, Sequence, Union
+
+from . import codec, validate
+from . import state as scopes
+from .database import Database
+from .errors import SessionNotFoundError
+from .store import Store
+from .types import Event, EventActions, Session, SessionList
+
+UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
+"""``custom_metadata`` of the events ``update_keys`` records (there None means deleted)."""
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    """Build an :class:`Event` from an event row ``(event_id, invocation_id,
+    author, branch, timestamp, body)``."""
+    event_id, invocation_id, author, branch, timestamp, body = row
+    data = codec.loads(body)
+    data.update(id=event_id, invocation_id=invocation_id, author=author, timestamp=timestamp)
+    if branch is not None:
+        data["branch"] = branch
+    return Event.from_dict(data)
+
+
+def _encode_cursor(row: Sequence[Any]) -> str:
+    app, user, session, _created, updated, _revision = row
+    return base64.urlsafe_b64encode(codec.dumps([updated, app, user, session]).encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> Optional[tuple]:
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise TypeError(f"after must be a str cursor from SessionList.next_cursor, not {type(cursor).__name__}")
+    try:
+        key = codec.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if (isinstance(key, list) and len(key) == 4 and type(key[0]) in (int, float)
+                and all(isinstance(k, str) for k in key[1:])):
+            return tuple(key)
+    except (ValueError, binascii.Error):
+        pass
+    raise ValueError(f"after={cursor!r} is not a cursor returned by list_sessions (SessionList.next_cursor)")
+
+
+class DatabaseSessionService:
+    """Sessions, an append-only event log and scoped state in one SQLite file.
+
+    Args:
+        db: where the database is. None (zero config): ``$ADK_LITE_DB`` if set,
+            else ``.adk/sessions.sqlite3`` under the current directory (folders
+            and file created, mode 0600). Also a path (str or PathLike),
+            ``":memory:"`` (one database shared by this service's threads), or a
+            ``sqlite:///path`` / ``sqlite+aiosqlite:///path`` URL as ADK takes.
+        synchronous: ``"normal"`` (default: a process crash loses nothing
+            acknowledged) or ``"full"`` (also power loss or an OS crash; slower).
+        busy_timeout: seconds to wait for another connection's write lock before
+            raising ``DatabaseLockedError`` (default 5).
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message.
+        DatabaseOpenError: a directory, or a path that cannot be created.
+        CorruptDatabaseError: not a SQLite file, truncated or malformed.
+        ForeignDatabaseError: a SQLite file that is not adk_lite's (e.g. ADK's own).
+        SchemaVersionError: a file written by a newer adk_lite. In each case the
+            file is left unchanged.
+
+    Methods take ``app_name, user_id, session_id`` by keyword or in that order.
+    The service is safe to share across threads; use it as a context manager or
+    call :meth:`close`.
+    """
+
+    def __init__(self, db: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
+                 busy_timeout: float = 5.0) -> None:
+        self._store = Store(Database(db, synchronous=synchronous, busy_timeout=busy_timeout))
+
+    @property
+    def path(self) -> str:
+        """The database file's path (``":memory:"`` in memory)."""
+        return self._store.db.path
+
+    @property
+    def store(self) -> Store:
+        """The SQL layer, for adapters that bring their own types (see :mod:`adk_lite.store`)."""
+        return self._store
+
+    # -- sessions -----------------------------------------------------------
+    def create_session(self, app_name: str, user_id: str, state: Optional[dict[str, Any]] = None,
+                       session_id: Optional[str] = None) -> Session:
+        """Create a session, as ADK's ``BaseSessionService.create_session``.
+
+        Args:
+            app_name, user_id: non-blank str, at most 256 characters.
+            state: initial state; ``app:``/``user:`` keys go to their scopes (and
+                replace what those scopes held), ``temp:`` keys are dropped.
+            session_id: None or blank for a new uuid4; surrounding whitespace is
+                stripped.
+
+        Returns:
+            The new :class:`Session` (revision 0) with the merged state.
+
+        Raises:
+            AlreadyExistsError: the session id is already stored for this app and user.
+            TypeError, ValueError: a bad id or state (nothing is written).
+        """
+        app, user = self._names(app_name, user_id)
+        sid = validate.session_id(session_id, generate=True)
+        initial = scopes.check_delta(state, "state")
+        rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
+        now = time.time()
+        merged = self._store.create_session(app, user, sid, rows, now)
+        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(merged), last_update_time=now)
+
+    def get_session(self, app_name: str, user_id: str, session_id: str, *,
+                    num_recent_events: Optional[int] = None,
+                    after_timestamp: Optional[float] = None) -> Optional[Session]:
+        """Read a session with its merged state and events, oldest first.
+
+        As ADK's ``get_session`` with a ``GetSessionConfig``; events with equal
+        timestamps come back in append order.
+
+        Args:
+            num_recent_events: at most this many most recent events; 0 returns no
+                events (as ADK 2.x); None returns all.
+            after_timestamp: only events with ``timestamp >= after_timestamp``
+                (epoch seconds, inclusive).
+
+        Returns:
+            The :class:`Session`, or None when it is not stored.
+
+        Raises:
+            TypeError, ValueError: a bad id, a negative ``num_recent_events`` or a
+                non-number ``after_timestamp``.
+        """
+        app, user = self._names(app_name, user_id)
+        sid = validate.session_id(session_id)
+        limit = validate.num_recent_events(num_recent_events)
+        after = validate.timestamp(after_timestamp, "after_timestamp")
+        found = self._store.read_session(app, user, sid, limit, after)
+        if found is None:
+            return None
+        (_created, updated, revision), rows, events = found
+        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(rows),
+                       events=[event_from_row(r) for r in events], last_update_time=updated, revision=revision)
+
+    def list_sessions(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
+                      limit: Optional[int] = None, after: Optional[str] = None) -> SessionList:
+        """List sessions without events, with merged state, oldest update first (as ADK).
+
+        Args:
+            app_name, user_id: filters; None lists every app / user.
+            limit: page size (>= 1), or None for every session.
+            after: the ``next_cursor`` of the previous page, or None.
+
+        Returns:
+            A :class:`SessionList`; its ``next_cursor`` is None on the last page.
+            Pages are keyset-paginated on ``(last_update_time, app_name, user_id,
+            session_id)``: stable under concurrent inserts and as fast deep in the
+            list as at its start.
+
+        Raises:
+            TypeError, ValueError: a bad filter, limit or cursor.
+        """
+        app = validate.optional_name(app_name, "app_name")
+        user = validate.optional_name(user_id, "user_id")
+        page = validate.limit(limit)
+        key = _decode_cursor(after)
+        rows, states = self._store.list_sessions(app, user, None if page is None else page + 1, key)
+        more = page is not None and len(rows) > page
+        rows = rows[:page] if more else rows
+        sessions = [Session(id=sid, app_name=a, user_id=u, state=scopes.merge(states[a, u, sid]),
+                            last_update_time=updated, revision=revision)
+                    for a, u, sid, _created, updated, revision in rows]
+        return SessionList(sessions, _encode_cursor(rows[-1]) if more else None)
+
+    def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session with its events and session-scope state.
+
+        App and user state stay. Deleting an unknown session is a no-op (as ADK).
+
+        Raises:
+            TypeError, ValueError: a bad id.
+        """
+        app, user = self._names(app_name, user_id)
+        self._store.delete_session(app, user, validate.session_id(session_id))
+
+    # -- events -------------------------------------------------------------
+    def append_event(self, session: Session, event: Event) -> Event:
+        """Append one event and apply its state delta, as ADK's
+        ``BaseSessionService.append_event``.
+
+        A partial event is returned unstored. ``temp:`` keys are applied to
+        ``session.state`` only and removed from ``event.actions.state_delta``;
+        other keys are stored (``None`` as null, a value replaces, no deep merge).
+        ``session`` gets the event, the state, ``last_update_time =
+        event.timestamp`` and the new revision.
+
+        Re-appending an event id already stored in the session writes nothing and
+        returns the stored event, whatever the session's revision (safe retries).
+
+        Returns:
+            The event (or the stored one, for a re-append).
+
+        Raises:
+            SessionNotFoundError: the session is not stored (or was deleted).
+            StaleSessionError: ``session`` was read at an older revision than the
+                stored one (another writer changed it); nothing is written.
+            TypeError, ValueError: not an Event, or a field or state value that
+                would not round-trip through JSON (the message names it).
+        """
+        return self.append_events(session, [event])[0]
+
+    def append_events(self, session: Session, events: Sequence[Event]) -> list[Event]:
+        """Append several events in one transaction (all or nothing).
+
+        Same rules as :meth:`append_event` for each event, with one stale check
+        and one revision bump for the batch.
+
+        Returns:
+            The events, in order. When every event's id is already stored, the
+            stored copies (a retry of a batch that was committed).
+
+        Raises:
+            As :meth:`append_event`; also ValueError for an id given twice, and
+            AlreadyExistsError when some ids of the batch are stored and others not.
+        """
+        if not isinstance(session, Session):
+            raise TypeError(f"session must be an adk_lite.Session, not {type(session).__name__}")
+        if isinstance(events, (str, bytes, dict)) or not isinstance(events, Sequence):
+            raise TypeError(f"events must be a list of Event, not {type(events).__name__}")
+        prepared = [_prepare(e, f"events[{i}]") for i, e in enumerate(events)]
+        kept = [p for p in prepared if p is not None]
+        if len({p[1][0] for p in kept}) != len(kept):
+            raise ValueError("events: the same event id appears twice in one batch")
+        if not kept:
+            return list(events)
+        upserts: dict[tuple[str, str], str] = {}
+        for _event, _row, delta in kept:
+            for scope, k, v in scopes.split(delta).persisted():
+                upserts[scope, k] = codec.dumps(v)
+        store = self._store
+        lock = store.session_lock(session.app_name, session.user_id, session.id)
+        with lock:
+            revision, stored = store.append(
+                session.app_name, session.user_id, session.id, session.revision, [p[1] for p in kept],
+                [(scope, k, v) for (scope, k), v in upserts.items()], (), kept[-1][0].timestamp)
+            if revision is None:  # every event was already stored: a retry
+                again = iter([event_from_row(stored[p[1][0]]) for p in kept])
+                return [e if e.partial else next(again) for e in events]
+            for event, _row, delta in kept:
+                session.state.update(delta)
+                event.actions.state_delta = scopes.without_temp(delta)
+                session.events.append(event)
+            session.revision = revision
+            session.last_update_time = kept[-1][0].timestamp
+        return list(events)
+
+    def update_keys(self, app_name: str, user_id: str, session_id: str, delta: dict[str, Any]) -> None:
+        """Change state keys, where a ``None`` value **deletes** the key in its scope.
+
+        Keys are scoped like a state delta (``app:``, ``user:``, none); ``temp:``
+        keys are ignored. The change is recorded as a state-only event (author
+        ``system``, the delta in ``actions.state_delta``, ``custom_metadata``
+        :data:`UPDATE_KEYS_MARK`) so the log stays a full audit trail; it bumps
+        the session's revision, so Session objects read before must be reloaded
+        before they append.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+            TypeError, ValueError: a bad id, key or value (nothing is written).
+        """
+        app, user = self._names(app_name, user_id)
+        sid = validate.session_id(session_id)
+        delta = scopes.without_temp(scopes.check_delta(delta, "delta"))
+        if not delta:
+            self._store.count_events(app, user, sid)  # raises SessionNotFoundError
+            return
+        now = time.time()
+        event = Event(author="system", timestamp=now, actions=EventActions(state_delta=dict(delta)),
+                      custom_metadata=dict(UPDATE_KEYS_MARK))
+        upserts, deletes = [], []
+        for scope, k, v in scopes.split(delta).persisted():
+            if v is None:
+                deletes.append((scope, k))
+            else:
+                upserts.append((scope, k, codec.dumps(v)))
+        self._store.append(app, user, sid, None, [_event_row(event)], upserts, deletes, now)
+
+    # -- reads of one scope, counts, maintenance -----------------------------
+    def get_user_state(self, app_name: str, user_id: str) -> dict[str, Any]:
+        """Return one user's state in one app, raw keys (no ``user:`` prefix); ``{}`` if none.
+
+        As ADK's ``BaseSessionService.get_user_state``.
+        """
+        app, user = self._names(app_name, user_id)
+        return scopes.unscoped(self._store.scope_state(app, user, scopes.USER))
+
+    def get_app_state(self, app_name: str) -> dict[str, Any]:
+        """Return one app's state, raw keys (no ``app:`` prefix); ``{}`` if none."""
+        return scopes.unscoped(self._store.scope_state(validate.name(app_name, "app_name"), "", scopes.APP))
+
+    def get_event_count(self, app_name: str, user_id: str, session_id: str) -> int:
+        """Return how many events a session has stored.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+        """
+        app, user = self._names(app_name, user_id)
+        return self._store.count_events(app, user, validate.session_id(session_id))
+
+    def get_stats(self) -> dict[str, Any]:
+        """Return counts and facts about the database.
+
+        Keys: ``sessions``, ``events``, ``state_keys`` (rows of ``adk_state``),
+        ``apps``, ``users`` (distinct ``(app_name, user_id)``), ``db_size_mb``
+        (main file + WAL, MiB), ``wal_size_mb``, ``db_bytes``, ``wal_bytes``,
+        ``shm_bytes``, ``free_pages``, ``page_size`` (bytes), ``schema_version``,
+        ``sqlite_version``, ``journal_mode``, ``synchronous``, ``path``.
+        """
+        return self._store.stats()
+
+    def vacuum(self) -> dict[str, int]:
+        """Reclaim space: checkpoint the WAL (TRUNCATE), VACUUM, ``PRAGMA optimize``.
+
+        VACUUM rewrites the whole file and holds the write lock meanwhile.
+
+        Returns:
+            ``{"bytes_before": int, "bytes_after": int}``, main file + WAL.
+        """
+        return self._store.vacuum()
+
+    def close(self) -> None:
+        """Close every connection the service opened, in every thread.
+
+        No file descriptor on the database outlives it; later calls raise
+        ``ServiceClosedError``. Closing twice is harmless.
+        """
+        self._store.close()
+
+    def __enter__(self) -> "DatabaseSessionService":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DatabaseSessionService({self.path!r})"
+
+    @staticmethod
+    def _names(app_name: Any, user_id: Any) -> tuple[str, str]:
+        return validate.name(app_name, "app_name"), validate.name(user_id, "user_id")
+
+
+def _event_row(event: Event, body: Optional[dict] = None) -> tuple:
+    return (event.id, event.invocation_id, event.author, event.branch, event.timestamp,
+            codec.dumps(event.body() if body is None else body))
+
+
+def _prepare(event: Any, where: str) -> Optional[tuple[Event, tuple, dict]]:
+    """Check one event; return ``(event, row, delta)`` or None for a partial event.
+
+    The row holds the event as it will be stored (``temp:`` keys trimmed); the
+    event object itself is not changed until the append succeeds.
+    """
+    if not isinstance(event, Event):
+        raise TypeError(f"{where} must be an adk_lite.Event, not {type(event).__name__}")
+    if event.partial:
+        return None
+    validate.event_text(event.id, f"{where}.id")
+    if not event.id:
+        raise ValueError(f"{where}.id must not be empty")
+    validate.event_text(event.invocation_id, f"{where}.invocation_id")
+    validate.event_text(event.author, f"{where}.author")
+    validate.event_text(event.branch, f"{where}.branch", optional=True)
+    validate.timestamp(event.timestamp, f"{where}.timestamp", optional=False)
+    if not isinstance(event.actions, EventActions):
+        raise TypeError(f"{where}.actions must be an adk_lite.EventActions, not {type(event.actions).__name__}")
+    delta = scopes.check_delta(event.actions.state_delta, f"{where}.actions.state_delta")
+    body = event.body()
+    if "actions" in body:
+        stored_delta = scopes.without_temp(delta)
+        actions = dict(body["actions"])
+        if stored_delta:
+            actions["state_delta"] = stored_delta
+        else:
+            actions.pop("state_delta", None)
+        if actions:
+            body["actions"] = actions
+        else:
+            del body["actions"]
+    codec.check_json(body, where)
+    return event, _event_row(event, body), delta

@@ -1,0 +1,407 @@
+"""The SQL layer: every statement adk_lite runs, compiled once, and the
+transactions around them.
+
+Statements are built from the Peewee models once per store (``query.sql()``) and
+executed on the thread's own sqlite3 connection: Peewee's query builder costs
+tens of microseconds per statement, more than SQLite's own work. Every write is
+one ``BEGIN IMMEDIATE`` transaction (a deferred one that reads then writes fails
+at once under a second writer); reads that need one snapshot run in a deferred
+transaction and are fetched fully. Driver errors are translated by
+:func:`adk_lite.database.translate`.
+
+The store takes values already checked by the service layer and returns rows;
+it knows nothing of ``Session``/``Event`` objects, so the ADK adapter uses it
+directly with its own types.
+
+Rows:
+    session row: ``(created_at, updated_at, revision)``
+    event row (read): ``(event_id, invocation_id, author, branch, timestamp, body)``
+    state row: ``(scope, state_key, state_value JSON)``
+    listed session: ``(app_name, user_id, session_id, created_at, updated_at, revision)``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional, Sequence
+
+import peewee as pw
+
+from . import codec, errors
+from .database import SCHEMA_VERSION, Database, translate
+from .state import APP, SESSION, USER
+
+_SENTINEL = "\x00adk_lite:"
+_FIRST_KEY = (float("-inf"), "", "", "")
+
+
+def _p(name: str) -> pw.Value:
+    """A named parameter placeholder for compiling a statement."""
+    return pw.Value(_SENTINEL + name, converter=False)
+
+
+def _literal(text: str) -> pw.SQL:
+    """A constant string written into the SQL text (only for our own constants)."""
+    return pw.SQL("'" + text.replace("'", "''") + "'")
+
+
+def _compile(query: Any, *names: str) -> str:
+    """Return the SQL of ``query`` after checking its parameters come in ``names`` order."""
+    sql, params = query.sql()
+    if params != [_SENTINEL + n for n in names]:
+        raise RuntimeError(f"compiled statement takes {params}, expected {names}: {sql}")
+    return sql
+
+
+class Store:
+    """Statements and transactions over one :class:`~adk_lite.database.Database`.
+
+    Thread-safe: each thread uses its own connection (a ``":memory:"`` database
+    shares one, serialized by the database's lock).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._guard = db.lock or contextlib.nullcontext()
+        self._closed = False
+        self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
+        self._locks_guard = threading.Lock()
+        self._sql = self._compile_all()
+
+    # -- compiled statements ------------------------------------------------
+    def _compile_all(self) -> dict[str, str]:
+        m = self.db.models
+        S, E, T = m.Session, m.Event, m.State
+        key = ("app", "user", "session")
+
+        def where_key(model):
+            return (model.app_name == _p("app")) & (model.user_id == _p("user")) & (model.session_id == _p("session"))
+
+        ev_cols = (E.event_id, E.invocation_id, E.author, E.branch, E.timestamp, E.body)
+        ev_names = ("event_id", "invocation_id", "author", "branch", "timestamp", "body")
+        st_cols = (T.app_name, T.user_id, T.session_id, T.scope, T.state_key)
+
+        def scope_is(scope, app, user, session):
+            return ((T.app_name == app) & (T.user_id == user) & (T.session_id == session)
+                    & (T.scope == _literal(scope)))
+
+        sql = {
+            "session_row": _compile(S.select(S.created_at, S.updated_at, S.revision).where(where_key(S)), *key),
+            "session_insert": _compile(
+                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision"))],
+                              fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision]),
+                *key, "created_at", "updated_at", "revision"),
+            "session_touch": _compile(
+                S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
+                "updated_at", *key),
+            "session_delete": _compile(S.delete().where(where_key(S)), *key),
+            "events_existing": _compile(
+                E.select(*ev_cols).where(where_key(E) & E.event_id.in_(
+                    pw.SQL("(SELECT value FROM json_each(?))", [_SENTINEL + "ids"]))), *key, "ids"),
+            "event_insert": _compile(
+                E.insert_many([tuple(_p(n) for n in key + ev_names)],
+                              fields=[E.app_name, E.user_id, E.session_id, *ev_cols]), *key, *ev_names),
+            "events_recent": _compile(
+                E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
+                .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
+            "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
+            "state_upsert": _compile(
+                T.insert_many([tuple(_p(n) for n in key + ("scope", "state_key", "state_value", "updated_at"))],
+                              fields=[*st_cols, T.state_value, T.updated_at])
+                .on_conflict(conflict_target=list(st_cols),
+                             update={T.state_value: pw.EXCLUDED.state_value, T.updated_at: pw.EXCLUDED.updated_at}),
+                *key, "scope", "state_key", "state_value", "updated_at"),
+            "state_delete": _compile(
+                T.delete().where((T.app_name == _p("app")) & (T.user_id == _p("user")) & (T.session_id == _p("session"))
+                                 & (T.scope == _p("scope")) & (T.state_key == _p("state_key"))),
+                *key, "scope", "state_key"),
+            "state_delete_session": _compile(T.delete().where(scope_is(SESSION, _p("app"), _p("user"), _p("session"))),
+                                             *key),
+            "state_merged": _compile(
+                T.select(T.scope, T.state_key, T.state_value).where(
+                    scope_is(APP, _p("app"), _literal(""), _literal("")) | scope_is(USER, _p("app"), _p("user"), _literal(""))
+                    | scope_is(SESSION, _p("app"), _p("user"), _p("session"))),
+                "app", "app", "user", "app", "user", "session"),
+            "state_scope": _compile(
+                T.select(T.scope, T.state_key, T.state_value).where(
+                    (T.app_name == _p("app")) & (T.user_id == _p("user")) & (T.session_id == _p("session"))
+                    & (T.scope == _p("scope"))), *key, "scope"),
+        }
+        # list_sessions: one statement per filter, keyset columns aligned with an index.
+        listed = (S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision)
+        for variant, fixed, order in (
+            ("list_app_user", ("app", "user"), (S.updated_at, S.session_id)),
+            ("list_app", ("app",), (S.updated_at, S.user_id, S.session_id)),
+            ("list_user", ("user",), (S.updated_at, S.app_name, S.session_id)),
+            ("list_all", (), (S.updated_at, S.app_name, S.user_id, S.session_id)),
+        ):
+            cond = pw.Tuple(*order) > pw.Tuple(*(_p(f.name) for f in order))
+            for name in reversed(fixed):
+                cond = ((S.app_name if name == "app" else S.user_id) == _p(name)) & cond
+            query = S.select(*listed).where(cond).order_by(*order).limit(_p("limit"))
+            sql[variant] = _compile(query, *fixed, *(f.name for f in order), "limit")
+        return sql
+
+    # -- plumbing -----------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
+        return self.db.peewee.connection()
+
+    def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
+        """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)."""
+        try:
+            with self._guard:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = fn(conn, *args)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+        except (sqlite3.Error, pw.PeeweeException) as e:
+            raise translate(e, self.db.path, self.db.busy_timeout) from e
+
+    def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
+        """Return the in-process lock that serializes appends to one session.
+
+        The caller must keep a reference while it holds the lock (locks of
+        sessions nobody holds are dropped).
+        """
+        key = (app, user, session)
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
+
+    # -- sessions -----------------------------------------------------------
+    def create_session(self, app: str, user: str, session: str, state: Sequence[tuple[str, str, str]],
+                       now: float) -> list[tuple[str, str, str]]:
+        """Insert a session with its initial state rows ``(scope, key, JSON)``.
+
+        Returns:
+            The merged state rows after the insert.
+
+        Raises:
+            AlreadyExistsError: the session is already stored.
+        """
+        def run(conn):
+            if conn.execute(self._sql["session_row"], (app, user, session)).fetchone():
+                raise errors.AlreadyExistsError(
+                    f"session {session!r} already exists for app_name={app!r}, user_id={user!r}")
+            conn.execute(self._sql["session_insert"], (app, user, session, now, now, 0))
+            self._write_state(conn, app, user, session, state, (), now)
+            return conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
+        return self._run(run, write=True)
+
+    def read_session(self, app: str, user: str, session: str, limit: Optional[int],
+                     after: Optional[float]) -> Optional[tuple[tuple, list, list]]:
+        """Read one session in one snapshot.
+
+        Args:
+            limit: at most this many most recent events (None: all; 0: none).
+            after: only events with ``timestamp >= after`` (epoch seconds), or None.
+
+        Returns:
+            ``(session row, state rows, event rows oldest first)``, or None when
+            the session is not stored.
+        """
+        def run(conn):
+            row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
+            if row is None:
+                return None
+            state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
+            events = []
+            if limit != 0:
+                events = conn.execute(self._sql["events_recent"], (
+                    app, user, session, float("-inf") if after is None else after,
+                    -1 if limit is None else limit)).fetchall()
+                events.reverse()
+            return row, state, events
+        return self._run(run)
+
+    def delete_session(self, app: str, user: str, session: str) -> None:
+        """Delete a session, its events and its session-scope state (a no-op if absent)."""
+        def run(conn):
+            conn.execute(self._sql["state_delete_session"], (app, user, session))
+            conn.execute(self._sql["session_delete"], (app, user, session))
+        self._run(run, write=True)
+
+    def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
+                      after: Optional[tuple]) -> tuple[list[tuple], dict]:
+        """Read one page of sessions, oldest update first, with their state.
+
+        Args:
+            limit: page size, or None for all.
+            after: the key ``(updated_at, app_name, user_id, session_id)`` of the
+                last session of the previous page, or None for the first page.
+
+        Returns:
+            ``(listed session rows, states)`` where ``states`` maps ``(app, user,
+            session)`` to that session's merged state rows.
+        """
+        k_updated, k_app, k_user, k_session = after or _FIRST_KEY
+        if app is not None and user is not None:
+            variant, params = "list_app_user", (app, user, k_updated, k_session)
+        elif app is not None:
+            variant, params = "list_app", (app, k_updated, k_user, k_session)
+        elif user is not None:
+            variant, params = "list_user", (user, k_updated, k_app, k_session)
+        else:
+            variant, params = "list_all", (k_updated, k_app, k_user, k_session)
+
+        def run(conn):
+            rows = conn.execute(self._sql[variant], params + (-1 if limit is None else limit,)).fetchall()
+            scoped: dict[tuple, list] = {}
+            states = {}
+            for r_app, r_user, r_session, *_ in rows:
+                for scope, scope_key in ((APP, (r_app, "", "")), (USER, (r_app, r_user, ""))):
+                    if (scope, scope_key) not in scoped:
+                        scoped[scope, scope_key] = conn.execute(self._sql["state_scope"], scope_key + (scope,)).fetchall()
+                own = conn.execute(self._sql["state_scope"], (r_app, r_user, r_session, SESSION)).fetchall()
+                states[r_app, r_user, r_session] = (scoped[APP, (r_app, "", "")]
+                                                    + scoped[USER, (r_app, r_user, "")] + own)
+            return rows, states
+        return self._run(run)
+
+    # -- events and state ---------------------------------------------------
+    def append(self, app: str, user: str, session: str, expected_revision: Optional[int],
+               events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]],
+               deletes: Sequence[tuple[str, str]], updated_at: float) -> tuple[Optional[int], dict[str, tuple]]:
+        """Append events and apply their state in one IMMEDIATE transaction.
+
+        Args:
+            expected_revision: the revision the caller's Session object holds;
+                None skips the stale check (``update_keys``).
+            events: ``(event_id, invocation_id, author, branch, timestamp, body)``.
+            upserts: state rows ``(scope, key, JSON)`` to write.
+            deletes: state keys ``(scope, key)`` to delete.
+            updated_at: the session's new ``updated_at`` (epoch seconds).
+
+        Returns:
+            ``(new revision, {})``; or, when every event is already stored,
+            ``(None, {event_id: stored row})`` and nothing is written (a safe retry).
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+            StaleSessionError: the stored revision differs from ``expected_revision``.
+            AlreadyExistsError: some of the events are stored and others not.
+        """
+        def run(conn):
+            row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
+            if row is None:
+                raise errors.SessionNotFoundError(
+                    f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
+            stored = {}
+            if events:
+                ids = codec.dumps([e[0] for e in events])
+                stored = {r[0]: r for r in conn.execute(self._sql["events_existing"], (app, user, session, ids))}
+                if len(stored) == len(events):
+                    return None, stored
+                if stored:
+                    raise errors.AlreadyExistsError(
+                        f"event ids {sorted(stored)} are already stored in session {session!r}; a batch must be "
+                        "all new events or a retry of one that was stored")
+            if expected_revision is not None and row[2] != expected_revision:
+                raise errors.StaleSessionError(
+                    f"session {session!r} (app_name={app!r}, user_id={user!r}) was changed by another writer: "
+                    f"stored revision {row[2]}, this Session object has revision {expected_revision}; "
+                    "reload it with get_session and retry")
+            if events:
+                conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
+            self._write_state(conn, app, user, session, upserts, deletes, time.time())
+            conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
+            return row[2] + 1, stored
+        return self._run(run, write=True)
+
+    def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
+        if upserts:
+            conn.executemany(self._sql["state_upsert"], [
+                (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k, v, now)
+                for scope, k, v in upserts])
+        if deletes:
+            conn.executemany(self._sql["state_delete"], [
+                (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k)
+                for scope, k in deletes])
+
+    def scope_state(self, app: str, user: str, scope: str) -> list[tuple[str, str, str]]:
+        """Read the state rows of one app (``scope="app"``, ``user=""``) or one user."""
+        return self._run(lambda conn: conn.execute(self._sql["state_scope"], (app, user, "", scope)).fetchall())
+
+    def count_events(self, app: str, user: str, session: str) -> int:
+        """Count a session's events.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+        """
+        def run(conn):
+            if conn.execute(self._sql["session_row"], (app, user, session)).fetchone() is None:
+                raise errors.SessionNotFoundError(
+                    f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
+            return conn.execute(self._sql["event_count"], (app, user, session)).fetchone()[0]
+        return self._run(run)
+
+    # -- maintenance --------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counts and file facts; see ``DatabaseSessionService.get_stats``."""
+        m = self.db.models
+
+        def run(conn):
+            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+            return {
+                "sessions": one(f"SELECT COUNT(*) FROM {m.Session._meta.table_name}"),
+                "events": one(f"SELECT COUNT(*) FROM {m.Event._meta.table_name}"),
+                "state_keys": one(f"SELECT COUNT(*) FROM {m.State._meta.table_name}"),
+                "apps": one(f"SELECT COUNT(DISTINCT app_name) FROM {m.Session._meta.table_name}"),
+                "users": one(f"SELECT COUNT(*) FROM (SELECT DISTINCT app_name, user_id FROM "
+                             f"{m.Session._meta.table_name})"),
+                "free_pages": one("PRAGMA freelist_count"),
+                "page_size": one("PRAGMA page_size"),
+                "journal_mode": one("PRAGMA journal_mode"),
+            }
+        out = self._run(run)
+        sizes = self.db.file_sizes()
+        mib = 1024 * 1024
+        out.update(
+            db_size_mb=round((sizes["db"] + sizes["wal"]) / mib, 3),
+            wal_size_mb=round(sizes["wal"] / mib, 3),
+            db_bytes=sizes["db"], wal_bytes=sizes["wal"], shm_bytes=sizes["shm"],
+            schema_version=SCHEMA_VERSION, sqlite_version=sqlite3.sqlite_version, path=self.db.path,
+            synchronous=self.db.synchronous,
+        )
+        return out
+
+    def vacuum(self) -> dict[str, int]:
+        """Checkpoint the WAL (TRUNCATE), VACUUM and optimize.
+
+        Returns:
+            ``{"bytes_before": int, "bytes_after": int}``: main file + WAL, bytes.
+        """
+        before = self.db.file_sizes()
+        try:
+            with self._guard:
+                conn = self._conn()
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                conn.execute("PRAGMA optimize")
+        except (sqlite3.Error, pw.PeeweeException) as e:
+            raise translate(e, self.db.path, self.db.busy_timeout) from e
+        after = self.db.file_sizes()
+        return {"bytes_before": before["db"] + before["wal"], "bytes_after": after["db"] + after["wal"]}
+
+    def close(self) -> None:
+        """Close every connection; later calls raise :class:`ServiceClosedError`."""
+        with self._guard:
+            self._closed = True
+            self.db.close()
+
+

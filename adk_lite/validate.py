@@ -1,0 +1,132 @@
+"""Argument checks shared by the sync service, the async wrapper and the ADK adapter.
+
+Each check raises ``TypeError`` for a wrong type and ``ValueError`` for a wrong
+value, with a message that names the argument. Checks run before any transaction,
+so a refused call writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any, Optional
+
+MAX_ID_LENGTH = 256
+"""Longest ``app_name``, ``user_id``, ``session_id`` or event id, in characters."""
+
+
+def _check_text(value: str, arg: str) -> None:
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
+    if "\x00" in value:
+        raise ValueError(f"{arg} contains a NUL character")
+
+
+def name(value: Any, arg: str) -> str:
+    """Check an ``app_name`` or ``user_id``: a non-blank str of at most 256 characters.
+
+    Returns the value unchanged (names are not stripped; session ids are).
+
+    Raises:
+        TypeError: not a str.
+        ValueError: empty or whitespace only, too long, or contains NUL.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{arg} must not be empty or blank")
+    _check_text(value, arg)
+    return value
+
+
+def session_id(value: Any, *, generate: bool = False, arg: str = "session_id") -> str:
+    """Check a ``session_id`` and strip surrounding whitespace (as ADK does).
+
+    Args:
+        value: a str, or None.
+        generate: when True, None or a blank id gives a new uuid4 string
+            (``create_session``); when False they are refused.
+
+    Raises:
+        TypeError: neither a str nor None.
+        ValueError: blank (when ``generate`` is False), too long, or contains NUL.
+    """
+    if value is None and generate:
+        return str(uuid.uuid4())
+    if not isinstance(value, str):
+        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        if generate:
+            return str(uuid.uuid4())
+        raise ValueError(f"{arg} must not be empty or blank")
+    _check_text(value, arg)
+    return value
+
+
+def optional_name(value: Any, arg: str) -> Optional[str]:
+    """Like :func:`name`, but None passes (a filter that is not applied)."""
+    return None if value is None else name(value, arg)
+
+
+def event_text(value: Any, arg: str, *, optional: bool = False) -> Optional[str]:
+    """Check an event's ``id``, ``invocation_id``, ``author`` or ``branch``.
+
+    Raises:
+        TypeError: not a str (None passes when ``optional``).
+        ValueError: too long, or contains NUL.
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
+    _check_text(value, arg)
+    return value
+
+
+def num_recent_events(value: Any) -> Optional[int]:
+    """Check ``num_recent_events``: None (no limit) or an int >= 0.
+
+    Raises:
+        TypeError: not an int (bool is refused).
+        ValueError: negative (as ADK's ``GetSessionConfig``).
+    """
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise TypeError(f"num_recent_events must be an int or None, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"num_recent_events must be >= 0, got {value}")
+    return value
+
+
+def timestamp(value: Any, arg: str, *, optional: bool = True) -> Optional[float]:
+    """Check a time in epoch seconds: a finite int or float (None passes when optional).
+
+    Raises:
+        TypeError: not a number (bool is refused).
+        ValueError: NaN or infinite.
+    """
+    if value is None and optional:
+        return None
+    if type(value) not in (int, float):
+        raise TypeError(f"{arg} must be a number of epoch seconds, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{arg} must be finite, got {value!r}")
+    return float(value)
+
+
+def limit(value: Any) -> Optional[int]:
+    """Check a page size for ``list_sessions``: None (everything) or an int >= 1.
+
+    Raises:
+        TypeError: not an int.
+        ValueError: less than 1.
+    """
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"limit must be >= 1, got {value}")
+    return value
