@@ -1,0 +1,40 @@
+"""The package face: __all__ matches the docs, docstrings everywhere, no google-adk import."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import adk_lite
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_all_names_exist_and_are_documented():
+    for name in adk_lite.__all__:
+        assert hasattr(adk_lite, name), name
+        if not name.startswith("__"):
+            assert re.search(rf"\b{name}\b", README), f"{name} is exported but not in README.md"
+
+
+def test_public_callables_have_docstrings():
+    missing = []
+    for name in adk_lite.__all__:
+        obj = getattr(adk_lite, name)
+        if inspect.isclass(obj):
+            if not inspect.getdoc(obj):
+                missing.append(name)
+            for attr, value in vars(obj).items():
+                if not attr.startswith("_") and (callable(value) or isinstance(value, property)):
+                    if not inspect.getdoc(getattr(obj, attr)):
+                        missing.append(f"{name}.{attr}")
+    assert missing == []
+
+
+def test_import_does_not_import_google_adk():
+    code = "import sys, adk_lite; print('google.adk' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,164 @@
+"""Opening a database: zero config, paths and URLs, pragmas, file mode, refused files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from adk_lite import (
+    CorruptDatabaseError,
+    DatabaseOpenError,
+    DatabaseSessionService,
+    ForeignDatabaseError,
+    SchemaVersionError,
+)
+from adk_lite.database import DEFAULT_PATH, SCHEMA_VERSION, resolve
+
+from .conftest import file_bytes
+
+
+def test_zero_config_uses_default_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADK_LITE_DB", raising=False)
+    with DatabaseSessionService() as svc:
+        svc.create_session("app", "u", session_id="s")
+        assert svc.path == DEFAULT_PATH == os.path.join(".adk", "sessions.sqlite3")
+    assert (tmp_path / ".adk" / "sessions.sqlite3").is_file()
+
+
+def test_env_var_wins_over_default(tmp_path, monkeypatch):
+    target = tmp_path / "deep" / "er" / "env.db"
+    monkeypatch.setenv("ADK_LITE_DB", str(target))
+    monkeypatch.chdir(tmp_path)
+    with DatabaseSessionService() as svc:
+        assert svc.path == str(target)
+    assert target.is_file() and not (tmp_path / ".adk").exists()
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("sqlite:///rel.db", "rel.db"),
+    ("sqlite+aiosqlite:///rel.db", "rel.db"),
+    ("sqlite:////abs/x.db", "/abs/x.db"),
+    ("adklite:///data/s.db", "data/s.db"),
+    ("sqlite://", ":memory:"),
+    ("sqlite:///:memory:", ":memory:"),
+    (":memory:", ":memory:"),
+    ("plain/path.db", "plain/path.db"),
+])
+def test_resolve_paths_and_urls(url, expected):
+    assert resolve(url) == expected
+
+
+def test_resolve_pathlike_and_bad_targets(tmp_path):
+    assert resolve(tmp_path / "p.db") == str(tmp_path / "p.db")
+    with pytest.raises(ValueError, match="postgresql"):
+        resolve("postgresql://host/db")
+    with pytest.raises(ValueError, match="empty"):
+        resolve("")
+    with pytest.raises(TypeError, match="db must be"):
+        resolve(42)
+
+
+def test_url_opens_the_same_file(tmp_path):
+    path = tmp_path / "u.db"
+    with DatabaseSessionService(str(path)) as svc:
+        svc.create_session("app", "u", session_id="s")
+    with DatabaseSessionService(f"sqlite+aiosqlite:///{path}") as svc:
+        assert svc.get_session("app", "u", "s") is not None
+
+
+def test_pragmas_and_schema(svc):
+    conn = svc.store.db.peewee.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"adk_sessions", "adk_events", "adk_state", "adk_metadata"} <= tables
+    assert conn.execute("SELECT value FROM adk_metadata WHERE key='schema_version'").fetchone()[0] == "1"
+
+
+def test_options(tmp_path):
+    with DatabaseSessionService(str(tmp_path / "f.db"), synchronous="full", busy_timeout=0.5) as svc:
+        conn = svc.store.db.peewee.connection()
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 500
+    with pytest.raises(ValueError, match="synchronous"):
+        DatabaseSessionService(str(tmp_path / "g.db"), synchronous="off")
+    with pytest.raises(ValueError, match="busy_timeout"):
+        DatabaseSessionService(str(tmp_path / "g.db"), busy_timeout=-1)
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_new_file_mode_is_0600_and_existing_mode_kept(tmp_path):
+    path = tmp_path / "m.db"
+    with DatabaseSessionService(str(path)) as svc:
+        svc.create_session("app", "u")
+        for suffix in ("", "-wal", "-shm"):
+            assert stat.S_IMODE(os.stat(str(path) + suffix).st_mode) == 0o600, suffix
+    os.chmod(path, 0o644)
+    with DatabaseSessionService(str(path)):
+        pass
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(DatabaseOpenError, match="directory"):
+        DatabaseSessionService(str(tmp_path))
+
+
+def test_non_sqlite_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"hello, this is not a database" * 10)
+    before = file_bytes(str(path))
+    with pytest.raises(CorruptDatabaseError, match="not a SQLite database"):
+        DatabaseSessionService(str(path))
+    assert file_bytes(str(path)) == before
+
+
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path):
+    path = str(tmp_path / "adk.db")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE sessions (id TEXT)")
+    conn.execute("CREATE TABLE events (id TEXT)")
+    conn.commit()
+    conn.close()
+    before = file_bytes(path)
+    with pytest.raises(ForeignDatabaseError, match="google.adk"):
+        DatabaseSessionService(path)
+    assert file_bytes(path) == before
+
+
+def test_newer_schema_is_refused_untouched(db_path):
+    with DatabaseSessionService(db_path) as svc:
+        svc.create_session("app", "u")
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE adk_metadata SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    before = file_bytes(db_path)
+    with pytest.raises(SchemaVersionError, match="newer"):
+        DatabaseSessionService(db_path)
+    assert file_bytes(db_path) == before
+
+
+def test_truncated_file_is_refused(db_path):
+    with DatabaseSessionService(db_path) as svc:
+        s = svc.create_session("app", "u")
+        svc.append_events(s, [__import__("adk_lite").Event(content={"t": "x" * 3000}) for _ in range(20)])
+    size = os.path.getsize(db_path)
+    with open(db_path, "r+b") as fh:
+        fh.truncate(size // 2)
+    with pytest.raises(CorruptDatabaseError, match="truncated"):
+        DatabaseSessionService(db_path)
+
+
+def test_empty_file_is_initialized(tmp_path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    with DatabaseSessionService(str(path)) as svc:
+        assert svc.create_session("app", "u", session_id="s").id == "s"
