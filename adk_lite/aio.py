@@ -15,6 +15,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, TypeVar, Union
 
+from .errors import ServiceClosedError
 from .service import DatabaseSessionService
 
 T = TypeVar("T")
@@ -55,9 +56,16 @@ class AsyncDatabaseSessionService:
 
         For callers (such as the ADK adapter) that do several sync steps per call
         and want them in one executor hop.
+
+        Raises:
+            ServiceClosedError: after :meth:`aclose`.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except RuntimeError as e:  # the executor was shut down by aclose()
+            raise ServiceClosedError(f"the service on {self.path} is closed") from e
+        return await future
 
     async def aclose(self) -> None:
         """Stop the executor (waiting for running calls) and close every connection.

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from adk_lite import AsyncDatabaseSessionService, DatabaseSessionService, Event, EventActions, StaleSessionError
+from adk_lite import (AsyncDatabaseSessionService, DatabaseSessionService, Event, EventActions, ServiceClosedError,
+                      StaleSessionError)
 
 
 def run(coro):
@@ -98,6 +99,16 @@ def test_aclose_leaves_no_file_descriptor(tmp_path):
     opened = run(main())
     assert opened, "the test should have seen the database open"
     assert open_fds_on(path) == []
+
+
+def test_calls_after_aclose_raise_service_closed(db_path):
+    async def main():
+        svc = AsyncDatabaseSessionService(db_path)
+        await svc.aclose()
+        with pytest.raises(ServiceClosedError, match="closed"):
+            await svc.list_sessions()
+
+    run(main())
 
 
 def test_max_workers_is_checked(db_path):

@@ -162,3 +162,36 @@ def test_empty_file_is_initialized(tmp_path):
     path.touch()
     with DatabaseSessionService(str(path)) as svc:
         assert svc.create_session("app", "u", session_id="s").id == "s"
+
+
+def _migrate_to_v2(conn):
+    conn.execute("ALTER TABLE adk_sessions ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+
+
+def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
+    import adk_lite.database as database
+
+    with DatabaseSessionService(db_path) as svc:
+        svc.create_session("app", "u", session_id="s")
+    monkeypatch.setattr(database, "SCHEMA_VERSION", 2)
+
+    def broken(conn):
+        _migrate_to_v2(conn)
+        raise RuntimeError("migration step failed")
+
+    monkeypatch.setattr(database, "MIGRATIONS", {1: broken})
+    with pytest.raises(RuntimeError, match="failed"):
+        DatabaseSessionService(db_path)
+    conn = sqlite3.connect(db_path)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
+    assert "note" not in columns  # rolled back whole
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "1"
+    conn.close()
+
+    monkeypatch.setattr(database, "MIGRATIONS", {1: _migrate_to_v2})
+    with DatabaseSessionService(db_path) as svc:
+        assert svc.get_session("app", "u", "s") is not None
+    conn = sqlite3.connect(db_path)
+    assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "2"
+    conn.close()
