@@ -41,10 +41,14 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             database = db
             legacy_table_names = False
 
-    class Session(Base):
+    class Keyed(Base):
+        """The three ids every table is keyed by."""
+
         app_name = pw.TextField()
         user_id = pw.TextField()
         session_id = pw.TextField()
+
+    class Session(Keyed):
         created_at = pw.FloatField()
         updated_at = pw.FloatField()
         revision = pw.IntegerField(default=0)
@@ -57,11 +61,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
                 (("app_name", "updated_at", "user_id", "session_id"), False),
             )
 
-    class Event(Base):
+    class Event(Keyed):
         id = pw.AutoField()
-        app_name = pw.TextField()
-        user_id = pw.TextField()
-        session_id = pw.TextField()
         event_id = pw.TextField()
         invocation_id = pw.TextField()
         author = pw.TextField()
@@ -82,10 +83,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
                 )
             ]
 
-    class State(Base):
-        app_name = pw.TextField()
-        user_id = pw.TextField()
-        session_id = pw.TextField()
+    class State(Keyed):
         scope = pw.TextField()
         state_key = pw.TextField()
         state_value = pw.TextField()

@@ -145,7 +145,7 @@ class DatabaseSessionService:
         """
         app, user = self._names(app_name, user_id)
         sid = validate.session_id(session_id)
-        limit = validate.num_recent_events(num_recent_events)
+        limit = validate.count(num_recent_events, "num_recent_events", 0)
         after = validate.timestamp(after_timestamp, "after_timestamp")
         found = self._store.read_session(app, user, sid, limit, after)
         if found is None:
@@ -174,7 +174,7 @@ class DatabaseSessionService:
         """
         app = validate.optional_name(app_name, "app_name")
         user = validate.optional_name(user_id, "user_id")
-        page = validate.limit(limit)
+        page = validate.count(limit, "limit", 1)
         key = _decode_cursor(after)
         rows, states = self._store.list_sessions(app, user, None if page is None else page + 1, key)
         more = page is not None and len(rows) > page

@@ -84,19 +84,22 @@ def event_text(value: Any, arg: str, *, optional: bool = False) -> Optional[str]
     return value
 
 
-def num_recent_events(value: Any) -> Optional[int]:
-    """Check ``num_recent_events``: None (no limit) or an int >= 0.
+def count(value: Any, arg: str, minimum: int) -> Optional[int]:
+    """Check an optional count: None (no limit) or an int >= ``minimum``.
+
+    Used for ``num_recent_events`` (minimum 0, as ADK's ``GetSessionConfig``) and
+    ``list_sessions``' ``limit`` (minimum 1).
 
     Raises:
         TypeError: not an int (bool is refused).
-        ValueError: negative (as ADK's ``GetSessionConfig``).
+        ValueError: less than ``minimum``.
     """
     if value is None:
         return None
     if type(value) is not int:
-        raise TypeError(f"num_recent_events must be an int or None, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"num_recent_events must be >= 0, got {value}")
+        raise TypeError(f"{arg} must be an int or None, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{arg} must be >= {minimum}, got {value}")
     return value
 
 
@@ -114,19 +117,3 @@ def timestamp(value: Any, arg: str, *, optional: bool = True) -> Optional[float]
     if not math.isfinite(value):
         raise ValueError(f"{arg} must be finite, got {value!r}")
     return float(value)
-
-
-def limit(value: Any) -> Optional[int]:
-    """Check a page size for ``list_sessions``: None (everything) or an int >= 1.
-
-    Raises:
-        TypeError: not an int.
-        ValueError: less than 1.
-    """
-    if value is None:
-        return None
-    if type(value) is not int:
-        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"limit must be >= 1, got {value}")
-    return value
