@@ -388,16 +388,13 @@ def _prepare(event: Any, where: str) -> Optional[tuple[Event, tuple, dict]]:
         raise TypeError(f"{where}.actions must be an adk_lite.EventActions, not {type(event.actions).__name__}")
     delta = scopes.check_delta(event.actions.state_delta, f"{where}.actions.state_delta")
     body = event.body()
-    if "actions" in body:
-        stored_delta = scopes.without_temp(delta)
-        actions = dict(body["actions"])
-        if stored_delta:
-            actions["state_delta"] = stored_delta
-        else:
-            actions.pop("state_delta", None)
-        if actions:
-            body["actions"] = actions
-        else:
-            del body["actions"]
-    codec.check_json(body, where)
+    actions = body.pop("actions", {})
+    actions.pop("state_delta", None)
+    codec.check_json(body, where)  # state_delta was checked above, the rest here
+    codec.check_json(actions, f"{where}.actions")
+    stored_delta = scopes.without_temp(delta)
+    if stored_delta:
+        actions["state_delta"] = stored_delta
+    if actions:
+        body["actions"] = actions
     return event, _event_row(event, body), delta

@@ -20,6 +20,7 @@ APP, USER, SESSION = "app", "user", "session"
 """Values of the ``scope`` column of ``adk_state``."""
 
 _PREFIX = {APP: APP_PREFIX, USER: USER_PREFIX, SESSION: ""}
+_BARE = frozenset((APP_PREFIX, USER_PREFIX, TEMP_PREFIX, ""))
 
 
 class ScopedDelta(NamedTuple):
@@ -61,12 +62,9 @@ def check_delta(delta: Any, arg: str) -> dict[str, Any]:
             raise TypeError(f"{arg}: key {key!r} is {type(key).__name__}, state keys must be str")
         if "\x00" in key:
             raise ValueError(f"{arg}: key {key!r} contains a NUL character")
-        for prefix in (APP_PREFIX, USER_PREFIX, TEMP_PREFIX, ""):
-            if key.startswith(prefix):
-                if key == prefix:
-                    what = f"the prefix {prefix!r} with an empty name" if prefix else "an empty key"
-                    raise ValueError(f"{arg}: {what} is not a state key")
-                break
+        if key in _BARE:
+            what = f"the prefix {key!r} with an empty name" if key else "an empty key"
+            raise ValueError(f"{arg}: {what} is not a state key")
         if not key.startswith(TEMP_PREFIX):
             codec.check_json(value, f"{arg}[{key!r}]")
     return delta
