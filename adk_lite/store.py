@@ -147,16 +147,19 @@ class Store:
         return sql
 
     # -- plumbing -----------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, write: bool = False) -> sqlite3.Connection:
         if self._closed:
             raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
+        if write and self.db.read_only:
+            raise errors.DatabaseOpenError(f"database {self.db.path} is open read-only (read_only=True): "
+                                           "this call would write")
         return self.db.peewee.connection()
 
     def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
         """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)."""
         try:
             with self._guard:
-                conn = self._conn()
+                conn = self._conn(write)
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     result = fn(conn, *args)
@@ -388,7 +391,7 @@ class Store:
         before = self.db.file_sizes()
         try:
             with self._guard:
-                conn = self._conn()
+                conn = self._conn(write=True)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
