@@ -233,9 +233,14 @@ class Store:
 
     def delete_session(self, app: str, user: str, session: str) -> None:
         """Delete a session, its events and its session-scope state (a no-op if absent)."""
+        self.delete_sessions([(app, user, session)])
+
+    def delete_sessions(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        """Delete sessions ``(app, user, session)`` with their events and
+        session-scope state, in one IMMEDIATE transaction (absent ones are skipped)."""
         def run(conn):
-            conn.execute(self._sql["state_delete_session"], (app, user, session))
-            conn.execute(self._sql["session_delete"], (app, user, session))
+            conn.executemany(self._sql["state_delete_session"], keys)
+            conn.executemany(self._sql["session_delete"], keys)
         self._run(run, write=True)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
@@ -334,6 +339,22 @@ class Store:
             conn.executemany(self._sql["state_delete"], [
                 (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k)
                 for scope, k in deletes])
+
+    def put_state(self, app: str, user: str, session: str, upserts: Sequence[tuple[str, str, str]],
+                  deletes: Sequence[tuple[str, str]], now: float) -> None:
+        """Write state rows ``(scope, key, JSON)`` and delete keys ``(scope, key)`` in
+        one IMMEDIATE transaction, without touching any session row or event (so
+        app and user state can be restored with no session). ``user``/``session``
+        are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
+        self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
+
+    def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
+
+        For inspection queries of tools such as :mod:`adk_lite.cli`; ``fn`` must
+        fetch its rows fully. Driver errors are translated as for every call.
+        """
+        return self._run(fn)
 
     def scope_state(self, app: str, user: str, scope: str) -> list[tuple[str, str, str]]:
         """Read the state rows of one app (``scope="app"``, ``user=""``) or one user."""

@@ -103,3 +103,20 @@ def test_side_files_of_an_open_writer_are_kept(db):
         rw.create_session("app", "bob", session_id="s3")  # the writer still works
     with DatabaseSessionService(db, read_only=True) as ro:
         assert len(ro.list_sessions("app")) == 3
+
+
+def test_store_read_put_state_and_delete_sessions(db):
+    with DatabaseSessionService(db) as svc:
+        svc.create_session("app", "bob", state={"x": 1}, session_id="s2")
+        store = svc.store
+        assert store.read(lambda c: c.execute("SELECT COUNT(*) FROM adk_sessions").fetchone()[0]) == 2
+        store.put_state("app", "", "", [("app", "a", "4"), ("app", "b", '"new"')], [], time.time())
+        store.put_state("app", "carol", "", [("user", "c", "[1]")], [("user", "nope")], time.time())
+        assert svc.get_app_state("app") == {"a": 4, "b": "new"}
+        assert svc.get_user_state("app", "carol") == {"c": [1]}
+        store.delete_sessions([("app", "alice", "s1"), ("app", "bob", "s2"), ("app", "zed", "none")])
+        assert svc.list_sessions() == []
+        assert store.read(lambda c: c.execute("SELECT COUNT(*) FROM adk_events").fetchone()[0]) == 0
+        assert store.read(lambda c: c.execute(
+            "SELECT COUNT(*) FROM adk_state WHERE scope = 'session'").fetchone()[0]) == 0
+        assert svc.get_user_state("app", "alice") == {"u": 2}  # user state stays
