@@ -238,10 +238,43 @@ class Store:
     def delete_sessions(self, keys: Sequence[tuple[str, str, str]]) -> None:
         """Delete sessions ``(app, user, session)`` with their events and
         session-scope state, in one IMMEDIATE transaction (absent ones are skipped)."""
+        self._run(self._delete_keys, keys, write=True)
+
+    def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+        conn.executemany(self._sql["state_delete_session"], keys)
+        conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+
+    def prune(self, updated_before: float, app: Optional[str], user: Optional[str], limit: Optional[int],
+              delete: bool) -> tuple[int, int]:
+        """Count, and when ``delete`` also delete, sessions not updated since a time.
+
+        The sessions are picked, counted and deleted in one transaction
+        (IMMEDIATE when ``delete``), so a session updated meanwhile is never
+        deleted. Call again until it returns ``(0, 0)`` to prune in batches.
+
+        Args:
+            updated_before: epoch seconds; sessions with ``updated_at`` before it go.
+            app, user: only this ``app_name`` / ``user_id``, or None for every one.
+            limit: at most this many sessions (a batch), or None for all.
+            delete: False only counts (a dry run; works on a read-only service).
+
+        Returns:
+            ``(sessions, events)`` counted (and deleted).
+        """
+        where, params = "updated_at < ?", [updated_before]
+        for column, value in (("app_name", app), ("user_id", user)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        pick = f"SELECT app_name, user_id, session_id FROM {self.db.models.Session._meta.table_name} WHERE {where} LIMIT ?"
+
         def run(conn):
-            conn.executemany(self._sql["state_delete_session"], keys)
-            conn.executemany(self._sql["session_delete"], keys)
-        self._run(run, write=True)
+            keys = conn.execute(pick, (*params, -1 if limit is None else limit)).fetchall()
+            events = sum(conn.execute(self._sql["event_count"], k).fetchone()[0] for k in keys)
+            if delete:
+                self._delete_keys(conn, keys)
+            return len(keys), events
+        return self._run(run, write=delete)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
                       after: Optional[tuple]) -> tuple[list[tuple], dict]:

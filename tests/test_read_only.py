@@ -120,3 +120,23 @@ def test_store_read_put_state_and_delete_sessions(db):
         assert store.read(lambda c: c.execute(
             "SELECT COUNT(*) FROM adk_state WHERE scope = 'session'").fetchone()[0]) == 0
         assert svc.get_user_state("app", "alice") == {"u": 2}  # user state stays
+
+
+def test_store_prune_counts_then_deletes_in_batches(db):
+    with DatabaseSessionService(db) as svc:
+        for i in range(5):
+            s = svc.create_session("app", "bob", state={"n": i}, session_id=f"old{i}")
+            svc.append_events(s, [Event(author="user", timestamp=1000.0 + i), Event(author="user", timestamp=1001.0 + i)])
+        cutoff = 2000.0  # the old sessions' updated_at is their last event's timestamp; s1 is newer
+        with DatabaseSessionService(db, read_only=True) as ro:
+            assert ro.store.prune(cutoff, None, None, None, delete=False) == (5, 10)
+            with pytest.raises(DatabaseOpenError):
+                ro.store.prune(cutoff, None, None, None, delete=True)
+        assert svc.store.prune(cutoff, "other", None, None, delete=True) == (0, 0)
+        assert svc.store.prune(cutoff, "app", "bob", 3, delete=True) == (3, 6)
+        assert svc.store.prune(cutoff, "app", None, 3, delete=True) == (2, 4)
+        assert svc.store.prune(cutoff, None, None, 3, delete=True) == (0, 0)
+        assert [s.id for s in svc.list_sessions()] == ["s1"]
+        assert svc.get_user_state("app", "bob") == {}  # no user state was set; session state went
+        assert svc.store.read(lambda c: c.execute("SELECT COUNT(*) FROM adk_state WHERE session_id LIKE 'old%'")
+                              .fetchone()[0]) == 0
