@@ -166,6 +166,12 @@ def _size(path: str) -> Optional[int]:
         return None
 
 
+def file_sizes(path: str) -> dict[str, int]:
+    """Return the sizes in bytes of a database file ``path`` (``"db"``), its ``-wal``
+    (``"wal"``) and ``-shm`` (``"shm"``) files; 0 for a missing one. Opens nothing."""
+    return {key: _size(path + suffix) or 0 for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
+
+
 def _read_only_uri(path: str) -> str:
     return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
 
@@ -338,8 +344,7 @@ class Database:
     def file_sizes(self) -> dict[str, int]:
         """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
         (0 for a missing one, and all 0 in memory)."""
-        return {key: 0 if self.is_memory else _size(self.path + suffix) or 0
-                for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
+        return {"db": 0, "wal": 0, "shm": 0} if self.is_memory else file_sizes(self.path)
 
     def close(self) -> None:
         """Close every connection this database opened, in every thread.
@@ -362,4 +367,4 @@ class Database:
                 pass  # unwritable file or folder, or busy: the side files stay, as SQLite leaves them
 
 
-__all__ = ["Database", "resolve", "inspect_file", "translate", "DEFAULT_PATH", "ENV_VAR", "SCHEMA_VERSION", "TABLES"]
+__all__ = ["Database", "resolve", "inspect_file", "translate", "file_sizes", "DEFAULT_PATH", "ENV_VAR", "SCHEMA_VERSION", "TABLES"]
