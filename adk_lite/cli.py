@@ -26,7 +26,7 @@ import orjson
 
 from . import __version__, codec, errors, validate
 from . import state as scopes
-from .database import ENV_VAR, MEMORY, SCHEMA_VERSION, resolve
+from .database import ENV_VAR, MEMORY, SCHEMA_VERSION, file_sizes, resolve
 from .models import EVENTS, METADATA, SESSIONS, STATE, TABLES
 from .service import DatabaseSessionService
 
@@ -78,16 +78,6 @@ def iso(ts: Optional[float]) -> str:
         return ""
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds").replace(
         "+00:00", "Z")
-
-
-def _file_sizes(path: str) -> dict[str, int]:
-    out = {}
-    for suffix, key in (("", "db_bytes"), ("-wal", "wal_bytes"), ("-shm", "shm_bytes")):
-        try:
-            out[key] = os.path.getsize(path + suffix)
-        except OSError:
-            out[key] = 0
-    return out
 
 
 def _print_json(value: Any) -> None:
@@ -153,7 +143,8 @@ def _count_events(conn, keys: Sequence[tuple[str, str, str]]) -> list[int]:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``adk-lite stats``: get_stats(), file sizes, sessions per app, largest sessions."""
-    sizes = _file_sizes(_path(args))  # before opening: reading a WAL file makes -shm/-wal for a while
+    # sizes before opening: reading a WAL file makes -shm/-wal files while it is open
+    sizes = {f"{k}_bytes": v for k, v in file_sizes(_path(args)).items()}
     with _open(args) as svc:
         stats = svc.get_stats()
 
