@@ -451,6 +451,11 @@ def test_progress_bar_only_when_stderr_is_a_terminal(capsys, db, tmp_path, monke
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["export", db, "-o", str(tmp_path / "b.jsonl")]) == 0
     assert "export" in "".join(terminal.text) and "session" in "".join(terminal.text)
+    terminal.text.clear()
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm not installed: no bar, no error
+    assert main(["export", db, "-o", str(tmp_path / "c.jsonl")]) == 0
+    assert terminal.text == []
+    assert (tmp_path / "c.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
 
 
 # -- documentation -------------------------------------------------------------------------------
