@@ -435,8 +435,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                                                     "keys": differ})
                     put = [(scope, k, v) for k, v in wanted.items() if stored.get(k) != v
                            and (args.replace or k not in stored)]
-                    store.put_state(app, user, "", put, (), time.time())
-                    report["state_keys"] += len(put)
+                    if put:
+                        store.put_state(app, user, "", put, (), time.time())
+                        report["state_keys"] += len(put)
                     continue
                 existing = _session_record(store, key)
                 if existing is not None:

@@ -367,4 +367,5 @@ class Database:
                 pass  # unwritable file or folder, or busy: the side files stay, as SQLite leaves them
 
 
-__all__ = ["Database", "resolve", "inspect_file", "translate", "file_sizes", "DEFAULT_PATH", "ENV_VAR", "SCHEMA_VERSION", "TABLES"]
+__all__ = ["Database", "resolve", "inspect_file", "translate", "file_sizes", "DEFAULT_PATH", "ENV_VAR",
+           "SCHEMA_VERSION", "TABLES"]

@@ -266,7 +266,8 @@ class Store:
             if value is not None:
                 where += f" AND {column} = ?"
                 params.append(value)
-        pick = f"SELECT app_name, user_id, session_id FROM {self.db.models.Session._meta.table_name} WHERE {where} LIMIT ?"
+        table = self.db.models.Session._meta.table_name
+        pick = f"SELECT app_name, user_id, session_id FROM {table} WHERE {where} LIMIT ?"
 
         def run(conn):
             keys = conn.execute(pick, (*params, -1 if limit is None else limit)).fetchall()

@@ -33,8 +33,9 @@ def tables(path):
     try:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
                 for t in ("adk_sessions", "adk_state", "adk_metadata")} | {
-            "adk_events": conn.execute("SELECT app_name, user_id, session_id, event_id, invocation_id, author, branch, "
-                                       "timestamp, body FROM adk_events ORDER BY app_name, user_id, session_id, id").fetchall()}
+            "adk_events": conn.execute(
+                "SELECT app_name, user_id, session_id, event_id, invocation_id, author, branch, timestamp, body "
+                "FROM adk_events ORDER BY app_name, user_id, session_id, id").fetchall()}
     finally:
         conn.close()
 

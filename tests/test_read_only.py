@@ -126,7 +126,7 @@ def test_store_prune_counts_then_deletes_in_batches(db):
     with DatabaseSessionService(db) as svc:
         for i in range(5):
             s = svc.create_session("app", "bob", state={"n": i}, session_id=f"old{i}")
-            svc.append_events(s, [Event(author="user", timestamp=1000.0 + i), Event(author="user", timestamp=1001.0 + i)])
+            svc.append_events(s, [Event(author="user", timestamp=1000.0 + i + j) for j in range(2)])
         cutoff = 2000.0  # the old sessions' updated_at is their last event's timestamp; s1 is newer
         with DatabaseSessionService(db, read_only=True) as ro:
             assert ro.store.prune(cutoff, None, None, None, delete=False) == (5, 10)
