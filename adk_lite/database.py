@@ -131,9 +131,8 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         raise errors.CorruptDatabaseError(
             f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
         )
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+        conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
     except sqlite3.Error as e:
         raise translate(e, path, busy_timeout) from e
     try:
@@ -158,6 +157,23 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     version = int(row[0])
     _check_version(version, path)
     return version
+
+
+def _size(path: str) -> Optional[int]:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def file_sizes(path: str) -> dict[str, int]:
+    """Return the sizes in bytes of a database file ``path`` (``"db"``), its ``-wal``
+    (``"wal"``) and ``-shm`` (``"shm"``) files; 0 for a missing one. Opens nothing."""
+    return {key: _size(path + suffix) or 0 for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
+
+
+def _read_only_uri(path: str) -> str:
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
 
 
 def _check_version(version: int, path: str) -> None:
@@ -208,6 +224,13 @@ class Database:
             (also survives power loss or an OS crash), SQLite's ``synchronous`` pragma.
         busy_timeout: seconds to wait for another connection's write lock before
             raising :class:`DatabaseLockedError`; default 5.
+        read_only: open an existing file through ``mode=ro`` connections: no
+            file or folder is created, no schema is created or migrated, no pragma
+            that writes is set (``journal_mode`` is left as it is), and the main
+            file's bytes and mtime stay unchanged. SQLite still makes ``-wal`` and
+            ``-shm`` files to read a WAL database; :meth:`close` removes them when
+            they were not there before (through SQLite's own last-close cleanup,
+            which writes nothing to the main file when the WAL is empty).
 
     Attributes:
         path: the file path, or ``":memory:"``.
@@ -221,11 +244,12 @@ class Database:
     Raises:
         TypeError, ValueError: a bad ``target``, ``synchronous`` or ``busy_timeout``.
         DatabaseError: the subclasses :func:`inspect_file` raises, and
-            :class:`DatabaseOpenError` when the file or its folder cannot be made.
+            :class:`DatabaseOpenError` when the file or its folder cannot be made,
+            or, with ``read_only``, when the file is missing or empty.
     """
 
     def __init__(self, target: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
-                 busy_timeout: float = 5.0) -> None:
+                 busy_timeout: float = 5.0, read_only: bool = False) -> None:
         if not isinstance(synchronous, str) or synchronous.lower() not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
         if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 1e6:
@@ -234,6 +258,10 @@ class Database:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = synchronous.lower()
         self.is_memory = self.path == MEMORY
+        self.read_only = bool(read_only)
+        if self.read_only:
+            self._open_read_only()
+            return
         if not self.is_memory:
             self._prepare_file()
         pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
@@ -249,6 +277,22 @@ class Database:
         except BaseException:
             self.peewee.close_all()
             raise
+
+    def _open_read_only(self) -> None:
+        path = self.path
+        if self.is_memory:
+            raise ValueError("read_only needs a database file, not ':memory:'")
+        if not os.path.lexists(path):
+            raise errors.DatabaseOpenError(f"database {path} does not exist")
+        self._had_side_files = any(os.path.lexists(path + s) for s in ("-wal", "-shm"))
+        if inspect_file(path, self.busy_timeout) is None:
+            raise errors.DatabaseOpenError(f"database {path} is empty: it has no adk_lite tables yet")
+        pragmas = [("query_only", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+        self.peewee = _TrackedSqliteDatabase(
+            _read_only_uri(path), uri=True, pragmas=pragmas, timeout=self.busy_timeout,
+            check_same_thread=False)
+        self.lock = None
+        self.models = make_models(self.peewee)
 
     def _prepare_file(self) -> None:
         path = self.path
@@ -300,17 +344,28 @@ class Database:
     def file_sizes(self) -> dict[str, int]:
         """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
         (0 for a missing one, and all 0 in memory)."""
-        out = {}
-        for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm")):
-            try:
-                out[key] = 0 if self.is_memory else os.path.getsize(self.path + suffix)
-            except OSError:
-                out[key] = 0
-        return out
+        return {"db": 0, "wal": 0, "shm": 0} if self.is_memory else file_sizes(self.path)
 
     def close(self) -> None:
-        """Close every connection this database opened, in every thread."""
+        """Close every connection this database opened, in every thread.
+
+        With ``read_only``, also remove the ``-wal``/``-shm`` files reading made
+        when none was there at open: a read-write connection that reads and
+        closes lets SQLite delete them if it is the last one on the file (it
+        checks with its own locks, so another process's files are never removed).
+        """
         self.peewee.close_all()
+        if self.read_only and not self._had_side_files and os.path.lexists(self.path + "-wal"):
+            try:
+                conn = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=rw",
+                                       uri=True, timeout=0, isolation_level=None)
+                try:
+                    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass  # unwritable file or folder, or busy: the side files stay, as SQLite leaves them
 
 
-__all__ = ["Database", "resolve", "inspect_file", "translate", "DEFAULT_PATH", "ENV_VAR", "SCHEMA_VERSION", "TABLES"]
+__all__ = ["Database", "resolve", "inspect_file", "translate", "file_sizes", "DEFAULT_PATH", "ENV_VAR",
+           "SCHEMA_VERSION", "TABLES"]

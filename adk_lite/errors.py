@@ -64,7 +64,8 @@ class DatabaseError(AdkLiteError):
 
 
 class DatabaseOpenError(DatabaseError, OSError):
-    """The path cannot be opened as a database (a directory, no permission, ...)."""
+    """The path cannot be opened as a database (a directory, no permission, a
+    missing file for a read-only service, ...), or a read-only service was asked to write."""
 
 
 class DatabaseLockedError(DatabaseError, TimeoutError):

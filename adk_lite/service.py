@@ -67,6 +67,10 @@ class DatabaseSessionService:
             acknowledged) or ``"full"`` (also power loss or an OS crash; slower).
         busy_timeout: seconds to wait for another connection's write lock before
             raising ``DatabaseLockedError`` (default 5).
+        read_only: open an existing file read-only (for inspection: the main
+            file's bytes and mtime never change, and nothing is created); every
+            method that writes raises ``DatabaseOpenError``. See
+            :class:`adk_lite.database.Database`.
 
     Raises:
         TypeError, ValueError: a bad argument, named in the message.
@@ -75,6 +79,8 @@ class DatabaseSessionService:
         ForeignDatabaseError: a SQLite file that is not adk_lite's (e.g. ADK's own).
         SchemaVersionError: a file written by a newer adk_lite. In each case the
             file is left unchanged.
+        DatabaseOpenError: with ``read_only``, a missing or empty file;
+            ValueError for ``":memory:"``.
 
     Methods take ``app_name, user_id, session_id`` by keyword or in that order.
     The service is safe to share across threads; use it as a context manager or
@@ -82,8 +88,8 @@ class DatabaseSessionService:
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
-                 busy_timeout: float = 5.0) -> None:
-        self._store = Store(Database(db, synchronous=synchronous, busy_timeout=busy_timeout))
+                 busy_timeout: float = 5.0, read_only: bool = False) -> None:
+        self._store = Store(Database(db, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only))
 
     @property
     def path(self) -> str:

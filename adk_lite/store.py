@@ -147,16 +147,19 @@ class Store:
         return sql
 
     # -- plumbing -----------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, write: bool = False) -> sqlite3.Connection:
         if self._closed:
             raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
+        if write and self.db.read_only:
+            raise errors.DatabaseOpenError(f"database {self.db.path} is open read-only (read_only=True): "
+                                           "this call would write")
         return self.db.peewee.connection()
 
     def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
         """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)."""
         try:
             with self._guard:
-                conn = self._conn()
+                conn = self._conn(write)
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     result = fn(conn, *args)
@@ -230,10 +233,49 @@ class Store:
 
     def delete_session(self, app: str, user: str, session: str) -> None:
         """Delete a session, its events and its session-scope state (a no-op if absent)."""
+        self.delete_sessions([(app, user, session)])
+
+    def delete_sessions(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        """Delete sessions ``(app, user, session)`` with their events and
+        session-scope state, in one IMMEDIATE transaction (absent ones are skipped)."""
+        self._run(self._delete_keys, keys, write=True)
+
+    def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+        conn.executemany(self._sql["state_delete_session"], keys)
+        conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+
+    def prune(self, updated_before: float, app: Optional[str], user: Optional[str], limit: Optional[int],
+              delete: bool) -> tuple[int, int]:
+        """Count, and when ``delete`` also delete, sessions not updated since a time.
+
+        The sessions are picked, counted and deleted in one transaction
+        (IMMEDIATE when ``delete``), so a session updated meanwhile is never
+        deleted. Call again until it returns ``(0, 0)`` to prune in batches.
+
+        Args:
+            updated_before: epoch seconds; sessions with ``updated_at`` before it go.
+            app, user: only this ``app_name`` / ``user_id``, or None for every one.
+            limit: at most this many sessions (a batch), or None for all.
+            delete: False only counts (a dry run; works on a read-only service).
+
+        Returns:
+            ``(sessions, events)`` counted (and deleted).
+        """
+        where, params = "updated_at < ?", [updated_before]
+        for column, value in (("app_name", app), ("user_id", user)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        table = self.db.models.Session._meta.table_name
+        pick = f"SELECT app_name, user_id, session_id FROM {table} WHERE {where} LIMIT ?"
+
         def run(conn):
-            conn.execute(self._sql["state_delete_session"], (app, user, session))
-            conn.execute(self._sql["session_delete"], (app, user, session))
-        self._run(run, write=True)
+            keys = conn.execute(pick, (*params, -1 if limit is None else limit)).fetchall()
+            events = sum(conn.execute(self._sql["event_count"], k).fetchone()[0] for k in keys)
+            if delete:
+                self._delete_keys(conn, keys)
+            return len(keys), events
+        return self._run(run, write=delete)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
                       after: Optional[tuple]) -> tuple[list[tuple], dict]:
@@ -332,6 +374,22 @@ class Store:
                 (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k)
                 for scope, k in deletes])
 
+    def put_state(self, app: str, user: str, session: str, upserts: Sequence[tuple[str, str, str]],
+                  deletes: Sequence[tuple[str, str]], now: float) -> None:
+        """Write state rows ``(scope, key, JSON)`` and delete keys ``(scope, key)`` in
+        one IMMEDIATE transaction, without touching any session row or event (so
+        app and user state can be restored with no session). ``user``/``session``
+        are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
+        self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
+
+    def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
+
+        For inspection queries of tools such as :mod:`adk_lite.cli`; ``fn`` must
+        fetch its rows fully. Driver errors are translated as for every call.
+        """
+        return self._run(fn)
+
     def scope_state(self, app: str, user: str, scope: str) -> list[tuple[str, str, str]]:
         """Read the state rows of one app (``scope="app"``, ``user=""``) or one user."""
         return self._run(lambda conn: conn.execute(self._sql["state_scope"], (app, user, "", scope)).fetchall())
@@ -388,7 +446,7 @@ class Store:
         before = self.db.file_sizes()
         try:
             with self._guard:
-                conn = self._conn()
+                conn = self._conn(write=True)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
