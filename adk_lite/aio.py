@@ -4,17 +4,24 @@ Every method is a coroutine twin of :class:`~adk_lite.service.DatabaseSessionSer
 method of the same name and arguments. It runs the whole sync call on a thread
 executor (one hop per call, not per query), so the event loop never blocks on
 SQLite.
+
+The hop is a small thread pool of its own rather than ``loop.run_in_executor``: a
+call is queued on a ``queue.SimpleQueue`` and its result handed back with
+``loop.call_soon_threadsafe``. That skips ``concurrent.futures``' locks, work items
+and future chaining, about a third of an ``append_event``'s wall time on a busy
+machine (see bench/adk_append.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 from typing import Any, Callable, Optional, TypeVar, Union
 
+from .errors import ServiceClosedError
 from .service import DatabaseSessionService
 
 T = TypeVar("T")
@@ -28,14 +35,15 @@ class AsyncDatabaseSessionService:
 
     Args:
         db, synchronous, busy_timeout: as :class:`DatabaseSessionService`.
-        max_workers: threads of the executor (default 4). Writes to one file are
-            serialized by SQLite anyway; more threads help concurrent reads.
+        max_workers: worker threads, started as calls need them (default 4).
+            Writes to one file are serialized by SQLite anyway; more threads
+            help concurrent reads.
 
     Attributes:
         sync: the underlying :class:`DatabaseSessionService`.
 
-    Use ``async with`` or call :meth:`aclose`: it stops the executor and closes
-    every connection its threads opened.
+    Use ``async with`` or call :meth:`aclose`: it stops the worker threads and
+    closes every connection they opened.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
@@ -43,7 +51,12 @@ class AsyncDatabaseSessionService:
         if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
             raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
         self.sync = DatabaseSessionService(db, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers or 4, thread_name_prefix="adk_lite")
+        self._max_workers = max_workers or 4
+        self._calls: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def path(self) -> str:
@@ -54,22 +67,71 @@ class AsyncDatabaseSessionService:
         """Run ``fn(*args, **kwargs)`` on this service's executor and await its result.
 
         For callers (such as the ADK adapter) that do several sync steps per call
-        and want them in one executor hop.
+        and want them in one executor hop. An exception ``fn`` raises is raised
+        here.
+
+        Raises:
+            ServiceClosedError: after :meth:`aclose` / :meth:`close`.
         """
+        if self._closed:
+            raise ServiceClosedError(f"the service on {self.path} is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, args, kwargs))
+        if self._idle == 0 and len(self._threads) < self._max_workers:
+            self._start_worker()
+        return await future
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._closed or len(self._threads) >= self._max_workers:
+                return
+            # daemon: ADK's web server never closes its session service, and an idle
+            # worker must not keep the interpreter from exiting.
+            thread = threading.Thread(target=self._work, name=f"adk_lite-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            call = self._calls.get()
+            with self._lock:
+                self._idle -= 1
+            if call is None:
+                return
+            loop, future, fn, args, kwargs = call
+            try:
+                outcome = (fn(*args, **kwargs), None)
+            except BaseException as e:  # handed to the awaiting coroutine
+                outcome = (None, e)
+            try:
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:  # the loop was closed meanwhile: nobody awaits
+                pass
+
+    def _stop_workers(self) -> None:
+        with self._lock:
+            self._closed = True
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._calls.put(None)
+        for thread in threads:
+            thread.join()
 
     async def aclose(self) -> None:
-        """Stop the executor (waiting for running calls) and close every connection.
+        """Stop the workers (waiting for running calls) and close every connection.
 
-        After it, no file descriptor on the database stays open.
+        After it, no file descriptor on the database stays open; later calls raise
+        ``ServiceClosedError``. Closing twice is harmless.
         """
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_workers)
         self.sync.close()
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`, for code outside an event loop."""
-        self._executor.shutdown(wait=True)
+        self._stop_workers()
         self.sync.close()
 
     async def __aenter__(self) -> "AsyncDatabaseSessionService":
@@ -80,6 +142,16 @@ class AsyncDatabaseSessionService:
 
     def __repr__(self) -> str:
         return f"AsyncDatabaseSessionService({self.path!r})"
+
+
+def _settle(future: asyncio.Future, result: Any, error: Optional[BaseException]) -> None:
+    """Complete ``future`` on its loop's thread (unless its awaiter was cancelled)."""
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def _twin(name: str) -> Callable:
