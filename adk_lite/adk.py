@@ -39,6 +39,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig, ListSessi
 from . import codec, errors, validate
 from . import state as scopes
 from .aio import AsyncDatabaseSessionService
+from .service import event_data
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError"]
@@ -110,12 +111,8 @@ def _event_row(event: Event) -> tuple:
 
 
 def _event_from_row(row: tuple) -> Event:
-    event_id, invocation_id, author, branch, timestamp, body = row
-    data = codec.loads(body)
-    data.update(id=event_id, invocation_id=invocation_id, author=author, timestamp=timestamp)
-    if branch is not None:
-        data["branch"] = branch
-    return Event.model_validate(data)
+    """Parse a stored event once: ``orjson.loads`` then ``Event.model_validate``."""
+    return Event.model_validate(event_data(row))
 
 
 def _session(app: str, user: str, sid: str, state: dict[str, Any], events: list[Event],
