@@ -40,13 +40,9 @@ def event(text="x", **delta):
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "sessions.db")
-
-
-@pytest.fixture
-def svc(db):
-    service = DatabaseSessionService(db)
+def svc(tmp_path):
+    """An adapter on a new file (the core's conftest ``svc`` is the sync service)."""
+    service = DatabaseSessionService(str(tmp_path / "sessions.db"))
     yield service
     run(service.close())
 
@@ -165,7 +161,9 @@ def test_out_of_order_timestamps_come_back_sorted(svc):
 
 
 # -- persistence --------------------------------------------------------------------
-def test_a_new_service_on_the_same_file_sees_everything(db):
+def test_a_new_service_on_the_same_file_sees_everything(tmp_path):
+    db = str(tmp_path / "sessions.db")
+
     async def scenario():
         first = DatabaseSessionService(db)
         s = await first.create_session(app_name=APP, user_id=USER, session_id="p", state={"user:lang": "en"})
