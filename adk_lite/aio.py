@@ -6,15 +6,19 @@ executor (one hop per call, not per query), so the event loop never blocks on
 SQLite.
 
 The hop is a small thread pool of its own rather than ``loop.run_in_executor``: a
-call is queued on a ``queue.SimpleQueue`` and its result handed back with
-``loop.call_soon_threadsafe``. That skips ``concurrent.futures``' locks, work items
-and future chaining, about a third of an ``append_event``'s wall time on a busy
-machine (see bench/adk_append.py).
+call goes to the most recently idle worker's ``queue.SimpleQueue`` and its result
+comes back with ``loop.call_soon_threadsafe``. That skips ``concurrent.futures``'
+locks, work items and future chaining, and keeps sequential calls on one thread,
+whose SQLite connection then keeps its page cache (with any idle thread taking
+the call, each write made the next thread's connection re-read the pages it
+changed). Together about a third of an ``append_event``'s wall time (see
+bench/adk_append.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import os
 import queue
@@ -52,9 +56,9 @@ class AsyncDatabaseSessionService:
             raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
         self.sync = DatabaseSessionService(db, synchronous=synchronous, busy_timeout=busy_timeout)
         self._max_workers = max_workers or 4
-        self._calls: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle: list[queue.SimpleQueue] = []  # inboxes of idle workers, most recent last
+        self._backlog: collections.deque = collections.deque()  # calls no worker could take yet
         self._lock = threading.Lock()
         self._closed = False
 
@@ -73,52 +77,65 @@ class AsyncDatabaseSessionService:
         Raises:
             ServiceClosedError: after :meth:`aclose` / :meth:`close`.
         """
-        if self._closed:
-            raise ServiceClosedError(f"the service on {self.path} is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._calls.put((loop, future, fn, args, kwargs))
-        if self._idle == 0 and len(self._threads) < self._max_workers:
-            self._start_worker()
+        self._submit((loop, future, fn, args, kwargs))
         return await future
 
-    def _start_worker(self) -> None:
+    def _submit(self, call: tuple) -> None:
+        """Hand ``call`` to the most recently idle worker (its thread's connection
+        has the freshest page cache), else to a new worker, else to the backlog."""
         with self._lock:
-            if self._closed or len(self._threads) >= self._max_workers:
+            if self._closed:
+                raise ServiceClosedError(f"the service on {self.path} is closed")
+            if self._idle:
+                inbox = self._idle.pop()
+            elif len(self._threads) < self._max_workers:
+                inbox = queue.SimpleQueue()
+                # daemon: ADK's web server never closes its session service, and an
+                # idle worker must not keep the interpreter from exiting.
+                thread = threading.Thread(target=self._work, args=(inbox,), daemon=True,
+                                          name=f"adk_lite-{len(self._threads)}")
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._backlog.append(call)
                 return
-            # daemon: ADK's web server never closes its session service, and an idle
-            # worker must not keep the interpreter from exiting.
-            thread = threading.Thread(target=self._work, name=f"adk_lite-{len(self._threads)}", daemon=True)
-            self._threads.append(thread)
-        thread.start()
+        inbox.put(call)
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            call = self._calls.get()
-            with self._lock:
-                self._idle -= 1
-            if call is None:
-                return
+    def _work(self, inbox: queue.SimpleQueue) -> None:
+        call = inbox.get()
+        while call is not None:
             loop, future, fn, args, kwargs = call
             try:
                 outcome = (fn(*args, **kwargs), None)
             except BaseException as e:  # handed to the awaiting coroutine
                 outcome = (None, e)
+            with self._lock:  # idle again before the caller hears back, so its next call comes here
+                call = self._backlog.popleft() if self._backlog else None
+                if call is None:
+                    self._idle.append(inbox)
             try:
                 loop.call_soon_threadsafe(_settle, future, *outcome)
             except RuntimeError:  # the loop was closed meanwhile: nobody awaits
                 pass
+            if call is None:
+                call = inbox.get()
 
     def _stop_workers(self) -> None:
+        """Wait for running and queued calls, then end every worker."""
         with self._lock:
             self._closed = True
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._calls.put(None)
+            threads = self._threads
         for thread in threads:
-            thread.join()
+            while thread.is_alive():
+                with self._lock:
+                    idle, self._idle = self._idle, []
+                for inbox in idle:
+                    inbox.put(None)
+                thread.join(0.01)
+        with self._lock:
+            self._threads = []
 
     async def aclose(self) -> None:
         """Stop the workers (waiting for running calls) and close every connection.

@@ -47,3 +47,13 @@ def test_a_cancelled_caller_does_not_break_the_worker(tmp_path):
             assert await svc.run(threading.get_ident) != threading.get_ident()
 
     asyncio.run(main())
+
+
+def test_sequential_calls_stay_on_one_thread(tmp_path):
+    """The most recently idle worker takes the next call, so one caller's calls reuse
+    one thread and its connection's page cache."""
+    async def main():
+        async with AsyncDatabaseSessionService(str(tmp_path / "hop.db"), max_workers=4) as svc:
+            return {await svc.run(threading.get_ident) for _ in range(50)}
+
+    assert len(asyncio.run(main())) == 1
