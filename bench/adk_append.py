@@ -1,15 +1,18 @@
 """p50 ``append_event`` latency of adk_lite's ADK adapter against ADK's own SQLite
 services, on the same events in one run.
 
-    python bench/adk_append.py [--events 500]
+    python bench/adk_append.py [--events 500] [--rounds 10]
 
 Needs the ``adk`` extra, and ``sqlalchemy`` for ADK's DatabaseSessionService
 (``pip install -e ".[adk,bench]"``; without it that row is skipped). Each service
-gets a new file in a temporary folder, one session, and a copy of the same events,
-appended in turn (interleaved, so machine load hits all alike):
-a user message, a function call, a function response with a state delta in every
-scope, and a model reply, repeated. Times are wall-clock microseconds per awaited
-``append_event`` (what a Runner waits), after 20 warm-up appends.
+gets a new file in a temporary folder, one session, and a copy of the same events
+(a user message, a function call, a function response with a state delta in every
+scope, and a model reply, repeated). The services take turns in rounds (so a
+drift in the machine's speed hits all alike) with an ``os.sync()`` before each
+turn (ADK's SqliteSessionService fsyncs every commit, and its writeback would
+otherwise slow the next service's writes). Times are
+wall-clock microseconds per awaited ``append_event`` (what a Runner waits), after
+20 warm-up appends.
 """
 
 from __future__ import annotations
@@ -53,27 +56,18 @@ def make_events(n: int) -> list[Event]:
     return events
 
 
-async def measure(services: dict, events: list[Event]) -> dict[str, list[float]]:
-    """Append every event to each service in turn (interleaved, so a busy machine
-    slows them alike); return the microseconds per append after the warm-up."""
-    sessions = {name: await svc.create_session(app_name="bench", user_id="u", session_id="s")
-                for name, svc in services.items()}
-    times: dict[str, list[float]] = {name: [] for name in services}
-    for i, event in enumerate(events):
-        order = list(services) if i % 2 else list(services)[::-1]
-        for name in order:
-            copy = event.model_copy(deep=True)
-            start = time.perf_counter()
-            await services[name].append_event(sessions[name], copy)
-            times[name].append((time.perf_counter() - start) * 1e6)
-    for name, svc in services.items():
-        got = await svc.get_session(app_name="bench", user_id="u", session_id="s")
-        assert len(got.events) == len(events), f"{name} stored {len(got.events)} events"
-        await svc.close()
-    return {name: t[WARMUP:] for name, t in times.items()}
+async def append_all(service, session, events: list[Event]) -> list[float]:
+    """Append copies of ``events``; return microseconds per append."""
+    times = []
+    for event in events:
+        copy = event.model_copy(deep=True)
+        start = time.perf_counter()
+        await service.append_event(session, copy)
+        times.append((time.perf_counter() - start) * 1e6)
+    return times
 
 
-async def main(n: int) -> None:
+async def main(n: int, rounds: int) -> None:
     folder = tempfile.mkdtemp(prefix="adk_append_")
     services = {"adk_lite.adk.DatabaseSessionService": AdkLiteService(os.path.join(folder, "lite.db")),
                 "ADK SqliteSessionService": SqliteSessionService(os.path.join(folder, "adk_sqlite.db"))}
@@ -84,11 +78,25 @@ async def main(n: int) -> None:
         services["ADK DatabaseSessionService (aiosqlite)"] = AdkDatabaseService(db_url=url)
     except ImportError:
         print("(sqlalchemy is not installed: ADK's DatabaseSessionService is skipped)")
-    times = await measure(services, make_events(n + WARMUP))
-    print(f"append_event, {n} events per service (after {WARMUP} warm-up), microseconds")
+    events = make_events(n + WARMUP)
+    sessions = {name: await svc.create_session(app_name="bench", user_id="u", session_id="s")
+                for name, svc in services.items()}
+    times: dict[str, list[float]] = {name: [] for name in services}
+    size = -(-len(events) // rounds)
+    for start in range(0, len(events), size):
+        for name, service in services.items():
+            os.sync()  # no service starts with the previous one's dirty pages in flight
+            times[name] += await append_all(service, sessions[name], events[start:start + size])
+    for name, service in services.items():
+        got = await service.get_session(app_name="bench", user_id="u", session_id="s")
+        assert len(got.events) == len(events), f"{name} stored {len(got.events)} events"
+        await service.close()
+    print(f"append_event, {n} events per service (after {WARMUP} warm-up) in {rounds} rounds, microseconds")
     print(f"{'service':42} {'p50':>8} {'p90':>8} {'mean':>8}")
-    p50 = {name: statistics.median(t) for name, t in times.items()}
+    p50 = {}
     for name, t in times.items():
+        t = t[WARMUP:]
+        p50[name] = statistics.median(t)
         print(f"{name:42} {p50[name]:8.0f} {statistics.quantiles(t, n=10)[-1]:8.0f} {statistics.fmean(t):8.0f}")
     lite, *others = p50
     for name in others:
@@ -98,4 +106,6 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=500, help="events appended per service (default 500)")
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--rounds", type=int, default=10, help="the services take turns this many times (default 10)")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))
