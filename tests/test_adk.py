@@ -326,3 +326,19 @@ def test_import_adk_lite_does_not_import_google_adk():
                          env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_public_names_have_docstrings_and_are_in_the_readme():
+    import inspect
+    import pathlib
+
+    from adk_lite import adk
+
+    readme = (pathlib.Path(ROOT) / "README.md").read_text()
+    assert "## Using with ADK" in readme and "adk_lite.adk.register()" in readme
+    for name in adk.__all__:
+        obj = getattr(adk, name)
+        assert inspect.getdoc(obj), name
+        for attr, value in vars(obj).items() if inspect.isclass(obj) else ():
+            if not attr.startswith("_") and callable(value):
+                assert inspect.getdoc(value), f"{name}.{attr}"
