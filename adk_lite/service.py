@@ -23,15 +23,21 @@ UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
 """``custom_metadata`` of the events ``update_keys`` records (there None means deleted)."""
 
 
-def event_from_row(row: Sequence[Any]) -> Event:
-    """Build an :class:`Event` from an event row ``(event_id, invocation_id,
-    author, branch, timestamp, body)``."""
+def event_data(row: Sequence[Any]) -> dict[str, Any]:
+    """Turn an event row ``(event_id, invocation_id, author, branch, timestamp,
+    body)`` into ADK's JSON shape of the event (the body with the columns put back).
+    Also used by the ADK adapter, which validates it into ``google.adk`` Events."""
     event_id, invocation_id, author, branch, timestamp, body = row
     data = codec.loads(body)
     data.update(id=event_id, invocation_id=invocation_id, author=author, timestamp=timestamp)
     if branch is not None:
         data["branch"] = branch
-    return Event.from_dict(data)
+    return data
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    """Build an :class:`Event` from an event row (see :func:`event_data`)."""
+    return Event.from_dict(event_data(row))
 
 
 def _encode_cursor(row: Sequence[Any]) -> str:

@@ -1,0 +1,344 @@
+"""adk_lite.adk behaviour beyond ADK's in-memory contract: stale writers, concurrency,
+persistence, key deletion, non-JSON state, constructor forms, ADK's service registry,
+and the import boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("google.adk")
+
+import google.adk.errors as adk_errors  # noqa: E402
+from google.adk.events import Event, EventActions  # noqa: E402
+from google.adk.sessions import InMemorySessionService, Session  # noqa: E402
+from google.genai import types  # noqa: E402
+
+import adk_lite  # noqa: E402
+from adk_lite.adk import DatabaseSessionService, ListSessionsPage, register  # noqa: E402
+
+pytestmark = pytest.mark.adk
+
+APP, USER = "app", "alice"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def event(text="x", **delta):
+    return Event(author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)]),
+                 actions=EventActions(state_delta=delta))
+
+
+@pytest.fixture
+def svc(tmp_path):
+    """An adapter on a new file (the core's conftest ``svc`` is the sync service)."""
+    service = DatabaseSessionService(str(tmp_path / "sessions.db"))
+    yield service
+    run(service.close())
+
+
+# -- stale writers and concurrency (InMemorySessionService has no stale detection) --
+def test_a_stale_copy_cannot_append(svc):
+    """adk_lite differs from InMemory on purpose: InMemory accepts the append from B
+    and silently interleaves; adk_lite refuses it with ADK's StaleSessionError."""
+    async def scenario():
+        await svc.create_session(app_name=APP, user_id=USER, session_id="s")
+        a = await svc.get_session(app_name=APP, user_id=USER, session_id="s")
+        b = await svc.get_session(app_name=APP, user_id=USER, session_id="s")
+        await svc.append_event(a, event("from a", k="a"))
+        late = event("from b", k="b", **{"temp:t": 1})
+        with pytest.raises(adk_errors.StaleSessionError) as info:
+            await svc.append_event(b, late)
+        assert isinstance(info.value, adk_lite.StaleSessionError)
+        assert b.events == [] and b.state == {} and b._storage_update_marker == "0"
+        assert late.actions.state_delta == {"k": "b", "temp:t": 1}  # a failed append leaves the event as it was
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id="s")
+        assert [e.content.parts[0].text for e in got.events] == ["from a"] and got.state == {"k": "a"}
+        # the reference accepts the same sequence
+        mem = InMemorySessionService()
+        await mem.create_session(app_name=APP, user_id=USER, session_id="s")
+        ma = await mem.get_session(app_name=APP, user_id=USER, session_id="s")
+        mb = await mem.get_session(app_name=APP, user_id=USER, session_id="s")
+        await mem.append_event(ma, event("from a"))
+        await mem.append_event(mb, event("from b"))
+    run(scenario())
+
+
+def test_two_copies_appending_concurrently_exactly_one_wins(svc):
+    async def scenario():
+        await svc.create_session(app_name=APP, user_id=USER, session_id="race")
+        for round_ in range(5):
+            copies = [await svc.get_session(app_name=APP, user_id=USER, session_id="race") for _ in range(2)]
+            results = await asyncio.gather(*(svc.append_event(c, event(f"{round_}-{i}")) for i, c in enumerate(copies)),
+                                           return_exceptions=True)
+            assert sum(isinstance(r, Event) for r in results) == 1
+            assert sum(isinstance(r, adk_errors.StaleSessionError) for r in results) == 1
+        assert await svc.get_event_count(app_name=APP, user_id=USER, session_id="race") == 5
+    run(scenario())
+
+
+def test_tasks_sharing_one_session_never_see_a_false_stale_error(svc):
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER, session_id="shared")
+        await asyncio.gather(*(svc.append_event(s, event(str(i), **{f"k{i}": i})) for i in range(24)))
+        assert s._storage_update_marker == "24"
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id="shared")
+        assert len(got.events) == 24 and got.state == s.state == {f"k{i}": i for i in range(24)}
+        # the lock may let the tasks in out of creation order; a reload sorts by timestamp
+        assert sorted(got.events, key=lambda e: e.id) == sorted(s.events, key=lambda e: e.id)
+    run(scenario())
+
+
+def test_a_session_without_marker_is_checked_by_update_time(svc):
+    """A Session built by hand (or by another service) has no marker: checked as ADK's
+    SqliteSessionService does, by comparing the stored update time."""
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER, session_id="m")
+        current = Session(id="m", app_name=APP, user_id=USER, last_update_time=s.last_update_time)
+        await svc.append_event(current, event("ok"))
+        assert current._storage_update_marker == "1"
+        old = Session(id="m", app_name=APP, user_id=USER, last_update_time=s.last_update_time)
+        with pytest.raises(adk_errors.StaleSessionError):
+            await svc.append_event(old, event("late"))
+    run(scenario())
+
+
+def test_update_keys_deletes_and_makes_older_copies_stale(svc):
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER, session_id="u",
+                                     state={"app:a": 1, "user:b": 2, "c": 3, "d": 4})
+        await svc.update_keys(app_name=APP, user_id=USER, session_id="u",
+                              delta={"app:a": None, "user:b": None, "c": None, "d": 5})
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id="u")
+        assert got.state == {"d": 5}
+        assert await svc.get_user_state(app_name=APP, user_id=USER) == {}
+        assert await svc.get_app_state(app_name=APP) == {}
+        assert got.events[-1].author == "system" and got.events[-1].custom_metadata == {"adk_lite": "update_keys"}
+        with pytest.raises(adk_errors.StaleSessionError):
+            await svc.append_event(s, event())
+        await svc.append_event(got, event())
+        with pytest.raises(adk_errors.session_not_found_error.SessionNotFoundError):
+            await svc.update_keys(app_name=APP, user_id=USER, session_id="none", delta={"x": None})
+    run(scenario())
+
+
+def test_reappending_an_id_with_other_content_is_refused(svc):
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER)
+        first = event("one")
+        await svc.append_event(s, first)
+        clash = event("two")
+        clash.id = first.id
+        with pytest.raises(adk_errors.already_exists_error.AlreadyExistsError):
+            await svc.append_event(s, clash)
+        assert len((await svc.get_session(app_name=APP, user_id=USER, session_id=s.id)).events) == 1
+    run(scenario())
+
+
+def test_out_of_order_timestamps_come_back_sorted(svc):
+    """adk_lite orders by (timestamp, append order), as ADK's Sqlite and Database
+    services do; InMemorySessionService keeps plain append order."""
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER)
+        for text, ts in (("late", 30.0), ("early", 10.0), ("middle", 20.0)):
+            e = event(text)
+            e.timestamp = ts
+            await svc.append_event(s, e)
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id=s.id)
+        assert [e.content.parts[0].text for e in got.events] == ["early", "middle", "late"]
+        assert got.last_update_time == 20.0  # the last append's timestamp, as ADK
+    run(scenario())
+
+
+# -- persistence --------------------------------------------------------------------
+def test_a_new_service_on_the_same_file_sees_everything(tmp_path):
+    db = str(tmp_path / "sessions.db")
+
+    async def scenario():
+        first = DatabaseSessionService(db)
+        s = await first.create_session(app_name=APP, user_id=USER, session_id="p", state={"user:lang": "en"})
+        await first.append_event(s, event("hello", **{"app:n": 1, "topic": "t"}))
+        await first.close()
+        second = DatabaseSessionService(f"sqlite+aiosqlite:///{db}")
+        got = await second.get_session(app_name=APP, user_id=USER, session_id="p")
+        assert got == s
+        await second.append_event(got, event("again", topic="u"))
+        assert await second.get_user_state(app_name=APP, user_id=USER) == {"lang": "en"}
+        stats = await second.get_stats()
+        assert stats["events"] == 2 and stats["sessions"] == 1
+        assert set(await second.vacuum()) == {"bytes_before", "bytes_after"}
+        await second.close()
+    run(scenario())
+
+
+# -- state values that are not JSON ---------------------------------------------------
+def test_non_json_state_values_are_converted_as_adk_does(svc, caplog):
+    """As ADK's SQL services (_session_util.make_json_safe_state): pydantic converts
+    what it can (datetime -> ISO str, tuple -> list); other values are stringified
+    with a warning. The live Session keeps the original objects, as in ADK."""
+    async def scenario():
+        when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+        s = await svc.create_session(app_name=APP, user_id=USER, session_id="j", state={"when": when, "pair": (1, 2)})
+        assert s.state == {"when": "2026-01-02T03:04:05", "pair": [1, 2]}
+        with caplog.at_level(logging.WARNING):
+            await svc.append_event(s, event(fn=print, **{"user:obj": object}))
+        assert "Failed to serialize" in caplog.text
+        assert s.state["fn"] is print
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id="j")
+        assert got.state["fn"] == "<built-in function print>" and isinstance(got.state["user:obj"], str)
+    run(scenario())
+
+
+@pytest.mark.parametrize("value, error", [(b"\xff\xfe", TypeError), (float("nan"), ValueError), (2**70, ValueError)])
+def test_values_json_cannot_hold_are_refused_and_nothing_is_written(svc, value, error):
+    async def scenario():
+        s = await svc.create_session(app_name=APP, user_id=USER, session_id="bad")
+        bad = event(v=value)
+        with pytest.raises(error, match="v"):
+            await svc.append_event(s, bad)
+        with pytest.raises(error):
+            await svc.create_session(app_name=APP, user_id=USER, session_id="bad2", state={"v": value})
+        assert await svc.get_event_count(app_name=APP, user_id=USER, session_id="bad") == 0
+        assert await svc.get_session(app_name=APP, user_id=USER, session_id="bad2") is None
+        assert s.events == []
+    run(scenario())
+
+
+# -- constructor, pagination, extras -----------------------------------------------------
+def test_constructor_forms(tmp_path, monkeypatch):
+    async def scenario():
+        for kwargs in ({"db": str(tmp_path / "a.db")}, {"db_url": f"sqlite:///{tmp_path}/b.db"},
+                       {"uri": f"adklite:///{tmp_path}/c.db", "agents_dir": str(tmp_path)},
+                       {"db": f"sqlite+aiosqlite:///{tmp_path}/d.db", "synchronous": "full", "busy_timeout": 1.5}):
+            service = DatabaseSessionService(**kwargs)
+            await service.create_session(app_name=APP, user_id=USER, session_id="s")
+            await service.close()
+        assert sorted(p.name for p in tmp_path.glob("*.db")) == ["a.db", "b.db", "c.db", "d.db"]
+        monkeypatch.setenv("ADK_LITE_DB", str(tmp_path / "env.db"))
+        service = DatabaseSessionService()
+        assert service.path == str(tmp_path / "env.db")
+        await service.close()
+    run(scenario())
+    with pytest.raises(ValueError, match="once"):
+        DatabaseSessionService(str(tmp_path / "x.db"), uri=f"adklite:///{tmp_path}/x.db")
+    with pytest.raises(ValueError, match="postgresql"):
+        DatabaseSessionService(db_url="postgresql://host/db")
+
+
+def test_list_sessions_pages(svc):
+    async def scenario():
+        for i in range(5):
+            await svc.create_session(app_name=APP, user_id=USER, session_id=f"s{i}")
+        seen, cursor = [], None
+        while True:
+            page = await svc.list_sessions(app_name=APP, user_id=USER, limit=2, after=cursor)
+            assert isinstance(page, ListSessionsPage) and len(page.sessions) <= 2
+            seen += [s.id for s in page.sessions]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == [f"s{i}" for i in range(5)]
+        assert (await svc.list_sessions(app_name=APP)).next_cursor is None
+    run(scenario())
+
+
+def test_bad_arguments_are_refused(svc):
+    async def scenario():
+        with pytest.raises(ValueError, match="session_id"):
+            await svc.get_session(app_name=APP, user_id=USER, session_id="  ")
+        with pytest.raises(TypeError, match="app_name"):
+            await svc.create_session(app_name=None, user_id=USER)
+        with pytest.raises(TypeError, match="config"):
+            await svc.get_session(app_name=APP, user_id=USER, session_id="s", config={"num_recent_events": 1})
+        s = await svc.create_session(app_name=APP, user_id=USER)
+        with pytest.raises(TypeError, match="Event"):
+            await svc.append_event(s, {"author": "user"})
+    run(scenario())
+
+
+def test_errors_are_both_adks_and_adk_lites():
+    from adk_lite import adk
+    for ours, theirs, core in (
+            (adk.SessionNotFoundError, adk_errors.session_not_found_error.SessionNotFoundError,
+             adk_lite.SessionNotFoundError),
+            (adk.AlreadyExistsError, adk_errors.already_exists_error.AlreadyExistsError, adk_lite.AlreadyExistsError),
+            (adk.StaleSessionError, adk_errors.StaleSessionError, adk_lite.StaleSessionError)):
+        assert issubclass(ours, theirs) and issubclass(ours, core)
+
+
+# -- adk web / api_server: services.yaml and services.py ---------------------------------
+_CLI_LOAD = textwrap.dedent("""
+    import asyncio, sys
+    from google.adk.cli.service_registry import load_services_module
+    from google.adk.cli.utils.service_factory import create_session_service_from_options
+    agents_dir, uri = sys.argv[1], sys.argv[2]
+    load_services_module(agents_dir)                      # as adk web / api_server at start
+    svc = create_session_service_from_options(base_dir=agents_dir, session_service_uri=uri)
+    async def main():
+        s = await svc.create_session(app_name="a", user_id="u", session_id="s")
+        print(type(svc).__module__ + "." + type(svc).__name__, svc.path, s.id)
+        await svc.close()
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.parametrize("how", ["services.yaml", "services.py"])
+def test_adk_cli_loads_the_service(tmp_path, how):
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    if how == "services.yaml":
+        (agents / how).write_text("services:\n  - scheme: adklite\n    type: session\n"
+                                  "    class: adk_lite.adk.DatabaseSessionService\n")
+    else:
+        (agents / how).write_text("import adk_lite.adk\n\nadk_lite.adk.register()\n")
+    target = tmp_path / "data" / "sessions.db"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _CLI_LOAD, str(agents), f"adklite:///{target}"],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["adk_lite.adk.DatabaseSessionService", str(target), "s"]
+    assert target.exists()
+
+
+def test_register_uses_the_given_registry_and_scheme(tmp_path):
+    from google.adk.cli.service_registry import ServiceRegistry
+
+    registry = ServiceRegistry()
+    register(registry, scheme="mylite", busy_timeout=2.0)
+    service = registry.create_session_service(f"mylite:///{tmp_path}/r.db", agents_dir=str(tmp_path))
+    assert isinstance(service, DatabaseSessionService) and service.path == f"{tmp_path}/r.db"
+    run(service.close())
+
+
+def test_import_adk_lite_does_not_import_google_adk():
+    code = "import sys, adk_lite; print('google.adk' in sys.modules, 'google' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_public_names_have_docstrings_and_are_in_the_readme():
+    import inspect
+    import pathlib
+
+    from adk_lite import adk
+
+    readme = (pathlib.Path(ROOT) / "README.md").read_text()
+    assert "## Using with ADK" in readme and "adk_lite.adk.register()" in readme
+    for name in adk.__all__:
+        obj = getattr(adk, name)
+        assert inspect.getdoc(obj), name
+        for attr, value in vars(obj).items() if inspect.isclass(obj) else ():
+            if not attr.startswith("_") and callable(value):
+                assert inspect.getdoc(value), f"{name}.{attr}"
