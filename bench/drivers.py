@@ -8,9 +8,9 @@ Interface: ``event(dict) -> native event`` (built before timing), ``create(user,
 session_id, state)``, ``append(handle, event)``, ``append_batch(handle, events)``,
 ``get(user, session_id, limit)`` (limit None: every event), ``list_user(user)``,
 ``list_app()``, ``page(limit, after)`` (keyset page, ``.next_cursor``),
-``update_keys(user, session_id, delta)``, ``stats()``, ``seed(user, session_id,
-dicts)`` (create a session holding these events, by the fastest path into the
-same schema: not timed), ``close()`` and ``path`` (None in memory).
+``update_keys(user, session_id, delta)``, ``stats()``, ``seed(handle, dicts)``
+(add these events to a session made by ``create``, by the fastest path into the
+same schema; never timed), ``close()`` and ``path`` (None in memory).
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ class FloorDriver(Driver):
 
     list_user = list_app = None
 
-    def seed(self, user, sid, dicts):
-        self.f.create(APP, user, sid, {})
-        floor.seed(self.path, APP, user, sid, dicts)
+    def seed(self, handle, dicts):
+        floor.seed(self.path, APP, handle[1], handle[2], dicts)
+        handle[3] += 1
 
 
 class LiteDriver(Driver):
@@ -114,11 +114,8 @@ class LiteDriver(Driver):
     def update_keys(self, user, sid, delta):
         return self.svc.update_keys(APP, user, sid, delta)
 
-    async def seed(self, user, sid, dicts):
-        created = self.create(user, sid, {})
-        if hasattr(created, "__await__"):
-            await created
-        floor.seed(self.path, APP, user, sid, dicts)
+    def seed(self, handle, dicts):
+        floor.seed(self.path, APP, handle.user_id, handle.id, dicts)
 
 
 class AdkDriver(Driver):
@@ -170,11 +167,10 @@ class AdkDriver(Driver):
     def list_app(self):
         return self.svc.list_sessions(app_name=APP)
 
-    async def seed(self, user, sid, dicts):
-        session = await self.create(user, sid, {})
-        if self.name == "adk_inmemory":
-            for d in dicts:
-                await self.svc.append_event(session=session, event=self.Event.model_validate(d))
+    async def seed(self, session, dicts):
+        user, sid = session.user_id, session.id
+        if self.name == "adk_inmemory":  # its append_event scans every stored event (O(n)): fill the list
+            self.svc.sessions[APP][user][sid].events.extend(self.Event.model_validate(d) for d in dicts)
         elif self.name == "adk_sqlite":  # ADK's own INSERT (sqlite_session_service.py), many rows at once
             conn = sqlite3.connect(self.path)
             with conn:

@@ -198,7 +198,7 @@ def fill(path: str, sessions: int, events_per_session: int, users: int, chunk: i
                                                for u in range(users)))
         events: list[tuple] = []
         for s in range(sessions):
-            user, sid = f"user-{s % users}", f"big-{s:07d}"
+            user, sid = f"user-{s % users}", workload.session_id("big", s)
             t0 = start + written * 0.001
             conn.execute(SQL["session_insert"], (workload.APP, user, sid, t0, t0 + events_per_session * 0.001))
             conn.execute(SQL["state_upsert"], (workload.APP, user, sid, "session", "topic", '"orders"', now))

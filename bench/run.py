@@ -24,16 +24,20 @@ from typing import Any
 
 from . import concurrency, floor, report
 from .drivers import SERVICES
-from .suite import measure_service
+from .suite import measure_paired, measure_service
 
-FULL = dict(users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
-            update_keys=1000, recent=(100, 10_000, 100_000), recent_reps=200, page_reps=100, deep_at=90_000,
-            stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
-            processes=(1, 2, 4), process_events=3000)
-QUICK = dict(users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
-             update_keys=100, recent=(100, 1000, 5000), recent_reps=20, page_reps=10, deep_at=4000,
-             stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
-             processes=(1, 2, 4), process_events=200)
+FULL = dict(
+    users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
+    update_keys=1000, paired_sessions=100, paired_turns=20, recent=(100, 10_000, 100_000), recent_reps=200,
+    page_reps=100, deep_at=90_000, stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
+    processes=(1, 2, 4), process_events=4000, process_repeats=3)
+"""Sizes of the full run (about 10 minutes on 2 cores)."""
+QUICK = dict(
+    users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
+    update_keys=100, paired_sessions=20, paired_turns=10, recent=(100, 1000, 5000), recent_reps=20,
+    page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
+    processes=(1, 2, 4), process_events=200, process_repeats=1)
+"""Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
 
 
 def machine() -> dict[str, Any]:
@@ -93,22 +97,29 @@ def main(argv: Any = None) -> None:
             r = results[name]
             _log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
 
+        paired: dict[str, Any] = {}
+        if {"adk_lite", "floor"} <= set(args.services):
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                paired = pool.submit(measure_paired, workdir, sizes).result()
+            _log(f"paired append_event: adk_lite / floor = {paired['ratio_p50']}x")
+
         conc = []
         if not args.no_concurrency:
-            conc = concurrency.run_all(workdir, sizes["processes"], sizes["process_events"])
+            conc = concurrency.run_all(workdir, sizes["processes"], sizes["process_events"],
+                                         sizes["process_repeats"])
             _log("concurrency: " + ", ".join(f"{c['processes']} proc {c['events_per_s']:,.0f} ev/s" for c in conc))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
     ratio = report.ratios(results, sizes)
-    goals = report.targets(results, conc, sizes)
-    print(report.render(info, results, conc, ratio, goals, sizes))
+    goals = report.targets(results, conc, sizes, paired)
+    print(report.render(info, results, paired, conc, ratio, goals, sizes))
     _log(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
-                       "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
+                       "paired_append_event": paired, "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
     if any("error" in r for r in results.values()):
         sys.exit(1)
 

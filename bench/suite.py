@@ -99,8 +99,8 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
     users = z["users"]
 
     # create_session: many sessions over many users, state in all four scopes.
-    argsets = [(f"user-{i % users}", f"s-{i:06d}", workload.initial_state(i)) for i in range(z["create"])]
-    times, handles = await timed(d.create, argsets, cap)
+    created = [(f"user-{i % users}", workload.session_id("s", i), workload.initial_state(i)) for i in range(z["create"])]
+    times, handles = await timed(d.create, created, cap)
     fig["create_session"] = summary(times)
 
     # append_event: whole turns, round-robin over sessions (as concurrent conversations interleave).
@@ -112,7 +112,7 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
 
     # append_events: batches of 100 into one session.
     if d.append_batch is not None:
-        handle = await _await(d.create("user-0", "batch", {}))
+        handle = await _await(d.create("user-0", workload.session_id("batch"), {}))
         dicts = workload.events("batch", 100 * z["batches"], t0)
         batches = [([d.event(e) for e in dicts[i:i + 100]],) for i in range(0, len(dicts), 100)]
         times, _ = await timed(lambda evs: d.append_batch(handle, evs), batches, cap)
@@ -120,8 +120,9 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
 
     # get_session, every event, of sessions of 100 and 1000 events.
     for n in (100, 1000):
-        await _await(d.seed("user-0", f"full-{n}", workload.events(("full", n), n, t0)))
-        times, got = await timed(d.get, [("user-0", f"full-{n}")] * z["get_full_reps"], cap)
+        sid = workload.session_id("full", n)
+        await _await(d.seed(await _await(d.create("user-0", sid, {})), workload.events(("full", n), n, t0)))
+        times, got = await timed(d.get, [("user-0", sid)] * z["get_full_reps"], cap)
         assert drivers.count(got[0]) == n, (name, n, drivers.count(got[0]))
         fig[f"get_session_full_{n}"] = summary(times)
 
@@ -133,8 +134,8 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
         fig["list_sessions_app"] = dict(summary(times), sessions=drivers.count(got[0]))
 
     if d.update_keys is not None:
-        argsets = [(f"user-{i % users}", f"s-{i % len(handles):06d}",
-                    {"topic": f"t{i}", "user:tier": "silver", "app:flag": i, "locale": None})
+        argsets = [(*created[i % len(handles)][:2], {"topic": f"t{i}", "user:tier": "silver", "app:flag": i,
+                                                     "locale": None})
                    for i in range(z["update_keys"])]
         times, _ = await timed(d.update_keys, argsets, cap)
         fig["update_keys"] = summary(times)
@@ -146,12 +147,13 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
     r = drivers.make(name, recent_path)
     json_bytes = events = 0
     for n in z["recent"]:
-        dicts = workload.events(("recent", n), n, t0)
-        json_bytes += sum(workload.stored_json_bytes(e) for e in dicts)
+        sid = workload.session_id("recent", n)
+        handle = await _await(r.create("user-0", sid, {}))
+        for dicts in workload.chunks(("recent", n), n, t0):
+            json_bytes += sum(workload.stored_json_bytes(e) for e in dicts)
+            await _await(r.seed(handle, dicts))
         events += n
-        await _await(r.seed("user-0", f"recent-{n}", dicts))
-        del dicts
-        times, got = await timed(r.get, [("user-0", f"recent-{n}", 20)] * z["recent_reps"], cap)
+        times, got = await timed(r.get, [("user-0", sid, 20)] * z["recent_reps"], cap)
         assert drivers.count(got[0]) == 20, (name, n, drivers.count(got[0]))
         fig[f"get_session_recent20_{n}"] = summary(times)
     await _await(r.close())
@@ -180,3 +182,37 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
     elif name == "adk_lite_adk":
         notes["list_sessions_page"] = "ADK's list_sessions has no paging"
     return {"figures": fig, "notes": notes}
+
+
+def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """adk_lite sync ``append_event`` and the floor's, interleaved call by call (child-process entry point).
+
+    Two files, the same events, one process: call k of the floor runs right after
+    call k of adk_lite, so load from elsewhere on the machine hits both alike and
+    their p50 ratio is steady where separate runs minutes apart are not.
+
+    Returns:
+        ``{"floor": summary, "adk_lite": summary, "ratio_p50": float}``.
+    """
+    lite = drivers.make("adk_lite", os.path.join(workdir, "paired-lite.db"))
+    base = drivers.make("floor", os.path.join(workdir, "paired-floor.db"))
+    n_sessions, turns, t0 = sizes["paired_sessions"], sizes["paired_turns"], time.time()
+    dicts = [workload.events(("paired", i), 4 * turns, t0) for i in range(n_sessions)]
+    sides = []
+    for d in (lite, base):
+        handles = [d.create(f"user-{i % sizes['users']}", workload.session_id("paired", i), {})
+                   for i in range(n_sessions)]
+        sides.append([(d.append, handles[i], d.event(dicts[i][k]))
+                      for k in range(4 * turns) for i in range(n_sessions)])
+    times: tuple[list[float], list[float]] = ([], [])
+    clock = time.perf_counter
+    for pair in zip(*sides):
+        for side, (append, handle, event) in enumerate(pair):
+            start = clock()
+            append(handle, event)
+            times[side].append(clock() - start)
+    lite.close()
+    base.close()
+    out = {"adk_lite": summary(times[0]), "floor": summary(times[1])}
+    out["ratio_p50"] = round(out["adk_lite"]["p50_us"] / out["floor"]["p50_us"], 2)
+    return out

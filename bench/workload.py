@@ -12,6 +12,7 @@ Everything is derived from a seed: two runs (or two services) get the same event
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from typing import Any, Iterator
@@ -32,6 +33,11 @@ def _text(rng: random.Random, words: int) -> str:
 
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def session_id(*parts: Any) -> str:
+    """A uuid-shaped session id (as ADK generates) derived from ``parts``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, repr(parts)))
 
 
 def turn(rng: random.Random, turn_no: int, timestamp: float) -> list[dict[str, Any]]:
@@ -64,8 +70,8 @@ def turn(rng: random.Random, turn_no: int, timestamp: float) -> list[dict[str, A
     ]
 
 
-def events(seed: Any, count: int, start: float) -> list[dict[str, Any]]:
-    """Return ``count`` event dicts (whole turns, cut at ``count``), one session's log.
+def iter_events(seed: Any, count: int, start: float) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` event dicts (whole turns, cut at ``count``): one session's log.
 
     Args:
         seed: any hashable; the same seed gives the same events.
@@ -73,12 +79,27 @@ def events(seed: Any, count: int, start: float) -> list[dict[str, Any]]:
         start: epoch seconds of the first event; turns are 10 ms apart.
     """
     rng = random.Random(str(seed))
-    out: list[dict[str, Any]] = []
     turn_no = 0
-    while len(out) < count:
-        out.extend(turn(rng, turn_no, start + turn_no * 0.01))
+    while count > 0:
+        for event in turn(rng, turn_no, start + turn_no * 0.01)[:count]:
+            yield event
+        count -= 4
         turn_no += 1
-    return out[:count]
+
+
+def events(seed: Any, count: int, start: float) -> list[dict[str, Any]]:
+    """:func:`iter_events` as a list."""
+    return list(iter_events(seed, count, start))
+
+
+def chunks(seed: Any, count: int, start: float, size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+    """:func:`iter_events` in lists of at most ``size`` (to seed big sessions in little memory)."""
+    it = iter_events(seed, count, start)
+    while True:
+        part = list(itertools.islice(it, size))
+        if not part:
+            return
+        yield part
 
 
 def turns(seed: Any, count: int, start: float) -> Iterator[list[dict[str, Any]]]:
