@@ -101,7 +101,7 @@ def main(argv: Any = None) -> None:
         if {"adk_lite", "floor"} <= set(args.services):
             with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 paired = pool.submit(measure_paired, workdir, sizes).result()
-            _log(f"paired append_event: adk_lite / floor = {paired['ratio_p50']}x")
+            _log("paired with the floor: " + ", ".join(f"{k} {v['ratio_p50']}x" for k, v in paired.items()))
 
         conc = []
         if not args.no_concurrency:

@@ -185,34 +185,42 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
 
 
 def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
-    """adk_lite sync ``append_event`` and the floor's, interleaved call by call (child-process entry point).
+    """adk_lite sync and the floor interleaved call by call (child-process entry point):
+    ``append_event``, then ``append_events`` of 100.
 
     Two files, the same events, one process: call k of the floor runs right after
     call k of adk_lite, so load from elsewhere on the machine hits both alike and
     their p50 ratio is steady where separate runs minutes apart are not.
 
     Returns:
-        ``{"floor": summary, "adk_lite": summary, "ratio_p50": float}``.
+        ``{"append_event": {...}, "append_events_100": {...}}``, each
+        ``{"adk_lite": summary, "floor": summary, "ratio_p50": float}``.
     """
     lite = drivers.make("adk_lite", os.path.join(workdir, "paired-lite.db"))
     base = drivers.make("floor", os.path.join(workdir, "paired-floor.db"))
     n_sessions, turns, t0 = sizes["paired_sessions"], sizes["paired_turns"], time.time()
     dicts = [workload.events(("paired", i), 4 * turns, t0) for i in range(n_sessions)]
-    sides = []
+    batch = workload.events(("paired", "batch"), 100 * sizes["batches"], t0)
+    single, batched = [], []
     for d in (lite, base):
         handles = [d.create(f"user-{i % sizes['users']}", workload.session_id("paired", i), {})
                    for i in range(n_sessions)]
-        sides.append([(d.append, handles[i], d.event(dicts[i][k]))
-                      for k in range(4 * turns) for i in range(n_sessions)])
-    times: tuple[list[float], list[float]] = ([], [])
+        single.append([(d.append, handles[i], d.event(dicts[i][k]))
+                       for k in range(4 * turns) for i in range(n_sessions)])
+        handle = d.create("user-0", workload.session_id("paired", "batch"), {})
+        batched.append([(d.append_batch, handle, [d.event(e) for e in batch[i:i + 100]])
+                        for i in range(0, len(batch), 100)])
+    out = {}
     clock = time.perf_counter
-    for pair in zip(*sides):
-        for side, (append, handle, event) in enumerate(pair):
-            start = clock()
-            append(handle, event)
-            times[side].append(clock() - start)
+    for name, calls, per_call in (("append_event", single, 1), ("append_events_100", batched, 100)):
+        times: tuple[list[float], list[float]] = ([], [])
+        for pair in zip(*calls):
+            for side, (fn, handle, arg) in enumerate(pair):
+                start = clock()
+                fn(handle, arg)
+                times[side].append(clock() - start)
+        lite_s, floor_s = summary(times[0], per_call), summary(times[1], per_call)
+        out[name] = {"adk_lite": lite_s, "floor": floor_s, "ratio_p50": round(lite_s["p50_us"] / floor_s["p50_us"], 2)}
     lite.close()
     base.close()
-    out = {"adk_lite": summary(times[0]), "floor": summary(times[1])}
-    out["ratio_p50"] = round(out["adk_lite"]["p50_us"] / out["floor"]["p50_us"], 2)
     return out
