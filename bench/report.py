@@ -29,7 +29,7 @@ def rows(results: dict[str, Any], sizes: dict[str, Any]) -> list[tuple[str, str,
            ("append_event", "append_event p50 / p99", pct),
            ("append_event", "append_event events/s", lambda f: _rate(f["per_s"])),
            ("append_events_100", "append_events (100) p50 / p99", pct),
-           ("append_events_100", "append_events (100) events/s", lambda f: _rate(f["per_s"])),
+           ("append_events_100", "append_events (100) events/s at p50", lambda f: _rate(f["p50_per_s"])),
            ("get_session_full_100", "get_session all of 100 ev", pct),
            ("get_session_full_1000", "get_session all of 1000 ev", pct)]
     out += [(f"get_session_recent20_{n}", f"get_session last 20 of {n:,} ev", pct) for n in sizes["recent"]]
@@ -53,9 +53,9 @@ def table(results: dict[str, Any], sizes: dict[str, Any]) -> str:
         for s in SERVICES:
             r = results.get(s, {})
             fig = r.get("figures", {}).get(key)
-            cells.append(show(fig) if fig else ("n/a" if "figures" in r else "-"))
+            cells.append(show(fig) if fig else ("error" if "error" in r else "n/a"))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    cells = [f"{results[s]['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in results.get(s, {}) else "-"
+    cells = [f"{results[s]['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in results.get(s, {}) else "n/a"
              for s in SERVICES]
     lines.append("| peak RSS (process) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -74,7 +74,7 @@ def ratios(results: dict[str, Any], sizes: dict[str, Any]) -> dict[str, dict[str
     """
     keys = ["create_session", "append_event", "get_session_full_100", "get_session_full_1000",
             f"get_session_recent20_{sizes['recent'][-1]}", "list_sessions_user"]
-    pairs = [(a, b) for b in ("adk_lite_adk", "adk_lite_async", "adk_lite")
+    pairs = [(a, b) for b in ("adk_lite_adk", "adk_lite_async")
              for a in ("adk_inmemory", "adk_sqlite", "adk_database")]
     pairs += [("adk_lite", "floor"), ("adk_lite_async", "floor"), ("adk_lite_adk", "floor")]
     out = {}
@@ -106,7 +106,7 @@ def targets(results: dict[str, Any], conc: list[dict[str, Any]], sizes: dict[str
     out = []
 
     def check(name: str, value: Optional[float], ok: Optional[bool], shown: str, missing: str = "") -> None:
-        verdict = ("met" if ok else "missed") if value is not None else f"n/a ({missing})"
+        verdict = ("met" if ok else "missed") if value is not None else f"n/a: {missing}"
         out.append({"target": name, "value": value, "shown": shown if value is not None else "-", "verdict": verdict})
 
     def div(a: Optional[float], b: Optional[float]) -> Optional[float]:
@@ -133,12 +133,12 @@ def targets(results: dict[str, Any], conc: list[dict[str, Any]], sizes: dict[str
     x = div(a, m)
     check("adapter get_session of 1000 events no slower than ADK InMemory", x, x is not None and x <= 1,
           f"{x}x of InMemory", why("adk_lite_adk", "adk_inmemory"))
-    fig = results.get("adk_lite", {}).get("figures", {}).get("append_events_100")
-    x = fig["per_s"] if fig else None
     pb = paired.get("append_events_100")
-    check("append_events batch >= 50k events/s", x, x is not None and x >= 50_000,
-          f"{x:,.0f} events/s" + (f" (paired: adk_lite {pb['adk_lite']['per_s']:,.0f}, floor {pb['floor']['per_s']:,.0f}"
-                                  f" events/s, {pb['ratio_p50']}x)" if pb else "") if x else "", why("adk_lite"))
+    fig = pb["adk_lite"] if pb else results.get("adk_lite", {}).get("figures", {}).get("append_events_100")
+    x = fig["p50_per_s"] if fig else None
+    check("append_events batch >= 50k events/s (at the p50)", x, x is not None and x >= 50_000,
+          f"{x:,.0f} events/s" + (f" (paired; the floor: {pb['floor']['p50_per_s']:,.0f} events/s)" if pb else "")
+          if x else "", why("adk_lite"))
     by_n = {c["processes"]: c for c in conc}
     if 1 in by_n and 4 in by_n:
         four, one = by_n[4], by_n[1]
@@ -175,12 +175,15 @@ def render(machine: dict[str, Any], results: dict[str, Any], paired: dict[str, A
     if skipped:
         parts += ["Not measured: " + "; ".join(skipped), ""]
     parts += [table(results, sizes), "", ratio_table(ratio), ""]
-    for name, p in paired.items():
-        a, f = p["adk_lite"], p["floor"]
-        parts += [f"{name} interleaved call by call with the floor in one process ({a['n']:,} calls each): "
-                  f"adk_lite sync p50 {_us(a['p50_us'])} / p99 {_us(a['p99_us'])} ({_rate(a['per_s'])} events), "
-                  f"floor p50 {_us(f['p50_us'])} / p99 {_us(f['p99_us'])} ({_rate(f['per_s'])} events): "
-                  f"{p['ratio_p50']}x", ""]
+    if paired:
+        parts += ["Interleaved call by call with the floor in one process (the steadiest adk_lite / floor ratio):", "",
+                  "| call | calls | adk_lite sync p50 / p99 | floor p50 / p99 | p50 ratio | events/s at p50: adk_lite, floor |",
+                  "|---|---|---|---|---|---|"]
+        for name, p in paired.items():
+            a, f = p["adk_lite"], p["floor"]
+            parts.append(f"| {name} | {a['n']:,} | {_us(a['p50_us'])} / {_us(a['p99_us'])} | {_us(f['p50_us'])} / "
+                         f"{_us(f['p99_us'])} | {p['ratio_p50']}x | {_rate(a['p50_per_s'])}, {_rate(f['p50_per_s'])} |")
+        parts.append("")
     if conc:
         parts += ["Concurrent appends to one file (adk_lite sync, one service per process):", "",
                   concurrency_table(conc), ""]
