@@ -47,12 +47,39 @@ def _schema(path: str) -> None:
 
 
 class Driver:
-    """Base: the optional methods are None; subclasses fill in what they have."""
+    """Base: the optional methods are None; subclasses fill in what they have.
 
-    append_batch = page = update_keys = stats = None
+    Every method may return an awaitable instead of its result.
+    """
+
+    append_batch = page = update_keys = stats = list_user = list_app = None
 
     def __init__(self, path: Optional[str]) -> None:
         self.path = path
+
+    def event(self, d: dict[str, Any]) -> Any:
+        """Build the service's own event object from a workload dict (before timing)."""
+        raise NotImplementedError
+
+    def create(self, user: str, sid: str, state: dict[str, Any]) -> Any:
+        """Create session ``sid`` of ``user`` in the workload's app; return its handle."""
+        raise NotImplementedError
+
+    def append(self, handle: Any, event: Any) -> Any:
+        """Append one event (from :meth:`event`) to a session handle."""
+        raise NotImplementedError
+
+    def get(self, user: str, sid: str, limit: Optional[int] = None) -> Any:
+        """Read a session with its ``limit`` most recent events (None: all)."""
+        raise NotImplementedError
+
+    def seed(self, handle: Any, dicts: list[dict[str, Any]]) -> Any:
+        """Add workload dicts to a created session by the fastest path into the same storage (never timed)."""
+        raise NotImplementedError
+
+    def close(self) -> Any:
+        """Close the service and its files."""
+        raise NotImplementedError
 
 
 class FloorDriver(Driver):
@@ -72,8 +99,6 @@ class FloorDriver(Driver):
 
     def get(self, user, sid, limit=None):
         return self.f.get(APP, user, sid, limit)
-
-    list_user = list_app = None
 
     def seed(self, handle, dicts):
         floor.seed(self.path, APP, handle[1], handle[2], dicts)
