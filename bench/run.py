@@ -59,7 +59,10 @@ def _log(msg: str) -> None:
 
 def main(argv: Any = None) -> None:
     """Parse arguments, run everything, print the report; exit 1 if an installed service failed."""
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=(
+        "Measure adk_lite (sync, async, ADK adapter), ADK's InMemory, Sqlite and Database session services "
+        "and the stdlib-sqlite3 floor on the same agent-shaped events; print a table, the ratios and the "
+        "targets of issue 5."))
     p.add_argument("--quick", action="store_true", help="small sizes (CI: checks the harness runs, not speed)")
     p.add_argument("--json", metavar="PATH", help="write every figure, the ratios and the targets to PATH")
     p.add_argument("--workdir", metavar="DIR", help="where the database files go (default: a temporary folder, "
