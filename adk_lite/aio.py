@@ -12,7 +12,7 @@ locks, work items and future chaining, and keeps sequential calls on one thread,
 whose SQLite connection then keeps its page cache (with any idle thread taking
 the call, each write made the next thread's connection re-read the pages it
 changed). Together about a third of an ``append_event``'s wall time (see
-bench/adk_append.py).
+``python -m bench``).
 """
 
 from __future__ import annotations

@@ -37,6 +37,36 @@ def check_json(value: Any, where: str) -> None:
             object, a non-str dict key); the message names ``where`` and the type.
         ValueError: NaN or infinity, or an int outside the signed 64-bit range.
     """
+    if _plain(value):  # the common case, checked without building a path per item
+        return
+    _explain(value, where)
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` is made only of exact JSON types in range (dict, list,
+    str, bool, None, int64, finite float). False means :func:`_explain` decides."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (type(item) in _SCALARS or _plain(item)):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not (type(item) in _SCALARS or _plain(item)):
+                return False
+        return True
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if kind is float:
+        return math.isfinite(value)
+    return False
+
+
+def _explain(value: Any, where: str) -> None:
+    """:func:`check_json`'s full walk: raise with the path of the first bad item."""
     kind = type(value)
     if kind in _SCALARS:
         return
@@ -55,11 +85,11 @@ def check_json(value: Any, where: str) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"{where}: dict key {key!r} is {type(key).__name__}, JSON keys must be str")
-            check_json(item, f"{where}[{key!r}]")
+            _explain(item, f"{where}[{key!r}]")
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_json(item, f"{where}[{index}]")
+            _explain(item, f"{where}[{index}]")
         return
     raise TypeError(
         f"{where}: {kind.__name__} is not a JSON type (use None, bool, int, float, str, list or dict)"

@@ -1,0 +1,9 @@
+"""Benchmarks of adk_lite side by side with ADK's session services and the SQLite floor.
+
+Run ``python -m bench`` (``--quick`` for a small run, ``--json PATH`` for every
+figure); see the README's "Performance" section. Modules: :mod:`bench.workload`
+(the events), :mod:`bench.floor` (the stdlib-sqlite3 floor and the big-file
+builder), :mod:`bench.drivers` (one interface per service), :mod:`bench.suite`
+(the per-service figures), :mod:`bench.concurrency` (several processes on one
+file), :mod:`bench.report` (table, ratios, targets), :mod:`bench.run` (the command).
+"""

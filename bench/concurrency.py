@@ -1,0 +1,87 @@
+"""Several processes appending to one adk_lite file at once.
+
+Each process opens its own ``DatabaseSessionService`` on the shared file, creates
+its own sessions, builds its events, waits at a barrier, then appends a fixed
+number of events (whole turns, round-robin over its sessions). The figure is the
+total events over the wall time from the first start to the last finish, with
+every error counted by type and "database is locked" errors counted apart.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+from typing import Any
+
+from adk_lite import DatabaseSessionService, Event
+
+from . import workload
+
+
+def _writer(path: str, index: int, events: int, sessions: int, barrier: Any, results: Any) -> None:
+    svc = DatabaseSessionService(path)
+    handles = [svc.create_session(workload.APP, f"user-{index}", session_id=workload.session_id("proc", index, i))
+               for i in range(sessions)]
+    per_session = -(-events // sessions)
+    prebuilt = [[Event.from_dict(e) for e in workload.events(("proc", index, i), per_session, time.time())]
+                for i in range(sessions)]
+    order = [(handles[i], prebuilt[i][k]) for k in range(per_session) for i in range(sessions)][:events]
+    errors: Counter = Counter()
+    locked = ok = 0
+    barrier.wait()
+    start = time.time()
+    for handle, event in order:
+        try:
+            svc.append_event(handle, event)
+            ok += 1
+        except Exception as e:  # counted, not raised: the figure is how many calls fail
+            errors[type(e).__name__] += 1
+            locked += "locked" in str(e).lower()
+    end = time.time()
+    svc.close()
+    results.put({"ok": ok, "errors": dict(errors), "locked": locked, "start": start, "end": end})
+
+
+def run(path: str, processes: int, events: int, sessions: int = 8) -> dict[str, Any]:
+    """Append ``events`` events from each of ``processes`` processes into ``path``.
+
+    Returns:
+        ``{"processes", "events", "seconds", "events_per_s", "errors", "locked"}``:
+        total events stored, wall seconds, their rate, errors by type and the
+        count of "database is locked" errors.
+    """
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(path, i, events, sessions, barrier, results)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    seconds = max(g["end"] for g in got) - min(g["start"] for g in got)
+    errors: Counter = Counter()
+    for g in got:
+        errors.update(g["errors"])
+    ok = sum(g["ok"] for g in got)
+    return {"processes": processes, "events": ok, "seconds": round(seconds, 3),
+            "events_per_s": round(ok / seconds, 1), "errors": dict(errors), "locked": sum(g["locked"] for g in got)}
+
+
+def run_all(workdir: str, counts: tuple[int, ...], events: int, repeats: int = 1) -> list[dict[str, Any]]:
+    """:func:`run` for each process count, ``repeats`` rounds interleaved (1, 2, 4, 1, 2, 4, ...),
+    each on a fresh file in ``workdir``; per count, the round with the median rate is kept
+    (``rounds_events_per_s`` lists them all), so a burst of load from elsewhere on the
+    machine does not decide the comparison."""
+    rounds: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    for r in range(repeats):
+        for n in counts:
+            path = os.path.join(workdir, f"concurrency-{n}-{r}.db")
+            DatabaseSessionService(path).close()
+            rounds[n].append(run(path, n, events))
+    out = []
+    for n in counts:
+        ranked = sorted(rounds[n], key=lambda x: x["events_per_s"])
+        out.append(dict(ranked[len(ranked) // 2], rounds_events_per_s=[x["events_per_s"] for x in rounds[n]]))
+    return out

@@ -1,0 +1,131 @@
+"""The command: ``python -m bench [--quick] [--json PATH] [--workdir DIR] [--services ...]``.
+
+Builds the big adk_lite file with the floor, measures each service in a fresh
+process (same events, same sizes), runs the multi-process append test, then
+prints the table, the ratios and the targets, and writes every figure as JSON.
+Exits 1 if a service that is installed failed (so CI notices a rotten harness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from importlib import metadata
+from typing import Any
+
+from . import concurrency, floor, report
+from .drivers import SERVICES
+from .suite import measure_paired, measure_service
+
+FULL = dict(
+    users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
+    update_keys=1000, paired_sessions=100, paired_turns=20, recent=(100, 10_000, 100_000), recent_reps=200,
+    page_reps=100, deep_at=90_000, stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
+    processes=(1, 2, 4), process_events=4000, process_repeats=3)
+"""Sizes of the full run (about 10 minutes on 2 cores)."""
+QUICK = dict(
+    users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
+    update_keys=100, paired_sessions=20, paired_turns=10, recent=(100, 1000, 5000), recent_reps=20,
+    page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
+    processes=(1, 2, 4), process_events=200, process_repeats=1)
+"""Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "cpu": platform.processor() or
+            platform.machine(), "os": platform.platform(terse=True), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "google-adk": version("google-adk"), "sqlalchemy": version("sqlalchemy"),
+            "peewee": version("peewee"), "orjson": version("orjson")}
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: Any = None) -> None:
+    """Parse arguments, run everything, print the report; exit 1 if an installed service failed."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=(
+        "Measure adk_lite (sync, async, ADK adapter), ADK's InMemory, Sqlite and Database session services "
+        "and the stdlib-sqlite3 floor on the same agent-shaped events; print a table, the ratios and the "
+        "targets of issue 5."))
+    p.add_argument("--quick", action="store_true", help="small sizes (CI: checks the harness runs, not speed)")
+    p.add_argument("--json", metavar="PATH", help="write every figure, the ratios and the targets to PATH")
+    p.add_argument("--workdir", metavar="DIR", help="where the database files go (default: a temporary folder, "
+                   "removed at the end)")
+    p.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES), metavar="NAME",
+                   help="services to measure (default: all): " + ", ".join(SERVICES))
+    p.add_argument("--no-concurrency", action="store_true", help="skip the multi-process append test")
+    args = p.parse_args(argv)
+    sizes = dict(QUICK if args.quick else FULL)
+    sizes["big_events"] = sizes["big_sessions"] * sizes["big_events_per_session"]
+    workdir = args.workdir or tempfile.mkdtemp(prefix="adk_lite_bench_")
+    os.makedirs(workdir, exist_ok=True)
+    started = time.perf_counter()
+    info = machine()
+    try:
+        big = os.path.join(workdir, "big.db")
+        if os.path.exists(big):
+            os.remove(big)
+        from adk_lite import DatabaseSessionService
+
+        DatabaseSessionService(big).close()
+        t = time.perf_counter()
+        built = floor.fill(big, sizes["big_sessions"], sizes["big_events_per_session"], users=1000)
+        _log(f"big file: {built['sessions']:,} sessions, {built['events']:,} events in {time.perf_counter() - t:.1f} s")
+
+        results: dict[str, Any] = {}
+        spawn = mp.get_context("spawn")
+        for name in args.services:
+            _log(f"{name} ...")
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                try:
+                    results[name] = pool.submit(measure_service, name, workdir, big, sizes).result()
+                except Exception as e:  # a failing service is reported, the others still run
+                    results[name] = {"error": f"{type(e).__name__}: {e}"}
+            r = results[name]
+            _log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
+
+        paired: dict[str, Any] = {}
+        if {"adk_lite", "floor"} <= set(args.services):
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                paired = pool.submit(measure_paired, workdir, sizes).result()
+            _log("paired with the floor: " + ", ".join(f"{k} {v['ratio_p50']}x" for k, v in paired.items()))
+
+        conc = []
+        if not args.no_concurrency:
+            conc = concurrency.run_all(workdir, sizes["processes"], sizes["process_events"],
+                                         sizes["process_repeats"])
+            _log("concurrency: " + ", ".join(f"{c['processes']} proc {c['events_per_s']:,.0f} ev/s" for c in conc))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    ratio = report.ratios(results, sizes)
+    goals = report.targets(results, conc, sizes, paired)
+    print(report.render(info, results, paired, conc, ratio, goals, sizes))
+    _log(f"done in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
+                       "paired_append_event": paired, "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
+    if any("error" in r for r in results.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
