@@ -83,6 +83,8 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
 
     The message names the file; a lock error also names the busy timeout (seconds).
     """
+    if isinstance(exc, UnicodeDecodeError):  # text in the file that is not UTF-8
+        return errors.CorruptDatabaseError(f"database {path} is corrupt: it holds text that is not valid UTF-8 ({exc})")
     message = str(exc)
     lowered = message.lower()
     if "locked" in lowered or "busy" in lowered:
@@ -90,7 +92,8 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
             f"database {path} is locked: another connection held the write lock "
             f"for more than busy_timeout={busy_timeout:g} s ({message})"
         )
-    if any(word in lowered for word in ("malformed", "not a database", "disk image", "encrypted", "corrupt")):
+    if any(word in lowered for word in ("malformed", "not a database", "disk image", "encrypted", "corrupt",
+                                          "could not decode")):
         return errors.CorruptDatabaseError(f"database {path} is corrupt: {message}")
     if any(word in lowered for word in ("unable to open", "readonly", "read-only", "permission")):
         return errors.DatabaseOpenError(f"cannot open or write database {path}: {message}")
@@ -100,7 +103,8 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
 def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     """Check an existing file read-only and return its ``schema_version``.
 
-    Nothing is written to the file: it is read through a ``mode=ro`` connection.
+    Nothing is written to the file, and no ``-wal``/``-shm`` is left beside it: it is
+    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``).
 
     Returns:
         The file's schema version, or None for an empty file (0 bytes, or a SQLite
@@ -131,7 +135,10 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         raise errors.CorruptDatabaseError(
             f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
         )
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    # Without a -wal the main file holds everything: read it as immutable, so SQLite
+    # creates no -wal/-shm beside a file it may refuse. With a -wal, read through it.
+    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?" + mode
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
     except sqlite3.Error as e:
@@ -149,7 +156,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
                 f"{', '.join(sorted(tables))}{hint}"
             )
         row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:
         raise translate(e, path, busy_timeout) from e
     finally:
         conn.close()

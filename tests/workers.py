@@ -1,0 +1,197 @@
+"""Helpers for the reliability tests, and the child processes they start.
+
+Run as a script (``python tests/workers.py ROLE ARGS...``) it plays one child:
+
+- ``crash PATH SYNCHRONOUS SEED``: appends forever to one session, printing
+  ``T <op JSON>`` before each call and ``A`` after it returns (flushed), so the
+  parent knows which calls were acknowledged when it kills the process.
+- ``writer PATH INDEX N``: ``N`` appends to its own session ``w<INDEX>`` with a
+  shared ``user:`` key and its own ``app:`` keys; every 25th call is an ``update_keys``.
+- ``reader PATH STOPFILE``: reads in a loop until STOPFILE exists and checks every
+  read is consistent (``count`` + ``updates`` == revision == events); prints a JSON summary.
+- ``holdlock PATH SECONDS``: holds SQLite's write lock for SECONDS, then rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+from typing import Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def file_bytes(path: str) -> tuple[bytes, Optional[bytes]]:
+    """The bytes of a database file and of its ``-wal`` (None when absent)."""
+    with open(path, "rb") as fh:
+        main = fh.read()
+    try:
+        with open(path + "-wal", "rb") as fh:
+            wal = fh.read()
+    except FileNotFoundError:
+        wal = None
+    return main, wal
+
+
+def folder_listing(folder) -> list[str]:
+    """Sorted names in a folder."""
+    return sorted(os.listdir(folder))
+
+
+def child_env() -> dict:
+    """Environment for a child process: this checkout first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def command(role: str, *args) -> list[str]:
+    """The argv that runs ``role`` in a child Python."""
+    return [sys.executable, os.path.abspath(__file__), role, *map(str, args)]
+
+
+# -- the crash child -------------------------------------------------------------
+
+def crash_ops(rng: random.Random, n: int, session_keys: list[str]):
+    """The next operation for the crash child, as a JSON-able dict.
+
+    Kinds: ``one`` (append_event), ``batch`` (append_events of 20..120 events),
+    ``keys`` (update_keys that sets or deletes keys in every scope).
+    """
+    kind = rng.choice(("one", "one", "batch", "keys"))
+    if kind == "keys":
+        changes = {}
+        for key in rng.sample(session_keys, 3):
+            changes[key] = None if rng.random() < 0.4 else rng.randrange(10**6)
+        changes["user:last"] = None if rng.random() < 0.2 else n
+        changes["app:last"] = n
+        return {"kind": "keys", "delta": changes}
+    size = 1 if kind == "one" else rng.randrange(20, 120)
+    events = []
+    for i in range(size):
+        d = {"n": n + i, rng.choice(session_keys): rng.randrange(10**6), "user:last": n + i}
+        if rng.random() < 0.3:
+            d["temp:scratch"] = i
+        events.append({"id": f"e{n + i}", "delta": d, "text": "y" * rng.randrange(0, 2000)})
+    return {"kind": kind, "events": events}
+
+
+def crash_child(path: str, synchronous: str, seed: int) -> None:
+    from adk_lite import DatabaseSessionService, Event, EventActions
+
+    rng = random.Random(seed)
+    keys = [f"k{i}" for i in range(8)]
+    svc = DatabaseSessionService(path, synchronous=synchronous)
+    session = svc.get_session("app", "u", "s", num_recent_events=0)
+    n = svc.get_event_count("app", "u", "s")
+    print("READY", flush=True)
+    while True:
+        op = crash_ops(rng, n, keys)
+        print("T", json.dumps(op), flush=True)
+        if op["kind"] == "keys":
+            svc.update_keys("app", "u", "s", op["delta"])
+            session.revision += 1
+            n += 1
+        else:
+            events = [Event(id=e["id"], author="agent", content={"parts": [{"text": e["text"]}]},
+                            actions=EventActions(state_delta=dict(e["delta"]))) for e in op["events"]]
+            svc.append_events(session, events)
+            session.events.clear()
+            n += len(events)
+        print("A", flush=True)
+
+
+# -- concurrent writers and a reader ---------------------------------------------
+
+UPDATE_EVERY = 25
+
+
+def writer_child(path: str, index: int, count: int) -> None:
+    from adk_lite import DatabaseSessionService, Event, EventActions
+
+    with DatabaseSessionService(path) as svc:
+        sid = f"w{index}"
+        session = svc.create_session("app", f"user{index % 2}", state={"count": 0, "updates": 0}, session_id=sid)
+        updates = 0
+        for i in range(1, count + 1):
+            svc.append_event(session, Event(author="agent", content={"parts": [{"text": f"{sid}-{i}"}]},
+                                            actions=EventActions(state_delta={
+                                                "count": i, "user:shared": f"{sid}-{i}", f"app:count_{sid}": i})))
+            if i % UPDATE_EVERY == 0:
+                updates += 1
+                svc.update_keys("app", session.user_id, sid, {"updates": updates, f"app:updates_{sid}": updates})
+                session = svc.get_session("app", session.user_id, sid, num_recent_events=0)
+    print(json.dumps({"writer": index, "appends": count, "updates": updates}), flush=True)
+
+
+def check_consistent(session, events=None) -> Optional[str]:
+    """Return a description of an inconsistency in one read of a writer's session, or None.
+
+    Every append adds one event and bumps ``count``; every update_keys adds one
+    ``system`` event and bumps ``updates``; so ``count + updates == revision`` and,
+    when events were read, they split the same way.
+    """
+    state = session.state
+    if "count" not in state:
+        return f"{session.id}: no count in {state}"
+    if state["count"] + state["updates"] != session.revision:
+        return f"{session.id}: count {state['count']} + updates {state['updates']} != revision {session.revision}"
+    if events is not None:
+        system = sum(1 for e in events if e.author == "system")
+        if (len(events) - system, system) != (state["count"], state["updates"]):
+            return f"{session.id}: {len(events) - system} events/{system} updates vs state {state}"
+    return None
+
+
+def reader_child(path: str, stopfile: str, deadline: float = 120.0) -> None:
+    from adk_lite import DatabaseSessionService
+
+    reads, problems, errors = 0, [], []
+    last_events = 0
+    end = time.monotonic() + deadline
+    with DatabaseSessionService(path) as svc:
+        while not os.path.exists(stopfile) and time.monotonic() < end:
+            try:
+                for listed in svc.list_sessions("app"):
+                    problems.append(check_consistent(listed))
+                    full = svc.get_session("app", listed.user_id, listed.id)
+                    problems.append(check_consistent(full, full.events))
+                    reads += 2
+                stats = svc.get_stats()
+                if stats["events"] < last_events:
+                    problems.append(f"events went down: {last_events} -> {stats['events']}")
+                last_events = stats["events"]
+                reads += 1
+            except Exception as e:  # noqa: BLE001 - the summary reports every error
+                errors.append(f"{type(e).__name__}: {e}")
+    print(json.dumps({"reads": reads, "problems": [p for p in problems if p], "errors": errors}), flush=True)
+
+
+def holdlock_child(path: str, seconds: float) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("UPDATE adk_sessions SET revision = revision + 100")  # never committed
+    print("LOCKED", flush=True)
+    time.sleep(seconds)
+    conn.execute("ROLLBACK")
+    conn.close()
+    print("RELEASED", flush=True)
+
+
+if __name__ == "__main__":
+    role, args = sys.argv[1], sys.argv[2:]
+    if role == "crash":
+        crash_child(args[0], args[1], int(args[2]))
+    elif role == "writer":
+        writer_child(args[0], int(args[1]), int(args[2]))
+    elif role == "reader":
+        reader_child(args[0], args[1])
+    elif role == "holdlock":
+        holdlock_child(args[0], float(args[1]))
+    else:
+        raise SystemExit(f"unknown role {role!r}")
