@@ -3,8 +3,9 @@
 Run as a script (``python tests/workers.py ROLE ARGS...``) it plays one child:
 
 - ``crash PATH SYNCHRONOUS SEED``: appends forever to one session, printing
-  ``T <op JSON>`` before each call and ``A`` after it returns (flushed), so the
-  parent knows which calls were acknowledged when it kills the process.
+  ``T <kind>`` before each call and ``A`` after it returns (flushed), so the
+  parent, which draws the same operations from the same seed with
+  :func:`crash_ops`, knows which calls were acknowledged when it kills the process.
 - ``writer PATH INDEX N``: ``N`` appends to its own session ``w<INDEX>`` with a
   shared ``user:`` key and its own ``app:`` keys; every 25th call is an ``update_keys``.
 - ``reader PATH STOPFILE``: reads in a loop until STOPFILE exists and checks every
@@ -57,7 +58,10 @@ def command(role: str, *args) -> list[str]:
 
 # -- the crash child -------------------------------------------------------------
 
-def crash_ops(rng: random.Random, n: int, session_keys: list[str]):
+CRASH_KEYS = [f"k{i}" for i in range(8)]
+
+
+def crash_ops(rng: random.Random, n: int, session_keys: list[str] = CRASH_KEYS):
     """The next operation for the crash child, as a JSON-able dict.
 
     Kinds: ``one`` (append_event), ``batch`` (append_events of 20..120 events),
@@ -85,14 +89,13 @@ def crash_child(path: str, synchronous: str, seed: int) -> None:
     from adk_lite import DatabaseSessionService, Event, EventActions
 
     rng = random.Random(seed)
-    keys = [f"k{i}" for i in range(8)]
     svc = DatabaseSessionService(path, synchronous=synchronous)
     session = svc.get_session("app", "u", "s", num_recent_events=0)
     n = svc.get_event_count("app", "u", "s")
     print("READY", flush=True)
     while True:
-        op = crash_ops(rng, n, keys)
-        print("T", json.dumps(op), flush=True)
+        op = crash_ops(rng, n)
+        print("T", op["kind"], flush=True)  # the parent draws the same op from the same seed
         if op["kind"] == "keys":
             svc.update_keys("app", "u", "s", op["delta"])
             session.revision += 1
