@@ -104,7 +104,9 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     """Check an existing file read-only and return its ``schema_version``.
 
     Nothing is written to the file, and no ``-wal``/``-shm`` is left beside it: it is
-    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``).
+    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``). A file
+    other connections are writing (it has a ``-wal``) is read through the WAL and is
+    not judged by its size, which a checkpoint may be growing.
 
     Returns:
         The file's schema version, or None for an empty file (0 bytes, or a SQLite
@@ -116,6 +118,8 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
         SchemaVersionError: written by a newer adk_lite.
     """
+    wal = path + "-wal"
+    quiet = not os.path.exists(wal)  # no -wal: no connection has the file open, nothing pending
     try:
         with open(path, "rb") as fh:
             header = fh.read(100)
@@ -131,13 +135,45 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and size < pages * page_size:
+    # While a -wal exists, a checkpoint may be growing the main file page by page (page 1,
+    # with the new size, first): the size in the header is only final when nobody has it open.
+    if quiet and header[24:28] == header[92:96] and size < pages * page_size and not os.path.exists(wal):
         raise errors.CorruptDatabaseError(
             f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
         )
-    # Without a -wal the main file holds everything: read it as immutable, so SQLite
-    # creates no -wal/-shm beside a file it may refuse. With a -wal, read through it.
-    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
+    # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
+    # may refuse. If a -wal appears meanwhile (another process opened it), the read may
+    # have overlapped a checkpoint: read again through the WAL, with mode=ro.
+    if quiet:
+        try:
+            tables, row = _read_schema(path, busy_timeout, "immutable=1")
+        except errors.DatabaseError:
+            if not os.path.exists(wal):
+                raise
+            quiet = False
+        else:
+            quiet = not os.path.exists(wal)
+    if not quiet:
+        tables, row = _read_schema(path, busy_timeout, "mode=ro")
+    if not tables:
+        return None
+    if METADATA not in tables or SESSIONS not in tables:
+        hint = ""
+        if {"sessions", "events"} <= tables:
+            hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
+        raise errors.ForeignDatabaseError(
+            f"{path} is a SQLite database but not an adk_lite one: it has tables "
+            f"{', '.join(sorted(tables))}{hint}"
+        )
+    if row is None or not str(row[0]).isdigit():
+        raise errors.CorruptDatabaseError(f"database {path} has no valid schema_version in {METADATA}")
+    version = int(row[0])
+    _check_version(version, path)
+    return version
+
+
+def _read_schema(path: str, busy_timeout: float, mode: str) -> tuple[set, Optional[tuple]]:
+    """Read the table names and the ``schema_version`` row through a read-only URI."""
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?" + mode
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
@@ -145,26 +181,14 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         raise translate(e, path, busy_timeout) from e
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            return None
-        if METADATA not in tables or SESSIONS not in tables:
-            hint = ""
-            if {"sessions", "events"} <= tables:
-                hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
-            raise errors.ForeignDatabaseError(
-                f"{path} is a SQLite database but not an adk_lite one: it has tables "
-                f"{', '.join(sorted(tables))}{hint}"
-            )
-        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        row = None
+        if METADATA in tables:
+            row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return tables, row
     except (sqlite3.Error, UnicodeDecodeError) as e:
         raise translate(e, path, busy_timeout) from e
     finally:
         conn.close()
-    if row is None or not str(row[0]).isdigit():
-        raise errors.CorruptDatabaseError(f"database {path} has no valid schema_version in {METADATA}")
-    version = int(row[0])
-    _check_version(version, path)
-    return version
 
 
 def _check_version(version: int, path: str) -> None:

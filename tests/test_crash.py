@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import signal
 import sqlite3
 import subprocess
@@ -17,38 +16,11 @@ import time
 import pytest
 
 from adk_lite import DatabaseSessionService
-from workers import child_env, command, crash_ops
+from workers import Lines, child_env, command, crash_ops
 
 SEED = int(os.environ.get("ADK_LITE_CRASH_SEED", "20261121"))
 KILLS = {"normal": 30, "full": 15}
 READY_TIMEOUT = 30.0  # seconds for a child to start (slow CI machines)
-
-
-class Lines:
-    """Lines from a child's stdout, read with a timeout (never blocks forever)."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.proc, self.buffer, self.lines = proc, b"", []
-
-    def next(self, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while b"\n" not in self.buffer:
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError(f"no line from the child within {timeout} s")
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                raise EOFError(f"child exited: {self.proc.stderr.read().decode()[-2000:]}")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        self.lines.append(line.decode())
-        return self.lines[-1]
-
-    def rest(self) -> list[str]:
-        """After the child is dead: every line it printed."""
-        self.buffer += self.proc.stdout.read()
-        self.lines += [x.decode() for x in self.buffer.split(b"\n") if x]
-        return self.lines
 
 
 class Model:

@@ -8,7 +8,7 @@ Run as a script (``python tests/workers.py ROLE ARGS...``) it plays one child:
   :func:`crash_ops`, knows which calls were acknowledged when it kills the process.
 - ``writer PATH INDEX N``: ``N`` appends to its own session ``w<INDEX>`` with a
   shared ``user:`` key and its own ``app:`` keys; every 25th call is an ``update_keys``.
-- ``reader PATH STOPFILE``: reads in a loop until STOPFILE exists and checks every
+- ``reader PATH STOPFILE STOP_AT``: reads in a loop until STOPFILE exists and checks every
   read is consistent (``count`` + ``updates`` == revision == events); prints a JSON summary.
 - ``holdlock PATH SECONDS``: holds SQLite's write lock for SECONDS, then rolls back.
 """
@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import sqlite3
+import subprocess
 import sys
 import time
 from typing import Optional
@@ -54,6 +56,40 @@ def child_env() -> dict:
 def command(role: str, *args) -> list[str]:
     """The argv that runs ``role`` in a child Python."""
     return [sys.executable, os.path.abspath(__file__), role, *map(str, args)]
+
+
+def start(role: str, *args) -> subprocess.Popen:
+    """Start a child playing ``role``, with unbuffered pipes for stdout and stderr."""
+    return subprocess.Popen(command(role, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=child_env(), bufsize=0)
+
+
+class Lines:
+    """Lines from a child's stdout, read with a timeout (never blocks forever)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc, self.buffer, self.lines = proc, b"", []
+
+    def next(self, timeout: float) -> str:
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                raise TimeoutError(f"no line from the child within {timeout} s")
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise EOFError(f"child exited: {self.proc.stderr.read().decode()[-2000:]}")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        self.lines.append(line.decode())
+        return self.lines[-1]
+
+    def rest(self) -> list[str]:
+        """After the child is dead: every line it printed."""
+        self.buffer += self.proc.stdout.read()
+        self.lines += [x.decode() for x in self.buffer.split(b"\n") if x]
+        return self.lines
+
 
 
 # -- the crash child -------------------------------------------------------------
@@ -151,10 +187,12 @@ def check_consistent(session, events=None) -> Optional[str]:
     return None
 
 
-def reader_child(path: str, stopfile: str, deadline: float = 120.0) -> None:
+def reader_child(path: str, stopfile: str, stop_at: int, deadline: float = 120.0) -> None:
+    """Read until ``stopfile`` exists; ``midway`` counts reads of a session caught
+    between its first and last (``stop_at``) append, i.e. while writers ran."""
     from adk_lite import DatabaseSessionService
 
-    reads, problems, errors = 0, [], []
+    reads, midway, problems, errors = 0, 0, [], []
     last_events = 0
     end = time.monotonic() + deadline
     with DatabaseSessionService(path) as svc:
@@ -165,6 +203,7 @@ def reader_child(path: str, stopfile: str, deadline: float = 120.0) -> None:
                     full = svc.get_session("app", listed.user_id, listed.id)
                     problems.append(check_consistent(full, full.events))
                     reads += 2
+                    midway += 0 < full.state.get("count", 0) < stop_at
                 stats = svc.get_stats()
                 if stats["events"] < last_events:
                     problems.append(f"events went down: {last_events} -> {stats['events']}")
@@ -172,7 +211,35 @@ def reader_child(path: str, stopfile: str, deadline: float = 120.0) -> None:
                 reads += 1
             except Exception as e:  # noqa: BLE001 - the summary reports every error
                 errors.append(f"{type(e).__name__}: {e}")
-    print(json.dumps({"reads": reads, "problems": [p for p in problems if p], "errors": errors}), flush=True)
+    print(json.dumps({"reads": reads, "midway": midway, "problems": [p for p in problems if p], "errors": errors}),
+          flush=True)
+
+
+def racer(path: str, name: str, rounds: int, barrier, results) -> None:
+    """Race another process for each revision of session ``race``: both read the
+    session, meet at ``barrier``, then append. The loser must get StaleSessionError,
+    reload and retry. Puts ``(name, outcomes)`` on ``results``; an outcome is
+    ``(round, "won" | "stale-then-won", revision the winning append was read at)``."""
+    from adk_lite import DatabaseSessionService, Event, EventActions, StaleSessionError
+
+    outcomes = []
+    with DatabaseSessionService(path) as svc:
+        for r in range(rounds):
+            session = svc.get_session("app", "u", "race", num_recent_events=0)
+            barrier.wait(timeout=30)
+            outcome = "won"
+            while True:
+                read_at = session.revision
+                try:
+                    svc.append_event(session, Event(id=f"{name}-{r}", author=name,
+                                                    actions=EventActions(state_delta={"read_at": read_at})))
+                    break
+                except StaleSessionError:
+                    outcome = "stale-then-won"
+                    session = svc.get_session("app", "u", "race", num_recent_events=0)
+            outcomes.append((r, outcome, read_at))
+            barrier.wait(timeout=30)  # both done with this round before the next read
+    results.put((name, outcomes))
 
 
 def holdlock_child(path: str, seconds: float) -> None:
@@ -193,7 +260,7 @@ if __name__ == "__main__":
     elif role == "writer":
         writer_child(args[0], int(args[1]), int(args[2]))
     elif role == "reader":
-        reader_child(args[0], args[1])
+        reader_child(args[0], args[1], int(args[2]))
     elif role == "holdlock":
         holdlock_child(args[0], float(args[1]))
     else:
