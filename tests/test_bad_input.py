@@ -296,11 +296,18 @@ FILES = [
     ("other sqlite tables", lambda p: _sqlite(p, "CREATE TABLE notes (body TEXT)", "INSERT INTO notes VALUES ('mine')"),
      ForeignDatabaseError, r"not an adk_lite one: it has tables notes"),
     ("ADK tables by hand", _adk_like_tables, ForeignDatabaseError, r"google\.adk's DatabaseSessionService or SqliteSessionService"),
-    ("ADK SqliteSessionService file", _adk_made, ForeignDatabaseError, r"google\.adk's DatabaseSessionService or SqliteSessionService"),
+    pytest.param("ADK SqliteSessionService file", _adk_made, ForeignDatabaseError,
+                 r"google\.adk's DatabaseSessionService or SqliteSessionService", marks=pytest.mark.adk),
 ]
 
 
-@pytest.mark.parametrize("make, kind, message", [r[1:] for r in FILES], ids=[r[0] for r in FILES])
+def _file_rows():
+    for row in FILES:
+        values, marks = (row.values, row.marks) if hasattr(row, "values") else (row, ())
+        yield pytest.param(*values[1:], id=values[0], marks=marks)
+
+
+@pytest.mark.parametrize("make, kind, message", list(_file_rows()))
 def test_hostile_file_is_refused_at_open_and_untouched(tmp_path, make, kind, message):
     path = str(tmp_path / "hostile.db")
     make(path)
