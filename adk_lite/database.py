@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import urllib.parse
 from typing import Any, Optional, Union
@@ -39,8 +40,6 @@ SYNCHRONOUS = ("normal", "full")
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
 MIGRATIONS: dict[int, Any] = {}
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def resolve(target: Union[str, os.PathLike, None]) -> str:
@@ -108,45 +107,37 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     other connections are writing (it has a ``-wal``) is read through the WAL and is
     not judged by its size, which a checkpoint may be growing.
 
+    The file is read only through SQLite, never with ``open()``: closing any descriptor
+    on a database drops every POSIX lock the process holds on it, those of its own
+    open SQLite connections included, and another process would then take itself for
+    the last user and delete the live WAL (SQLite's "How To Corrupt", 2.2).
+
     Returns:
         The file's schema version, or None for an empty file (0 bytes, or a SQLite
         database with no tables), which may be initialized.
 
     Raises:
         DatabaseOpenError: a directory, or unreadable.
-        CorruptDatabaseError: no SQLite header, truncated, or malformed.
+        CorruptDatabaseError: not a SQLite database, truncated, or malformed.
         ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
         SchemaVersionError: written by a newer adk_lite.
     """
     wal = path + "-wal"
     quiet = not os.path.exists(wal)  # no -wal: no connection has the file open, nothing pending
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
-    except IsADirectoryError as e:
-        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file") from e
+        info = os.stat(path)
     except OSError as e:
         raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
-    if size == 0:
+    if stat.S_ISDIR(info.st_mode):
+        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+    if info.st_size == 0:
         return None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise errors.CorruptDatabaseError(f"{path} is not a SQLite database (no SQLite header)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    # While a -wal exists, a checkpoint may be growing the main file page by page (page 1,
-    # with the new size, first): the size in the header is only final when nobody has it open.
-    if quiet and header[24:28] == header[92:96] and size < pages * page_size and not os.path.exists(wal):
-        raise errors.CorruptDatabaseError(
-            f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
-        )
     # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
     # may refuse. If a -wal appears meanwhile (another process opened it), the read may
     # have overlapped a checkpoint: read again through the WAL, with mode=ro.
     if quiet:
         try:
-            tables, row = _read_schema(path, busy_timeout, "immutable=1")
+            tables, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
         except errors.DatabaseError:
             if not os.path.exists(wal):
                 raise
@@ -154,7 +145,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         else:
             quiet = not os.path.exists(wal)
     if not quiet:
-        tables, row = _read_schema(path, busy_timeout, "mode=ro")
+        tables, row = _read_schema(path, busy_timeout, "mode=ro", None)
     if not tables:
         return None
     if METADATA not in tables or SESSIONS not in tables:
@@ -172,20 +163,31 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     return version
 
 
-def _read_schema(path: str, busy_timeout: float, mode: str) -> tuple[set, Optional[tuple]]:
-    """Read the table names and the ``schema_version`` row through a read-only URI."""
+def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]) -> tuple[set, Optional[tuple]]:
+    """Read the table names and the ``schema_version`` row through a read-only URI.
+
+    With ``size`` (bytes; only when no -wal exists, so the header is final), a file
+    shorter than the page count in its header is refused as truncated.
+    """
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?" + mode
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
     except sqlite3.Error as e:
         raise translate(e, path, busy_timeout) from e
     try:
+        if size is not None:
+            expected = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+            if size < expected:
+                raise errors.CorruptDatabaseError(
+                    f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         row = None
         if METADATA in tables:
             row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
         return tables, row
     except (sqlite3.Error, UnicodeDecodeError) as e:
+        if "not a database" in str(e):
+            raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
         raise translate(e, path, busy_timeout) from e
     finally:
         conn.close()

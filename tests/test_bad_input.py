@@ -245,12 +245,12 @@ def _metadata_page_corrupt(path):
     _overwrite(path, (page - 1) * _page_size(path), b"\xff" * 16)
 
 
-def _truncated(path):
+def _truncated(path, keep):
     _make_db(path)
     size = os.path.getsize(path)
     assert size > 8 * _page_size(path)
     with open(path, "r+b") as fh:
-        fh.truncate(size // 2)
+        fh.truncate(keep(size))
 
 
 def _newer_schema(path):
@@ -284,7 +284,9 @@ def _adk_made(path):
 FILES = [
     ("not sqlite (text)", lambda p: open(p, "w").write("hello, I am a text file\n" * 20), CorruptDatabaseError, r"not a SQLite database"),
     ("not sqlite (short)", lambda p: open(p, "wb").write(b"SQLite format 3"), CorruptDatabaseError, r"not a SQLite database"),
-    ("truncated", _truncated, CorruptDatabaseError, r"truncated: \d+ bytes, its header says \d+"),
+    ("truncated (last page)", lambda p: _truncated(p, lambda size: size - 100), CorruptDatabaseError,
+     r"truncated: \d+ bytes, its header says \d+"),
+    ("truncated (half)", lambda p: _truncated(p, lambda size: size // 2), CorruptDatabaseError, r"is corrupt: .*malformed"),
     ("corrupt schema page (0xff)", lambda p: _schema_page_corrupt(p, b"\xff"), CorruptDatabaseError, r"corrupt"),
     ("corrupt schema page (zeros)", lambda p: _schema_page_corrupt(p, b"\x00"), CorruptDatabaseError, r"corrupt|malformed"),
     ("corrupt schema page (text)", lambda p: _schema_page_corrupt(p, b"Z"), CorruptDatabaseError, r"corrupt|malformed"),

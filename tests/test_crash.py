@@ -10,13 +10,12 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
 from adk_lite import DatabaseSessionService
-from workers import Lines, child_env, command, crash_ops
+from workers import Lines, crash_ops, start
 
 SEED = int(os.environ.get("ADK_LITE_CRASH_SEED", "20261121"))
 KILLS = {"normal": 30, "full": 15}
@@ -68,8 +67,7 @@ def integrity(path: str) -> str:
 def kill_once(path: str, synchronous: str, seed: int, target: str, rng: random.Random) -> list[str]:
     """Start a child, kill it (at a random time, or just after it starts a ``target``
     call), and return the lines it printed."""
-    proc = subprocess.Popen(command("crash", path, synchronous, seed), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=child_env(), bufsize=0)
+    proc = start("crash", path, synchronous, seed)
     lines = Lines(proc)
     try:
         assert lines.next(READY_TIMEOUT) == "READY"
@@ -84,8 +82,8 @@ def kill_once(path: str, synchronous: str, seed: int, target: str, rng: random.R
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     out = lines.rest()
-    proc.stdout.close()
-    proc.stderr.close()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        pipe.close()
     return out
 
 

@@ -10,7 +10,9 @@ Run as a script (``python tests/workers.py ROLE ARGS...``) it plays one child:
   shared ``user:`` key and its own ``app:`` keys; every 25th call is an ``update_keys``.
 - ``reader PATH STOPFILE STOP_AT``: reads in a loop until STOPFILE exists and checks every
   read is consistent (``count`` + ``updates`` == revision == events); prints a JSON summary.
-- ``holdlock PATH SECONDS``: holds SQLite's write lock for SECONDS, then rolls back.
+- ``append PATH SESSION_ID N``: N appends to one session (created if missing).
+- ``holdlock PATH SECONDS``: holds SQLite's write lock until a line on stdin (at most
+  SECONDS), then rolls back.
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ def command(role: str, *args) -> list[str]:
 
 
 def start(role: str, *args) -> subprocess.Popen:
-    """Start a child playing ``role``, with unbuffered pipes for stdout and stderr."""
-    return subprocess.Popen(command(role, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=child_env(), bufsize=0)
+    """Start a child playing ``role``, with unbuffered pipes for stdin, stdout and stderr."""
+    return subprocess.Popen(command(role, *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=child_env(), bufsize=0)
 
 
 class Lines:
@@ -242,12 +244,24 @@ def racer(path: str, name: str, rounds: int, barrier, results) -> None:
     results.put((name, outcomes))
 
 
+def append_child(path: str, session_id: str, count: int) -> None:
+    """Create session ``session_id`` (app ``app``, user ``u``) if missing and append ``count`` events."""
+    from adk_lite import DatabaseSessionService, Event
+
+    with DatabaseSessionService(path) as svc:
+        session = svc.get_session("app", "u", session_id) or svc.create_session("app", "u", session_id=session_id)
+        for _ in range(count):
+            svc.append_event(session, Event(author="child"))
+
+
 def holdlock_child(path: str, seconds: float) -> None:
+    """Hold the write lock (with an uncommitted change) until a line arrives on stdin,
+    or ``seconds`` pass; then roll back."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("UPDATE adk_sessions SET revision = revision + 100")  # never committed
     print("LOCKED", flush=True)
-    time.sleep(seconds)
+    select.select([sys.stdin], [], [], seconds)
     conn.execute("ROLLBACK")
     conn.close()
     print("RELEASED", flush=True)
@@ -261,6 +275,8 @@ if __name__ == "__main__":
         writer_child(args[0], int(args[1]), int(args[2]))
     elif role == "reader":
         reader_child(args[0], args[1], int(args[2]))
+    elif role == "append":
+        append_child(args[0], args[1], int(args[2]))
     elif role == "holdlock":
         holdlock_child(args[0], float(args[1]))
     else:
