@@ -15,6 +15,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, TypeVar, Union
 
+from .errors import ServiceClosedError
 from .service import DatabaseSessionService
 
 T = TypeVar("T")
@@ -44,6 +45,7 @@ class AsyncDatabaseSessionService:
             raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
         self.sync = DatabaseSessionService(db, synchronous=synchronous, busy_timeout=busy_timeout)
         self._executor = ThreadPoolExecutor(max_workers=max_workers or 4, thread_name_prefix="adk_lite")
+        self._closed = False
 
     @property
     def path(self) -> str:
@@ -55,7 +57,12 @@ class AsyncDatabaseSessionService:
 
         For callers (such as the ADK adapter) that do several sync steps per call
         and want them in one executor hop.
+
+        Raises:
+            ServiceClosedError: after :meth:`aclose` / :meth:`close`.
         """
+        if self._closed:
+            raise ServiceClosedError(f"the service on {self.path} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
@@ -64,11 +71,13 @@ class AsyncDatabaseSessionService:
 
         After it, no file descriptor on the database stays open.
         """
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
         self.sync.close()
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`, for code outside an event loop."""
+        self._closed = True
         self._executor.shutdown(wait=True)
         self.sync.close()
 

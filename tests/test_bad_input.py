@@ -13,6 +13,7 @@ import pytest
 from adk_lite import (
     MAX_ID_LENGTH,
     AdkLiteError,
+    AsyncDatabaseSessionService,
     AlreadyExistsError,
     CorruptDatabaseError,
     DatabaseOpenError,
@@ -21,6 +22,7 @@ from adk_lite import (
     EventActions,
     ForeignDatabaseError,
     SchemaVersionError,
+    ServiceClosedError,
     Session,
     SessionNotFoundError,
     StaleSessionError,
@@ -377,3 +379,22 @@ def test_path_in_read_only_folder_is_refused(tmp_path):
         assert os.listdir(folder) == []
     finally:
         folder.chmod(0o700)
+
+
+def test_use_after_close_is_service_closed_error(tmp_path):
+    """Sync and async: a call after close raises ServiceClosedError naming the file
+    (the async wrapper used to leak the executor's raw RuntimeError)."""
+    path = str(tmp_path / "closed.db")
+    svc = DatabaseSessionService(path)
+    svc.close()
+    with pytest.raises(ServiceClosedError, match=r"closed\.db is closed"):
+        svc.get_session("app", "u", "s")
+    svc.close()  # closing twice is harmless
+
+    async def main():
+        asvc = AsyncDatabaseSessionService(path)
+        await asvc.aclose()
+        for call in (lambda: asvc.get_session("app", "u", "s"), lambda: asvc.run(len, "x")):
+            with pytest.raises(ServiceClosedError, match=r"closed\.db is closed"):
+                await call()
+    asyncio.run(main())
