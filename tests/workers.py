@@ -87,9 +87,11 @@ class Lines:
         return self.lines[-1]
 
     def rest(self) -> list[str]:
-        """After the child is dead: every line it printed."""
+        """After the child is dead: every whole line it printed (a line cut short by
+        the kill, with no newline yet, is left out)."""
         self.buffer += self.proc.stdout.read()
-        self.lines += [x.decode() for x in self.buffer.split(b"\n") if x]
+        *whole, self.buffer = self.buffer.split(b"\n")
+        self.lines += [x.decode() for x in whole]
         return self.lines
 
 
@@ -123,6 +125,12 @@ def crash_ops(rng: random.Random, n: int, session_keys: list[str] = CRASH_KEYS):
     return {"kind": kind, "events": events}
 
 
+def say(line: str) -> None:
+    """Print one line in one write (print() writes its pieces apart under PYTHONUNBUFFERED)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def crash_child(path: str, synchronous: str, seed: int) -> None:
     from adk_lite import DatabaseSessionService, Event, EventActions
 
@@ -130,10 +138,10 @@ def crash_child(path: str, synchronous: str, seed: int) -> None:
     svc = DatabaseSessionService(path, synchronous=synchronous)
     session = svc.get_session("app", "u", "s", num_recent_events=0)
     n = svc.get_event_count("app", "u", "s")
-    print("READY", flush=True)
+    say("READY")
     while True:
         op = crash_ops(rng, n)
-        print("T", op["kind"], flush=True)  # the parent draws the same op from the same seed
+        say(f"T {op['kind']}")  # the parent draws the same op from the same seed
         if op["kind"] == "keys":
             svc.update_keys("app", "u", "s", op["delta"])
             session.revision += 1
@@ -144,7 +152,7 @@ def crash_child(path: str, synchronous: str, seed: int) -> None:
             svc.append_events(session, events)
             session.events.clear()
             n += len(events)
-        print("A", flush=True)
+        say("A")
 
 
 # -- concurrent writers and a reader ---------------------------------------------
@@ -167,7 +175,7 @@ def writer_child(path: str, index: int, count: int) -> None:
                 updates += 1
                 svc.update_keys("app", session.user_id, sid, {"updates": updates, f"app:updates_{sid}": updates})
                 session = svc.get_session("app", session.user_id, sid, num_recent_events=0)
-    print(json.dumps({"writer": index, "appends": count, "updates": updates}), flush=True)
+    say(json.dumps({"writer": index, "appends": count, "updates": updates}))
 
 
 def check_consistent(session, events=None) -> Optional[str]:
@@ -213,8 +221,7 @@ def reader_child(path: str, stopfile: str, stop_at: int, deadline: float = 120.0
                 reads += 1
             except Exception as e:  # noqa: BLE001 - the summary reports every error
                 errors.append(f"{type(e).__name__}: {e}")
-    print(json.dumps({"reads": reads, "midway": midway, "problems": [p for p in problems if p], "errors": errors}),
-          flush=True)
+    say(json.dumps({"reads": reads, "midway": midway, "problems": [p for p in problems if p], "errors": errors}))
 
 
 def racer(path: str, name: str, rounds: int, barrier, results) -> None:
@@ -260,11 +267,11 @@ def holdlock_child(path: str, seconds: float) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("UPDATE adk_sessions SET revision = revision + 100")  # never committed
-    print("LOCKED", flush=True)
+    say("LOCKED")
     select.select([sys.stdin], [], [], seconds)
     conn.execute("ROLLBACK")
     conn.close()
-    print("RELEASED", flush=True)
+    say("RELEASED")
 
 
 if __name__ == "__main__":
