@@ -302,9 +302,15 @@ class Database:
             raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
 
     def _ensure_schema(self) -> None:
-        """Create the tables, or check and migrate them, in one IMMEDIATE transaction."""
+        """Create the tables, or check and migrate them, in one IMMEDIATE transaction.
+
+        A file already at :data:`SCHEMA_VERSION` is only read: opening it does not
+        wait for (or fail on) another connection's write lock.
+        """
         try:
             conn = self.peewee.connection()
+            if self._current(conn):
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -329,6 +335,14 @@ class Database:
                 raise
         except (sqlite3.Error, pw.PeeweeException) as e:
             raise translate(e, self.path, self.busy_timeout) from e
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> bool:
+        """True when the file already holds adk_lite's tables at :data:`SCHEMA_VERSION` (a read)."""
+        if not conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{METADATA}'").fetchone():
+            return False
+        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def file_sizes(self) -> dict[str, int]:
         """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``

@@ -212,6 +212,10 @@ def test_lock_held_past_busy_timeout(tmp_path):
             # Readers are not blocked, and see neither our refused call nor the holder's.
             seen = svc.get_session("app", "u", "s")
             assert (seen.state, seen.revision, len(seen.events)) == ({"k": 1}, 1, 1)
+        # Opening the file to read is not blocked by the writer either.
+        with DatabaseSessionService(path, busy_timeout=0.25) as other:
+            assert other.get_session("app", "u", "s").revision == 1
+            assert other.get_stats()["events"] == 1
         holder.stdin.write(b"release\n")
         assert lines.next(30) == "RELEASED"
     finally:
