@@ -27,7 +27,7 @@ from adk_lite import (
     SessionNotFoundError,
     StaleSessionError,
 )
-from workers import file_bytes, folder_listing
+from tests.workers import file_bytes, folder_listing
 
 LONG = "x" * (MAX_ID_LENGTH + 1)
 

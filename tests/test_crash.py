@@ -15,7 +15,7 @@ import time
 import pytest
 
 from adk_lite import DatabaseSessionService
-from workers import Lines, crash_ops, start
+from tests.workers import Lines, crash_ops, start
 
 SEED = int(os.environ.get("ADK_LITE_CRASH_SEED", "20261121"))
 KILLS = {"normal": 30, "full": 15}

@@ -23,7 +23,7 @@ from adk_lite import (
     StaleSessionError,
 )
 from adk_lite.database import SCHEMA_VERSION, inspect_file
-from workers import UPDATE_EVERY, Lines, check_consistent, racer, start
+from tests.workers import UPDATE_EVERY, Lines, check_consistent, racer, start
 
 WRITERS, APPENDS = 4, 500
 TIMEOUT = 120  # seconds any child may take before the test fails
