@@ -280,8 +280,8 @@ def test_a_second_open_in_one_process_keeps_the_first_ones_locks(tmp_path):
     first.append_event(session, Event(author="user"))
     DatabaseSessionService(path).close()  # a second service on the same file, same process
     assert inspect_file(path) == SCHEMA_VERSION  # and the read-only check alone
-    for child in (start("append", path, "other", 0), start("append", path, "other", 5)):
-        assert _finish(child)[::2] == (0, "")
+    for count in (0, 5):  # one after the other: each closes as the last user it believes it is
+        assert _finish(start("append", path, "other", count))[::2] == (0, "")
         assert os.path.exists(path + "-wal")  # still ours: the other process did not delete it
     for _ in range(5):
         first.append_event(session, Event(author="user"))
