@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import urllib.parse
 from typing import Any, Optional, Union
@@ -39,8 +40,6 @@ SYNCHRONOUS = ("normal", "full")
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
 MIGRATIONS: dict[int, Any] = {}
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def resolve(target: Union[str, os.PathLike, None]) -> str:
@@ -83,6 +82,8 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
 
     The message names the file; a lock error also names the busy timeout (seconds).
     """
+    if isinstance(exc, UnicodeDecodeError):  # text in the file that is not UTF-8
+        return errors.CorruptDatabaseError(f"database {path} is corrupt: it holds text that is not valid UTF-8 ({exc})")
     message = str(exc)
     lowered = message.lower()
     if "locked" in lowered or "busy" in lowered:
@@ -90,7 +91,8 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
             f"database {path} is locked: another connection held the write lock "
             f"for more than busy_timeout={busy_timeout:g} s ({message})"
         )
-    if any(word in lowered for word in ("malformed", "not a database", "disk image", "encrypted", "corrupt")):
+    if any(word in lowered for word in ("malformed", "not a database", "disk image", "encrypted", "corrupt",
+                                          "could not decode")):
         return errors.CorruptDatabaseError(f"database {path} is corrupt: {message}")
     if any(word in lowered for word in ("unable to open", "readonly", "read-only", "permission")):
         return errors.DatabaseOpenError(f"cannot open or write database {path}: {message}")
@@ -100,7 +102,15 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
 def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     """Check an existing file read-only and return its ``schema_version``.
 
-    Nothing is written to the file: it is read through a ``mode=ro`` connection.
+    Nothing is written to the file, and no ``-wal``/``-shm`` is left beside it: it is
+    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``). A file
+    other connections are writing (it has a ``-wal``) is read through the WAL and is
+    not judged by its size, which a checkpoint may be growing.
+
+    The file is read only through SQLite, never with ``open()``: closing any descriptor
+    on a database drops every POSIX lock the process holds on it, those of its own
+    open SQLite connections included, and another process would then take itself for
+    the last user and delete the live WAL (SQLite's "How To Corrupt", 2.2).
 
     Returns:
         The file's schema version, or None for an empty file (0 bytes, or a SQLite
@@ -108,50 +118,44 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
 
     Raises:
         DatabaseOpenError: a directory, or unreadable.
-        CorruptDatabaseError: no SQLite header, truncated, or malformed.
+        CorruptDatabaseError: not a SQLite database, truncated, or malformed.
         ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
         SchemaVersionError: written by a newer adk_lite.
     """
+    wal = path + "-wal"
+    quiet = not os.path.exists(wal)  # no -wal: no connection has the file open, nothing pending
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
-    except IsADirectoryError as e:
-        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file") from e
+        info = os.stat(path)
     except OSError as e:
         raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
-    if size == 0:
+    if stat.S_ISDIR(info.st_mode):
+        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+    if info.st_size == 0:
         return None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise errors.CorruptDatabaseError(f"{path} is not a SQLite database (no SQLite header)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and size < pages * page_size:
-        raise errors.CorruptDatabaseError(
-            f"database {path} is truncated: {size} bytes, its header says {pages * page_size}"
+    # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
+    # may refuse. If a -wal appears meanwhile (another process opened it), the read may
+    # have overlapped a checkpoint: read again through the WAL, with mode=ro.
+    if quiet:
+        try:
+            tables, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
+        except errors.DatabaseError:
+            if not os.path.exists(wal):
+                raise
+            quiet = False
+        else:
+            quiet = not os.path.exists(wal)
+    if not quiet:
+        tables, row = _read_schema(path, busy_timeout, "mode=ro", None)
+    if not tables:
+        return None
+    if METADATA not in tables or SESSIONS not in tables:
+        hint = ""
+        if {"sessions", "events"} <= tables:
+            hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
+        raise errors.ForeignDatabaseError(
+            f"{path} is a SQLite database but not an adk_lite one: it has tables "
+            f"{', '.join(sorted(tables))}{hint}"
         )
-    try:
-        conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
-    except sqlite3.Error as e:
-        raise translate(e, path, busy_timeout) from e
-    try:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            return None
-        if METADATA not in tables or SESSIONS not in tables:
-            hint = ""
-            if {"sessions", "events"} <= tables:
-                hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
-            raise errors.ForeignDatabaseError(
-                f"{path} is a SQLite database but not an adk_lite one: it has tables "
-                f"{', '.join(sorted(tables))}{hint}"
-            )
-        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-    except sqlite3.Error as e:
-        raise translate(e, path, busy_timeout) from e
-    finally:
-        conn.close()
     if row is None or not str(row[0]).isdigit():
         raise errors.CorruptDatabaseError(f"database {path} has no valid schema_version in {METADATA}")
     version = int(row[0])
@@ -172,8 +176,38 @@ def file_sizes(path: str) -> dict[str, int]:
     return {key: _size(path + suffix) or 0 for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
 
 
-def _read_only_uri(path: str) -> str:
-    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+def _file_uri(path: str, mode: str = "mode=ro") -> str:
+    """A ``file:`` URI for ``path`` with query ``mode`` (``mode=ro``, ``immutable=1``)."""
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?" + mode
+
+
+def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]) -> tuple[set, Optional[tuple]]:
+    """Read the table names and the ``schema_version`` row through a read-only URI.
+
+    With ``size`` (bytes; only when no -wal exists, so the header is final), a file
+    shorter than the page count in its header is refused as truncated.
+    """
+    try:
+        conn = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
+    try:
+        if size is not None:
+            expected = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+            if size < expected:
+                raise errors.CorruptDatabaseError(
+                    f"database {path} is truncated: {size} bytes, its header says {expected}")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = None
+        if METADATA in tables:
+            row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return tables, row
+    except (sqlite3.Error, UnicodeDecodeError) as e:
+        if "not a database" in str(e):
+            raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
+        raise translate(e, path, busy_timeout) from e
+    finally:
+        conn.close()
 
 
 def _check_version(version: int, path: str) -> None:
@@ -289,7 +323,7 @@ class Database:
             raise errors.DatabaseOpenError(f"database {path} is empty: it has no adk_lite tables yet")
         pragmas = [("query_only", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
         self.peewee = _TrackedSqliteDatabase(
-            _read_only_uri(path), uri=True, pragmas=pragmas, timeout=self.busy_timeout,
+            _file_uri(path), uri=True, pragmas=pragmas, timeout=self.busy_timeout,
             check_same_thread=False)
         self.lock = None
         self.models = make_models(self.peewee)
@@ -313,9 +347,15 @@ class Database:
             raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
 
     def _ensure_schema(self) -> None:
-        """Create the tables, or check and migrate them, in one IMMEDIATE transaction."""
+        """Create the tables, or check and migrate them, in one IMMEDIATE transaction.
+
+        A file already at :data:`SCHEMA_VERSION` is only read: opening it does not
+        wait for (or fail on) another connection's write lock.
+        """
         try:
             conn = self.peewee.connection()
+            if self._current(conn):
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -341,6 +381,14 @@ class Database:
         except (sqlite3.Error, pw.PeeweeException) as e:
             raise translate(e, self.path, self.busy_timeout) from e
 
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> bool:
+        """True when the file already holds adk_lite's tables at :data:`SCHEMA_VERSION` (a read)."""
+        if not conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{METADATA}'").fetchone():
+            return False
+        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
+
     def file_sizes(self) -> dict[str, int]:
         """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
         (0 for a missing one, and all 0 in memory)."""
@@ -357,7 +405,7 @@ class Database:
         self.peewee.close_all()
         if self.read_only and not self._had_side_files and os.path.lexists(self.path + "-wal"):
             try:
-                conn = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=rw",
+                conn = sqlite3.connect(_file_uri(self.path, "mode=rw"),
                                        uri=True, timeout=0, isolation_level=None)
                 try:
                     conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

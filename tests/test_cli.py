@@ -262,8 +262,12 @@ def test_bad_files_are_refused_with_one_line_and_left_alone(capsys, db, tmp_path
 
 
 def test_a_locked_database_is_reported_and_untouched(capsys, db, tmp_path):
+    # an export of sessions the locked file does not hold yet, so importing it must write
     export = tmp_path / "export.jsonl"
-    assert run(capsys, "export", db, "-o", export)[0] == 0
+    other = str(tmp_path / "other.sqlite3")
+    with DatabaseSessionService(other) as svc:
+        svc.create_session("app", "dave", session_id="new-chat", state={"k": 1})
+    assert run(capsys, "export", other, "-o", export)[0] == 0
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     try:

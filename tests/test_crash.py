@@ -1,0 +1,135 @@
+"""Crash safety: a child process appends in a loop and is killed with SIGKILL at
+random moments, some in the middle of an ``append_events`` batch or an
+``update_keys``. After every kill the file is reopened and checked: every
+acknowledged call is there with its state change, the call in flight is there
+whole or not at all, and ``PRAGMA integrity_check`` says ``ok``."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from adk_lite import DatabaseSessionService
+from tests.workers import Lines, crash_ops, start
+
+SEED = int(os.environ.get("ADK_LITE_CRASH_SEED", "20261121"))
+KILLS = {"normal": 30, "full": 15}
+READY_TIMEOUT = 30.0  # seconds for a child to start (slow CI machines)
+
+
+class Model:
+    """What the file must hold: the event log as ``(author, id, stored delta)``, the
+    merged state, and the number of committed calls (the session's revision)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.state: dict = {}
+        self.calls = 0
+
+    def apply(self, op: dict) -> None:
+        self.calls += 1
+        if op["kind"] == "keys":
+            self.events.append(("system", None, op["delta"]))
+            for key, value in op["delta"].items():
+                if value is None:
+                    self.state.pop(key, None)
+                else:
+                    self.state[key] = value
+            return
+        for event in op["events"]:
+            stored = {k: v for k, v in event["delta"].items() if not k.startswith("temp:")}
+            self.events.append(("agent", event["id"], stored))
+            self.state.update(stored)
+
+    def copy(self) -> "Model":
+        other = Model()
+        other.events, other.state, other.calls = list(self.events), dict(self.state), self.calls
+        return other
+
+
+def stored_log(session) -> list[tuple]:
+    return [(e.author, None if e.author == "system" else e.id, e.actions.state_delta) for e in session.events]
+
+
+def integrity(path: str) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def kill_once(path: str, synchronous: str, seed: int, target: str, rng: random.Random) -> list[str]:
+    """Start a child, kill it (at a random time, or just after it starts a ``target``
+    call), and return the lines it printed."""
+    proc = start("crash", path, synchronous, seed)
+    lines = Lines(proc)
+    try:
+        assert lines.next(READY_TIMEOUT) == "READY"
+        if target == "any":
+            time.sleep(rng.uniform(0.005, 0.25))
+        else:
+            while lines.next(10.0) != f"T {target}":
+                pass
+            time.sleep(rng.uniform(0, 0.003 if target == "batch" else 0.0003))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    out = lines.rest()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        pipe.close()
+    return out
+
+
+@pytest.mark.parametrize("synchronous", list(KILLS))
+def test_sigkill_never_loses_an_acknowledged_call(tmp_path, synchronous):
+    path = str(tmp_path / f"crash-{synchronous}.db")
+    with DatabaseSessionService(path, synchronous=synchronous) as svc:
+        svc.create_session("app", "u", session_id="s")
+    model = Model()
+    rng = random.Random(SEED)
+    in_flight = {"one": 0, "batch": 0, "keys": 0}
+    committed_in_flight = 0
+    for round_no in range(KILLS[synchronous]):
+        seed = SEED * 1000 + round_no
+        target = ("any", "batch", "keys")[round_no % 3]
+        lines = kill_once(path, synchronous, seed, target, rng)
+        where = f"{synchronous} round {round_no} (seed {seed}, kill {target})"
+
+        # Replay the child's operations: acknowledged ones, then the one in flight.
+        ops = random.Random(seed)
+        pending = None
+        for line in lines[1:]:
+            if line.startswith("T "):
+                pending = crash_ops(ops, len(model.events))
+                assert pending["kind"] == line[2:], where
+            else:
+                assert line == "A" and pending is not None, where
+                model.apply(pending)
+                pending = None
+
+        assert integrity(path) == "ok", where
+        with DatabaseSessionService(path, synchronous=synchronous) as svc:
+            session = svc.get_session("app", "u", "s")
+            stats = svc.get_stats()
+        log = stored_log(session)
+        if pending is not None:
+            in_flight[pending["kind"]] += 1
+            whole = model.copy()
+            whole.apply(pending)
+            if log == whole.events:  # the call in flight committed before the kill: all of it
+                model, committed_in_flight = whole, committed_in_flight + 1
+        assert log == model.events, f"{where}: {len(log)} events stored, {len(model.events)} expected"
+        assert session.state == model.state, where
+        assert session.revision == model.calls, where  # one revision per committed call
+        assert stats["events"] == len(model.events) and stats["sessions"] == 1, where
+    print(f"{synchronous}: {KILLS[synchronous]} kills, calls in flight {in_flight}, "
+          f"{committed_in_flight} of them committed, {model.calls} calls, {len(model.events)} events")
+    # The targeted kills did land inside calls (between "T" and "A").
+    assert in_flight["batch"] >= 1 and in_flight["keys"] >= 1, in_flight
