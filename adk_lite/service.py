@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import time
 from typing import Any, Optional, Sequence, Union
@@ -251,15 +252,15 @@ class DatabaseSessionService:
             raise TypeError(f"session must be an adk_lite.Session, not {type(session).__name__}")
         if isinstance(events, (str, bytes, dict)) or not isinstance(events, Sequence):
             raise TypeError(f"events must be a list of Event, not {type(events).__name__}")
-        prepared = [_prepare(e, f"events[{i}]") for i, e in enumerate(events)]
+        prepared = [_prepare(e, i) for i, e in enumerate(events)]
         kept = [p for p in prepared if p is not None]
         if len({p[1][0] for p in kept}) != len(kept):
             raise ValueError("events: the same event id appears twice in one batch")
         if not kept:
             return list(events)
         upserts: dict[tuple[str, str], str] = {}
-        for _event, _row, delta in kept:
-            for scope, k, v in scopes.split(delta).persisted():
+        for _event, _row, _delta, stored_delta in kept:
+            for scope, k, v in scopes.split(stored_delta).persisted():
                 upserts[scope, k] = codec.dumps(v)
         store = self._store
         lock = store.session_lock(session.app_name, session.user_id, session.id)
@@ -270,9 +271,9 @@ class DatabaseSessionService:
             if revision is None:  # every event was already stored: a retry
                 again = iter([event_from_row(stored[p[1][0]]) for p in kept])
                 return [e if e.partial else next(again) for e in events]
-            for event, _row, delta in kept:
+            for event, _row, delta, stored_delta in kept:
                 session.state.update(delta)
-                event.actions.state_delta = scopes.without_temp(delta)
+                event.actions.state_delta = stored_delta
                 session.events.append(event)
             session.revision = revision
             session.last_update_time = kept[-1][0].timestamp
@@ -379,16 +380,43 @@ def _event_row(event: Event, body: Optional[dict] = None) -> tuple:
             codec.dumps(event.body() if body is None else body))
 
 
-def _prepare(event: Any, where: str) -> Optional[tuple[Event, tuple, dict]]:
-    """Check one event; return ``(event, row, delta)`` or None for a partial event.
+def _prepare(event: Any, index: int) -> Optional[tuple[Event, tuple, dict, dict]]:
+    """Check ``events[index]``; return ``(event, row, delta, stored delta)``, or None
+    for a partial event.
 
-    The row holds the event as it will be stored (``temp:`` keys trimmed); the
-    event object itself is not changed until the append succeeds.
+    The row holds the event as it will be stored (``temp:`` keys trimmed from the
+    stored delta); the event object itself is not changed until the append succeeds.
     """
     if not isinstance(event, Event):
-        raise TypeError(f"{where} must be an adk_lite.Event, not {type(event).__name__}")
+        raise TypeError(f"events[{index}] must be an adk_lite.Event, not {type(event).__name__}")
     if event.partial:
         return None
+    if not (_is_text(event.id) and event.id and _is_text(event.invocation_id) and _is_text(event.author)
+            and (event.branch is None or _is_text(event.branch)) and type(event.timestamp) in (int, float)
+            and math.isfinite(event.timestamp) and isinstance(event.actions, EventActions)):
+        _explain(event, f"events[{index}]")
+    delta = scopes.check_delta(event.actions.state_delta, f"events[{index}].actions.state_delta")
+    stored_delta = scopes.without_temp(delta)
+    body = event.body()
+    actions = body.get("actions")
+    if actions and "state_delta" in actions:  # checked above; the rest of the body here
+        rest = {k: v for k, v in actions.items() if k != "state_delta"}
+        if rest:
+            body["actions"] = rest
+        else:
+            del body["actions"]
+    codec.check_json(body, f"events[{index}]")
+    if stored_delta:
+        body.setdefault("actions", {})["state_delta"] = stored_delta
+    return event, _event_row(event, body), delta, stored_delta
+
+
+def _is_text(value: Any) -> bool:
+    return type(value) is str and len(value) <= validate.MAX_ID_LENGTH and "\x00" not in value
+
+
+def _explain(event: Event, where: str) -> None:
+    """Raise the error that names what is wrong with an event's columns."""
     validate.event_text(event.id, f"{where}.id")
     if not event.id:
         raise ValueError(f"{where}.id must not be empty")
@@ -396,17 +424,4 @@ def _prepare(event: Any, where: str) -> Optional[tuple[Event, tuple, dict]]:
     validate.event_text(event.author, f"{where}.author")
     validate.event_text(event.branch, f"{where}.branch", optional=True)
     validate.timestamp(event.timestamp, f"{where}.timestamp", optional=False)
-    if not isinstance(event.actions, EventActions):
-        raise TypeError(f"{where}.actions must be an adk_lite.EventActions, not {type(event.actions).__name__}")
-    delta = scopes.check_delta(event.actions.state_delta, f"{where}.actions.state_delta")
-    body = event.body()
-    actions = body.pop("actions", {})
-    actions.pop("state_delta", None)
-    codec.check_json(body, where)  # state_delta was checked above, the rest here
-    codec.check_json(actions, f"{where}.actions")
-    stored_delta = scopes.without_temp(delta)
-    if stored_delta:
-        actions["state_delta"] = stored_delta
-    if actions:
-        body["actions"] = actions
-    return event, _event_row(event, body), delta
+    raise TypeError(f"{where}.actions must be an adk_lite.EventActions, not {type(event.actions).__name__}")
