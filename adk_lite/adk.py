@@ -123,20 +123,10 @@ def _session(app: str, user: str, sid: str, state: dict[str, Any], events: list[
     return session
 
 
-def _names(app_name: Any, user_id: Any) -> tuple[str, str]:
-    return validate.name(app_name, "app_name"), validate.name(user_id, "user_id")
-
-
 def _check_event(event: Any) -> None:
     if not isinstance(event, Event):
         raise TypeError(f"event must be a google.adk.events.Event, not {type(event).__name__}")
-    validate.event_text(event.id, "event.id")
-    if not event.id:
-        raise ValueError("event.id must not be empty")
-    validate.event_text(event.invocation_id, "event.invocation_id")
-    validate.event_text(event.author, "event.author")
-    validate.event_text(event.branch, "event.branch", optional=True)
-    validate.timestamp(event.timestamp, "event.timestamp", optional=False)
+    validate.event_columns(event, "event")
 
 
 class DatabaseSessionService(BaseSessionService):
@@ -224,7 +214,7 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._create, app_name, user_id, state, session_id)
 
     def _create(self, app_name: Any, user_id: Any, state: Any, session_id: Any) -> Session:
-        app, user = _names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         sid = validate.session_id(session_id, generate=True)
         initial = _json_state(state, "state")
         rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
@@ -252,7 +242,7 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._get, app_name, user_id, session_id, config)
 
     def _get(self, app_name: Any, user_id: Any, session_id: Any, config: Any) -> Optional[Session]:
-        app, user = _names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         sid = validate.session_id(session_id)
         limit = after = None
         if config is not None:
@@ -338,7 +328,7 @@ class DatabaseSessionService(BaseSessionService):
         if not isinstance(session, Session):
             raise TypeError(f"session must be a google.adk.sessions.Session, not {type(session).__name__}")
         _check_event(event)
-        app, user = _names(session.app_name, session.user_id)
+        app, user = validate.names(session.app_name, session.user_id)
         sid = validate.session_id(session.id, arg="session.id")
         delta = event.actions.state_delta if event.actions else {}
         stored = _json_state(delta, "event.actions.state_delta")

@@ -29,6 +29,7 @@ from . import state as scopes
 from .database import ENV_VAR, MEMORY, SCHEMA_VERSION, file_sizes, resolve
 from .models import EVENTS, METADATA, SESSIONS, STATE, TABLES
 from .service import DatabaseSessionService
+from .store import app_user_filter
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 BATCH = 500
@@ -125,20 +126,6 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
     return DatabaseSessionService(path, busy_timeout=args.busy_timeout, read_only=not write)
 
 
-def _where(app: Optional[str], user: Optional[str]) -> tuple[str, list]:
-    clauses, params = [], []
-    for column, value in (("app_name", app), ("user_id", user)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _count_events(conn, keys: Sequence[tuple[str, str, str]]) -> list[int]:
-    sql = f"SELECT COUNT(*) FROM {EVENTS} WHERE app_name = ? AND user_id = ? AND session_id = ?"
-    return [conn.execute(sql, k).fetchone()[0] for k in keys]
-
-
 # -- stats -------------------------------------------------------------------------
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -191,7 +178,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     """``adk-lite sessions``: one page of sessions, oldest update first, with a cursor."""
     with _open(args) as svc:
         page = svc.list_sessions(args.app, args.user, limit=args.limit, after=args.after)
-        counts = svc.store.read(lambda conn: _count_events(conn, [(s.app_name, s.user_id, s.id) for s in page]))
+        counts = svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
     rows = [{"app_name": s.app_name, "user_id": s.user_id, "session_id": s.id, "events": n,
              "updated_at": s.last_update_time, "last_update": iso(s.last_update_time)}
             for s, n in zip(page, counts)]
@@ -269,7 +256,7 @@ def _session_record(store, key: tuple[str, str, str]) -> Optional[dict[str, Any]
 
 
 def _scope_records(conn, app: Optional[str], user: Optional[str]) -> list[dict[str, Any]]:
-    where, params = _where(app, None)
+    where, params = app_user_filter(app, None)
     where += (" AND " if where else " WHERE ") + "scope IN (?, ?)"
     params += [scopes.APP, scopes.USER]
     if user is not None:
@@ -291,7 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``adk-lite export``: JSON Lines, app/user state records then one line per session."""
     with _open(args) as svc:
         store = svc.store
-        where, params = _where(args.app, args.user)
+        where, params = app_user_filter(args.app, args.user)
 
         def read(conn):
             keys = conn.execute(f"SELECT app_name, user_id, session_id FROM {SESSIONS}{where} "

@@ -16,7 +16,6 @@ from typing import Any, Optional, Sequence, Union
 from . import codec, validate
 from . import state as scopes
 from .database import Database
-from .errors import SessionNotFoundError
 from .store import Store
 from .types import Event, EventActions, Session, SessionList
 
@@ -127,7 +126,7 @@ class DatabaseSessionService:
             AlreadyExistsError: the session id is already stored for this app and user.
             TypeError, ValueError: a bad id or state (nothing is written).
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         sid = validate.session_id(session_id, generate=True)
         initial = scopes.check_delta(state, "state")
         rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
@@ -156,7 +155,7 @@ class DatabaseSessionService:
             TypeError, ValueError: a bad id, a negative ``num_recent_events`` or a
                 non-number ``after_timestamp``.
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         sid = validate.session_id(session_id)
         limit = validate.count(num_recent_events, "num_recent_events", 0)
         after = validate.timestamp(after_timestamp, "after_timestamp")
@@ -205,7 +204,7 @@ class DatabaseSessionService:
         Raises:
             TypeError, ValueError: a bad id.
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         self._store.delete_session(app, user, validate.session_id(session_id))
 
     # -- events -------------------------------------------------------------
@@ -293,7 +292,7 @@ class DatabaseSessionService:
             SessionNotFoundError: the session is not stored.
             TypeError, ValueError: a bad id, key or value (nothing is written).
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         sid = validate.session_id(session_id)
         delta = scopes.without_temp(scopes.check_delta(delta, "delta"))
         if not delta:
@@ -316,7 +315,7 @@ class DatabaseSessionService:
 
         As ADK's ``BaseSessionService.get_user_state``.
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         return scopes.unscoped(self._store.scope_state(app, user, scopes.USER))
 
     def get_app_state(self, app_name: str) -> dict[str, Any]:
@@ -329,7 +328,7 @@ class DatabaseSessionService:
         Raises:
             SessionNotFoundError: the session is not stored.
         """
-        app, user = self._names(app_name, user_id)
+        app, user = validate.names(app_name, user_id)
         return self._store.count_events(app, user, validate.session_id(session_id))
 
     def get_stats(self) -> dict[str, Any]:
@@ -369,10 +368,6 @@ class DatabaseSessionService:
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self.path!r})"
-
-    @staticmethod
-    def _names(app_name: Any, user_id: Any) -> tuple[str, str]:
-        return validate.name(app_name, "app_name"), validate.name(user_id, "user_id")
 
 
 def _event_row(event: Event, body: Optional[dict] = None) -> tuple:
@@ -416,12 +411,6 @@ def _is_text(value: Any) -> bool:
 
 
 def _explain(event: Event, where: str) -> None:
-    """Raise the error that names what is wrong with an event's columns."""
-    validate.event_text(event.id, f"{where}.id")
-    if not event.id:
-        raise ValueError(f"{where}.id must not be empty")
-    validate.event_text(event.invocation_id, f"{where}.invocation_id")
-    validate.event_text(event.author, f"{where}.author")
-    validate.event_text(event.branch, f"{where}.branch", optional=True)
-    validate.timestamp(event.timestamp, f"{where}.timestamp", optional=False)
+    """Raise the error that names what is wrong with an event's columns or actions."""
+    validate.event_columns(event, where)
     raise TypeError(f"{where}.actions must be an adk_lite.EventActions, not {type(event.actions).__name__}")

@@ -57,6 +57,22 @@ def _compile(query: Any, *names: str) -> str:
     return sql
 
 
+def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
+                    params: Optional[list] = None) -> tuple[str, list]:
+    """A ``WHERE`` clause on ``app_name`` / ``user_id`` (None: not filtered),
+    after an optional ``first`` condition with its ``params``.
+
+    Returns:
+        ``(" WHERE ..." or "", params)`` for a statement on any adk_lite table.
+    """
+    clauses, params = ([first] if first else []), list(params or [])
+    for column, value in (("app_name", app), ("user_id", user)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
 class Store:
     """Statements and transactions over one :class:`~adk_lite.database.Database`.
 
@@ -261,17 +277,13 @@ class Store:
         Returns:
             ``(sessions, events)`` counted (and deleted).
         """
-        where, params = "updated_at < ?", [updated_before]
-        for column, value in (("app_name", app), ("user_id", user)):
-            if value is not None:
-                where += f" AND {column} = ?"
-                params.append(value)
+        where, params = app_user_filter(app, user, "updated_at < ?", [updated_before])
         table = self.db.models.Session._meta.table_name
-        pick = f"SELECT app_name, user_id, session_id FROM {table} WHERE {where} LIMIT ?"
+        pick = f"SELECT app_name, user_id, session_id FROM {table}{where} LIMIT ?"
 
         def run(conn):
             keys = conn.execute(pick, (*params, -1 if limit is None else limit)).fetchall()
-            events = sum(conn.execute(self._sql["event_count"], k).fetchone()[0] for k in keys)
+            events = sum(self._event_counts(conn, keys))
             if delete:
                 self._delete_keys(conn, keys)
             return len(keys), events
@@ -393,6 +405,14 @@ class Store:
     def scope_state(self, app: str, user: str, scope: str) -> list[tuple[str, str, str]]:
         """Read the state rows of one app (``scope="app"``, ``user=""``) or one user."""
         return self._run(lambda conn: conn.execute(self._sql["state_scope"], (app, user, "", scope)).fetchall())
+
+    def event_counts(self, keys: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Count the events of each session ``(app, user, session)`` in one snapshot
+        (0 for a session that is not stored)."""
+        return self._run(self._event_counts, keys)
+
+    def _event_counts(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> list[int]:
+        return [conn.execute(self._sql["event_count"], k).fetchone()[0] for k in keys]
 
     def count_events(self, app: str, user: str, session: str) -> int:
         """Count a session's events.

@@ -39,6 +39,11 @@ def name(value: Any, arg: str) -> str:
     return value
 
 
+def names(app_name: Any, user_id: Any) -> tuple[str, str]:
+    """Check an ``(app_name, user_id)`` pair with :func:`name`; return it."""
+    return name(app_name, "app_name"), name(user_id, "user_id")
+
+
 def session_id(value: Any, *, generate: bool = False, arg: str = "session_id") -> str:
     """Check a ``session_id`` and strip surrounding whitespace (as ADK does).
 
@@ -117,3 +122,24 @@ def timestamp(value: Any, arg: str, *, optional: bool = True) -> Optional[float]
     if not math.isfinite(value):
         raise ValueError(f"{arg} must be finite, got {value!r}")
     return float(value)
+
+
+def event_columns(event: Any, where: str) -> None:
+    """Check the fields of an event kept in their own columns: ``id`` (non-empty),
+    ``invocation_id``, ``author``, ``branch`` (optional) and ``timestamp``.
+
+    Args:
+        event: an adk_lite or ``google.adk`` Event (any object with those fields).
+        where: how to name the event in messages, e.g. ``"events[0]"``.
+
+    Raises:
+        TypeError: a field of the wrong type.
+        ValueError: an empty id, a field too long or with NUL, a non-finite time.
+    """
+    event_text(event.id, f"{where}.id")
+    if not event.id:
+        raise ValueError(f"{where}.id must not be empty")
+    event_text(event.invocation_id, f"{where}.invocation_id")
+    event_text(event.author, f"{where}.author")
+    event_text(event.branch, f"{where}.branch", optional=True)
+    timestamp(event.timestamp, f"{where}.timestamp", optional=False)

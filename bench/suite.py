@@ -15,7 +15,7 @@ import os
 import resource
 import sqlite3
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 from . import drivers, workload
 

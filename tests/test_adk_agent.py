@@ -30,7 +30,7 @@ def run_example(tmp_path, *args):
 
 def test_second_process_resumes_and_matches_in_memory(tmp_path):
     on_file = run_example(tmp_path, "--db", "agent.db", "--json", "file.json")
-    in_memory = run_example(tmp_path, "--in-memory", "--json", "memory.json")
+    run_example(tmp_path, "--in-memory", "--json", "memory.json")
 
     first, second = (int(p) for p in re.findall(r"^\[process (\d+)\] (?:new|resumed)", on_file, re.M))
     assert first != second

@@ -258,7 +258,7 @@ def test_open_while_others_write_and_checkpoint(tmp_path):
                     with DatabaseSessionService(path) as svc:
                         svc.get_stats()
                 opened += 1
-            except Exception as e:  # noqa: BLE001 - every refusal is a failure, reported below
+            except Exception:  # noqa: BLE001 - every refusal is a failure, reported below
                 refused.append(traceback.format_exc())
     finally:
         stop.set()
