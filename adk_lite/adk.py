@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any, Callable, Optional, Union
 
 from google.adk.errors import StaleSessionError as _AdkStaleSessionError
@@ -116,10 +117,18 @@ def _event_from_row(row: tuple) -> Event:
     return Event.model_validate(event_data(row))
 
 
+_MARKER = re.compile(r"([0-9]{1,19}):([0-9a-f]{16})")
+"""``Session._storage_update_marker`` as this adapter writes it: ``"<revision>:<incarnation>"``."""
+
+
+def _marker(revision: int, incarnation: str) -> str:
+    return f"{revision}:{incarnation}"
+
+
 def _session(app: str, user: str, sid: str, state: dict[str, Any], events: list[Event],
-             updated: float, revision: int) -> Session:
+             updated: float, revision: int, incarnation: str) -> Session:
     session = Session(id=sid, app_name=app, user_id=user, state=state, events=events, last_update_time=updated)
-    session._storage_update_marker = str(revision)
+    session._storage_update_marker = _marker(revision, incarnation)
     return session
 
 
@@ -219,8 +228,8 @@ class DatabaseSessionService(BaseSessionService):
         initial = _json_state(state, "state")
         rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
         now = platform_time.get_time()
-        merged = self._store.create_session(app, user, sid, rows, now)
-        return _session(app, user, sid, scopes.merge(merged), [], now, 0)
+        incarnation, merged = self._store.create_session(app, user, sid, rows, now)
+        return _session(app, user, sid, scopes.merge(merged), [], now, 0, incarnation)
 
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
                           config: Optional[GetSessionConfig] = None) -> Optional[Session]:
@@ -253,8 +262,9 @@ class DatabaseSessionService(BaseSessionService):
         found = self._store.read_session(app, user, sid, limit, after)
         if found is None:
             return None
-        (_created, updated, revision), rows, events = found
-        return _session(app, user, sid, scopes.merge(rows), [_event_from_row(r) for r in events], updated, revision)
+        row, state, events = found
+        return _session(app, user, sid, scopes.merge(state), [_event_from_row(r) for r in events], row.updated_at,
+                        row.revision, row.incarnation)
 
     async def list_sessions(self, *, app_name: str, user_id: Optional[str] = None, limit: Optional[int] = None,
                             after: Optional[str] = None) -> ListSessionsPage:
@@ -277,8 +287,8 @@ class DatabaseSessionService(BaseSessionService):
 
     def _list(self, app_name: Any, user_id: Any, limit: Any, after: Any) -> ListSessionsPage:
         page = self._core.list_sessions(validate.name(app_name, "app_name"), user_id, limit=limit, after=after)
-        sessions = [_session(s.app_name, s.user_id, s.id, s.state, [], s.last_update_time, s.revision)
-                    for s in page]
+        sessions = [_session(s.app_name, s.user_id, s.id, s.state, [], s.last_update_time, s.revision,
+                             s.incarnation) for s in page]
         return ListSessionsPage(sessions=sessions, next_cursor=page.next_cursor)
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
@@ -353,30 +363,31 @@ class DatabaseSessionService(BaseSessionService):
                         session.state[key] = value
                 self._commit_event_to_session(session, event)
                 session.last_update_time = event.timestamp
-                session._storage_update_marker = str(revision)
+                session._storage_update_marker = _marker(revision, expected[1])
                 return event
         except BaseException:
             if delta:
                 event.actions.state_delta = delta
             raise
 
-    def _expected_revision(self, session: Session, app: str, user: str, sid: str) -> int:
-        """The revision ``session`` was read at (its marker). A session without an
-        adk_lite marker (built by hand, or by another service) is checked as ADK's
-        ``SqliteSessionService`` does: stale when the stored update time is later
-        than its ``last_update_time``; its append then expects the revision read here."""
+    def _expected_revision(self, session: Session, app: str, user: str, sid: str) -> tuple[int, str]:
+        """The ``(revision, incarnation)`` ``session`` was read at, from its marker.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+            StaleSessionError: the marker is missing (a Session built by hand or read
+                from another service: it is never trusted) or is not one this adapter
+                wrote.
+        """
         marker = session._storage_update_marker
-        if marker is not None and marker.isdigit():
-            return int(marker)
-        found = self._store.read_session(app, user, sid, 0, None)
-        if found is None:
+        match = _MARKER.fullmatch(marker) if isinstance(marker, str) else None
+        if match:
+            return int(match.group(1)), match.group(2)
+        if self._store.read_session(app, user, sid, 0, None) is None:
             raise SessionNotFoundError(f"Session {sid} not found.")
-        (_created, updated, revision), _rows, _events = found
-        if updated > session.last_update_time:
-            raise StaleSessionError(
-                f"session {sid!r} was updated in storage at {updated!r}, after this Session object's "
-                f"last_update_time {session.last_update_time!r}; reload it with get_session and retry")
-        return revision
+        raise StaleSessionError(
+            f"session {sid!r} (app_name={app!r}, user_id={user!r}): this Session object was not read from this "
+            f"store (its _storage_update_marker is {marker!r}); read it with get_session and append to that")
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return one user's state in one app, raw keys (no ``user:`` prefix), ``{}``

@@ -247,7 +247,7 @@ def _session_record(store, key: tuple[str, str, str]) -> Optional[dict[str, Any]
     found = store.read_session(*key, None, None)
     if found is None:
         return None
-    (created, updated, _revision), state_rows, event_rows = found
+    (created, updated, _revision, _incarnation), state_rows, event_rows = found
     return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
             "created_at": created, "updated_at": updated,
             "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},

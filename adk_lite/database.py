@@ -28,8 +28,10 @@ DEFAULT_PATH = os.path.join(".adk", "sessions.sqlite3")
 """Where ``DatabaseSessionService()`` keeps its file when ``$ADK_LITE_DB`` is unset."""
 ENV_VAR = "ADK_LITE_DB"
 MEMORY = ":memory:"
-SCHEMA_VERSION = 1
-"""The schema this release writes. Files with a higher version are refused."""
+SCHEMA_VERSION = 2
+"""The schema this release writes. Files with a higher version are refused.
+
+History: 1, the first release; 2, ``adk_sessions.incarnation``."""
 
 URL_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "sqlite+pysqlite://", "adklite://")
 """URL forms accepted as targets, as SQLAlchemy spells them: ``sqlite:///rel.db``,
@@ -39,7 +41,15 @@ SYNCHRONOUS = ("normal", "full")
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
-MIGRATIONS: dict[int, Any] = {}
+
+
+def _add_incarnation(conn: sqlite3.Connection) -> None:
+    """Version 1 to 2: give every session a random ``incarnation`` (16 hex digits)."""
+    conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''")
+    conn.execute(f"UPDATE {SESSIONS} SET incarnation = lower(hex(randomblob(8)))")
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation}
 
 
 def resolve(target: Union[str, os.PathLike, None]) -> str:

@@ -9,7 +9,9 @@ Tables (``''``, never NULL, stands for an id that does not apply, because SQLite
 treats NULLs in a key as distinct):
 
 - ``adk_sessions``: one row per session, PK ``(app_name, user_id, session_id)``;
-  ``created_at`` / ``updated_at`` are epoch seconds (REAL); ``revision`` counts writes.
+  ``created_at`` / ``updated_at`` are epoch seconds (REAL); ``revision`` counts writes;
+  ``incarnation`` is a random id given at creation (16 hex digits), so a session deleted
+  and created again under the same id is told apart from the old one (schema version 2).
 - ``adk_events``: one row per event; the integer ``id`` (rowid) is append order;
   ``body`` is the event's JSON minus the columns. UNIQUE ``(app_name, user_id,
   session_id, event_id)``; index ``(app_name, user_id, session_id, timestamp, id)``.
@@ -52,6 +54,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         created_at = pw.FloatField()
         updated_at = pw.FloatField()
         revision = pw.IntegerField(default=0)
+        incarnation = pw.TextField()
 
         class Meta:
             table_name = SESSIONS

@@ -41,7 +41,7 @@ def event_from_row(row: Sequence[Any]) -> Event:
 
 
 def _encode_cursor(row: Sequence[Any]) -> str:
-    app, user, session, _created, updated, _revision = row
+    app, user, session, _created, updated, _revision, _incarnation = row
     return base64.urlsafe_b64encode(codec.dumps([updated, app, user, session]).encode()).decode()
 
 
@@ -131,8 +131,9 @@ class DatabaseSessionService:
         initial = scopes.check_delta(state, "state")
         rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
         now = time.time()
-        merged = self._store.create_session(app, user, sid, rows, now)
-        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(merged), last_update_time=now)
+        incarnation, merged = self._store.create_session(app, user, sid, rows, now)
+        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(merged), last_update_time=now,
+                       incarnation=incarnation)
 
     def get_session(self, app_name: str, user_id: str, session_id: str, *,
                     num_recent_events: Optional[int] = None,
@@ -162,9 +163,10 @@ class DatabaseSessionService:
         found = self._store.read_session(app, user, sid, limit, after)
         if found is None:
             return None
-        (_created, updated, revision), rows, events = found
-        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(rows),
-                       events=[event_from_row(r) for r in events], last_update_time=updated, revision=revision)
+        row, state, events = found
+        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(state),
+                       events=[event_from_row(r) for r in events], last_update_time=row.updated_at,
+                       revision=row.revision, incarnation=row.incarnation)
 
     def list_sessions(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
                       limit: Optional[int] = None, after: Optional[str] = None) -> SessionList:
@@ -192,8 +194,8 @@ class DatabaseSessionService:
         more = page is not None and len(rows) > page
         rows = rows[:page] if more else rows
         sessions = [Session(id=sid, app_name=a, user_id=u, state=scopes.merge(states[a, u, sid]),
-                            last_update_time=updated, revision=revision)
-                    for a, u, sid, _created, updated, revision in rows]
+                            last_update_time=updated, revision=revision, incarnation=incarnation)
+                    for a, u, sid, _created, updated, revision, incarnation in rows]
         return SessionList(sessions, _encode_cursor(rows[-1]) if more else None)
 
     def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
@@ -247,8 +249,7 @@ class DatabaseSessionService:
             As :meth:`append_event`; also ValueError for an id given twice, and
             AlreadyExistsError when some ids of the batch are stored and others not.
         """
-        if not isinstance(session, Session):
-            raise TypeError(f"session must be an adk_lite.Session, not {type(session).__name__}")
+        app, user, sid = _session_key(session)
         if isinstance(events, (str, bytes, dict)) or not isinstance(events, Sequence):
             raise TypeError(f"events must be a list of Event, not {type(events).__name__}")
         prepared = [_prepare(e, i) for i, e in enumerate(events)]
@@ -262,10 +263,10 @@ class DatabaseSessionService:
             for scope, k, v in scopes.split(stored_delta).persisted():
                 upserts[scope, k] = codec.dumps(v)
         store = self._store
-        lock = store.session_lock(session.app_name, session.user_id, session.id)
+        lock = store.session_lock(app, user, sid)
         with lock:
             revision, stored = store.append(
-                session.app_name, session.user_id, session.id, session.revision, [p[1] for p in kept],
+                app, user, sid, _read_at(session), [p[1] for p in kept],
                 [(scope, k, v) for (scope, k), v in upserts.items()], (), kept[-1][0].timestamp)
             if revision is None:  # every event was already stored: a retry
                 again = iter([event_from_row(stored[p[1][0]]) for p in kept])
@@ -368,6 +369,36 @@ class DatabaseSessionService:
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self.path!r})"
+
+
+def _session_key(session: Any) -> tuple[str, str, str]:
+    """Check the ``Session`` an append comes from; return its ids.
+
+    Raises:
+        TypeError: not an adk_lite Session, or an id that is not a str.
+        ValueError: a blank or too long id.
+    """
+    if not isinstance(session, Session):
+        raise TypeError(f"session must be an adk_lite.Session, not {type(session).__name__}")
+    app, user = validate.names(session.app_name, session.user_id)
+    return app, user, validate.session_id(session.id, arg="session.id")
+
+
+def _read_at(session: Session) -> tuple[int, Optional[str]]:
+    """The ``(revision, incarnation)`` a Session object was read at, for the stale
+    check (read under the session's lock: threads sharing the object bump it).
+
+    Raises:
+        TypeError: a revision that is not an int, or an incarnation that is
+            neither a str nor None (None is refused by the store's stale check).
+        ValueError: a negative revision.
+    """
+    revision = validate.count(session.revision, "session.revision", 0)
+    if revision is None:
+        raise TypeError("session.revision must be an int read from the store, not None")
+    if session.incarnation is not None and type(session.incarnation) is not str:
+        raise TypeError(f"session.incarnation must be a str or None, not {type(session.incarnation).__name__}")
+    return revision, session.incarnation
 
 
 def _event_row(event: Event, body: Optional[dict] = None) -> tuple:

@@ -14,26 +14,42 @@ it knows nothing of ``Session``/``Event`` objects, so the ADK adapter uses it
 directly with its own types.
 
 Rows:
-    session row: ``(created_at, updated_at, revision)``
+    session row: :class:`SessionRow` ``(created_at, updated_at, revision, incarnation)``
     event row (read): ``(event_id, invocation_id, author, branch, timestamp, body)``
     state row: ``(scope, state_key, state_value JSON)``
-    listed session: ``(app_name, user_id, session_id, created_at, updated_at, revision)``
+    listed session: ``(app_name, user_id, session_id, created_at, updated_at, revision, incarnation)``
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 import threading
 import time
 import weakref
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
 from . import codec, errors
 from .database import SCHEMA_VERSION, Database, translate
 from .state import APP, SESSION, USER
+
+class SessionRow(NamedTuple):
+    """A session's own row: times in epoch seconds, the write count, and the random
+    id given at creation (a session deleted and created again gets a new one)."""
+
+    created_at: float
+    updated_at: float
+    revision: int
+    incarnation: str
+
+
+def new_incarnation() -> str:
+    """A random incarnation id for a new session: 16 hex digits."""
+    return secrets.token_hex(8)
+
 
 _SENTINEL = "\x00adk_lite:"
 _FIRST_KEY = (float("-inf"), "", "", "")
@@ -106,11 +122,13 @@ class Store:
                     & (T.scope == _literal(scope)))
 
         sql = {
-            "session_row": _compile(S.select(S.created_at, S.updated_at, S.revision).where(where_key(S)), *key),
+            "session_row": _compile(S.select(S.created_at, S.updated_at, S.revision, S.incarnation)
+                                   .where(where_key(S)), *key),
             "session_insert": _compile(
-                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision"))],
-                              fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision]),
-                *key, "created_at", "updated_at", "revision"),
+                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation"))],
+                              fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision,
+                                      S.incarnation]),
+                *key, "created_at", "updated_at", "revision", "incarnation"),
             "session_touch": _compile(
                 S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
                 "updated_at", *key),
@@ -148,7 +166,7 @@ class Store:
                     & (T.scope == _p("scope"))), *key, "scope"),
         }
         # list_sessions: one statement per filter, keyset columns aligned with an index.
-        listed = (S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision)
+        listed = (S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision, S.incarnation)
         for variant, fixed, order in (
             ("list_app_user", ("app", "user"), (S.updated_at, S.session_id)),
             ("list_app", ("app",), (S.updated_at, S.user_id, S.session_id)),
@@ -203,26 +221,41 @@ class Store:
 
     # -- sessions -----------------------------------------------------------
     def create_session(self, app: str, user: str, session: str, state: Sequence[tuple[str, str, str]],
-                       now: float) -> list[tuple[str, str, str]]:
+                       now: float) -> tuple[str, list[tuple[str, str, str]]]:
         """Insert a session with its initial state rows ``(scope, key, JSON)``.
 
         Returns:
-            The merged state rows after the insert.
+            ``(incarnation, merged state rows after the insert)``.
 
         Raises:
             AlreadyExistsError: the session is already stored.
         """
         def run(conn):
-            if conn.execute(self._sql["session_row"], (app, user, session)).fetchone():
-                raise errors.AlreadyExistsError(
-                    f"session {session!r} already exists for app_name={app!r}, user_id={user!r}")
-            conn.execute(self._sql["session_insert"], (app, user, session, now, now, 0))
-            self._write_state(conn, app, user, session, state, (), now)
-            return conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
+            incarnation = self._insert_session(conn, app, user, session, state, now, now)
+            return incarnation, conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
         return self._run(run, write=True)
 
+    def _insert_session(self, conn: sqlite3.Connection, app: str, user: str, session: str,
+                        state: Sequence[tuple[str, str, str]], created_at: float, updated_at: float) -> str:
+        """Insert a session row (revision 0, a new incarnation) and its state rows
+        ``(scope, key, JSON)`` inside the caller's write transaction.
+
+        Returns:
+            The new session's incarnation.
+
+        Raises:
+            AlreadyExistsError: the session is already stored.
+        """
+        if conn.execute(self._sql["session_row"], (app, user, session)).fetchone():
+            raise errors.AlreadyExistsError(
+                f"session {session!r} already exists for app_name={app!r}, user_id={user!r}")
+        incarnation = new_incarnation()
+        conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0, incarnation))
+        self._write_state(conn, app, user, session, state, (), created_at)
+        return incarnation
+
     def read_session(self, app: str, user: str, session: str, limit: Optional[int],
-                     after: Optional[float]) -> Optional[tuple[tuple, list, list]]:
+                     after: Optional[float]) -> Optional[tuple[SessionRow, list, list]]:
         """Read one session in one snapshot.
 
         Args:
@@ -237,6 +270,7 @@ class Store:
             row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
             if row is None:
                 return None
+            row = SessionRow(*row)
             state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
             events = []
             if limit != 0:
@@ -327,14 +361,14 @@ class Store:
         return self._run(run)
 
     # -- events and state ---------------------------------------------------
-    def append(self, app: str, user: str, session: str, expected_revision: Optional[int],
+    def append(self, app: str, user: str, session: str, expected: Optional[tuple[int, str]],
                events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]],
                deletes: Sequence[tuple[str, str]], updated_at: float) -> tuple[Optional[int], dict[str, tuple]]:
         """Append events and apply their state in one IMMEDIATE transaction.
 
         Args:
-            expected_revision: the revision the caller's Session object holds;
-                None skips the stale check (``update_keys``).
+            expected: ``(revision, incarnation)`` the caller's Session object
+                holds; None skips the stale check (``update_keys``, import).
             events: ``(event_id, invocation_id, author, branch, timestamp, body)``.
             upserts: state rows ``(scope, key, JSON)`` to write.
             deletes: state keys ``(scope, key)`` to delete.
@@ -346,7 +380,9 @@ class Store:
 
         Raises:
             SessionNotFoundError: the session is not stored.
-            StaleSessionError: the stored revision differs from ``expected_revision``.
+            StaleSessionError: the stored revision or incarnation differs from
+                ``expected`` (another writer, or the session was deleted and
+                created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
         def run(conn):
@@ -364,10 +400,16 @@ class Store:
                     raise errors.AlreadyExistsError(
                         f"event ids {sorted(stored)} are already stored in session {session!r}; a batch must be "
                         "all new events or a retry of one that was stored")
-            if expected_revision is not None and row[2] != expected_revision:
+            if expected is not None and (row[2], row[3]) != expected:
+                if expected[1] is None:
+                    what = "is not known to this Session object: it was not read from this store"
+                elif row[3] != expected[1]:
+                    what = "was deleted and created again since this Session object was read"
+                else:
+                    what = (f"was changed by another writer: stored revision {row[2]}, "
+                            f"this Session object has revision {expected[0]}")
                 raise errors.StaleSessionError(
-                    f"session {session!r} (app_name={app!r}, user_id={user!r}) was changed by another writer: "
-                    f"stored revision {row[2]}, this Session object has revision {expected_revision}; "
+                    f"session {session!r} (app_name={app!r}, user_id={user!r}) {what}; "
                     "reload it with get_session and retry")
             if events:
                 conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])

@@ -163,6 +163,11 @@ class Session:
         revision: the stored revision this object reflects; bumped by every write
             to the session. An append from an object whose revision is behind the
             stored one raises ``StaleSessionError``.
+        incarnation: the random id the store gave the session when it was created
+            (16 hex digits). A session deleted and created again under the same id
+            gets a new one, so an append from an object read before raises
+            ``StaleSessionError``. None for an object not read from a store: its
+            appends are refused.
     """
 
     id: str
@@ -172,6 +177,7 @@ class Session:
     events: list[Event] = field(default_factory=list)
     last_update_time: float = 0.0
     revision: int = 0
+    incarnation: Optional[str] = None
 
 
 class SessionList(list):

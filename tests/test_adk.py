@@ -60,7 +60,7 @@ def test_a_stale_copy_cannot_append(svc):
         with pytest.raises(adk_errors.StaleSessionError) as info:
             await svc.append_event(b, late)
         assert isinstance(info.value, adk_lite.StaleSessionError)
-        assert b.events == [] and b.state == {} and b._storage_update_marker == "0"
+        assert b.events == [] and b.state == {} and b._storage_update_marker.startswith("0:")
         assert late.actions.state_delta == {"k": "b", "temp:t": 1}  # a failed append leaves the event as it was
         got = await svc.get_session(app_name=APP, user_id=USER, session_id="s")
         assert [e.content.parts[0].text for e in got.events] == ["from a"] and got.state == {"k": "a"}
@@ -91,7 +91,7 @@ def test_tasks_sharing_one_session_never_see_a_false_stale_error(svc):
     async def scenario():
         s = await svc.create_session(app_name=APP, user_id=USER, session_id="shared")
         await asyncio.gather(*(svc.append_event(s, event(str(i), **{f"k{i}": i})) for i in range(24)))
-        assert s._storage_update_marker == "24"
+        assert s._storage_update_marker.startswith("24:")
         got = await svc.get_session(app_name=APP, user_id=USER, session_id="shared")
         assert len(got.events) == 24 and got.state == s.state == {f"k{i}": i for i in range(24)}
         # the lock may let the tasks in out of creation order; a reload sorts by timestamp
@@ -99,17 +99,35 @@ def test_tasks_sharing_one_session_never_see_a_false_stale_error(svc):
     run(scenario())
 
 
-def test_a_session_without_marker_is_checked_by_update_time(svc):
-    """A Session built by hand (or by another service) has no marker: checked as ADK's
-    SqliteSessionService does, by comparing the stored update time."""
+def test_a_session_not_read_from_the_store_is_refused(svc):
+    """A Session built by hand (or read from another service) has no marker of ours:
+    it is never trusted, whatever its last_update_time; a missing session is still
+    SessionNotFoundError."""
     async def scenario():
         s = await svc.create_session(app_name=APP, user_id=USER, session_id="m")
-        current = Session(id="m", app_name=APP, user_id=USER, last_update_time=s.last_update_time)
-        await svc.append_event(current, event("ok"))
-        assert current._storage_update_marker == "1"
-        old = Session(id="m", app_name=APP, user_id=USER, last_update_time=s.last_update_time)
-        with pytest.raises(adk_errors.StaleSessionError):
-            await svc.append_event(old, event("late"))
+        for marker in (None, "1", "0", "²:0123456789abcdef", "0:0123456789ABCDEF", "x"):
+            hand = Session(id="m", app_name=APP, user_id=USER, last_update_time=s.last_update_time + 100)
+            hand._storage_update_marker = marker
+            with pytest.raises(adk_errors.StaleSessionError, match="not read from this store"):
+                await svc.append_event(hand, event("late"))
+        assert await svc.get_event_count(app_name=APP, user_id=USER, session_id="m") == 0
+        ghost = Session(id="ghost", app_name=APP, user_id=USER)
+        with pytest.raises(adk_errors.session_not_found_error.SessionNotFoundError):
+            await svc.append_event(ghost, event("boo"))
+    run(scenario())
+
+
+def test_an_old_copy_cannot_write_into_a_recreated_session(svc):
+    async def scenario():
+        old = await svc.create_session(app_name=APP, user_id=USER, session_id="again")
+        await svc.delete_session(app_name=APP, user_id=USER, session_id="again")
+        new = await svc.create_session(app_name=APP, user_id=USER, session_id="again")
+        assert new._storage_update_marker != old._storage_update_marker
+        with pytest.raises(adk_errors.StaleSessionError, match="deleted and created again"):
+            await svc.append_event(old, event("from the old one"))
+        await svc.append_event(new, event("from the new one"))
+        got = await svc.get_session(app_name=APP, user_id=USER, session_id="again")
+        assert [e.content.parts[0].text for e in got.events] == ["from the new one"]
     run(scenario())
 
 

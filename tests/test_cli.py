@@ -13,7 +13,7 @@ import time
 import orjson
 import pytest
 
-from adk_lite import DatabaseSessionService, Event, EventActions
+from adk_lite import SCHEMA_VERSION, DatabaseSessionService, Event, EventActions
 from adk_lite.cli import COMMANDS, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -335,7 +335,7 @@ def test_vacuum_reports_bytes(capsys, db):
 
 def test_check_healthy_and_with_problems(capsys, db):
     doc = run_json(capsys, "check", db)
-    assert doc["ok"] is True and doc["schema_version"] == 1 and doc["problems"] == []
+    assert doc["ok"] is True and doc["schema_version"] == SCHEMA_VERSION and doc["problems"] == []
     assert doc["integrity_check"] == ["ok"]
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA foreign_keys = 0")

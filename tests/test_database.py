@@ -12,6 +12,7 @@ from adk_lite import (
     CorruptDatabaseError,
     DatabaseOpenError,
     DatabaseSessionService,
+    Event,
     ForeignDatabaseError,
     SchemaVersionError,
 )
@@ -78,7 +79,7 @@ def test_pragmas_and_schema(svc):
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"adk_sessions", "adk_events", "adk_state", "adk_metadata"} <= tables
-    assert conn.execute("SELECT value FROM adk_metadata WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM adk_metadata WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
 def test_options(tmp_path):
@@ -164,7 +165,7 @@ def test_empty_file_is_initialized(tmp_path):
         assert svc.create_session("app", "u", session_id="s").id == "s"
 
 
-def _migrate_to_v2(conn):
+def _migrate_to_v3(conn):
     conn.execute("ALTER TABLE adk_sessions ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
 
@@ -173,25 +174,46 @@ def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
 
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u", session_id="s")
-    monkeypatch.setattr(database, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", 3)
 
     def broken(conn):
-        _migrate_to_v2(conn)
+        _migrate_to_v3(conn)
         raise RuntimeError("migration step failed")
 
-    monkeypatch.setattr(database, "MIGRATIONS", {1: broken})
+    monkeypatch.setattr(database, "MIGRATIONS", {2: broken})
     with pytest.raises(RuntimeError, match="failed"):
         DatabaseSessionService(db_path)
     conn = sqlite3.connect(db_path)
     columns = [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
     assert "note" not in columns  # rolled back whole
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "2"
     conn.close()
 
-    monkeypatch.setattr(database, "MIGRATIONS", {1: _migrate_to_v2})
+    monkeypatch.setattr(database, "MIGRATIONS", {2: _migrate_to_v3})
     with DatabaseSessionService(db_path) as svc:
         assert svc.get_session("app", "u", "s") is not None
     conn = sqlite3.connect(db_path)
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "3"
+    conn.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
+    """A file written by the first release (schema_version 1, no incarnation column)
+    opens, gets a random incarnation per session, and its sessions append."""
+    with DatabaseSessionService(db_path) as svc:
+        for sid in ("a", "b"):
+            svc.append_event(svc.create_session("app", "u", session_id=sid), Event(author="user"))
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE adk_sessions DROP COLUMN incarnation")
+    conn.execute("UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with DatabaseSessionService(db_path) as svc:
+        a, b = svc.get_session("app", "u", "a"), svc.get_session("app", "u", "b")
+        assert len(a.incarnation) == 16 and a.incarnation != b.incarnation and a.revision == 1
+        svc.append_event(a, Event(author="user"))
+        assert svc.get_event_count("app", "u", "a") == 2
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()

@@ -58,7 +58,7 @@ class Model:
     """The rules of DESIGN.md over plain dicts."""
 
     def __init__(self):
-        self.sessions = {}  # (app, user, sid) -> {"state", "events", "revision", "updated"}
+        self.sessions = {}  # (app, user, sid) -> {"state", "events", "revision", "updated", "incarnation"}
         self.app_state, self.user_state = {}, {}
         self.seq = 0
 
@@ -142,7 +142,8 @@ class SessionMachine(RuleBasedStateMachine):
                 self.call("create_session", app, user, state=state, session_id=sid)
             return
         session = self.call("create_session", app, user, state=state, session_id=sid)
-        self.model.sessions[key] = {"state": {}, "events": [], "revision": 0, "updated": session.last_update_time}
+        self.model.sessions[key] = {"state": {}, "events": [], "revision": 0, "updated": session.last_update_time,
+                                    "incarnation": session.incarnation}
         self.model.write(key, state, deleting=False)
         assert session.state == self.model.merged(key)
         assert (session.revision, session.events) == (0, [])
@@ -161,8 +162,8 @@ class SessionMachine(RuleBasedStateMachine):
             with pytest.raises(SessionNotFoundError):
                 self.call("append_events", session, events)
             return self.check(key)
-        if stored["revision"] != session.revision:
-            with pytest.raises(StaleSessionError):
+        if (stored["revision"], stored["incarnation"]) != (session.revision, session.incarnation):
+            with pytest.raises(StaleSessionError):  # behind, or read before a delete and re-create
                 self.call("append_events", session, events)
             assert session.state == state_before  # a refused call leaves the object alone
             return self.check(key)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from adk_lite import (
+    SCHEMA_VERSION,
     AlreadyExistsError,
     DatabaseSessionService,
     Event,
@@ -308,7 +309,7 @@ def test_event_count_and_stats(svc):
         svc.get_event_count("app", "u", "missing")
     stats = svc.get_stats()
     assert (stats["sessions"], stats["events"], stats["state_keys"], stats["apps"], stats["users"]) == (2, 3, 1, 2, 2)
-    assert stats["journal_mode"] == "wal" and stats["schema_version"] == 1 and stats["path"] == svc.path
+    assert stats["journal_mode"] == "wal" and stats["schema_version"] == SCHEMA_VERSION and stats["path"] == svc.path
     size = os.path.getsize(svc.path) + os.path.getsize(svc.path + "-wal")
     assert stats["db_size_mb"] == round(size / 2**20, 3)
 
