@@ -257,7 +257,7 @@ class DatabaseSessionService(BaseSessionService):
         if config is not None:
             if not isinstance(config, GetSessionConfig):
                 raise TypeError(f"config must be a GetSessionConfig or None, not {type(config).__name__}")
-            limit = config.num_recent_events  # an int >= 0 or None: GetSessionConfig checked it
+            limit = validate.count(config.num_recent_events, "config.num_recent_events", 0)
             after = validate.timestamp(config.after_timestamp, "config.after_timestamp")
         found = self._store.read_session(app, user, sid, limit, after)
         if found is None:

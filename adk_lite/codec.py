@@ -6,10 +6,11 @@ datetime becomes a string), so every value is checked first by
 :func:`check_json` and refused if it would not come back equal.
 
 Accepted: ``None``, ``bool``, ``int`` in the signed 64-bit range (SQLite's JSON
-functions read bigger integers as floats), finite ``float``, ``str``, ``list``
-and ``dict`` with ``str`` keys, nested freely. Scalars must be of exactly these
-types (an ``IntEnum`` or a ``numpy.float64`` is refused: it would come back as a
-plain int or float).
+functions read bigger integers as floats), finite ``float``, ``str`` that is valid
+Unicode text (no lone surrogate such as ``"\\ud800"``: UTF-8 cannot hold it),
+``list`` and ``dict`` with such ``str`` keys, nested at most :data:`MAX_DEPTH`
+lists and dicts deep. Scalars must be of exactly these types (an ``IntEnum`` or a
+``numpy.float64`` is refused: it would come back as a plain int or float).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import orjson
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+MAX_DEPTH = 200
+"""How many lists and dicts deep a value may nest (a scalar is 0, ``[1]`` is 1).
+
+orjson writes at most 254 levels and an event body wraps a state value in three
+more (``{"actions": {"state_delta": {key: value}}}``); 200 leaves room for that and
+keeps every check well inside Python's recursion limit."""
 
 _SCALARS = (str, bool, type(None))
 
@@ -35,28 +43,52 @@ def check_json(value: Any, where: str) -> None:
     Raises:
         TypeError: a type JSON cannot hold (tuple, set, bytes, datetime, an
             object, a non-str dict key); the message names ``where`` and the type.
-        ValueError: NaN or infinity, or an int outside the signed 64-bit range.
+        ValueError: NaN or infinity, an int outside the signed 64-bit range, a
+            str with a lone surrogate, or nesting deeper than :data:`MAX_DEPTH`.
     """
-    if _plain(value):  # the common case, checked without building a path per item
+    if _plain(value, MAX_DEPTH):  # the common case, checked without building a path per item
         return
-    _explain(value, where)
+    _explain(value, where, MAX_DEPTH)
 
 
-def _plain(value: Any) -> bool:
+def is_text(value: str) -> bool:
+    """True when a str is valid Unicode text that UTF-8 can hold (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plain(value: Any, room: int) -> bool:
     """True when ``value`` is made only of exact JSON types in range (dict, list,
-    str, bool, None, int64, finite float). False means :func:`_explain` decides."""
+    text, bool, None, int64, finite float), at most ``room`` containers deep.
+    False means :func:`_explain` decides."""
     kind = type(value)
     if kind is dict:
+        if not room:
+            return False
         for key, item in value.items():
-            if type(key) is not str or not (type(item) in _SCALARS or _plain(item)):
+            kind = type(item)
+            if (type(key) is not str or not (key.isascii() or is_text(key))
+                    or not (kind is str and (item.isascii() or is_text(item)) or kind is bool or item is None
+                            or _plain(item, room - 1))):
                 return False
         return True
     if kind is list:
+        if not room:
+            return False
         for item in value:
-            if not (type(item) in _SCALARS or _plain(item)):
+            kind = type(item)
+            if not (kind is str and (item.isascii() or is_text(item)) or kind is bool or item is None
+                    or _plain(item, room - 1)):
                 return False
         return True
-    if kind in _SCALARS:
+    if kind is str:
+        return is_text(value)
+    if kind is bool or value is None:
         return True
     if kind is int:
         return INT64_MIN <= value <= INT64_MAX
@@ -65,9 +97,13 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _explain(value: Any, where: str) -> None:
+def _explain(value: Any, where: str, room: int) -> None:
     """:func:`check_json`'s full walk: raise with the path of the first bad item."""
     kind = type(value)
+    if kind is str:
+        if not is_text(value):
+            raise ValueError(f"{where}: the str {value!r} holds a lone surrogate, which UTF-8 cannot store")
+        return
     if kind in _SCALARS:
         return
     if kind is int:
@@ -81,15 +117,19 @@ def _explain(value: Any, where: str) -> None:
         if not math.isfinite(value):
             raise ValueError(f"{where}: {value!r} is not a finite number and has no JSON form")
         return
+    if isinstance(value, (dict, list)) and not room:
+        raise ValueError(f"{where}: nested more than {MAX_DEPTH} lists and dicts deep (the limit)")
     if isinstance(value, dict):
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"{where}: dict key {key!r} is {type(key).__name__}, JSON keys must be str")
-            _explain(item, f"{where}[{key!r}]")
+            if not is_text(key):
+                raise ValueError(f"{where}: the key {key!r} holds a lone surrogate, which UTF-8 cannot store")
+            _explain(item, f"{where}[{key!r}]", room - 1)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _explain(item, f"{where}[{index}]")
+            _explain(item, f"{where}[{index}]", room - 1)
         return
     raise TypeError(
         f"{where}: {kind.__name__} is not a JSON type (use None, bool, int, float, str, list or dict)"

@@ -231,32 +231,53 @@ def _check_version(version: int, path: str) -> None:
 
 
 class _TrackedSqliteDatabase(pw.SqliteDatabase):
-    """A Peewee SqliteDatabase that remembers every connection it opens, in any
-    thread, so :meth:`close_all` can close them all."""
+    """A Peewee SqliteDatabase with a pool of connections for the store.
+
+    Peewee's own connection (one per thread) is used only at open, to create or
+    migrate the schema. Calls take a connection with :meth:`acquire` and give it
+    back with :meth:`release`; the most recently released one is taken next (its
+    page cache is the freshest). The pool holds as many connections as calls ever
+    ran at once, whatever the number of threads that made them, so a process that
+    makes many short-lived threads keeps a bounded number of descriptors. A
+    ``":memory:"`` database has one connection, shared (callers serialize on
+    ``Database.lock``).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._opened: set = set()
-        self._opened_lock = threading.Lock()
+        self._idle: list = []
+        self._idle_lock = threading.Lock()
 
-    def _connect(self):
-        conn = super()._connect()
-        with self._opened_lock:
-            self._opened.add(conn)
-        return conn
+    def acquire(self) -> sqlite3.Connection:
+        """Take an idle connection, or open one with this database's pragmas."""
+        if not self.thread_safe:  # ":memory:": the one connection that holds the data
+            return self.connection()
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
 
-    def _close(self, conn) -> None:
-        with self._opened_lock:
-            self._opened.discard(conn)
-        conn.close()
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Give back a connection taken with :meth:`acquire` (closed instead if a
+        failure left it inside a transaction)."""
+        if not self.thread_safe:
+            return
+        if conn.in_transaction:
+            conn.close()
+            return
+        with self._idle_lock:
+            self._idle.append(conn)
 
     def close_all(self) -> None:
-        """Close every connection opened by any thread (they were made with
-        ``check_same_thread=False`` for this)."""
-        with self._opened_lock:
-            opened, self._opened = self._opened, set()
-        for conn in opened:
+        """Close every pooled connection and this thread's Peewee connection. The
+        caller makes sure no call is using one (see ``Store.close``)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
+        if not self.is_closed():
+            self._close(self._state.conn)
+            self._state.reset()
 
 
 class Database:
@@ -390,6 +411,9 @@ class Database:
                 raise
         except (sqlite3.Error, pw.PeeweeException) as e:
             raise translate(e, self.path, self.busy_timeout) from e
+        finally:
+            if not self.is_memory:  # calls use the pool; this connection was for the schema only
+                self.peewee.close()
 
     @staticmethod
     def _current(conn: sqlite3.Connection) -> bool:

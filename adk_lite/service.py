@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import os
 import time
 from typing import Any, Optional, Sequence, Union
@@ -51,11 +50,13 @@ def _decode_cursor(cursor: Any) -> Optional[tuple]:
     if not isinstance(cursor, str):
         raise TypeError(f"after must be a str cursor from SessionList.next_cursor, not {type(cursor).__name__}")
     try:
-        key = codec.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if (isinstance(key, list) and len(key) == 4 and type(key[0]) in (int, float)
-                and all(isinstance(k, str) for k in key[1:])):
+        key = codec.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        if isinstance(key, list) and len(key) == 4:
+            validate.timestamp(key[0], "cursor", optional=False)
+            for text in key[1:]:
+                validate.event_text(text, "cursor")
             return tuple(key)
-    except (ValueError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error):
         pass
     raise ValueError(f"after={cursor!r} is not a cursor returned by list_sessions (SessionList.next_cursor)")
 
@@ -190,7 +191,8 @@ class DatabaseSessionService:
         user = validate.optional_name(user_id, "user_id")
         page = validate.count(limit, "limit", 1)
         key = _decode_cursor(after)
-        rows, states = self._store.list_sessions(app, user, None if page is None else page + 1, key)
+        fetch = None if page is None or page >= validate.MAX_COUNT else page + 1  # one more: is there a next page?
+        rows, states = self._store.list_sessions(app, user, fetch, key)
         more = page is not None and len(rows) > page
         rows = rows[:page] if more else rows
         sessions = [Session(id=sid, app_name=a, user_id=u, state=scopes.merge(states[a, u, sid]),
@@ -417,9 +419,11 @@ def _prepare(event: Any, index: int) -> Optional[tuple[Event, tuple, dict, dict]
         raise TypeError(f"events[{index}] must be an adk_lite.Event, not {type(event).__name__}")
     if event.partial:
         return None
-    if not (_is_text(event.id) and event.id and _is_text(event.invocation_id) and _is_text(event.author)
-            and (event.branch is None or _is_text(event.branch)) and type(event.timestamp) in (int, float)
-            and math.isfinite(event.timestamp) and isinstance(event.actions, EventActions)):
+    is_text = validate.is_id_text
+    if not (is_text(event.id) and event.id and is_text(event.invocation_id) and is_text(event.author)
+            and (event.branch is None or is_text(event.branch)) and type(event.timestamp) in (int, float)
+            and validate.MIN_TIMESTAMP <= event.timestamp <= validate.MAX_TIMESTAMP
+            and isinstance(event.actions, EventActions)):
         _explain(event, f"events[{index}]")
     delta = scopes.check_delta(event.actions.state_delta, f"events[{index}].actions.state_delta")
     stored_delta = scopes.without_temp(delta)
@@ -435,10 +439,6 @@ def _prepare(event: Any, index: int) -> Optional[tuple[Event, tuple, dict, dict]
     if stored_delta:
         body.setdefault("actions", {})["state_delta"] = stored_delta
     return event, _event_row(event, body), delta, stored_delta
-
-
-def _is_text(value: Any) -> bool:
-    return type(value) is str and len(value) <= validate.MAX_ID_LENGTH and "\x00" not in value
 
 
 def _explain(event: Event, where: str) -> None:

@@ -92,14 +92,18 @@ def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
 class Store:
     """Statements and transactions over one :class:`~adk_lite.database.Database`.
 
-    Thread-safe: each thread uses its own connection (a ``":memory:"`` database
-    shares one, serialized by the database's lock).
+    Thread-safe: each call takes a connection from the database's pool for its
+    transaction and gives it back (a ``":memory:"`` database shares one,
+    serialized by the database's lock). :meth:`close` waits for the calls in
+    flight, so no connection is ever closed under a running statement.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._guard = db.lock or contextlib.nullcontext()
         self._closed = False
+        self._active = 0  # calls between _enter and _leave
+        self._calls = threading.Condition(threading.Lock())
         self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self._sql = self._compile_all()
@@ -181,30 +185,50 @@ class Store:
         return sql
 
     # -- plumbing -----------------------------------------------------------
-    def _conn(self, write: bool = False) -> sqlite3.Connection:
-        if self._closed:
-            raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
+    def _enter(self, write: bool) -> None:
+        """Count a call in, or refuse it.
+
+        Raises:
+            ServiceClosedError: after :meth:`close`.
+            DatabaseOpenError: a write on a read-only service.
+        """
         if write and self.db.read_only:
             raise errors.DatabaseOpenError(f"database {self.db.path} is open read-only (read_only=True): "
                                            "this call would write")
-        return self.db.peewee.connection()
+        with self._calls:
+            if self._closed:
+                raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
+            self._active += 1
+
+    def _leave(self) -> None:
+        with self._calls:
+            self._active -= 1
+            if not self._active:
+                self._calls.notify_all()
 
     def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
-        """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)."""
+        """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)
+        on a pooled connection; driver errors are translated."""
+        self._enter(write)
         try:
             with self._guard:
-                conn = self._conn(write)
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                conn = self.db.peewee.acquire()
                 try:
-                    result = fn(conn, *args)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        result = fn(conn, *args)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    return result
+                finally:
+                    self.db.peewee.release(conn)
         except (sqlite3.Error, pw.PeeweeException) as e:
             raise translate(e, self.db.path, self.db.busy_timeout) from e
+        finally:
+            self._leave()
 
     def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
         """Return the in-process lock that serializes appends to one session.
@@ -506,22 +530,33 @@ class Store:
             ``{"bytes_before": int, "bytes_after": int}``: main file + WAL, bytes.
         """
         before = self.db.file_sizes()
+        self._enter(write=True)
         try:
             with self._guard:
-                conn = self._conn(write=True)
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                conn.execute("PRAGMA optimize")
+                conn = self.db.peewee.acquire()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    conn.execute("VACUUM")
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    conn.execute("PRAGMA optimize")
+                finally:
+                    self.db.peewee.release(conn)
         except (sqlite3.Error, pw.PeeweeException) as e:
             raise translate(e, self.db.path, self.db.busy_timeout) from e
+        finally:
+            self._leave()
         after = self.db.file_sizes()
         return {"bytes_before": before["db"] + before["wal"], "bytes_after": after["db"] + after["wal"]}
 
     def close(self) -> None:
-        """Close every connection; later calls raise :class:`ServiceClosedError`."""
-        with self._guard:
+        """Refuse new calls, wait for the calls in flight to finish, then close
+        every connection. Later calls raise :class:`ServiceClosedError`; closing
+        twice is harmless."""
+        with self._calls:
             self._closed = True
+            while self._active:
+                self._calls.wait()
+        with self._guard:
             self.db.close()
 
 

@@ -7,12 +7,28 @@ so a refused call writes nothing.
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any, Optional
 
+from .codec import INT64_MAX, is_text
+
 MAX_ID_LENGTH = 256
 """Longest ``app_name``, ``user_id``, ``session_id`` or event id, in characters."""
+
+MIN_TIMESTAMP = -62135596800.0
+"""Earliest accepted time, epoch seconds: 0001-01-01T00:00:00Z, ``datetime.min``."""
+MAX_TIMESTAMP = 253402300799.0
+"""Latest accepted time, epoch seconds: 9999-12-31T23:59:59Z, ``datetime.max``.
+Every accepted time can be shown as a date."""
+
+MAX_COUNT = INT64_MAX
+"""Largest accepted count or limit (2**63 - 1, SQLite's largest integer)."""
+
+
+def is_id_text(value: Any) -> bool:
+    """True for a str that passes the id checks: at most :data:`MAX_ID_LENGTH`
+    characters, no NUL, no lone surrogate (the fast path of the checks below)."""
+    return type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value and is_text(value)
 
 
 def _check_text(value: str, arg: str) -> None:
@@ -20,6 +36,8 @@ def _check_text(value: str, arg: str) -> None:
         raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
     if "\x00" in value:
         raise ValueError(f"{arg} contains a NUL character")
+    if not is_text(value):
+        raise ValueError(f"{arg} holds a lone surrogate ({value!r}), which UTF-8 cannot store")
 
 
 def name(value: Any, arg: str) -> str:
@@ -97,30 +115,34 @@ def count(value: Any, arg: str, minimum: int) -> Optional[int]:
 
     Raises:
         TypeError: not an int (bool is refused).
-        ValueError: less than ``minimum``.
+        ValueError: less than ``minimum`` or more than :data:`MAX_COUNT`.
     """
     if value is None:
         return None
     if type(value) is not int:
         raise TypeError(f"{arg} must be an int or None, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{arg} must be >= {minimum}, got {value}")
+    if not minimum <= value <= MAX_COUNT:
+        raise ValueError(f"{arg} must be from {minimum} to {MAX_COUNT} (2**63 - 1), got {value}")
     return value
 
 
 def timestamp(value: Any, arg: str, *, optional: bool = True) -> Optional[float]:
-    """Check a time in epoch seconds: a finite int or float (None passes when optional).
+    """Check a time in epoch seconds: an int or float from :data:`MIN_TIMESTAMP`
+    to :data:`MAX_TIMESTAMP` (years 1 to 9999, what ``datetime`` can show); None
+    passes when ``optional``.
 
     Raises:
         TypeError: not a number (bool is refused).
-        ValueError: NaN or infinite.
+        ValueError: NaN, infinite, or outside the range.
     """
     if value is None and optional:
         return None
     if type(value) not in (int, float):
         raise TypeError(f"{arg} must be a number of epoch seconds, not {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{arg} must be finite, got {value!r}")
+    if not MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:  # False for NaN too
+        shown = value if type(value) is float or abs(value) < 10**30 else f"an int of {value.bit_length()} bits"
+        raise ValueError(f"{arg} must be finite epoch seconds from {MIN_TIMESTAMP:.0f} to {MAX_TIMESTAMP:.0f} "
+                         f"(years 1 to 9999), got {shown}")
     return float(value)
 
 

@@ -11,22 +11,11 @@ import pytest
 
 from adk_lite import (AsyncDatabaseSessionService, DatabaseSessionService, Event, EventActions, ServiceClosedError,
                       StaleSessionError)
+from tests.workers import open_fds_on
 
 
 def run(coro):
     return asyncio.run(coro)
-
-
-def open_fds_on(path: str) -> list[str]:
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(path):
-            out.append(target)
-    return out
 
 
 def test_every_sync_method_has_a_coroutine_twin():

@@ -21,7 +21,7 @@ class MyDict(dict):
 
 def _full_walk_accepts(value):
     try:
-        codec._explain(value, "v")
+        codec._explain(value, "v", codec.MAX_DEPTH)
     except (TypeError, ValueError):
         return False
     return True
@@ -30,13 +30,13 @@ def _full_walk_accepts(value):
 leaves = st.one_of(
     st.none(), st.booleans(), st.text(max_size=5), st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(2**64), max_value=2**64), st.just(Color.RED), st.binary(max_size=3),
-    st.tuples(st.integers(0, 3)), st.just(1.5j),
+    st.tuples(st.integers(0, 3)), st.just(1.5j), st.just("lone \ud800 surrogate"), st.just("é\udfff"),
 )
 values = st.recursive(
     leaves,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3), st.just("\udc80")), inner, max_size=4),
         st.dictionaries(st.text(max_size=3), inner, max_size=3).map(MyDict),
     ),
     max_leaves=12,
@@ -50,7 +50,7 @@ def test_check_json_agrees_with_the_full_walk(value):
     else:
         with pytest.raises((TypeError, ValueError)):
             codec.check_json(value, "v")
-    if codec._plain(value):
+    if codec._plain(value, codec.MAX_DEPTH):
         assert _full_walk_accepts(value)
 
 
@@ -71,4 +71,25 @@ def test_dict_and_list_subclasses_are_still_accepted():
         pass
 
     codec.check_json(MyDict(a=MyList([1, 2.5, None, "x", True])), "state")
-    assert not codec._plain(MyDict())  # the full walk decides for subclasses
+    assert not codec._plain(MyDict(), codec.MAX_DEPTH)  # the full walk decides for subclasses
+
+
+def _nested(depth, make):
+    value = 0
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+@pytest.mark.parametrize("make", [lambda v: [v], lambda v: {"k": v}], ids=["lists", "dicts"])
+def test_nesting_up_to_the_limit_passes_and_deeper_is_a_value_error(make):
+    codec.check_json(_nested(codec.MAX_DEPTH, make), "state")
+    for depth in (codec.MAX_DEPTH + 1, 256, 10_000):
+        with pytest.raises(ValueError, match=f"nested more than {codec.MAX_DEPTH} lists and dicts deep"):
+            codec.check_json(_nested(depth, make), "state")
+
+
+@pytest.mark.parametrize("bad", ["\ud800", ["ok", "x\udfffy"], {"\udc00": 1}, {"a": {"é\ud800": "v"}}])
+def test_lone_surrogates_are_a_value_error(bad):
+    with pytest.raises(ValueError, match="lone surrogate"):
+        codec.check_json(bad, "state")

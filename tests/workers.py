@@ -288,3 +288,17 @@ if __name__ == "__main__":
         holdlock_child(args[0], float(args[1]))
     else:
         raise SystemExit(f"unknown role {role!r}")
+
+
+def open_fds_on(path: str) -> list[str]:
+    """The targets of this process's open file descriptors on ``path`` and its
+    side files (``-wal``, ``-shm``), one entry per descriptor."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(path):
+            out.append(target)
+    return out
