@@ -36,6 +36,7 @@ from google.adk.platform import time as platform_time
 from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
+from pydantic_core import PydanticSerializationError
 
 from . import codec, errors, validate
 from . import state as scopes
@@ -107,9 +108,17 @@ def _json_state(delta: Any, arg: str) -> dict[str, Any]:
 
 
 def _event_row(event: Event) -> tuple:
-    """The store's event row; the body is the event's JSON minus the column fields."""
-    return (event.id, event.invocation_id, event.author, event.branch, event.timestamp,
-            event.model_dump_json(exclude_none=True, exclude=_COLUMNS))
+    """The store's event row; the body is the event's JSON minus the column fields.
+
+    Raises:
+        ValueError: pydantic cannot serialize the event (a lone surrogate in a
+            text, nesting deeper than pydantic's limit, ...).
+    """
+    try:
+        body = event.model_dump_json(exclude_none=True, exclude=_COLUMNS)
+    except PydanticSerializationError as e:
+        raise ValueError(f"event {event.id!r} cannot be stored as JSON: {e}") from e
+    return event.id, event.invocation_id, event.author, event.branch, event.timestamp, body
 
 
 def _event_from_row(row: tuple) -> Event:

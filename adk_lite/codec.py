@@ -118,7 +118,8 @@ def _explain(value: Any, where: str, room: int) -> None:
             raise ValueError(f"{where}: {value!r} is not a finite number and has no JSON form")
         return
     if isinstance(value, (dict, list)) and not room:
-        raise ValueError(f"{where}: nested more than {MAX_DEPTH} lists and dicts deep (the limit)")
+        shown = where if len(where) <= 80 else where[:60] + "..."
+        raise ValueError(f"{shown}: nested more than {MAX_DEPTH} lists and dicts deep (the limit)")
     if isinstance(value, dict):
         for key, item in value.items():
             if type(key) is not str:

@@ -51,7 +51,8 @@ def check_delta(delta: Any, arg: str) -> dict[str, Any]:
     Raises:
         TypeError: not a dict, a non-str key, or a value JSON cannot hold.
         ValueError: an empty key, a prefix with an empty name (``"user:"``), a NUL
-            in a key, NaN/infinity or an int beyond 64 bits in a value.
+            or a lone surrogate in a key, or a value :func:`adk_lite.codec.check_json`
+            refuses (NaN/infinity, an int beyond 64 bits, nested too deep, ...).
     """
     if delta is None:
         return {}
@@ -62,6 +63,8 @@ def check_delta(delta: Any, arg: str) -> dict[str, Any]:
             raise TypeError(f"{arg}: key {key!r} is {type(key).__name__}, state keys must be str")
         if "\x00" in key:
             raise ValueError(f"{arg}: key {key!r} contains a NUL character")
+        if not codec.is_text(key):
+            raise ValueError(f"{arg}: key {key!r} holds a lone surrogate, which UTF-8 cannot store")
         if key in _BARE:
             what = f"the prefix {key!r} with an empty name" if key else "an empty key"
             raise ValueError(f"{arg}: {what} is not a state key")

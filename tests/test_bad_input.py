@@ -4,6 +4,8 @@ problem, and the database file is byte-for-byte unchanged afterwards."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import datetime
 import os
 import sqlite3
@@ -129,7 +131,68 @@ ROWS = [
      SessionNotFoundError, r"user_id='other'"),
     ("stale copy", lambda v, s, st, g: v.append_event(st, ev()), StaleSessionError, r"stored revision 1, this Session object has revision 0"),
     ("create existing id", lambda v, s, st, g: v.create_session("app", "u", session_id=" s "), AlreadyExistsError, r"session 's' already exists"),
+    # numbers out of range (counts up to 2**63 - 1; times within datetime's years 1 to 9999)
+    ("num_recent_events 2**63", lambda v, s, st, g: v.get_session("app", "u", "s", num_recent_events=2**63), ValueError,
+     r"num_recent_events must be from 0 to 9223372036854775807"),
+    ("limit 10**30", lambda v, s, st, g: v.list_sessions(limit=10**30), ValueError, r"limit must be from 1 to 9223372036854775807"),
+    ("after_timestamp 10**400", lambda v, s, st, g: v.get_session("app", "u", "s", after_timestamp=10**400), ValueError,
+     r"after_timestamp must be finite epoch seconds from .* got an int of 1329 bits"),
+    ("after_timestamp 1e300", lambda v, s, st, g: v.get_session("app", "u", "s", after_timestamp=1e300), ValueError,
+     r"after_timestamp must be finite epoch seconds"),
+    ("event timestamp 2**63", lambda v, s, st, g: v.append_event(s, ev(timestamp=2**63)), ValueError,
+     r"events\[0\]\.timestamp must be finite epoch seconds"),
+    ("event timestamp 1e19", lambda v, s, st, g: v.append_event(s, ev(timestamp=1e19)), ValueError, r"events\[0\]\.timestamp .* got 1e\+19"),
+    ("event timestamp -1e300", lambda v, s, st, g: v.append_event(s, ev(timestamp=-1e300)), ValueError, r"timestamp must be finite"),
+    ("event timestamp inf", lambda v, s, st, g: v.append_event(s, ev(timestamp=float("inf"))), ValueError, r"timestamp must be finite"),
+    ("cursor holding 10**400", lambda v, s, st, g: v.list_sessions(after=_cursor(b"1" + b"0" * 400)), ValueError, r"not a cursor"),
+    ("cursor holding 1e19", lambda v, s, st, g: v.list_sessions(after=_cursor(b"1e19")), ValueError, r"not a cursor"),
+    ("cursor not ASCII", lambda v, s, st, g: v.list_sessions(after="caf\u00e9"), ValueError, r"not a cursor"),
+    # nesting (at most 200 lists and dicts deep)
+    ("state nested 256 deep", lambda v, s, st, g: v.create_session("app", "u", state={"k": _nested(256)}), ValueError,
+     r"nested more than 200 lists and dicts deep"),
+    ("delta nested 10,000 deep", lambda v, s, st, g: v.update_keys("app", "u", "s", {"k": _nested(10_000)}), ValueError,
+     r"delta\['k'\].*nested more than 200"),
+    ("state_delta nested 300 deep", lambda v, s, st, g: v.append_event(s, delta({"k": _nested(300)})), ValueError, r"nested more than 200"),
+    ("content nested 1,000 deep", lambda v, s, st, g: v.append_event(s, ev(content={"parts": _nested(1000)})), ValueError,
+     r"events\[0\].*nested more than 200"),
+    # lone surrogates (UTF-8 cannot hold them)
+    ("app_name lone surrogate", lambda v, s, st, g: v.create_session("a\ud800", "u"), ValueError, r"app_name holds a lone surrogate"),
+    ("user_id lone surrogate", lambda v, s, st, g: v.list_sessions(user_id="\udfff"), ValueError, r"user_id holds a lone surrogate"),
+    ("session_id lone surrogate", lambda v, s, st, g: v.get_session("app", "u", "s\udc00"), ValueError, r"session_id holds a lone surrogate"),
+    ("event id lone surrogate", lambda v, s, st, g: v.append_event(s, ev(id="\ud83d")), ValueError, r"events\[0\]\.id holds a lone surrogate"),
+    ("author lone surrogate", lambda v, s, st, g: v.append_event(s, Event(author="\ud800")), ValueError, r"author holds a lone surrogate"),
+    ("state key lone surrogate", lambda v, s, st, g: v.update_keys("app", "u", "s", {"user:\ud800": 1}), ValueError, r"lone surrogate"),
+    ("state value lone surrogate", lambda v, s, st, g: v.append_event(s, delta({"k": ["ok", "\udc80"]})), ValueError,
+     r"\['k'\]\[1\]: the str .* lone surrogate"),
+    ("content lone surrogate", lambda v, s, st, g: v.append_event(s, ev(content={"parts": [{"text": "\ud800"}]})), ValueError,
+     r"events\[0\]\['content'\]\['parts'\]\[0\]\['text'\].*lone surrogate"),
+    # the Session an append comes from
+    ("Session app_name list", lambda v, s, st, g: v.append_event(Session(id="s", app_name=["app"], user_id="u"), ev()), TypeError,
+     r"app_name must be a str, not list"),
+    ("Session id int", lambda v, s, st, g: v.append_event(Session(id=5, app_name="app", user_id="u"), ev()), TypeError,
+     r"session.id must be a str, not int"),
+    ("Session revision None", lambda v, s, st, g: v.append_event(dataclasses.replace(s, revision=None), ev()), TypeError,
+     r"session.revision must be an int"),
+    ("Session revision str", lambda v, s, st, g: v.append_event(dataclasses.replace(s, revision="1"), ev()), TypeError,
+     r"session.revision must be an int or None, not str"),
+    ("Session revision float", lambda v, s, st, g: v.append_event(dataclasses.replace(s, revision=1.0), ev()), TypeError,
+     r"session.revision must be an int"),
+    ("Session not read from the store", lambda v, s, st, g: v.append_event(Session(id="s", app_name="app", user_id="u", revision=1), ev()),
+     StaleSessionError, r"not read from this store"),
+    ("Session of another incarnation", lambda v, s, st, g: v.append_event(dataclasses.replace(s, incarnation="0" * 16), ev()),
+     StaleSessionError, r"deleted and created again"),
 ]
+
+
+def _nested(depth):
+    value = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _cursor(first: bytes) -> str:
+    return base64.urlsafe_b64encode(b"[" + first + b', "app", "u", "s"]').decode()
 
 
 class _Color(int):
@@ -150,6 +213,32 @@ def test_bad_input_is_refused_and_writes_nothing(world, call, kind, message):
     assert (s.state, s.revision) == (state_before, revision_before)  # the Session object is untouched too
     again = svc.get_session("app", "u", "s")
     assert (again.state, again.revision, len(again.events)) == ({"k": 2, "user:lang": "en", "app:v": 2}, 1, 1)
+
+
+class _ViaAsync:
+    """The async wrapper seen through sync calls, so every row above runs on it too."""
+
+    def __init__(self, aio, loop):
+        self._aio, self._loop, self.path = aio, loop, aio.path
+
+    def __getattr__(self, name):
+        method = getattr(self._aio, name)
+        return lambda *args, **kwargs: self._loop.run_until_complete(method(*args, **kwargs))
+
+
+@pytest.mark.parametrize("call, kind, message", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input_through_the_async_wrapper_is_refused_alike(world, call, kind, message):
+    svc, s, stale, gone = world
+    before = file_bytes(svc.path)
+    loop = asyncio.new_event_loop()
+    aio = AsyncDatabaseSessionService(svc.path)
+    try:
+        with pytest.raises(kind, match=message):
+            call(_ViaAsync(aio, loop), s, stale, gone)
+    finally:
+        aio.close()
+        loop.close()
+    assert file_bytes(svc.path) == before
 
 
 NAMES = [

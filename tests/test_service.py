@@ -450,3 +450,18 @@ def test_sessions_survive_a_process_restart(db_path):
         s = svc.get_session("app", "u", "s")
         assert s.state == {"user:n": 1, "k": "v", "app:c": 2}
         assert s.events[0].content == {"parts": [{"text": "hi"}]} and s.revision == 1
+
+
+def test_an_old_copy_cannot_write_into_a_session_created_again(svc):
+    """Delete a session and create it again under the same id: a Session read before
+    the delete is stale, even at the same revision (the incarnation differs)."""
+    old = svc.create_session("app", "u", session_id="again")
+    svc.delete_session("app", "u", "again")
+    new = svc.create_session("app", "u", session_id="again")
+    assert (old.revision, new.revision) == (0, 0) and old.incarnation != new.incarnation
+    with pytest.raises(StaleSessionError, match="deleted and created again"):
+        svc.append_event(old, ev("from the old copy"))
+    svc.append_event(new, ev("from the new one"))
+    got = svc.get_session("app", "u", "again")
+    assert [e.content["parts"][0]["text"] for e in got.events] == ["from the new one"]
+    assert [s.incarnation for s in svc.list_sessions("app", "u")] == [new.incarnation]
