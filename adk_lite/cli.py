@@ -146,8 +146,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             return apps, events, top
         apps, app_events, top = svc.store.read(read)
     mib = 1024 * 1024
-    stats.update(sizes, db_size_mb=round((sizes["db_bytes"] + sizes["wal_bytes"]) / mib, 3),
-                 wal_size_mb=round(sizes["wal_bytes"] / mib, 3))
+    stats.update(sizes, total_bytes=sizes["db_bytes"] + sizes["wal_bytes"],
+                 total_mib=round((sizes["db_bytes"] + sizes["wal_bytes"]) / mib, 3))
     stats["per_app"] = [{"app_name": a, "sessions": n, "users": u, "events": app_events.get(a, 0)}
                         for a, n, u in apps]
     stats["largest_sessions"] = [{"app_name": a, "user_id": u, "session_id": s, "events": n} for a, u, s, n in top]

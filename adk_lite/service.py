@@ -338,9 +338,10 @@ class DatabaseSessionService:
         """Return counts and facts about the database.
 
         Keys: ``sessions``, ``events``, ``state_keys`` (rows of ``adk_state``),
-        ``apps``, ``users`` (distinct ``(app_name, user_id)``), ``db_size_mb``
-        (main file + WAL, MiB), ``wal_size_mb``, ``db_bytes``, ``wal_bytes``,
-        ``shm_bytes``, ``free_pages``, ``page_size`` (bytes), ``schema_version``,
+        ``apps``, ``users`` (distinct ``(app_name, user_id)``), ``db_bytes``
+        (the main file), ``wal_bytes``, ``shm_bytes``, ``total_bytes`` (main file +
+        WAL: what the data takes on disk), ``total_mib`` (the same in MiB),
+        ``free_pages``, ``page_size`` (bytes), ``schema_version``,
         ``sqlite_version``, ``journal_mode``, ``synchronous``, ``path``.
         """
         return self._store.stats()

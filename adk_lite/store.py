@@ -513,11 +513,9 @@ class Store:
             }
         out = self._run(run)
         sizes = self.db.file_sizes()
-        mib = 1024 * 1024
         out.update(
-            db_size_mb=round((sizes["db"] + sizes["wal"]) / mib, 3),
-            wal_size_mb=round(sizes["wal"] / mib, 3),
             db_bytes=sizes["db"], wal_bytes=sizes["wal"], shm_bytes=sizes["shm"],
+            total_bytes=sizes["db"] + sizes["wal"], total_mib=round((sizes["db"] + sizes["wal"]) / 2**20, 3),
             schema_version=SCHEMA_VERSION, sqlite_version=sqlite3.sqlite_version, path=self.db.path,
             synchronous=self.db.synchronous,
         )

@@ -312,7 +312,8 @@ def test_event_count_and_stats(svc):
     assert (stats["sessions"], stats["events"], stats["state_keys"], stats["apps"], stats["users"]) == (2, 3, 1, 2, 2)
     assert stats["journal_mode"] == "wal" and stats["schema_version"] == SCHEMA_VERSION and stats["path"] == svc.path
     size = os.path.getsize(svc.path) + os.path.getsize(svc.path + "-wal")
-    assert stats["db_size_mb"] == round(size / 2**20, 3)
+    assert stats["total_bytes"] == size == stats["db_bytes"] + stats["wal_bytes"]
+    assert stats["total_mib"] == round(size / 2**20, 3) and "db_size_mb" not in stats
 
 
 def test_vacuum_reclaims_space(svc):
