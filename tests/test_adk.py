@@ -19,6 +19,7 @@ pytest.importorskip("google.adk")
 import google.adk.errors as adk_errors  # noqa: E402
 from google.adk.events import Event, EventActions  # noqa: E402
 from google.adk.sessions import InMemorySessionService, Session  # noqa: E402
+from google.adk.sessions.base_session_service import GetSessionConfig  # noqa: E402
 from google.genai import types  # noqa: E402
 
 import adk_lite  # noqa: E402
@@ -360,3 +361,75 @@ def test_public_names_have_docstrings_and_are_in_the_readme():
         for attr, value in vars(obj).items() if inspect.isclass(obj) else ():
             if not attr.startswith("_") and callable(value):
                 assert inspect.getdoc(value), f"{name}.{attr}"
+
+
+def _nested(depth):
+    value = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _fc_event(args):
+    return Event(author="agent", invocation_id="inv", content=types.Content(
+        role="model", parts=[types.Part(function_call=types.FunctionCall(name="f", args=args))]))
+
+
+def _config(**fields):
+    """A GetSessionConfig holding values its own validation would refuse (set after
+    construction, as a caller can)."""
+    return GetSessionConfig.model_construct(**{"num_recent_events": None, "after_timestamp": None, **fields})
+
+
+# (id, call(svc, session), error, regex): each refused with a named error, nothing written
+ADAPTER_ROWS = [
+    ("num_recent_events 2**63", lambda v, s: v.get_session(app_name=APP, user_id=USER, session_id="s",
+                                                           config=_config(num_recent_events=2**63)),
+     ValueError, r"config.num_recent_events must be from 0 to 9223372036854775807"),
+    ("after_timestamp 10**400", lambda v, s: v.get_session(app_name=APP, user_id=USER, session_id="s",
+                                                           config=_config(after_timestamp=10**400)),
+     ValueError, r"config.after_timestamp must be finite epoch seconds"),
+    ("limit 2**63", lambda v, s: v.list_sessions(app_name=APP, limit=2**63), ValueError, r"limit must be from 1"),
+    ("event timestamp 1e19", lambda v, s: v.append_event(s, Event(author="u", timestamp=1e19)), ValueError,
+     r"event.timestamp must be finite epoch seconds"),
+    ("state value nested 300 deep", lambda v, s: v.append_event(s, event(k=_nested(300))), ValueError,
+     r"nested more than 200"),
+    ("update_keys nested 10,000 deep", lambda v, s: v.update_keys(app_name=APP, user_id=USER, session_id="s",
+                                                                  delta={"k": _nested(10_000)}),
+     ValueError, r"nested more than 200"),
+    ("function call args nested 10,000 deep", lambda v, s: v.append_event(s, _fc_event({"a": _nested(10_000)})),
+     ValueError, r"cannot be stored as JSON"),
+    ("content lone surrogate", lambda v, s: v.append_event(s, event("\ud800")), ValueError, r"cannot be stored as JSON"),
+    ("state key lone surrogate", lambda v, s: v.append_event(s, event(**{"\udc00": 1})), ValueError, r"lone surrogate"),
+    ("app_name lone surrogate", lambda v, s: v.create_session(app_name="a\ud800", user_id=USER), ValueError,
+     r"app_name holds a lone surrogate"),
+    ("Session app_name list", lambda v, s: v.append_event(
+        Session.model_construct(id="s", app_name=["a"], user_id=USER, state={}, events=[], last_update_time=0.0),
+        event()), TypeError, r"app_name must be a str, not list"),
+    ("marker '²:...'", lambda v, s: v.append_event(_with_marker(s, "²:0123456789abcdef"), event()),
+     adk_errors.StaleSessionError, r"not read from this store"),
+    ("marker of another incarnation", lambda v, s: v.append_event(
+        _with_marker(s, "0:" + "0" * 16), event()), adk_errors.StaleSessionError, r"deleted and created again"),
+]
+
+
+def _with_marker(session, marker):
+    copy = session.model_copy(deep=True)
+    copy._storage_update_marker = marker
+    return copy
+
+
+@pytest.mark.parametrize("call, kind, message", [r[1:] for r in ADAPTER_ROWS], ids=[r[0] for r in ADAPTER_ROWS])
+def test_adapter_bad_input_is_refused_and_writes_nothing(tmp_path, call, kind, message):
+    path = str(tmp_path / "bad.db")
+
+    async def scenario():
+        async with DatabaseSessionService(path) as svc:
+            s = await svc.create_session(app_name=APP, user_id=USER, session_id="s", state={"k": 1})
+            before = open(path, "rb").read() + open(path + "-wal", "rb").read()
+            with pytest.raises(kind, match=message):
+                await call(svc, s)
+            assert open(path, "rb").read() + open(path + "-wal", "rb").read() == before
+            got = await svc.get_session(app_name=APP, user_id=USER, session_id="s")
+            assert (got.state, got.events, got._storage_update_marker) == ({"k": 1}, [], s._storage_update_marker)
+    run(scenario())
