@@ -23,6 +23,7 @@ This is the only module of adk_lite that imports ``google.adk``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -38,10 +39,11 @@ from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
 from pydantic_core import PydanticSerializationError
 
-from . import codec, errors, validate
+from . import errors, service, validate
 from . import state as scopes
-from .aio import AsyncDatabaseSessionService
-from .service import event_data
+from .executor import Executor
+from .service import SessionHead, event_data
+from .store import EventRow
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError"]
@@ -107,7 +109,7 @@ def _json_state(delta: Any, arg: str) -> dict[str, Any]:
     return scopes.check_delta(safe, arg)
 
 
-def _event_row(event: Event) -> tuple:
+def _event_row(event: Event) -> EventRow:
     """The store's event row; the body is the event's JSON minus the column fields.
 
     Raises:
@@ -118,10 +120,10 @@ def _event_row(event: Event) -> tuple:
         body = event.model_dump_json(exclude_none=True, exclude=_COLUMNS)
     except PydanticSerializationError as e:
         raise ValueError(f"event {event.id!r} cannot be stored as JSON: {e}") from e
-    return event.id, event.invocation_id, event.author, event.branch, event.timestamp, body
+    return EventRow(event.id, event.invocation_id, event.author, event.branch, event.timestamp, body)
 
 
-def _event_from_row(row: tuple) -> Event:
+def _event_from_row(row: EventRow) -> Event:
     """Parse a stored event once: ``orjson.loads`` then ``Event.model_validate``."""
     return Event.model_validate(event_data(row))
 
@@ -134,10 +136,10 @@ def _marker(revision: int, incarnation: str) -> str:
     return f"{revision}:{incarnation}"
 
 
-def _session(app: str, user: str, sid: str, state: dict[str, Any], events: list[Event],
-             updated: float, revision: int, incarnation: str) -> Session:
-    session = Session(id=sid, app_name=app, user_id=user, state=state, events=events, last_update_time=updated)
-    session._storage_update_marker = _marker(revision, incarnation)
+def _session(head: SessionHead, events: Optional[list[Event]] = None) -> Session:
+    session = Session(id=head.session_id, app_name=head.app_name, user_id=head.user_id, state=head.state,
+                      events=events or [], last_update_time=head.last_update_time)
+    session._storage_update_marker = _marker(head.revision, head.incarnation)
     return session
 
 
@@ -187,9 +189,10 @@ class DatabaseSessionService(BaseSessionService):
         unknown = sorted(set(kwargs) - _REGISTRY_KWARGS)
         if unknown:
             logger.warning("adk_lite.adk.DatabaseSessionService ignores the arguments %s", ", ".join(unknown))
-        self._aio = AsyncDatabaseSessionService(given[0] if given else None, synchronous=synchronous,
-                                                busy_timeout=busy_timeout, max_workers=max_workers)
-        self._core = self._aio.sync
+        self._executor = Executor(max_workers)  # checks max_workers before the file is opened
+        self._core = service.DatabaseSessionService(given[0] if given else None, synchronous=synchronous,
+                                                    busy_timeout=busy_timeout)
+        self._executor.name = self._core.path
         self._store = self._core.store
 
     @property
@@ -201,7 +204,7 @@ class DatabaseSessionService(BaseSessionService):
         """Run ``fn(*args)`` on the executor (one hop); core errors become the
         classes above, which ADK's ``except`` clauses catch."""
         try:
-            return await self._aio.run(fn, *args)
+            return await self._executor.run(fn, *args)
         except (errors.SessionNotFoundError, errors.AlreadyExistsError, errors.StaleSessionError) as e:
             for core, adk in _ERRORS:
                 if isinstance(e, core) and not isinstance(e, adk):
@@ -232,13 +235,8 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._create, app_name, user_id, state, session_id)
 
     def _create(self, app_name: Any, user_id: Any, state: Any, session_id: Any) -> Session:
-        app, user = validate.names(app_name, user_id)
-        sid = validate.session_id(session_id, generate=True)
-        initial = _json_state(state, "state")
-        rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
-        now = platform_time.get_time()
-        incarnation, merged = self._store.create_session(app, user, sid, rows, now)
-        return _session(app, user, sid, scopes.merge(merged), [], now, 0, incarnation)
+        return _session(service.create(self._store, app_name, user_id, _json_state(state, "state"), session_id,
+                                       platform_time.get_time()))
 
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
                           config: Optional[GetSessionConfig] = None) -> Optional[Session]:
@@ -260,20 +258,17 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._get, app_name, user_id, session_id, config)
 
     def _get(self, app_name: Any, user_id: Any, session_id: Any, config: Any) -> Optional[Session]:
-        app, user = validate.names(app_name, user_id)
-        sid = validate.session_id(session_id)
         limit = after = None
         if config is not None:
             if not isinstance(config, GetSessionConfig):
                 raise TypeError(f"config must be a GetSessionConfig or None, not {type(config).__name__}")
             limit = validate.count(config.num_recent_events, "config.num_recent_events", 0)
             after = validate.timestamp(config.after_timestamp, "config.after_timestamp")
-        found = self._store.read_session(app, user, sid, limit, after)
+        found = service.read(self._store, app_name, user_id, session_id, limit, after)
         if found is None:
             return None
-        row, state, events = found
-        return _session(app, user, sid, scopes.merge(state), [_event_from_row(r) for r in events], row.updated_at,
-                        row.revision, row.incarnation)
+        head, rows = found
+        return _session(head, [_event_from_row(r) for r in rows])
 
     async def list_sessions(self, *, app_name: str, user_id: Optional[str] = None, limit: Optional[int] = None,
                             after: Optional[str] = None) -> ListSessionsPage:
@@ -295,10 +290,9 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._list, app_name, user_id, limit, after)
 
     def _list(self, app_name: Any, user_id: Any, limit: Any, after: Any) -> ListSessionsPage:
-        page = self._core.list_sessions(validate.name(app_name, "app_name"), user_id, limit=limit, after=after)
-        sessions = [_session(s.app_name, s.user_id, s.id, s.state, [], s.last_update_time, s.revision,
-                             s.incarnation) for s in page]
-        return ListSessionsPage(sessions=sessions, next_cursor=page.next_cursor)
+        heads, next_cursor = service.list_heads(self._store, validate.name(app_name, "app_name"), user_id, limit,
+                                                after)
+        return ListSessionsPage(sessions=[_session(h) for h in heads], next_cursor=next_cursor)
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session with its events and session-scope state; app and user
@@ -347,33 +341,32 @@ class DatabaseSessionService(BaseSessionService):
         if not isinstance(session, Session):
             raise TypeError(f"session must be a google.adk.sessions.Session, not {type(session).__name__}")
         _check_event(event)
-        app, user = validate.names(session.app_name, session.user_id)
-        sid = validate.session_id(session.id, arg="session.id")
+        key = (*validate.names(session.app_name, session.user_id), validate.session_id(session.id, arg="session.id"))
         delta = event.actions.state_delta if event.actions else {}
-        stored = _json_state(delta, "event.actions.state_delta")
-        upserts = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(stored).persisted()]
-        trimmed = scopes.without_temp(delta)
+        upserts = scopes.stored_rows(_json_state(delta, "event.actions.state_delta"))
         if delta:
-            event.actions.state_delta = trimmed  # as ADK's _trim_temp_delta_state; undone on failure
+            event.actions.state_delta = scopes.without_temp(delta)  # as ADK's _trim_temp_delta_state; undone on failure
+        read_at: list[tuple[int, str]] = []
+
+        def expected() -> tuple[int, str]:
+            read_at.append(self._expected_revision(session, *key))
+            return read_at[-1]
+
+        def commit(revision: int) -> None:
+            for name, value in delta.items():  # as ADK's _apply_temp_state
+                if name.startswith(scopes.TEMP_PREFIX):
+                    session.state[name] = value
+            self._commit_event_to_session(session, event)
+            session.last_update_time = event.timestamp
+            session._storage_update_marker = _marker(revision, read_at[-1][1])
+
         try:
-            row = _event_row(event)
-            lock = self._store.session_lock(app, user, sid)
-            with lock:
-                expected = self._expected_revision(session, app, user, sid)
-                revision, existing = self._store.append(app, user, sid, expected, [row], upserts, (),
-                                                        event.timestamp)
-                if revision is None:
-                    if _event_from_row(existing[event.id]) != event:
-                        raise AlreadyExistsError(
-                            f"event id {event.id!r} is already stored in session {sid!r} with other content")
-                    return event
-                for key, value in delta.items():  # as ADK's _apply_temp_state
-                    if key.startswith(scopes.TEMP_PREFIX):
-                        session.state[key] = value
-                self._commit_event_to_session(session, event)
-                session.last_update_time = event.timestamp
-                session._storage_update_marker = _marker(revision, expected[1])
-                return event
+            stored = service.append_rows(self._store, key, expected, [_event_row(event)], upserts, event.timestamp,
+                                         commit)
+            if stored is not None and _event_from_row(stored[event.id]) != event:
+                raise AlreadyExistsError(
+                    f"event id {event.id!r} is already stored in session {key[2]!r} with other content")
+            return event
         except BaseException:
             if delta:
                 event.actions.state_delta = delta
@@ -410,7 +403,8 @@ class DatabaseSessionService(BaseSessionService):
     async def close(self) -> None:
         """Stop the executor and close every connection (as ADK's SQL services'
         ``close``). ADK's web server never calls it; nothing is lost without it."""
-        await self._aio.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
+        self._core.close()
 
     async def __aenter__(self) -> "DatabaseSessionService":
         return self

@@ -2,6 +2,11 @@
 
 It checks arguments, converts between :mod:`adk_lite.types` and rows, applies
 ADK's in-memory session semantics, and leaves SQL to :mod:`adk_lite.store`.
+
+The steps that do not depend on the session and event types (:func:`create`,
+:func:`read`, :func:`list_heads`, :func:`append_rows`) are functions on a
+:class:`~adk_lite.store.Store`, shared with the ADK adapter (:mod:`adk_lite.adk`),
+which only maps them to ``google.adk`` types and errors.
 """
 
 from __future__ import annotations
@@ -10,38 +15,145 @@ import base64
 import binascii
 import os
 import time
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from . import codec, validate
 from . import state as scopes
 from .database import Database
-from .store import Store
+from .store import EventRow, ListedSession, Store
 from .types import Event, EventActions, Session, SessionList
 
 UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
 """``custom_metadata`` of the events ``update_keys`` records (there None means deleted)."""
 
 
-def event_data(row: Sequence[Any]) -> dict[str, Any]:
-    """Turn an event row ``(event_id, invocation_id, author, branch, timestamp,
-    body)`` into ADK's JSON shape of the event (the body with the columns put back).
-    Also used by the ADK adapter, which validates it into ``google.adk`` Events."""
-    event_id, invocation_id, author, branch, timestamp, body = row
-    data = codec.loads(body)
-    data.update(id=event_id, invocation_id=invocation_id, author=author, timestamp=timestamp)
-    if branch is not None:
-        data["branch"] = branch
+def event_data(row: EventRow) -> dict[str, Any]:
+    """Turn a stored event row into ADK's JSON shape of the event (the body with
+    the columns put back): the one row-to-event step, which the sync API turns into
+    an :class:`Event` and the ADK adapter validates into a ``google.adk`` Event."""
+    data = codec.loads(row.body)
+    data.update(id=row.event_id, invocation_id=row.invocation_id, author=row.author, timestamp=row.timestamp)
+    if row.branch is not None:
+        data["branch"] = row.branch
     return data
 
 
-def event_from_row(row: Sequence[Any]) -> Event:
+def event_from_row(row: EventRow) -> Event:
     """Build an :class:`Event` from an event row (see :func:`event_data`)."""
     return Event.from_dict(event_data(row))
 
 
-def _encode_cursor(row: Sequence[Any]) -> str:
-    app, user, session, _created, updated, _revision, _incarnation = row
-    return base64.urlsafe_b64encode(codec.dumps([updated, app, user, session]).encode()).decode()
+class SessionHead(NamedTuple):
+    """A session without its events, as both APIs build their session objects:
+    ids, the merged state, ``last_update_time`` (epoch seconds), and the
+    ``revision`` and ``incarnation`` the stale check compares."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    state: dict[str, Any]
+    last_update_time: float
+    revision: int
+    incarnation: str
+
+
+def create(store: Store, app_name: Any, user_id: Any, state: dict[str, Any], session_id: Any,
+           now: float) -> SessionHead:
+    """Check the ids and create a session with a checked initial ``state`` at ``now``
+    (epoch seconds); see :meth:`DatabaseSessionService.create_session`.
+
+    Raises:
+        AlreadyExistsError: the id is stored for this app and user.
+        TypeError, ValueError: a bad id.
+    """
+    app, user = validate.names(app_name, user_id)
+    sid = validate.session_id(session_id, generate=True)
+    incarnation, merged = store.create_session(app, user, sid, scopes.stored_rows(state), now)
+    return SessionHead(app, user, sid, scopes.merge(merged), now, 0, incarnation)
+
+
+def read(store: Store, app_name: Any, user_id: Any, session_id: Any, limit: Optional[int],
+         after: Optional[float]) -> Optional[tuple[SessionHead, list[EventRow]]]:
+    """Check the ids and read a session with at most ``limit`` of its most recent
+    events with ``timestamp >= after`` (both checked by the caller; None: no bound).
+
+    Returns:
+        ``(head, event rows oldest first)``, or None when the session is not stored.
+
+    Raises:
+        TypeError, ValueError: a bad id.
+    """
+    app, user = validate.names(app_name, user_id)
+    sid = validate.session_id(session_id)
+    found = store.read_session(app, user, sid, limit, after)
+    if found is None:
+        return None
+    row, state, events = found
+    return SessionHead(app, user, sid, scopes.merge(state), row.updated_at, row.revision, row.incarnation), events
+
+
+def list_heads(store: Store, app_name: Any, user_id: Any, limit: Any,
+               after: Any) -> tuple[list[SessionHead], Optional[str]]:
+    """Check the filters and read one page of sessions; see
+    :meth:`DatabaseSessionService.list_sessions`.
+
+    Returns:
+        ``(heads, next_cursor)``; ``next_cursor`` is None on the last page.
+
+    Raises:
+        TypeError, ValueError: a bad filter, limit or cursor.
+    """
+    app = validate.optional_name(app_name, "app_name")
+    user = validate.optional_name(user_id, "user_id")
+    page = validate.count(limit, "limit", 1)
+    key = _decode_cursor(after)
+    fetch = None if page is None or page >= validate.MAX_COUNT else page + 1  # one more: is there a next page?
+    rows, states = store.list_sessions(app, user, fetch, key)
+    more = page is not None and len(rows) > page
+    rows = rows[:page] if more else rows
+    heads = [SessionHead(r.app_name, r.user_id, r.session_id, scopes.merge(states[r.app_name, r.user_id, r.session_id]),
+                         r.updated_at, r.revision, r.incarnation) for r in rows]
+    return heads, _encode_cursor(rows[-1]) if more else None
+
+
+def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], tuple[int, Optional[str]]],
+                events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]], updated_at: float,
+                commit: Callable[[int], None]) -> Optional[dict[str, EventRow]]:
+    """Append checked event rows and state rows to the session ``key`` under its
+    in-process lock, so threads or tasks sharing one session object take turns.
+
+    Args:
+        read_at: called under the lock; returns the ``(revision, incarnation)`` the
+            caller's session object was read at (the stale check).
+        commit: called under the lock with the new revision after the commit, to
+            update the caller's session object.
+
+    Returns:
+        None; or, when every event id was already stored (a retry), the stored
+        rows by event id, and nothing was written.
+
+    Raises:
+        SessionNotFoundError, StaleSessionError, AlreadyExistsError: as
+            :meth:`adk_lite.store.Store.append`.
+    """
+    lock = store.session_lock(*key)
+    with lock:
+        revision, stored = store.append(*key, read_at(), events, upserts, (), updated_at)
+        if revision is None:
+            return stored
+        commit(revision)
+        return None
+
+
+def _session(head: SessionHead, events: Optional[list[Event]] = None) -> Session:
+    return Session(id=head.session_id, app_name=head.app_name, user_id=head.user_id, state=head.state,
+                   events=events or [], last_update_time=head.last_update_time, revision=head.revision,
+                   incarnation=head.incarnation)
+
+
+def _encode_cursor(row: ListedSession) -> str:
+    key = [row.updated_at, row.app_name, row.user_id, row.session_id]
+    return base64.urlsafe_b64encode(codec.dumps(key).encode()).decode()
 
 
 def _decode_cursor(cursor: Any) -> Optional[tuple]:
@@ -127,14 +239,8 @@ class DatabaseSessionService:
             AlreadyExistsError: the session id is already stored for this app and user.
             TypeError, ValueError: a bad id or state (nothing is written).
         """
-        app, user = validate.names(app_name, user_id)
-        sid = validate.session_id(session_id, generate=True)
-        initial = scopes.check_delta(state, "state")
-        rows = [(scope, k, codec.dumps(v)) for scope, k, v in scopes.split(initial).persisted()]
-        now = time.time()
-        incarnation, merged = self._store.create_session(app, user, sid, rows, now)
-        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(merged), last_update_time=now,
-                       incarnation=incarnation)
+        return _session(create(self._store, app_name, user_id, scopes.check_delta(state, "state"), session_id,
+                               time.time()))
 
     def get_session(self, app_name: str, user_id: str, session_id: str, *,
                     num_recent_events: Optional[int] = None,
@@ -157,17 +263,13 @@ class DatabaseSessionService:
             TypeError, ValueError: a bad id, a negative ``num_recent_events`` or a
                 non-number ``after_timestamp``.
         """
-        app, user = validate.names(app_name, user_id)
-        sid = validate.session_id(session_id)
         limit = validate.count(num_recent_events, "num_recent_events", 0)
         after = validate.timestamp(after_timestamp, "after_timestamp")
-        found = self._store.read_session(app, user, sid, limit, after)
+        found = read(self._store, app_name, user_id, session_id, limit, after)
         if found is None:
             return None
-        row, state, events = found
-        return Session(id=sid, app_name=app, user_id=user, state=scopes.merge(state),
-                       events=[event_from_row(r) for r in events], last_update_time=row.updated_at,
-                       revision=row.revision, incarnation=row.incarnation)
+        head, rows = found
+        return _session(head, [event_from_row(r) for r in rows])
 
     def list_sessions(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
                       limit: Optional[int] = None, after: Optional[str] = None) -> SessionList:
@@ -187,18 +289,8 @@ class DatabaseSessionService:
         Raises:
             TypeError, ValueError: a bad filter, limit or cursor.
         """
-        app = validate.optional_name(app_name, "app_name")
-        user = validate.optional_name(user_id, "user_id")
-        page = validate.count(limit, "limit", 1)
-        key = _decode_cursor(after)
-        fetch = None if page is None or page >= validate.MAX_COUNT else page + 1  # one more: is there a next page?
-        rows, states = self._store.list_sessions(app, user, fetch, key)
-        more = page is not None and len(rows) > page
-        rows = rows[:page] if more else rows
-        sessions = [Session(id=sid, app_name=a, user_id=u, state=scopes.merge(states[a, u, sid]),
-                            last_update_time=updated, revision=revision, incarnation=incarnation)
-                    for a, u, sid, _created, updated, revision, incarnation in rows]
-        return SessionList(sessions, _encode_cursor(rows[-1]) if more else None)
+        heads, next_cursor = list_heads(self._store, app_name, user_id, limit, after)
+        return SessionList(map(_session, heads), next_cursor)
 
     def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session with its events and session-scope state.
@@ -254,31 +346,29 @@ class DatabaseSessionService:
         app, user, sid = _session_key(session)
         if isinstance(events, (str, bytes, dict)) or not isinstance(events, Sequence):
             raise TypeError(f"events must be a list of Event, not {type(events).__name__}")
-        prepared = [_prepare(e, i) for i, e in enumerate(events)]
-        kept = [p for p in prepared if p is not None]
-        if len({p[1][0] for p in kept}) != len(kept):
+        kept = [p for p in (_prepare(e, i) for i, e in enumerate(events)) if p is not None]
+        if len({p.row.event_id for p in kept}) != len(kept):
             raise ValueError("events: the same event id appears twice in one batch")
         if not kept:
             return list(events)
-        upserts: dict[tuple[str, str], str] = {}
-        for _event, _row, _delta, stored_delta in kept:
-            for scope, k, v in scopes.split(stored_delta).persisted():
-                upserts[scope, k] = codec.dumps(v)
-        store = self._store
-        lock = store.session_lock(app, user, sid)
-        with lock:
-            revision, stored = store.append(
-                app, user, sid, _read_at(session), [p[1] for p in kept],
-                [(scope, k, v) for (scope, k), v in upserts.items()], (), kept[-1][0].timestamp)
-            if revision is None:  # every event was already stored: a retry
-                again = iter([event_from_row(stored[p[1][0]]) for p in kept])
-                return [e if e.partial else next(again) for e in events]
-            for event, _row, delta, stored_delta in kept:
-                session.state.update(delta)
-                event.actions.state_delta = stored_delta
-                session.events.append(event)
+        written: dict[str, Any] = {}  # the batch's stored deltas, later keys winning
+        for p in kept:
+            written.update(p.stored_delta)
+        updated_at = kept[-1].event.timestamp
+
+        def commit(revision: int) -> None:
+            for p in kept:
+                session.state.update(p.delta)
+                p.event.actions.state_delta = p.stored_delta
+                session.events.append(p.event)
             session.revision = revision
-            session.last_update_time = kept[-1][0].timestamp
+            session.last_update_time = updated_at
+
+        stored = append_rows(self._store, (app, user, sid), lambda: _read_at(session), [p.row for p in kept],
+                             scopes.stored_rows(written), updated_at, commit)
+        if stored is not None:  # every event was already stored: a retry
+            again = iter([event_from_row(stored[p.row.event_id]) for p in kept])
+            return [e if e.partial else next(again) for e in events]
         return list(events)
 
     def update_keys(self, app_name: str, user_id: str, session_id: str, delta: dict[str, Any]) -> None:
@@ -404,14 +494,23 @@ def _read_at(session: Session) -> tuple[int, Optional[str]]:
     return revision, session.incarnation
 
 
-def _event_row(event: Event, body: Optional[dict] = None) -> tuple:
-    return (event.id, event.invocation_id, event.author, event.branch, event.timestamp,
-            codec.dumps(event.body() if body is None else body))
+def _event_row(event: Event, body: Optional[dict] = None) -> EventRow:
+    return EventRow(event.id, event.invocation_id, event.author, event.branch, event.timestamp,
+                    codec.dumps(event.body() if body is None else body))
 
 
-def _prepare(event: Any, index: int) -> Optional[tuple[Event, tuple, dict, dict]]:
-    """Check ``events[index]``; return ``(event, row, delta, stored delta)``, or None
-    for a partial event.
+class _Prepared(NamedTuple):
+    """An event checked for appending: the row to store, its whole state delta
+    (applied to the session object) and the stored part (no ``temp:`` keys)."""
+
+    event: Event
+    row: EventRow
+    delta: dict[str, Any]
+    stored_delta: dict[str, Any]
+
+
+def _prepare(event: Any, index: int) -> Optional[_Prepared]:
+    """Check ``events[index]``; return it prepared, or None for a partial event.
 
     The row holds the event as it will be stored (``temp:`` keys trimmed from the
     stored delta); the event object itself is not changed until the append succeeds.
@@ -439,7 +538,7 @@ def _prepare(event: Any, index: int) -> Optional[tuple[Event, tuple, dict, dict]
     codec.check_json(body, f"events[{index}]")
     if stored_delta:
         body.setdefault("actions", {})["state_delta"] = stored_delta
-    return event, _event_row(event, body), delta, stored_delta
+    return _Prepared(event, _event_row(event, body), delta, stored_delta)
 
 
 def _explain(event: Event, where: str) -> None:

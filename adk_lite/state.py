@@ -88,6 +88,12 @@ def split(delta: dict[str, Any]) -> ScopedDelta:
     return out
 
 
+def stored_rows(delta: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The ``(scope, state_key, state_value JSON)`` rows a checked delta writes
+    (``temp:`` keys left out), for the ``adk_state`` table."""
+    return [(scope, key, codec.dumps(value)) for scope, key, value in split(delta).persisted()]
+
+
 def without_temp(delta: dict[str, Any]) -> dict[str, Any]:
     """Return the delta minus its ``temp:`` keys (what is stored in an event)."""
     return {k: v for k, v in delta.items() if not k.startswith(TEMP_PREFIX)}

@@ -13,11 +13,11 @@ The store takes values already checked by the service layer and returns rows;
 it knows nothing of ``Session``/``Event`` objects, so the ADK adapter uses it
 directly with its own types.
 
-Rows:
-    session row: :class:`SessionRow` ``(created_at, updated_at, revision, incarnation)``
-    event row (read): ``(event_id, invocation_id, author, branch, timestamp, body)``
-    state row: ``(scope, state_key, state_value JSON)``
-    listed session: ``(app_name, user_id, session_id, created_at, updated_at, revision, incarnation)``
+Rows (named tuples, so callers read fields by name):
+    :class:`SessionRow` ``(created_at, updated_at, revision, incarnation)``;
+    :class:`EventRow` ``(event_id, invocation_id, author, branch, timestamp, body)``;
+    :class:`ListedSession` ``(app_name, user_id, session_id, created_at, updated_at,
+    revision, incarnation)``; state rows ``(scope, state_key, state_value JSON)``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,29 @@ class SessionRow(NamedTuple):
     """A session's own row: times in epoch seconds, the write count, and the random
     id given at creation (a session deleted and created again gets a new one)."""
 
+    created_at: float
+    updated_at: float
+    revision: int
+    incarnation: str
+
+
+class EventRow(NamedTuple):
+    """One stored event: the columns, and ``body``, the rest of the event as JSON text."""
+
+    event_id: str
+    invocation_id: str
+    author: str
+    branch: Optional[str]
+    timestamp: float
+    body: str
+
+
+class ListedSession(NamedTuple):
+    """A session's row as ``list_sessions`` reads it (with its three ids)."""
+
+    app_name: str
+    user_id: str
+    session_id: str
     created_at: float
     updated_at: float
     revision: int
@@ -279,7 +302,7 @@ class Store:
         return incarnation
 
     def read_session(self, app: str, user: str, session: str, limit: Optional[int],
-                     after: Optional[float]) -> Optional[tuple[SessionRow, list, list]]:
+                     after: Optional[float]) -> Optional[tuple[SessionRow, list, list[EventRow]]]:
         """Read one session in one snapshot.
 
         Args:
@@ -298,9 +321,9 @@ class Store:
             state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
             events = []
             if limit != 0:
-                events = conn.execute(self._sql["events_recent"], (
+                events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
                     app, user, session, float("-inf") if after is None else after,
-                    -1 if limit is None else limit)).fetchall()
+                    -1 if limit is None else limit))))
                 events.reverse()
             return row, state, events
         return self._run(run)
@@ -348,7 +371,7 @@ class Store:
         return self._run(run, write=delete)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
-                      after: Optional[tuple]) -> tuple[list[tuple], dict]:
+                      after: Optional[tuple]) -> tuple[list[ListedSession], dict]:
         """Read one page of sessions, oldest update first, with their state.
 
         Args:
@@ -357,8 +380,8 @@ class Store:
                 last session of the previous page, or None for the first page.
 
         Returns:
-            ``(listed session rows, states)`` where ``states`` maps ``(app, user,
-            session)`` to that session's merged state rows.
+            ``(rows, states)``: :class:`ListedSession` rows, and ``states``, which
+            maps ``(app, user, session)`` to that session's merged state rows.
         """
         k_updated, k_app, k_user, k_session = after or _FIRST_KEY
         if app is not None and user is not None:
@@ -371,7 +394,8 @@ class Store:
             variant, params = "list_all", (k_updated, k_app, k_user, k_session)
 
         def run(conn):
-            rows = conn.execute(self._sql[variant], params + (-1 if limit is None else limit,)).fetchall()
+            rows = list(map(ListedSession._make, conn.execute(self._sql[variant],
+                                                              params + (-1 if limit is None else limit,))))
             scoped: dict[tuple, list] = {}
             states = {}
             for r_app, r_user, r_session, *_ in rows:
@@ -400,7 +424,7 @@ class Store:
 
         Returns:
             ``(new revision, {})``; or, when every event is already stored,
-            ``(None, {event_id: stored row})`` and nothing is written (a safe retry).
+            ``(None, {event_id: stored EventRow})`` and nothing is written (a safe retry).
 
         Raises:
             SessionNotFoundError: the session is not stored.
@@ -417,20 +441,22 @@ class Store:
             stored = {}
             if events:
                 ids = codec.dumps([e[0] for e in events])
-                stored = {r[0]: r for r in conn.execute(self._sql["events_existing"], (app, user, session, ids))}
+                stored = {r[0]: EventRow._make(r)
+                          for r in conn.execute(self._sql["events_existing"], (app, user, session, ids))}
                 if len(stored) == len(events):
                     return None, stored
                 if stored:
                     raise errors.AlreadyExistsError(
                         f"event ids {sorted(stored)} are already stored in session {session!r}; a batch must be "
                         "all new events or a retry of one that was stored")
-            if expected is not None and (row[2], row[3]) != expected:
+            row = SessionRow._make(row)
+            if expected is not None and (row.revision, row.incarnation) != expected:
                 if expected[1] is None:
                     what = "is not known to this Session object: it was not read from this store"
-                elif row[3] != expected[1]:
+                elif row.incarnation != expected[1]:
                     what = "was deleted and created again since this Session object was read"
                 else:
-                    what = (f"was changed by another writer: stored revision {row[2]}, "
+                    what = (f"was changed by another writer: stored revision {row.revision}, "
                             f"this Session object has revision {expected[0]}")
                 raise errors.StaleSessionError(
                     f"session {session!r} (app_name={app!r}, user_id={user!r}) {what}; "
@@ -439,7 +465,7 @@ class Store:
                 conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
             self._write_state(conn, app, user, session, upserts, deletes, time.time())
             conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
-            return row[2] + 1, stored
+            return row.revision + 1, stored
         return self._run(run, write=True)
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:

@@ -1,4 +1,4 @@
-"""The asyncio wrapper's own worker threads (the one hop per call)."""
+"""The thread executor (the one hop per call) of the asyncio wrapper and the adapter."""
 
 from __future__ import annotations
 
@@ -8,31 +8,42 @@ import threading
 import pytest
 
 from adk_lite import AsyncDatabaseSessionService, ServiceClosedError
+from adk_lite.executor import Executor
 
 
-def test_results_and_errors_come_back_and_workers_stop(tmp_path):
+def test_results_and_errors_come_back_and_workers_stop():
     def boom():
         raise KeyError("inside the worker")
 
+    def wait_then_say_who(release):
+        release.wait(10)
+        return threading.current_thread()
+
     async def main():
-        svc = AsyncDatabaseSessionService(str(tmp_path / "hop.db"), max_workers=2)
-        assert await svc.run(lambda a, b=0: a + b, 2, b=3) == 5
+        executor = Executor(max_workers=2, name="test")
+        assert await executor.run(lambda a, b=0: a + b, 2, b=3) == 5
         with pytest.raises(KeyError, match="inside the worker"):
-            await svc.run(boom)
+            await executor.run(boom)
         release = threading.Event()
-        busy = [asyncio.ensure_future(svc.run(release.wait, 10)) for _ in range(5)]
+        busy = [asyncio.ensure_future(executor.run(wait_then_say_who, release)) for _ in range(5)]
         await asyncio.sleep(0.05)
-        assert 1 <= len(svc._threads) <= 2  # grown on demand, never past max_workers
         release.set()
-        assert await asyncio.gather(*busy) == [True] * 5
-        threads = list(svc._threads)
-        await svc.aclose()
+        threads = set(await asyncio.gather(*busy))
+        assert 1 <= len(threads) <= 2  # grown on demand, never past max_workers
+        executor.close()
         assert not any(t.is_alive() for t in threads)
-        with pytest.raises(ServiceClosedError):
-            await svc.run(int)
-        await svc.aclose()  # twice is harmless
+        with pytest.raises(ServiceClosedError, match="the service on test is closed"):
+            await executor.run(int)
+        executor.close()  # twice is harmless
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "4", True])
+def test_max_workers_must_be_a_positive_int(bad, tmp_path):
+    with pytest.raises(ValueError, match="max_workers must be an int >= 1"):
+        AsyncDatabaseSessionService(str(tmp_path / "never.db"), max_workers=bad)
+    assert not (tmp_path / "never.db").exists()  # refused before the file is made
 
 
 def test_a_cancelled_caller_does_not_break_the_worker(tmp_path):
