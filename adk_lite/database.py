@@ -44,6 +44,10 @@ URL_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "sqlite+pysqlite://", "adklit
 
 SYNCHRONOUS = ("normal", "full")
 
+MAX_PATH_BYTES = 504
+"""The longest absolute file path (UTF-8 bytes) SQLite opens: its unix VFS takes 512,
+with room for the ``-journal`` suffix."""
+
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
 
@@ -81,7 +85,8 @@ def expected_columns(version: int) -> dict[str, set[str]]:
 
 URL_OPTIONS = ("synchronous", "busy_timeout", "read_only")
 """The ``?query`` options a URL may carry, as in ``adklite:///s.db?synchronous=full``:
-``synchronous`` (``normal``/``full``), ``busy_timeout`` (seconds) and ``read_only``
+``synchronous`` (``normal``/``full``), ``busy_timeout`` (seconds, digits with an optional
+decimal part: ``2``, ``0.5``) and ``read_only``
 (``true``/``false``/``1``/``0``). Any other name is refused."""
 
 OPTION_DEFAULTS = {"synchronous": "normal", "busy_timeout": 5.0, "read_only": False}
@@ -111,9 +116,10 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
 
     Raises:
         TypeError: not a str, PathLike or None.
-        ValueError: an empty path, a NUL, text that is not UTF-8, a ``file:`` name,
-            a URL of another database (postgresql://...), a URL with a host, a
-            ``#fragment``, a path holding ``://``, or an unknown, repeated or bad option.
+        ValueError: an empty path, a NUL, text that is not UTF-8, a ``file:`` name, a
+            path ending in ``/``, a URL of another database (postgresql://...), a URL
+            with a host, a ``#fragment``, a path holding ``://``, or an unknown,
+            repeated or bad option.
     """
     if target is None:
         target = os.environ.get(ENV_VAR) or DEFAULT_PATH
@@ -150,6 +156,8 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
         target.encode("utf-8")
     except UnicodeEncodeError as e:
         raise ValueError(f"db path {target!r} is not valid UTF-8 text (SQLite takes UTF-8 file names)") from e
+    if target.endswith("/"):
+        raise ValueError(f"db path {target!r} ends with '/': it names a folder, not a file")
     if target[:5].lower() == "file:":
         raise ValueError(f"db path {target!r} starts with 'file:': adk_lite does not take SQLite URIs; "
                          f"write a plain path (./{target} for a file of that name)")
@@ -174,11 +182,8 @@ def _url_options(query: str, url: str) -> dict[str, Any]:
         if name == "synchronous":
             options[name] = check_synchronous(value)
         elif name == "busy_timeout":
-            try:
-                seconds: Any = float(value)
-            except ValueError:
-                seconds = value
-            options[name] = check_busy_timeout(seconds)
+            decimal = re.fullmatch(r"[0-9]+(\.[0-9]+)?", value)
+            options[name] = check_busy_timeout(float(value) if decimal else value)
         elif value.lower() in ("true", "1", "false", "0"):
             options[name] = value.lower() in ("true", "1")
         else:
@@ -496,7 +501,8 @@ class Database:
 
     Raises:
         TypeError, ValueError: a bad ``target``, ``synchronous``, ``busy_timeout``
-            or ``read_only``, or a keyword in conflict with the URL's option.
+            or ``read_only``, a keyword in conflict with the URL's option, or an
+            absolute path longer than :data:`MAX_PATH_BYTES`.
         DatabaseError: the subclasses :func:`inspect_file` raises, and
             :class:`DatabaseOpenError` when the file or its folder cannot be made,
             when (not ``read_only``) the file or its folder is read-only, or, with
@@ -515,6 +521,9 @@ class Database:
         self.synchronous = chosen["synchronous"]
         self.is_memory = self.path == MEMORY
         self.read_only = chosen["read_only"]
+        if not self.is_memory and len(os.path.abspath(self.path).encode()) > MAX_PATH_BYTES:
+            raise ValueError(f"db path {self.path!r} is too long: SQLite opens absolute paths of at most "
+                             f"{MAX_PATH_BYTES} bytes")
         if self.read_only:
             self._open_read_only()
             return
@@ -560,15 +569,27 @@ class Database:
             inspect_file(path, self.busy_timeout)
             _check_writable(path)
             return
+        created = []  # the folders to make, deepest first: removed again if the file cannot be made
+        parent = os.path.dirname(path)
+        while parent and not os.path.lexists(parent):
+            created.append(parent)
+            parent = os.path.dirname(parent)
         try:
-            parent = os.path.dirname(path)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
+            if created:
+                os.makedirs(created[0], exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
         except FileExistsError:
             inspect_file(path, self.busy_timeout)
+            _check_writable(path)
         except OSError as e:
+            for folder in created:
+                try:
+                    os.rmdir(folder)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    break  # not empty: someone else's now
             raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
 
     def _ensure_schema(self) -> None:

@@ -130,7 +130,12 @@ def test_file_uri_name_does_not_touch_a_foreign_file(tmp_path, monkeypatch):
     ("sqlite:///s.db?synchronous=full#frag", r"'#'"),
     ("sqlite:///s%FF.db", r"UTF-8"),
     ("sqlite:///s%00.db", r"NUL"),
+    ("sqlite:///s.db?busy_timeout=1_0", r"busy_timeout must be a number of seconds"),
+    ("sqlite:///s.db?busy_timeout=%205", r"busy_timeout must be a number of seconds"),
+    ("sqlite:///s.db?busy_timeout=1e3", r"busy_timeout must be a number of seconds"),
+    ("sqlite:///s.db?&", r"cannot read its query"),
     ("sqlite://host/s.db", r"three slashes"),
+    ("sqlite:///sub/", r"ends with '/'"),
     ("sqlite:///sqlite:///other.db", r"://"),
     ("sqlite:///:memory:?read_only=true", r"memory"),
 ])
@@ -216,3 +221,41 @@ def test_every_connection_opens_the_resolved_file_even_after_chdir(tmp_path, mon
         assert os.listdir(tmp_path / "elsewhere") == []
     with DatabaseSessionService(str(tmp_path / "rel.db")) as svc:
         assert svc.get_session("app", "u", "t") is not None
+
+
+@pytest.mark.parametrize("name", ["sub/", "a/b/c/"])
+def test_path_naming_a_folder_is_refused_and_creates_nothing(tmp_path, monkeypatch, name):
+    """``x.db/`` used to make a folder x.db, then fail to create the file."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"ends with '/'"):
+        DatabaseSessionService(name)
+    assert _files(tmp_path) == []
+
+
+def test_folders_made_for_a_file_that_cannot_be_made_are_removed(tmp_path, monkeypatch):
+    """The folders are made, then the file name is too long for the file system: the
+    open is refused and the folders it made are gone."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatabaseOpenError, match=r"cannot create database .*File name too long"):
+        DatabaseSessionService("a/b/" + "x" * 300)
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_path_too_long_for_sqlite_is_refused_before_anything_is_made(tmp_path, monkeypatch, read_only):
+    """SQLite cannot open an absolute path over 504 bytes: it used to fail after the
+    folders and the file were made (or, 1500 folders deep, raise RecursionError)."""
+    monkeypatch.chdir(tmp_path)
+    for name in (("d" * 99 + "/") * 6 + "x.db", "d/" * 1500 + "x.db"):
+        with pytest.raises(ValueError, match=r"too long: SQLite opens absolute paths of at most 504 bytes"):
+            DatabaseSessionService(name, read_only=read_only)
+        assert _files(tmp_path) == []
+    folder = str(tmp_path / ("e" * 200) / ("f" * 200))[:480]
+    fits = os.path.join(folder, "x" * (504 - len(folder) - 1))  # exactly 504 bytes
+    assert len(fits.encode()) == 504
+    if read_only:
+        with pytest.raises(DatabaseOpenError, match="does not exist"):
+            DatabaseSessionService(fits, read_only=True)
+    else:
+        with DatabaseSessionService(fits) as svc:
+            svc.create_session("app", "u")
