@@ -6,9 +6,9 @@ Zero configuration: with no target, the file is ``$ADK_LITE_DB`` if set, else
 created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
 
 An existing file is checked read-only before any pragma or write touches it (the
-SQLite header, its size, our four tables and their columns, ``schema_version``), so a
-foreign, corrupt or newer file is refused and left byte-for-byte unchanged; so is a
-file that cannot be written, for a read-write open.
+SQLite header, its size, our four tables with their columns and unique keys,
+``schema_version``), so a foreign, corrupt or newer file is refused and left
+byte-for-byte unchanged; so is a file that cannot be written, for a read-write open.
 
 Names never reach SQLite as it was given them: :func:`parse_target` makes one path,
 and SQLite gets a ``file:`` URI built here from its absolute path, fully quoted.
@@ -275,9 +275,11 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         database with no tables), which may be initialized.
 
     Raises:
-        DatabaseOpenError: a directory, or unreadable.
+        DatabaseOpenError: a directory or another non-regular file, or unreadable.
         CorruptDatabaseError: not a SQLite database, truncated, or malformed.
-        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
+        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's: not all
+            four of :data:`TABLES`, or not their columns (those of its schema version,
+            see :func:`expected_columns`) or unique keys.
         SchemaVersionError: written by a newer adk_lite.
     """
     wal = path + "-wal"
@@ -297,7 +299,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     # have overlapped a checkpoint: read again through the WAL, with mode=ro.
     if quiet:
         try:
-            tables, columns, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
+            tables, columns, keys, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
         except errors.DatabaseError:
             if not os.path.exists(wal):
                 raise
@@ -305,7 +307,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         else:
             quiet = not os.path.exists(wal)
     if not quiet:
-        tables, columns, row = _read_schema(path, busy_timeout, "mode=ro", None)
+        tables, columns, keys, row = _read_schema(path, busy_timeout, "mode=ro", None)
     if not tables:
         return None
     if not tables & set(TABLES):
@@ -320,18 +322,35 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     if missing:
         raise errors.ForeignDatabaseError(
             f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
-    _check_columns({METADATA: columns[METADATA]}, SCHEMA_VERSION, path)  # to read the version
+    _check_columns({METADATA: columns[METADATA]}, keys, SCHEMA_VERSION, path)  # to read the version
     version = _check_version(row, path)
-    _check_columns(columns, version, path)
+    _check_columns(columns, keys, version, path)
     return version
 
 
-def _check_columns(columns: dict[str, dict[str, bool]], version: int, path: str) -> None:
-    """Refuse a file whose tables lack a column of schema ``version``, already have one
-    that a migration will add, or have an extra column our inserts cannot fill
-    (NOT NULL without a default). ``columns``: table -> column -> NOT NULL-without-default."""
+def _model_keys() -> dict[str, set[frozenset]]:
+    """The unique keys (primary key and unique indexes, as column sets) of each table,
+    from the models: the statements rely on them (upserts, duplicate event ids)."""
+    keys = {}
+    for model in make_models(pw.SqliteDatabase(None)).all:
+        pk = model._meta.primary_key
+        found = {frozenset(pk.field_names if isinstance(pk, pw.CompositeKey) else [pk.column_name])}
+        found.update(frozenset(names) for names, unique in model._meta.indexes if unique)
+        keys[model._meta.table_name] = found
+    return keys
+
+
+def _check_columns(columns: dict[str, dict[str, bool]], keys: dict[str, set[frozenset]], version: int,
+                   path: str) -> None:
+    """Refuse a file whose tables lack a column of schema ``version`` or a unique key,
+    already have a column that a migration will add, or have an extra column our
+    inserts cannot fill (NOT NULL without a default).
+
+    ``columns``: table -> column -> NOT NULL-without-default; ``keys``: table -> the
+    column sets of its primary key and unique indexes (only tables in ``columns`` are checked).
+    """
     problems = []
-    expected, added = expected_columns(version), _added_after(version)
+    expected, added, wanted_keys = expected_columns(version), _added_after(version), _model_keys()
     for table, have in columns.items():
         wanted = expected[table]
         missing = sorted(wanted - have.keys())
@@ -343,6 +362,8 @@ def _check_columns(columns: dict[str, dict[str, bool]], version: int, path: str)
             problems.append(f"{table} already has {', '.join(later)}, which schema_version {version} does not")
         if blocking:
             problems.append(f"{table} has unknown required columns {', '.join(blocking)}")
+        for key in sorted(wanted_keys[table] - keys[table], key=sorted):
+            problems.append(f"{table} has no unique key on ({', '.join(sorted(key))})")
     if problems:
         raise errors.ForeignDatabaseError(
             f"{path} has adk_lite's tables but not their columns: {'; '.join(problems)}")
@@ -366,10 +387,11 @@ def _file_uri(path: str, mode: str = "mode=ro") -> str:
     return "file:" + urllib.parse.quote(os.path.abspath(path), safe="/") + "?" + mode
 
 
-def _read_schema(path: str, busy_timeout: float, mode: str,
-                 size: Optional[int]) -> tuple[set, dict[str, dict[str, bool]], Optional[tuple]]:
+def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
+                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple]]:
     """Read the table names, the columns of :data:`TABLES` (name -> NOT NULL without a
-    default) and the ``schema_version`` row through a read-only URI.
+    default), their unique keys (column sets) and the ``schema_version`` row through a
+    read-only URI.
 
     With ``size`` (bytes; only when no -wal exists, so the header is final), a file
     shorter than the page count in its header is refused as truncated.
@@ -385,12 +407,17 @@ def _read_schema(path: str, busy_timeout: float, mode: str,
                 raise errors.CorruptDatabaseError(
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        columns = {table: {c[1]: bool(c[3]) and c[4] is None for c in conn.execute(f"PRAGMA table_info({table})")}
-                   for table in TABLES if table in tables}
+        columns, keys = {}, {}
+        for table in (t for t in TABLES if t in tables):
+            info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
+            columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
+            keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
+            for (index,) in conn.execute('SELECT name FROM pragma_index_list(?) WHERE "unique"', (table,)).fetchall():
+                keys[table].add(frozenset(r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?)", (index,))))
         row = None
         if METADATA in tables and "key" in columns[METADATA] and "value" in columns[METADATA]:
             row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-        return tables, columns, row
+        return tables, columns, keys, row
     except (sqlite3.Error, UnicodeDecodeError) as e:
         if "not a database" in str(e):
             raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e

@@ -311,6 +311,14 @@ def _rebuilt(table, create, copy):
     return make
 
 
+def _events_without_unique_event_id(path):
+    _make_db(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    (index,) = conn.execute("SELECT name FROM pragma_index_list('adk_events') WHERE \"unique\"").fetchone()
+    conn.execute(f'DROP INDEX "{index}"')
+    conn.close()
+
+
 def _version_1_with_incarnation(path):
     """Says schema_version 1 but already has the column its migration adds."""
     _make_db(path)
@@ -363,6 +371,13 @@ FILES = [
     ("extra required column", _rebuilt("adk_metadata", "CREATE TABLE adk_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
                                        " owner TEXT NOT NULL)", "INSERT INTO adk_metadata SELECT key, value, 'me' FROM old"),
      ForeignDatabaseError, r"adk_metadata has unknown required columns owner"),
+    ("state without its primary key", _rebuilt(
+        "adk_state", "CREATE TABLE adk_state (app_name TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,"
+        " scope TEXT NOT NULL, state_key TEXT NOT NULL, state_value TEXT NOT NULL, updated_at REAL NOT NULL)",
+        "INSERT INTO adk_state SELECT * FROM old"),
+     ForeignDatabaseError, r"adk_state has no unique key on \(app_name, scope, session_id, state_key, user_id\)"),
+    ("events without unique event ids", _events_without_unique_event_id, ForeignDatabaseError,
+     r"adk_events has no unique key on \(app_name, event_id, session_id, user_id\)"),
     ("other sqlite tables", lambda p: _sqlite(p, "CREATE TABLE notes (body TEXT)", "INSERT INTO notes VALUES ('mine')"),
      ForeignDatabaseError, r"not an adk_lite one: it has tables notes"),
     ("ADK tables by hand", _adk_like_tables, ForeignDatabaseError, r"google\.adk's DatabaseSessionService or SqliteSessionService"),
