@@ -213,14 +213,13 @@ def check_busy_timeout(value: Any) -> float:
     return float(value)
 
 
-def _merge_options(options: dict[str, Any], given: dict[str, Any], url: Any) -> dict[str, Any]:
+def _merge_options(options: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The keyword values ``given`` (already checked) with the URL's ``options``: a
     keyword at its default defers to the URL; one that differs from both is refused."""
     merged = dict(given)
     for name, value in options.items():
         if given[name] != OPTION_DEFAULTS[name] and given[name] != value:
-            raise ValueError(f"{name}={given[name]!r} conflicts with the URL's {name}={value} in {url!r}; "
-                             f"give {name} once")
+            raise ValueError(f"{name}={given[name]!r} conflicts with the URL's {name}={value}; give {name} once")
         merged[name] = value
     return merged
 
@@ -543,7 +542,7 @@ class Database:
         given = {"synchronous": check_synchronous(synchronous), "busy_timeout": check_busy_timeout(busy_timeout),
                  "read_only": read_only}
         self.path, options = parse_target(target)
-        chosen = _merge_options(options, given, target)
+        chosen = _merge_options(options, given)
         self.busy_timeout = chosen["busy_timeout"]
         self.synchronous = chosen["synchronous"]
         self.is_memory = self.path == MEMORY
