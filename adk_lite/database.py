@@ -6,13 +6,18 @@ Zero configuration: with no target, the file is ``$ADK_LITE_DB`` if set, else
 created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
 
 An existing file is checked read-only before any pragma or write touches it (the
-SQLite header, its size, our tables, ``schema_version``), so a foreign, corrupt
-or newer file is refused and left byte-for-byte unchanged.
+SQLite header, its size, our four tables with their columns and unique keys,
+``schema_version``), so a foreign, corrupt or newer file is refused and left
+byte-for-byte unchanged; so is a file that cannot be written, for a read-write open.
+
+Names never reach SQLite as it was given them: :func:`parse_target` makes one path,
+and SQLite gets a ``file:`` URI built here from its absolute path, fully quoted.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -39,6 +44,10 @@ URL_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "sqlite+pysqlite://", "adklit
 
 SYNCHRONOUS = ("normal", "full")
 
+MAX_PATH_BYTES = 504
+"""The longest absolute file path (UTF-8 bytes) SQLite opens: its unix VFS takes 512,
+with room for the ``-journal`` suffix."""
+
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
 
@@ -51,18 +60,66 @@ def _add_incarnation(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS: dict[int, Any] = {1: _add_incarnation}
 
+ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}}}
+"""The columns each schema version added (by its migration), per table: a file at
+version v has the models' columns minus those added by the versions above v."""
 
-def resolve(target: Union[str, os.PathLike, None]) -> str:
-    """Turn a target into a file path, or ``":memory:"``.
+
+def _added_after(version: int) -> dict[str, set[str]]:
+    """The columns (per table) that the migrations from schema ``version`` add."""
+    added: dict[str, set[str]] = {}
+    for added_in, tables in ADDED_COLUMNS.items():
+        if added_in > version:
+            for table, names in tables.items():
+                added.setdefault(table, set()).update(names)
+    return added
+
+
+def expected_columns(version: int) -> dict[str, set[str]]:
+    """The columns each of :data:`TABLES` has in a file at schema ``version``: those of
+    the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
+    later = _added_after(version)
+    return {m._meta.table_name: {f.column_name for f in m._meta.sorted_fields} - later.get(m._meta.table_name, set())
+            for m in make_models(pw.SqliteDatabase(None)).all}
+
+
+URL_OPTIONS = ("synchronous", "busy_timeout", "read_only")
+"""The ``?query`` options a URL may carry, as in ``adklite:///s.db?synchronous=full``:
+``synchronous`` (``normal``/``full``), ``busy_timeout`` (seconds, digits with an optional
+decimal part: ``2``, ``0.5``) and ``read_only``
+(``true``/``false``/``1``/``0``). Any other name is refused."""
+
+OPTION_DEFAULTS = {"synchronous": "normal", "busy_timeout": 5.0, "read_only": False}
+
+
+def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, Any]]:
+    """Parse a target into one file path (or ``":memory:"``) and its URL options.
+
+    adk_lite, not SQLite, reads the name: SQLite only ever gets a ``file:`` URI that
+    adk_lite builds from the absolute path, every special character quoted, so no
+    part of a name can become a SQLite URI parameter (``mode=``, ``vfs=``, ...).
+
+    A plain path is a file name, taken as is (``?``, ``#``, ``%`` and spaces are
+    part of it), except ``":memory:"``. A path starting with ``file:`` (in any case)
+    is refused rather than guessed at: write a plain path (``./file:x.db`` names a
+    file called ``file:x.db``). A URL's path is percent-decoded once (as UTF-8).
 
     Args:
         target: None (zero config: ``$ADK_LITE_DB``, else :data:`DEFAULT_PATH`), a
             path (str or PathLike), ``":memory:"``, or a URL in one of
-            :data:`URL_SCHEMES` (so ADK's ``sqlite+aiosqlite:///sessions.db`` works).
+            :data:`URL_SCHEMES` (``sqlite+aiosqlite:///sessions.db`` as ADK writes it),
+            optionally with a query of :data:`URL_OPTIONS`.
+
+    Returns:
+        ``(path, options)``: options holds the URL's options that were given, parsed
+        (``synchronous``: str, ``busy_timeout``: float seconds, ``read_only``: bool).
 
     Raises:
         TypeError: not a str, PathLike or None.
-        ValueError: an empty path, or a URL of another database (postgresql://...).
+        ValueError: an empty path, a NUL, text that is not UTF-8, a ``file:`` name, a
+            path ending in ``/``, a URL of another database (postgresql://...), a URL
+            with a host, a ``#fragment``, a path holding ``://``, or an unknown,
+            repeated or bad option.
     """
     if target is None:
         target = os.environ.get(ENV_VAR) or DEFAULT_PATH
@@ -70,21 +127,111 @@ def resolve(target: Union[str, os.PathLike, None]) -> str:
         target = os.fspath(target)
     if isinstance(target, bytes) or not isinstance(target, str):
         raise TypeError(f"db must be a str path, a PathLike or a sqlite:/// URL, not {type(target).__name__}")
+    options: dict[str, Any] = {}
     if "://" in target:
-        scheme = target.split("://", 1)[0] + "://"
+        url = target
+        scheme = url.split("://", 1)[0] + "://"
         if scheme not in URL_SCHEMES:
-            raise ValueError(f"db URL {target!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")
-        rest = urllib.parse.unquote(target[len(scheme):].split("?", 1)[0])
+            raise ValueError(f"db URL {url!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")
+        rest, _, query = url[len(scheme):].partition("?")
+        if "#" in url:
+            raise ValueError(f"db URL {url!r}: a '#' fragment is not allowed (write %23 for a '#' in a file name)")
+        options = _url_options(query, url)
+        try:
+            rest = urllib.parse.unquote(rest, errors="strict")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"db URL {url!r}: its %-escapes are not UTF-8 text") from e
         if rest in ("", "/", "/" + MEMORY):
-            return MEMORY
+            return MEMORY, options
         if not rest.startswith("/"):
-            raise ValueError(f"db URL {target!r}: expected three slashes, as in sqlite:///path/to/file.db")
+            raise ValueError(f"db URL {url!r}: expected three slashes, as in sqlite:///path/to/file.db")
         target = rest[1:]
+        if "://" in target:
+            raise ValueError(f"db URL {url!r}: its path {target!r} holds '://', which would read as another URL")
     if not target:
         raise ValueError("db must not be an empty path")
     if "\x00" in target:
         raise ValueError("db path contains a NUL character")
-    return target
+    try:
+        target.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"db path {target!r} is not valid UTF-8 text (SQLite takes UTF-8 file names)") from e
+    if target.endswith("/"):
+        raise ValueError(f"db path {target!r} ends with '/': it names a folder, not a file")
+    if target[:5].lower() == "file:":
+        raise ValueError(f"db path {target!r} starts with 'file:': adk_lite does not take SQLite URIs; "
+                         f"write a plain path (./{target} for a file of that name)")
+    return target, options
+
+
+def _url_options(query: str, url: str) -> dict[str, Any]:
+    """Parse a URL's query into :data:`URL_OPTIONS` values (see :func:`parse_target`)."""
+    options: dict[str, Any] = {}
+    if not query:
+        return options
+    try:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=True, errors="strict")
+    except ValueError as e:  # a field without '=', or %-escapes that are not UTF-8
+        raise ValueError(f"db URL {url!r}: cannot read its query {query!r}: write name=value pairs "
+                         f"of {', '.join(URL_OPTIONS)}") from e
+    for name, value in pairs:
+        if name not in URL_OPTIONS:
+            raise ValueError(f"db URL {url!r}: unknown option {name!r}; the options are {', '.join(URL_OPTIONS)}")
+        if name in options:
+            raise ValueError(f"db URL {url!r}: option {name!r} is given more than once")
+        if name == "synchronous":
+            options[name] = check_synchronous(value)
+        elif name == "busy_timeout":
+            decimal = re.fullmatch(r"[0-9]+(\.[0-9]+)?", value)
+            options[name] = check_busy_timeout(float(value) if decimal else value)
+        elif value.lower() in ("true", "1", "false", "0"):
+            options[name] = value.lower() in ("true", "1")
+        else:
+            raise ValueError(f"db URL {url!r}: read_only must be true, false, 1 or 0, got {value!r}")
+    return options
+
+
+def check_synchronous(value: Any) -> str:
+    """Return ``value`` (``"normal"`` or ``"full"``, any case) in lower case.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not isinstance(value, str) or value.lower() not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {value!r}")
+    return value.lower()
+
+
+def check_busy_timeout(value: Any) -> float:
+    """Return ``value`` (seconds, an int or float in ``[0, 1e6)``) as a float.
+
+    Raises:
+        ValueError: anything else (NaN, infinite, negative, a bool or a str).
+    """
+    if type(value) not in (int, float) or not 0 <= value < 1e6:
+        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _merge_options(options: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The keyword values ``given`` (already checked) with the URL's ``options``: a
+    keyword at its default defers to the URL; one that differs from both is refused."""
+    merged = dict(given)
+    for name, value in options.items():
+        if given[name] != OPTION_DEFAULTS[name] and given[name] != value:
+            raise ValueError(f"{name}={given[name]!r} conflicts with the URL's {name}={value}; give {name} once")
+        merged[name] = value
+    return merged
+
+
+def resolve(target: Union[str, os.PathLike, None]) -> str:
+    """Turn a target into a file path, or ``":memory:"``: :func:`parse_target`
+    without the URL's options (which are checked, then dropped).
+
+    Raises:
+        TypeError, ValueError: as :func:`parse_target`.
+    """
+    return parse_target(target)[0]
 
 
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
@@ -127,9 +274,11 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         database with no tables), which may be initialized.
 
     Raises:
-        DatabaseOpenError: a directory, or unreadable.
+        DatabaseOpenError: a directory or another non-regular file, or unreadable.
         CorruptDatabaseError: not a SQLite database, truncated, or malformed.
-        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's.
+        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's: not all
+            four of :data:`TABLES`, or not their columns (those of its schema version,
+            see :func:`expected_columns`) or unique keys.
         SchemaVersionError: written by a newer adk_lite.
     """
     wal = path + "-wal"
@@ -140,6 +289,8 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
     if stat.S_ISDIR(info.st_mode):
         raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block SQLite's open; a device is no database
+        raise errors.DatabaseOpenError(f"database path {path} is not a regular file")
     if info.st_size == 0:
         return None
     # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
@@ -147,7 +298,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     # have overlapped a checkpoint: read again through the WAL, with mode=ro.
     if quiet:
         try:
-            tables, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
+            tables, columns, keys, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
         except errors.DatabaseError:
             if not os.path.exists(wal):
                 raise
@@ -155,10 +306,10 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         else:
             quiet = not os.path.exists(wal)
     if not quiet:
-        tables, row = _read_schema(path, busy_timeout, "mode=ro", None)
+        tables, columns, keys, row = _read_schema(path, busy_timeout, "mode=ro", None)
     if not tables:
         return None
-    if METADATA not in tables or SESSIONS not in tables:
+    if not tables & set(TABLES):
         hint = ""
         if {"sessions", "events"} <= tables:
             hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
@@ -166,11 +317,55 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is a SQLite database but not an adk_lite one: it has tables "
             f"{', '.join(sorted(tables))}{hint}"
         )
-    if row is None or not str(row[0]).isdigit():
-        raise errors.CorruptDatabaseError(f"database {path} has no valid schema_version in {METADATA}")
-    version = int(row[0])
-    _check_version(version, path)
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
+    _check_columns({METADATA: columns[METADATA]}, keys, SCHEMA_VERSION, path)  # to read the version
+    version = _check_version(row, path)
+    _check_columns(columns, keys, version, path)
     return version
+
+
+def _model_keys() -> dict[str, set[frozenset]]:
+    """The unique keys (primary key and unique indexes, as column sets) of each table,
+    from the models: the statements rely on them (upserts, duplicate event ids)."""
+    keys = {}
+    for model in make_models(pw.SqliteDatabase(None)).all:
+        pk = model._meta.primary_key
+        found = {frozenset(pk.field_names if isinstance(pk, pw.CompositeKey) else [pk.column_name])}
+        found.update(frozenset(names) for names, unique in model._meta.indexes if unique)
+        keys[model._meta.table_name] = found
+    return keys
+
+
+def _check_columns(columns: dict[str, dict[str, bool]], keys: dict[str, set[frozenset]], version: int,
+                   path: str) -> None:
+    """Refuse a file whose tables lack a column of schema ``version`` or a unique key,
+    already have a column that a migration will add, or have an extra column our
+    inserts cannot fill (NOT NULL without a default).
+
+    ``columns``: table -> column -> NOT NULL-without-default; ``keys``: table -> the
+    column sets of its primary key and unique indexes (only tables in ``columns`` are checked).
+    """
+    problems = []
+    expected, added, wanted_keys = expected_columns(version), _added_after(version), _model_keys()
+    for table, have in columns.items():
+        wanted = expected[table]
+        missing = sorted(wanted - have.keys())
+        later = sorted(have.keys() & added.get(table, set()))
+        blocking = sorted(c for c, required in have.items() if required and c not in wanted)
+        if missing:
+            problems.append(f"{table} lacks the columns {', '.join(missing)}")
+        if later:
+            problems.append(f"{table} already has {', '.join(later)}, which schema_version {version} does not")
+        if blocking:
+            problems.append(f"{table} has unknown required columns {', '.join(blocking)}")
+        for key in sorted(wanted_keys[table] - keys[table], key=sorted):
+            problems.append(f"{table} has no unique key on ({', '.join(sorted(key))})")
+    if problems:
+        raise errors.ForeignDatabaseError(
+            f"{path} has adk_lite's tables but not their columns: {'; '.join(problems)}")
 
 
 def _size(path: str) -> Optional[int]:
@@ -188,11 +383,14 @@ def file_sizes(path: str) -> dict[str, int]:
 
 def _file_uri(path: str, mode: str = "mode=ro") -> str:
     """A ``file:`` URI for ``path`` with query ``mode`` (``mode=ro``, ``immutable=1``)."""
-    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?" + mode
+    return "file:" + urllib.parse.quote(os.path.abspath(path), safe="/") + "?" + mode
 
 
-def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]) -> tuple[set, Optional[tuple]]:
-    """Read the table names and the ``schema_version`` row through a read-only URI.
+def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
+                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple]]:
+    """Read the table names, the columns of :data:`TABLES` (name -> NOT NULL without a
+    default), their unique keys (column sets) and the ``schema_version`` row through a
+    read-only URI.
 
     With ``size`` (bytes; only when no -wal exists, so the header is final), a file
     shorter than the page count in its header is refused as truncated.
@@ -208,10 +406,17 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int])
                 raise errors.CorruptDatabaseError(
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns, keys = {}, {}
+        for table in (t for t in TABLES if t in tables):
+            info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
+            columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
+            keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
+            for (index,) in conn.execute('SELECT name FROM pragma_index_list(?) WHERE "unique"', (table,)).fetchall():
+                keys[table].add(frozenset(r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?)", (index,))))
         row = None
-        if METADATA in tables:
+        if METADATA in tables and "key" in columns[METADATA] and "value" in columns[METADATA]:
             row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-        return tables, row
+        return tables, columns, keys, row
     except (sqlite3.Error, UnicodeDecodeError) as e:
         if "not a database" in str(e):
             raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
@@ -220,14 +425,28 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int])
         conn.close()
 
 
-def _check_version(version: int, path: str) -> None:
-    if version > SCHEMA_VERSION:
+def _check_version(row: Optional[tuple], path: str) -> int:
+    """Return the ``schema_version`` held in ``row`` (a row of its text value, or None)
+    if this release can open it (at once or by :data:`MIGRATIONS`).
+
+    Raises:
+        CorruptDatabaseError: no row, or not a version number: only ASCII digits
+            without sign, spaces or leading zeros (``'²'``, ``' 2'``, ``'2.0'`` are refused).
+        SchemaVersionError: newer than :data:`SCHEMA_VERSION`, or too old to migrate.
+    """
+    value = row[0] if row else None
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*", value):
+        raise errors.CorruptDatabaseError(
+            f"database {path} has no valid schema_version in {METADATA} (it holds {value!r:.40})")
+    if len(value) > len(str(SCHEMA_VERSION)) or int(value) > SCHEMA_VERSION:
         raise errors.SchemaVersionError(
-            f"database {path} has schema_version {version}, newer than this adk_lite "
+            f"database {path} has schema_version {value:.30}, newer than this adk_lite "
             f"understands ({SCHEMA_VERSION}); upgrade adk_lite to open it"
         )
+    version = int(value)
     if version < SCHEMA_VERSION and any(v not in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
         raise errors.SchemaVersionError(f"database {path} has schema_version {version}, which cannot be migrated")
+    return version
 
 
 class _TrackedSqliteDatabase(pw.SqliteDatabase):
@@ -280,16 +499,37 @@ class _TrackedSqliteDatabase(pw.SqliteDatabase):
             self._state.reset()
 
 
+def _check_writable(path: str) -> None:
+    """Refuse, before SQLite opens it, an existing file that cannot be written (SQLite
+    would open it read-only, and make ``-wal``/``-shm`` files that stay), or that sits
+    in a read-only folder where its ``-wal`` does not exist yet.
+
+    Raises:
+        DatabaseOpenError: naming the file or folder.
+    """
+    if not os.access(path, os.W_OK):
+        raise errors.DatabaseOpenError(
+            f"cannot write database {path}: the file is read-only (open it with read_only=True to read it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(path + "-wal") and not os.access(folder, os.W_OK | os.X_OK):
+        raise errors.DatabaseOpenError(
+            f"cannot write database {path}: its folder {folder} is read-only, and SQLite must create "
+            f"{os.path.basename(path)}-wal there (open it with read_only=True to read it)")
+
+
 class Database:
     """One open database: the Peewee handle, its models, and the file's facts.
 
     Args:
-        target: see :func:`resolve`.
+        target: see :func:`parse_target`. A URL's options (``?synchronous=full``)
+            apply as these keywords would. A keyword left at its default defers to
+            the URL; a keyword set to another value than the URL's is refused
+            (ValueError naming both), so the two never silently disagree.
         synchronous: ``"normal"`` (default; survives a process crash) or ``"full"``
             (also survives power loss or an OS crash), SQLite's ``synchronous`` pragma.
         busy_timeout: seconds to wait for another connection's write lock before
             raising :class:`DatabaseLockedError`; default 5.
-        read_only: open an existing file through ``mode=ro`` connections: no
+        read_only: a bool. True: open an existing file through ``mode=ro`` connections: no
             file or folder is created, no schema is created or migrated, no pragma
             that writes is set (``journal_mode`` is left as it is), and the main
             file's bytes and mtime stay unchanged. SQLite still makes ``-wal`` and
@@ -307,23 +547,30 @@ class Database:
         peewee: the Peewee database.
 
     Raises:
-        TypeError, ValueError: a bad ``target``, ``synchronous`` or ``busy_timeout``.
+        TypeError, ValueError: a bad ``target``, ``synchronous``, ``busy_timeout``
+            or ``read_only``, a keyword in conflict with the URL's option, or an
+            absolute path longer than :data:`MAX_PATH_BYTES`.
         DatabaseError: the subclasses :func:`inspect_file` raises, and
             :class:`DatabaseOpenError` when the file or its folder cannot be made,
-            or, with ``read_only``, when the file is missing or empty.
+            when (not ``read_only``) the file or its folder is read-only, or, with
+            ``read_only``, when the file is missing or empty.
     """
 
     def __init__(self, target: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
                  busy_timeout: float = 5.0, read_only: bool = False) -> None:
-        if not isinstance(synchronous, str) or synchronous.lower() not in SYNCHRONOUS:
-            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
-        if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 1e6:
-            raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}")
-        self.path = resolve(target)
-        self.busy_timeout = float(busy_timeout)
-        self.synchronous = synchronous.lower()
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        given = {"synchronous": check_synchronous(synchronous), "busy_timeout": check_busy_timeout(busy_timeout),
+                 "read_only": read_only}
+        self.path, options = parse_target(target)
+        chosen = _merge_options(options, given)
+        self.busy_timeout = chosen["busy_timeout"]
+        self.synchronous = chosen["synchronous"]
         self.is_memory = self.path == MEMORY
-        self.read_only = bool(read_only)
+        self.read_only = chosen["read_only"]
+        if not self.is_memory and len(os.path.abspath(self.path).encode()) > MAX_PATH_BYTES:
+            raise ValueError(f"db path {self.path!r} is too long: SQLite opens absolute paths of at most "
+                             f"{MAX_PATH_BYTES} bytes")
         if self.read_only:
             self._open_read_only()
             return
@@ -331,9 +578,11 @@ class Database:
             self._prepare_file()
         pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
                    ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+        # A file is opened through mode=rw: SQLite never creates it (only _prepare_file
+        # does, 0600), and every thread's connection opens the path resolved here.
         self.peewee = _TrackedSqliteDatabase(
-            self.path, pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False,
-            thread_safe=not self.is_memory,
+            self.path if self.is_memory else _file_uri(self.path, "mode=rw"), uri=not self.is_memory,
+            pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False, thread_safe=not self.is_memory,
         )
         self.lock = threading.RLock() if self.is_memory else None
         self.models = make_models(self.peewee)
@@ -365,16 +614,29 @@ class Database:
             raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
         if os.path.exists(path):
             inspect_file(path, self.busy_timeout)
+            _check_writable(path)
             return
+        created = []  # the folders to make, deepest first: removed again if the file cannot be made
+        parent = os.path.dirname(path)
+        while parent and not os.path.lexists(parent):
+            created.append(parent)
+            parent = os.path.dirname(parent)
         try:
-            parent = os.path.dirname(path)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
+            if created:
+                os.makedirs(created[0], exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
         except FileExistsError:
             inspect_file(path, self.busy_timeout)
+            _check_writable(path)
         except OSError as e:
+            for folder in created:
+                try:
+                    os.rmdir(folder)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    break  # not empty: someone else's now
             raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
 
     def _ensure_schema(self) -> None:
@@ -391,9 +653,8 @@ class Database:
             try:
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if METADATA in tables:
-                    version = int(conn.execute(
-                        f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()[0])
-                    _check_version(version, self.path)
+                    version = _check_version(conn.execute(
+                        f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone(), self.path)
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](conn)
                 elif tables:

@@ -372,6 +372,48 @@ def _adk_made(path):
     asyncio.run(make())
 
 
+def _schema_version(value):
+    """A good file whose schema_version holds ``value`` (text, or a blob for bytes)."""
+    def make(path):
+        _make_db(path)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("UPDATE adk_metadata SET value = ? WHERE key = 'schema_version'", (value,))
+        conn.close()
+    return make
+
+
+def _our_tables_other_columns(path):
+    """Our four table names, each with columns of someone else's."""
+    _sqlite(path, "CREATE TABLE adk_sessions (id TEXT PRIMARY KEY, data TEXT)",
+            "CREATE TABLE adk_events (id INTEGER PRIMARY KEY, payload TEXT)",
+            "CREATE TABLE adk_state (k TEXT, v TEXT)",
+            "CREATE TABLE adk_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO adk_metadata VALUES ('schema_version', '2')")
+
+
+def _rebuilt(table, create, copy):
+    """A good file whose ``table`` is re-made by ``create`` and filled by ``copy`` (SQL
+    reading the old rows from ``old``)."""
+    def make(path):
+        _make_db(path)
+        _sqlite(path, "PRAGMA foreign_keys = OFF", f"ALTER TABLE {table} RENAME TO old", create, copy, "DROP TABLE old")
+    return make
+
+
+def _events_without_unique_event_id(path):
+    _make_db(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    (index,) = conn.execute("SELECT name FROM pragma_index_list('adk_events') WHERE \"unique\"").fetchone()
+    conn.execute(f'DROP INDEX "{index}"')
+    conn.close()
+
+
+def _version_1_with_incarnation(path):
+    """Says schema_version 1 but already has the column its migration adds."""
+    _make_db(path)
+    _sqlite(path, "UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")
+
+
 FILES = [
     ("not sqlite (text)", lambda p: open(p, "w").write("hello, I am a text file\n" * 20), CorruptDatabaseError, r"not a SQLite database"),
     ("not sqlite (short)", lambda p: open(p, "wb").write(b"SQLite format 3"), CorruptDatabaseError, r"not a SQLite database"),
@@ -386,6 +428,45 @@ FILES = [
     ("newer schema_version", _newer_schema, SchemaVersionError, r"schema_version 999, newer than this adk_lite understands \(2\)"),
     ("bad schema_version", lambda p: (_make_db(p), _sqlite(p, "UPDATE adk_metadata SET value = 'two'")), CorruptDatabaseError,
      r"no valid schema_version"),
+    ("schema_version superscript two", _schema_version("\u00b2"), CorruptDatabaseError, r"no valid schema_version .*'\u00b2'"),
+    ("schema_version with a space", _schema_version(" 2"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version negative", _schema_version("-1"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version float text", _schema_version("2.0"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version leading zero", _schema_version("02"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version zero", _schema_version("0"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version empty", _schema_version(""), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version arabic digit", _schema_version("\u0662"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version a blob", _schema_version(b"2"), CorruptDatabaseError, r"no valid schema_version"),
+    ("schema_version missing", lambda p: (_make_db(p), _sqlite(p, "DELETE FROM adk_metadata")), CorruptDatabaseError,
+     r"no valid schema_version .*None"),
+    ("schema_version 23 digits", _schema_version("9" * 23), SchemaVersionError, r"schema_version 9{23}, newer"),
+    ("schema_version 5000 digits", _schema_version("9" * 5000), SchemaVersionError, r"schema_version 9{30}, newer"),
+    ("our table names, other columns", _our_tables_other_columns, ForeignDatabaseError,
+     r"has adk_lite's tables but not their columns: adk_sessions lacks the columns app_name, created_at"),
+    ("only some of our tables", lambda p: (_make_db(p), _sqlite(p, "DROP TABLE adk_state", "DROP TABLE adk_events")),
+     ForeignDatabaseError, r"not a whole adk_lite database: it lacks the tables adk_events, adk_state"),
+    ("only adk_metadata", lambda p: _sqlite(p, "CREATE TABLE adk_metadata (key TEXT PRIMARY KEY, value TEXT)",
+                                            "INSERT INTO adk_metadata VALUES ('schema_version', '2')"),
+     ForeignDatabaseError, r"lacks the tables adk_sessions, adk_events, adk_state"),
+    ("adk_metadata with other columns", _rebuilt("adk_metadata", "CREATE TABLE adk_metadata (k TEXT, v TEXT)",
+                                                 "INSERT INTO adk_metadata SELECT key, value FROM old"),
+     ForeignDatabaseError, r"adk_metadata lacks the columns key, value"),
+    ("events without body", lambda p: (_make_db(p), _sqlite(p, "ALTER TABLE adk_events DROP COLUMN body")),
+     ForeignDatabaseError, r"adk_events lacks the columns body"),
+    ("version 2 without incarnation", lambda p: (_make_db(p), _sqlite(p, "ALTER TABLE adk_sessions DROP COLUMN incarnation")),
+     ForeignDatabaseError, r"adk_sessions lacks the columns incarnation"),
+    ("version 1 with incarnation", _version_1_with_incarnation, ForeignDatabaseError,
+     r"adk_sessions already has incarnation, which schema_version 1 does not"),
+    ("extra required column", _rebuilt("adk_metadata", "CREATE TABLE adk_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+                                       " owner TEXT NOT NULL)", "INSERT INTO adk_metadata SELECT key, value, 'me' FROM old"),
+     ForeignDatabaseError, r"adk_metadata has unknown required columns owner"),
+    ("state without its primary key", _rebuilt(
+        "adk_state", "CREATE TABLE adk_state (app_name TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,"
+        " scope TEXT NOT NULL, state_key TEXT NOT NULL, state_value TEXT NOT NULL, updated_at REAL NOT NULL)",
+        "INSERT INTO adk_state SELECT * FROM old"),
+     ForeignDatabaseError, r"adk_state has no unique key on \(app_name, scope, session_id, state_key, user_id\)"),
+    ("events without unique event ids", _events_without_unique_event_id, ForeignDatabaseError,
+     r"adk_events has no unique key on \(app_name, event_id, session_id, user_id\)"),
     ("other sqlite tables", lambda p: _sqlite(p, "CREATE TABLE notes (body TEXT)", "INSERT INTO notes VALUES ('mine')"),
      ForeignDatabaseError, r"not an adk_lite one: it has tables notes"),
     ("ADK tables by hand", _adk_like_tables, ForeignDatabaseError, r"google\.adk's DatabaseSessionService or SqliteSessionService"),
@@ -412,6 +493,17 @@ def test_hostile_file_is_refused_at_open_and_untouched(tmp_path, make, kind, mes
         assert path in str(caught.value)
     assert file_bytes(path) == before
     assert folder_listing(tmp_path) == listing  # no -wal/-shm left behind either
+
+
+@pytest.mark.parametrize("make, kind, message", list(_file_rows()))
+def test_hostile_file_is_refused_by_a_read_only_open_too(tmp_path, make, kind, message):
+    path = str(tmp_path / "hostile.db")
+    make(path)
+    before, listing = file_bytes(path), folder_listing(tmp_path)
+    with pytest.raises(kind, match=message):
+        DatabaseSessionService(path, read_only=True)
+    assert file_bytes(path) == before
+    assert folder_listing(tmp_path) == listing
 
 
 def _event_page_header(path):

@@ -217,3 +217,86 @@ def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
+
+
+def _read_only(how, target):
+    """Make ``target`` unwritable: ``chmod`` (not for root, who ignores modes) or
+    ``chattr +i`` (immutable: refused even to root). Returns the undo function."""
+    import subprocess
+
+    if how == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root ignores file modes, so chmod cannot make a file read-only (the chattr case covers it)")
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        os.chmod(target, 0o555 if os.path.isdir(target) else 0o444)
+        return lambda: os.chmod(target, mode)
+    done = subprocess.run(["chattr", "+i", str(target)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {done.stderr.decode(errors='replace').strip()}")
+    return lambda: subprocess.run(["chattr", "-i", str(target)], check=True)
+
+
+@pytest.mark.parametrize("how", ["chmod", "chattr"])
+@pytest.mark.parametrize("what", ["file", "empty file", "folder"])
+def test_write_open_of_a_read_only_file_is_refused_leaving_nothing(tmp_path, how, what):
+    """A read-write open of a file (or in a folder) that cannot be written raises
+    DatabaseOpenError naming it, before SQLite opens it read-only behind our back and
+    leaves -wal/-shm files; a read-only open of it still works."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    path = str(folder / "s.db")
+    if what == "empty file":
+        open(path, "wb").close()
+    else:
+        with DatabaseSessionService(path) as svc:
+            svc.create_session("app", "u", session_id="s")
+    before, listing = file_bytes(path), sorted(os.listdir(folder))
+    undo = _read_only(how, folder if what == "folder" else path)
+    try:
+        with pytest.raises(DatabaseOpenError, match=r"cannot write database .*s\.db: (the file|its folder .*) is read-only"):
+            DatabaseSessionService(path)
+        assert sorted(os.listdir(folder)) == listing
+        if what == "file":
+            with DatabaseSessionService(path, read_only=True) as ro:
+                assert ro.get_session("app", "u", "s") is not None
+    finally:
+        undo()
+    assert file_bytes(path) == before
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    """A FIFO (or any non-regular file) is no database: opening it would block or write into it."""
+    path = str(tmp_path / "pipe.db")
+    os.mkfifo(path)
+    for read_only in (False, True):
+        with pytest.raises(DatabaseOpenError, match=r"pipe\.db is not a regular file"):
+            DatabaseSessionService(path, read_only=read_only)
+    assert sorted(os.listdir(tmp_path)) == ["pipe.db"]
+
+
+def test_bad_schema_version_met_inside_the_open_transaction_is_corrupt(db_path, monkeypatch):
+    """_ensure_schema reads schema_version again (another process may have written it
+    since the pre-check): a value int() refuses is a CorruptDatabaseError there too."""
+    import adk_lite.database as database
+
+    with DatabaseSessionService(db_path) as svc:
+        svc.create_session("app", "u")
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE adk_metadata SET value = '\u00b2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(database, "inspect_file", lambda path, busy_timeout=5.0: None)
+    with pytest.raises(CorruptDatabaseError, match=r"no valid schema_version"):
+        DatabaseSessionService(db_path)
+
+
+def test_expected_columns_follow_the_models_and_migrations():
+    from adk_lite.database import ADDED_COLUMNS, expected_columns
+    from adk_lite.models import make_models
+
+    import peewee
+
+    current = expected_columns(SCHEMA_VERSION)
+    for model in make_models(peewee.SqliteDatabase(None)).all:
+        assert current[model._meta.table_name] == set(model._meta.columns)
+    assert current["adk_sessions"] - expected_columns(1)["adk_sessions"] == ADDED_COLUMNS[2]["adk_sessions"]
