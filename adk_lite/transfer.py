@@ -152,14 +152,28 @@ def _check_state(kind: str, state: Any) -> dict[str, Any]:
                                  "never stored)")
     # as the API sees the keys (app keys as "app:k"): the same key rules, then every value
     scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, "state")
-    codec.check_json(state, "state")
+    _check_json(state, "state")
     return state
+
+
+def _check_json(value: Any, where: str) -> None:
+    """:func:`adk_lite.codec.check_json`, and the value must encode (orjson refuses
+    nesting deeper than 254, which a check done in Python may let through).
+
+    Raises:
+        TypeError, ValueError: the message names ``where``.
+    """
+    codec.check_json(value, where)
+    try:
+        codec.dumps(value)
+    except orjson.JSONEncodeError as e:
+        raise ValueError(f"{where} cannot be stored as JSON: {e}") from e
 
 
 def _check_body(body: Any, where: str) -> None:
     if not isinstance(body, dict):
         raise TypeError(f"{where}.body must be an object, not {type(body).__name__}")
-    codec.check_json(body, f"{where}.body")
+    _check_json(body, f"{where}.body")
     if body.get("partial"):
         raise ValueError(f"{where}.body is a partial event: the API never stores those")
     actions = body.get("actions")
@@ -256,10 +270,11 @@ def check_file(path: str) -> int:
 
 def content(record: dict[str, Any]) -> bytes:
     """What must match for a stored session to count as the same as a record: its
-    session state and its events (canonical JSON, keys sorted)."""
+    session state and its events (canonical JSON, keys sorted; times as floats,
+    as they are stored, so a file with integer times matches what it imported)."""
     record = orjson.loads(orjson.dumps(record))  # embedded fragments decoded, so keys sort
     return orjson.dumps([record["state"], [[e["event_id"], e["invocation_id"], e["author"], e.get("branch"),
-                                            e["timestamp"], e["body"]] for e in record["events"]]],
+                                            float(e["timestamp"]), e["body"]] for e in record["events"]]],
                         option=orjson.OPT_SORT_KEYS)
 
 
