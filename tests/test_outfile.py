@@ -12,7 +12,8 @@ from adk_lite.cli import main
 @pytest.fixture
 def live_db(tmp_path):
     """A database with a session, opened by a writer so its -wal and -shm exist."""
-    path = str(tmp_path / "s.db")
+    (tmp_path / "data").mkdir()
+    path = str(tmp_path / "data" / "s.db")
     svc = DatabaseSessionService(path)
     svc.create_session("app", "u", session_id="s", state={"k": 1})
     yield path
@@ -22,7 +23,7 @@ def live_db(tmp_path):
 def outputs_that_are_the_database(tmp_path, db):
     """Every way to name the database or a side file: names, symlinks, hard links, missing side files."""
     names = [db, db + "-wal", db + "-shm", db + "-journal",  # -journal does not exist (WAL mode)
-             os.path.join(str(tmp_path), ".", "s.db"), os.path.relpath(db)]
+             os.path.join(str(tmp_path), "data", ".", "s.db"), os.path.relpath(db)]
     for i, target in enumerate([db, db + "-wal", db + "-shm", db + "-journal"]):
         link = str(tmp_path / f"sym{i}")
         os.symlink(target, link)
@@ -31,10 +32,8 @@ def outputs_that_are_the_database(tmp_path, db):
         link = str(tmp_path / f"hard{i}")
         os.link(target, link)
         names.append(link)
-    sub = tmp_path / "sub"
-    sub.mkdir()
-    os.symlink(str(tmp_path), str(sub / "up"))
-    names.append(str(sub / "up" / "s.db-wal"))
+    os.symlink(os.path.dirname(db), str(tmp_path / "alias"))  # a linked folder
+    names.append(str(tmp_path / "alias" / "s.db-wal"))
     return names
 
 
