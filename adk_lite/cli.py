@@ -217,7 +217,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     app, user = _filters(args)
     with _open(args) as svc:
         try:
-            page = svc.list_sessions(app, user, limit=args.limit, after=args.after)
+            # the service asks SQLite for one row more than the page: keep that within 2**63-1
+            page = svc.list_sessions(app, user, limit=min(args.limit, MAX_COUNT - 1), after=args.after)
         except (ValueError, OverflowError) as e:
             if args.after is None:
                 raise

@@ -24,6 +24,12 @@ def every_command(path, export):
             ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"]]
 
 
+def run_json_ok(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return orjson.loads(out)
+
+
 def one_line_error(code, out, err, expected_code=2):
     assert code == expected_code and out == "", (code, out, err)
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -85,6 +91,7 @@ def test_out_of_range_numbers_name_the_flag(capsys, db, argv, flag):
 
 def test_largest_counts_and_durations_are_accepted(capsys, db):
     assert run(capsys, "stats", db, "--top", str(2**63 - 1))[0] == 0
+    assert len(run_json_ok(capsys, "sessions", db, "--limit", str(2**63 - 1))["sessions"]) == 6
     assert run(capsys, "show", db, "app", "alice", "chat-0", "--events", str(2**63 - 1))[0] == 0
     code, out, err = run(capsys, "prune", db, "--older-than", "36500d", "--dry-run")
     assert code == 0 and out.startswith("would delete 0 sessions and 0 events not updated since 1"), (out, err)
