@@ -519,6 +519,133 @@ class Store:
             return conn.execute(self._sql["event_count"], (app, user, session)).fetchone()[0]
         return self._run(run)
 
+    # -- transfer (import/export) ---------------------------------------------
+    def import_session(self, app: str, user: str, session: str, created_at: float, updated_at: float,
+                       state_rows: Sequence[tuple[str, str, str]], event_rows: Sequence[tuple],
+                       replace: bool) -> str:
+        """Write a whole session (its row, session state and every event) in ONE
+        IMMEDIATE transaction: after a crash at any point it is all there or absent.
+
+        Args:
+            created_at, updated_at: the session's times, epoch seconds.
+            state_rows: ``(scope, key, JSON)`` rows, session scope.
+            event_rows: ``(event_id, invocation_id, author, branch, timestamp, body)``
+                in append order.
+            replace: delete a stored session of that key first (same transaction).
+
+        Returns:
+            The new session's incarnation (an imported session is a new creation).
+
+        Raises:
+            AlreadyExistsError: the session is stored and ``replace`` is False.
+            DatabaseLockedError, DatabaseError: see :func:`adk_lite.database.translate`.
+        """
+        key = (app, user, session)
+
+        def run(conn):
+            if replace:
+                self._delete_keys(conn, [key])
+            incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at)
+            conn.executemany(self._sql["event_insert"], [key + tuple(e) for e in event_rows])
+            return incarnation
+        return self._run(run, write=True)
+
+    def session_keys(self, app: Optional[str], user: Optional[str]) -> list[tuple[str, str, str]]:
+        """The keys ``(app_name, user_id, session_id)`` of the stored sessions, sorted,
+        optionally only of one app and/or user (None: every one)."""
+        where, params = app_user_filter(app, user)
+        table = self.db.models.Session._meta.table_name
+        sql = f"SELECT app_name, user_id, session_id FROM {table}{where} ORDER BY app_name, user_id, session_id"
+        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def scope_rows(self, app: Optional[str], user: Optional[str]) -> list[tuple[str, str, str, str, str]]:
+        """App and user state rows ``(app_name, user_id, scope, key, JSON)`` sorted by
+        app, scope, user and key; with ``user``, that user's rows and the app rows.
+        ``user_id`` is ``""`` for app rows."""
+        where, params = app_user_filter(app, None, "scope IN (?, ?)", [APP, USER])
+        if user is not None:
+            where += " AND (scope = ? OR user_id = ?)"
+            params += [APP, user]
+        table = self.db.models.State._meta.table_name
+        sql = (f"SELECT app_name, user_id, scope, state_key, state_value FROM {table}{where} "
+               "ORDER BY app_name, scope, user_id, state_key")
+        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    # -- inspection (adk-lite stats and check) -------------------------------
+    def summary(self, top: int) -> dict[str, Any]:
+        """Read every figure of ``adk-lite stats`` in ONE snapshot.
+
+        Args:
+            top: how many of the largest sessions (by event count) to list.
+
+        Returns:
+            ``{"sessions", "events", "state_keys", "apps", "users", "free_pages",
+            "page_size" (bytes), "journal_mode", "schema_version" (as stored),
+            "sqlite_version", "synchronous", "path",
+            "per_app": [{"app_name", "sessions", "users", "events"}],
+            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}]}``;
+            ``users`` counts distinct ``(app_name, user_id)`` pairs.
+        """
+        m = self.db.models
+        sessions, events, state = (m.Session._meta.table_name, m.Event._meta.table_name,
+                                   m.State._meta.table_name)
+
+        def run(conn):
+            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+            apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
+                                "GROUP BY app_name ORDER BY app_name").fetchall()
+            per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))
+            largest = conn.execute(
+                f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
+                "GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT ?",
+                (top,)).fetchall()
+            version = conn.execute(f"SELECT value FROM {m.Metadata._meta.table_name} "
+                                   "WHERE key = 'schema_version'").fetchone()
+            return {
+                "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
+                "state_keys": one(f"SELECT COUNT(*) FROM {state}"), "apps": len(apps),
+                "users": sum(u for _a, _n, u in apps), "free_pages": one("PRAGMA freelist_count"),
+                "page_size": one("PRAGMA page_size"), "journal_mode": one("PRAGMA journal_mode"),
+                "schema_version": int(version[0]) if version else None,
+                "sqlite_version": sqlite3.sqlite_version, "synchronous": self.db.synchronous, "path": self.db.path,
+                "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
+                            for a, n, u in apps],
+                "largest_sessions": [{"app_name": a, "user_id": u, "session_id": s, "events": n}
+                                     for a, u, s, n in largest],
+            }
+        return self._run(run)
+
+    def check(self) -> dict[str, Any]:
+        """Check the file in one snapshot: SQLite's integrity and foreign-key checks,
+        our tables, the stored ``schema_version``, session-scope state rows of no session.
+
+        Returns:
+            ``{"missing_tables": [name], "integrity_check": [line] (["ok"] when
+            sound), "foreign_key_violations": [(table, rowid, parent table)],
+            "schema_version": int or None, "stray_state_rows": int}``.
+        """
+        m = self.db.models
+        sessions, state = m.Session._meta.table_name, m.State._meta.table_name
+
+        def run(conn):
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = conn.execute(f"SELECT value FROM {m.Metadata._meta.table_name} "
+                                   "WHERE key = 'schema_version'").fetchone()
+            stray = 0
+            if state in tables:
+                stray = conn.execute(
+                    f"SELECT COUNT(*) FROM {state} t WHERE scope = ? AND NOT EXISTS (SELECT 1 FROM {sessions} s "
+                    "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
+                    (SESSION,)).fetchone()[0]
+            return {
+                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
+                "integrity_check": [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()],
+                "foreign_key_violations": [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")],
+                "schema_version": int(version[0]) if version else None,
+                "stray_state_rows": stray,
+            }
+        return self._run(run)
+
     # -- maintenance --------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counts and file facts; see ``DatabaseSessionService.get_stats``."""

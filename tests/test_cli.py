@@ -13,7 +13,7 @@ import time
 import orjson
 import pytest
 
-from adk_lite import SCHEMA_VERSION, DatabaseSessionService, Event, EventActions
+from adk_lite import SCHEMA_VERSION, __version__, DatabaseSessionService, Event, EventActions
 from adk_lite.cli import COMMANDS, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -316,7 +316,7 @@ def test_prune_dry_run_counts_and_real_run_deletes(capsys, db):
         assert svc.store.read(lambda c: c.execute("SELECT COUNT(*) FROM adk_events WHERE user_id = 'old'")
                               .fetchone()[0]) == 0
     code, out, _ = run(capsys, "prune", db, "--older-than", "10s", "--user", "carol")
-    assert code == 0 and out.startswith("deleted 1 sessions and 6 events not updated since ")
+    assert code == 0 and out.startswith("deleted 1 session and 6 events not updated since ")
 
 
 def test_vacuum_reports_bytes(capsys, db):
@@ -347,7 +347,7 @@ def test_check_healthy_and_with_problems(capsys, db):
     code, out, _ = run(capsys, "check", db)
     assert code == 1
     assert "problem: foreign_key_check: adk_events row" in out
-    assert "problem: 1 session-scope state rows belong to no session" in out
+    assert "problem: 1 session-scope state row belongs to no session" in out
     code, out, _ = run(capsys, "check", db, "--json")
     assert code == 1 and orjson.loads(out)["foreign_key_violations"] == 1
 
@@ -361,11 +361,15 @@ def test_export_import_round_trip_into_an_empty_file(capsys, db, tmp_path):
     code, streamed, _ = run(capsys, "export", db)
     assert code == 0 and streamed.encode() == open(export, "rb").read()
     records = [orjson.loads(line) for line in streamed.splitlines()]
-    assert [r["type"] for r in records] == ["app_state", "user_state", "user_state", "app_state", "user_state"] + [
+    assert records[0] == {"type": "adk_lite_export", "format": 1, "adk_lite": __version__}
+    assert [r["type"] for r in records[1:]] == ["app_state", "user_state", "user_state", "app_state", "user_state"] + [
         "session"] * 6
     target = str(tmp_path / "new" / "restored.sqlite3")
     os.makedirs(os.path.dirname(target))
-    report = run_json(capsys, "import", export, target)
+    code, _, err = run(capsys, "import", export, target)
+    assert code == 2 and "does not exist (import --create makes a new one)" in err
+    assert not os.path.exists(target)
+    report = run_json(capsys, "import", export, target, "--create")
     assert (report["created"], report["events"], report["conflicts"]) == (6, 25, [])
     original, restored = tables(db), tables(target)
     assert restored["adk_events"] == original["adk_events"]  # bodies byte for byte, each session in append order
@@ -384,7 +388,7 @@ def test_export_import_round_trip_into_an_empty_file(capsys, db, tmp_path):
 
 def test_export_filters(capsys, db, tmp_path):
     code, out, _ = run(capsys, "export", db, "--app", "app", "--user", "bob")
-    records = [orjson.loads(line) for line in out.splitlines()]
+    records = [orjson.loads(line) for line in out.splitlines()][1:]
     assert [(r["type"], r.get("user_id"), r.get("session_id")) for r in records] == [
         ("app_state", None, None), ("user_state", "bob", None), ("session", "bob", "chat-2")]
     assert records[2]["state"] == {"k": 2, "city": "Paris"}  # session scope only
@@ -406,8 +410,8 @@ def test_import_reports_conflicts_unless_replace(capsys, db, tmp_path):
     before = tables(db)
     code, out, _ = run(capsys, "import", changed, db)
     assert code == 1
-    assert "conflict line 8: session app/bob chat-2 differs" in out
-    assert "conflict line 1: app_state app/- version differs" in out
+    assert "conflict line 9: session app/bob chat-2 differs" in out
+    assert "conflict line 2: app_state app/- version differs" in out
     assert tables(db) == before
     code, out, _ = run(capsys, "import", changed, db, "--replace", "--json")
     report = orjson.loads(out)
@@ -427,7 +431,7 @@ def test_import_checks_every_line_before_writing(capsys, db, tmp_path):
                        (good[-1].replace(b'"timestamp":', b'"timestamp":"soon","x":'), "timestamp")):
         path = tmp_path / "bad.jsonl"
         path.write_bytes(b"\n".join(good[:2] + [bad] + good[2:]))
-        code, _, err = run(capsys, "import", path, target)
+        code, _, err = run(capsys, "import", path, target, "--create")
         assert code == 2 and words in err and err.count("\n") == 1, err
         assert not target.exists()
     code, _, err = run(capsys, "import", tmp_path / "none.jsonl", target)

@@ -1,0 +1,358 @@
+"""The export/import file format (JSON Lines) and the import and export steps.
+
+One JSON object per line:
+
+- a header, first: ``{"type": "adk_lite_export", "format": 1, "adk_lite": "<version>"}``
+  (files written before the header existed have none; both are read);
+- ``{"type": "app_state", "app_name", "state"}`` and
+  ``{"type": "user_state", "app_name", "user_id", "state"}``: app and user state,
+  keys stored without their ``app:``/``user:`` prefix;
+- ``{"type": "session", "app_name", "user_id", "session_id", "created_at",
+  "updated_at", "state", "events"}``: a session with its session-scope state and
+  every event ``{"event_id", "invocation_id", "author", "branch", "timestamp",
+  "body"}`` in append order (times in epoch seconds; bodies and values as stored).
+
+Import validates every line with the API's rules before it writes anything, then
+writes each session (row, state and events) in one transaction, so an import killed
+at any point leaves each session whole or absent, and running it again completes
+it. Used by ``adk-lite export`` / ``import``; meant to be shared by copy and an ADK
+importer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
+
+import orjson
+
+from . import __version__, codec, errors, validate
+from . import state as scopes
+
+FORMAT = 1
+"""The format version this release writes and the newest it reads."""
+HEADER_TYPE = "adk_lite_export"
+KINDS = ("app_state", "user_state", "session")
+_SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
+_PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
+_SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
+
+
+class ImportFileError(errors.AdkLiteError, ValueError):
+    """A line of an import file is not JSON or not a valid record; the message
+    starts with ``path:line:``. Nothing was written."""
+
+
+def header() -> dict[str, Any]:
+    """The first record of an export: the format version and the writer's version."""
+    return {"type": HEADER_TYPE, "format": FORMAT, "adk_lite": __version__}
+
+
+def dumps_line(record: dict[str, Any]) -> bytes:
+    """One record as a JSON line (``orjson.Fragment`` values are written as they are)."""
+    return orjson.dumps(record) + b"\n"
+
+
+# -- export ------------------------------------------------------------------------
+
+def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optional[dict[str, Any]]:
+    """A session as an export record, from ``Store.read_session``'s result (None: gone).
+
+    State values and event bodies are embedded as stored, byte for byte
+    (``orjson.Fragment``); the incarnation and revision are not exported.
+    """
+    if found is None:
+        return None
+    row, state_rows, event_rows = found
+    return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
+            "created_at": row[0], "updated_at": row[1],
+            "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
+            "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
+                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
+
+
+def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, Any]]:
+    """Group ``Store.scope_rows`` rows into app_state / user_state records."""
+    records: dict[tuple, dict] = {}
+    for app, user, scope, key, value in rows:
+        if (app, user, scope) not in records:
+            head = {"type": "app_state", "app_name": app} if scope == scopes.APP else \
+                {"type": "user_state", "app_name": app, "user_id": user}
+            records[app, user, scope] = dict(head, state={})
+        records[app, user, scope]["state"][key] = orjson.Fragment(value)
+    return list(records.values())
+
+
+class ExportPlan(NamedTuple):
+    """What an export writes: the session keys (sorted) and the state records."""
+
+    keys: list[tuple[str, str, str]]
+    state_records: list[dict[str, Any]]
+
+
+def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPlan:
+    """List what :func:`write_export` writes, optionally only one app and/or user.
+
+    Raises:
+        DatabaseError: a read failed (translated driver error).
+    """
+    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)))
+
+
+def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
+                 on_session: Optional[Callable[[], None]] = None) -> dict[str, int]:
+    """Write the header, the state records, then one line per session still stored.
+
+    Args:
+        store: a :class:`adk_lite.store.Store`.
+        out: a binary file.
+        on_session: called after each session key (for a progress bar).
+
+    Returns:
+        ``{"sessions": int, "events": int, "state_records": int}`` written.
+
+    Raises:
+        DatabaseError: a read failed. OSError: the write failed (BrokenPipeError too).
+    """
+    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records)}
+    out.write(dumps_line(header()))
+    for record in plan.state_records:
+        out.write(dumps_line(record))
+    for key in plan.keys:
+        record = session_record(key, store.read_session(*key, None, None))
+        if record is not None:
+            out.write(dumps_line(record))
+            counts["sessions"] += 1
+            counts["events"] += len(record["events"])
+        if on_session is not None:
+            on_session()
+    return counts
+
+
+# -- reading and checking ------------------------------------------------------------
+
+def _check_header(record: dict[str, Any]) -> None:
+    version = record.get("format")
+    if type(version) is not int or version < 1:
+        raise ValueError(f"the header's format {version!r} is not a format version (an int >= 1)")
+    if version > FORMAT:
+        raise ValueError(f"the file has format {version}, newer than this adk_lite reads ({FORMAT}); "
+                         "upgrade adk_lite to import it")
+
+
+def _check_state(kind: str, state: Any) -> dict[str, Any]:
+    """Check a record's state with the API's rules for the scope it is stored in."""
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be an object, not {type(state).__name__}")
+    if kind == "session":
+        for key in state:
+            if isinstance(key, str) and key.startswith(_SCOPED):
+                raise ValueError(f"state key {key!r} has a scope prefix: a session record holds session keys only "
+                                 "(app and user state go in app_state / user_state records; temp: keys are "
+                                 "never stored)")
+    # as the API sees the keys (app keys as "app:k"): the same key rules, then every value
+    scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, "state")
+    _check_json(state, "state")
+    return state
+
+
+def _check_json(value: Any, where: str) -> None:
+    """:func:`adk_lite.codec.check_json`, and the value must encode (orjson refuses
+    nesting deeper than 254, which a check done in Python may let through).
+
+    Raises:
+        TypeError, ValueError: the message names ``where``.
+    """
+    codec.check_json(value, where)
+    try:
+        codec.dumps(value)
+    except orjson.JSONEncodeError as e:
+        raise ValueError(f"{where} cannot be stored as JSON: {e}") from e
+
+
+def _check_body(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise TypeError(f"{where}.body must be an object, not {type(body).__name__}")
+    _check_json(body, f"{where}.body")
+    if body.get("partial"):
+        raise ValueError(f"{where}.body is a partial event: the API never stores those")
+    actions = body.get("actions")
+    if actions is not None:
+        if not isinstance(actions, dict):
+            raise TypeError(f"{where}.body.actions must be an object, not {type(actions).__name__}")
+        delta = actions.get("state_delta")
+        if delta is not None and not isinstance(delta, dict):
+            raise TypeError(f"{where}.body.actions.state_delta must be an object, not {type(delta).__name__}")
+        scopes.check_delta(delta, f"{where}.body.actions.state_delta")
+
+
+def _check_events(events: Any) -> None:
+    if not isinstance(events, list):
+        raise TypeError(f"events must be a list, not {type(events).__name__}")
+    seen = set()
+    for i, e in enumerate(events):
+        where = f"events[{i}]"
+        if not isinstance(e, dict):
+            raise TypeError(f"{where} must be an object, not {type(e).__name__}")
+        event_id = validate.event_text(e.get("event_id"), f"{where}.event_id")
+        if not event_id:
+            raise ValueError(f"{where}.event_id must not be empty")
+        if event_id in seen:
+            raise ValueError(f"{where}.event_id {event_id!r} is repeated in this session")
+        seen.add(event_id)
+        validate.event_text(e.get("invocation_id"), f"{where}.invocation_id")
+        validate.event_text(e.get("author"), f"{where}.author")
+        validate.event_text(e.get("branch"), f"{where}.branch", optional=True)
+        validate.timestamp(e.get("timestamp"), f"{where}.timestamp", optional=False)
+        _check_body(e.get("body"), where)
+
+
+def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
+    """Check one record whole, with the API's rules; return ``(kind, key, record)``.
+
+    ``key`` is ``(app_name, user_id, session_id)`` with ``""`` where it does not
+    apply (and the session id stripped, as the API does).
+
+    Raises:
+        TypeError, ValueError: the message names the field.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"a record must be a JSON object, not {type(record).__name__}")
+    kind = record.get("type")
+    if kind not in KINDS:
+        raise ValueError(f"type {kind!r} is not one of {', '.join(KINDS)}")
+    app = validate.name(record.get("app_name"), "app_name")
+    user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
+    sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
+    _check_state(kind, record.get("state"))
+    if kind == "session":
+        for field in ("created_at", "updated_at"):
+            validate.timestamp(record.get(field), field, optional=False)
+        _check_events(record.get("events"))
+    return kind, (app, user, sid), record
+
+
+def read_records(path: str) -> Iterator[tuple[int, str, tuple[str, str, str], dict[str, Any]]]:
+    """Yield ``(line number, kind, key, record)`` for each record of a file, checked
+    by :func:`check_record`. Blank lines are skipped; header lines are checked and
+    skipped (a file without one is read as format 1).
+
+    Raises:
+        ImportFileError: a line that is not JSON, not a valid record, or a header
+            of a newer format; the message starts with ``path:line:``.
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+                if isinstance(record, dict) and record.get("type") == HEADER_TYPE:
+                    _check_header(record)
+                    continue
+                checked = check_record(record)
+            except (orjson.JSONDecodeError, TypeError, ValueError, RecursionError) as e:
+                raise ImportFileError(f"{path}:{number}: {' '.join(str(e).split())}") from e
+            yield (number, *checked)
+
+
+def check_file(path: str) -> int:
+    """Check every line of an import file; return how many records it holds.
+
+    Raises:
+        ImportFileError, OSError: see :func:`read_records`.
+    """
+    return sum(1 for _ in read_records(path))
+
+
+# -- import --------------------------------------------------------------------------
+
+def content(record: dict[str, Any]) -> bytes:
+    """What must match for a stored session to count as the same as a record: its
+    session state and its events (canonical JSON, keys sorted; times as floats,
+    as they are stored, so a file with integer times matches what it imported)."""
+    record = orjson.loads(orjson.dumps(record))  # embedded fragments decoded, so keys sort
+    return orjson.dumps([record["state"], [[e["event_id"], e["invocation_id"], e["author"], e.get("branch"),
+                                            float(e["timestamp"]), e["body"]] for e in record["events"]]],
+                        option=orjson.OPT_SORT_KEYS)
+
+
+def _import_state(store: Any, kind: str, key: tuple, record: dict, replace: bool) -> tuple[int, list[str]]:
+    """Write one app/user state record (one transaction); return ``(keys written, differing keys)``."""
+    app, user, _ = key
+    scope = _SCOPE[kind]
+    stored = {k: v for _s, k, v in store.scope_state(app, user, scope)}
+    wanted = {k: codec.dumps(v) for k, v in record["state"].items()}
+    differ = sorted(k for k in wanted if k in stored and stored[k] != wanted[k])
+    put = [(scope, k, v) for k, v in wanted.items() if stored.get(k) != v and (replace or k not in stored)]
+    if put:
+        store.put_state(app, user, "", put, (), time.time())
+    return len(put), differ
+
+
+def _import_one(store: Any, key: tuple, record: dict, replace: bool) -> str:
+    """Import one session record; return ``"created"``, ``"replaced"``,
+    ``"unchanged"`` or ``"conflict"``."""
+    existing = session_record(key, store.read_session(*key, None, None))
+    if existing is not None:
+        if content(existing) == content(record):
+            return "unchanged"
+        if not replace:
+            return "conflict"
+    state = [(scopes.SESSION, k, codec.dumps(v)) for k, v in record["state"].items()]
+    events = [(e["event_id"], e["invocation_id"], e["author"], e.get("branch"), float(e["timestamp"]),
+               codec.dumps(e["body"])) for e in record["events"]]
+    try:
+        store.import_session(*key, float(record["created_at"]), float(record["updated_at"]), state, events,
+                             replace=existing is not None)
+    except errors.AlreadyExistsError:  # created by another writer since it was read
+        return "conflict"
+    return "created" if existing is None else "replaced"
+
+
+def import_file(store: Any, path: str, *, replace: bool = False,
+                on_record: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+    """Import a file written by :func:`write_export` (or a previous release's export).
+
+    Call :func:`check_file` first to refuse a bad file before anything is written.
+    Each session is written whole in one transaction; a session already stored
+    with the same state and events is left alone (so re-running an interrupted
+    import completes it); one that differs is a conflict unless ``replace``.
+    App/user state keys are added, and differing ones overwritten only with
+    ``replace``, one transaction per record.
+
+    Returns:
+        ``{"created", "unchanged", "replaced", "events", "state_keys": int,
+        "conflicts": [{"line", "type", "app_name", "user_id", "session_id" or "keys"}]}``.
+
+    Raises:
+        ImportFileError, OSError: see :func:`read_records`.
+        DatabaseLockedError, DatabaseError: a write failed (the sessions written
+            before it stay, each whole).
+    """
+    report: dict[str, Any] = {"created": 0, "unchanged": 0, "replaced": 0, "events": 0, "state_keys": 0,
+                              "conflicts": []}
+    for number, kind, key, record in read_records(path):
+        app, user, sid = key
+        where = {"line": number, "type": kind, "app_name": app, "user_id": user}
+        if kind != "session":
+            written, differ = _import_state(store, kind, key, record, replace)
+            report["state_keys"] += written
+            if differ and not replace:
+                report["conflicts"].append(dict(where, keys=differ))
+        else:
+            outcome = _import_one(store, key, record, replace)
+            if outcome == "conflict":
+                report["conflicts"].append(dict(where, session_id=sid))
+            else:
+                report[outcome] += 1
+                if outcome != "unchanged":
+                    report["events"] += len(record["events"])
+        if on_record is not None:
+            on_record()
+    return report
+
+
+__all__ = ["FORMAT", "HEADER_TYPE", "ImportFileError", "header", "session_record", "state_records", "ExportPlan",
+           "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file"]
