@@ -3,28 +3,21 @@
 A synchronous session store on Peewee over SQLite in WAL mode, an asyncio wrapper,
 and (with the ``adk`` extra) a drop-in ``google.adk`` session service in
 :mod:`adk_lite.adk`. ``import adk_lite`` does not import google-adk.
+
+The API is what this package exports (``__all__``), plus :mod:`adk_lite.adk` (the
+ADK adapter) and the ``adk-lite`` command (:mod:`adk_lite.cli`). The other modules
+are the implementation; ``docs/architecture.md`` says what each one owns.
 """
 
+from . import errors
+from ._version import __version__
 from .aio import AsyncDatabaseSessionService
 from .database import DEFAULT_PATH, ENV_VAR, SCHEMA_VERSION
-from .errors import (
-    AdkLiteError,
-    AlreadyExistsError,
-    CorruptDatabaseError,
-    DatabaseError,
-    DatabaseLockedError,
-    DatabaseOpenError,
-    ForeignDatabaseError,
-    SchemaVersionError,
-    ServiceClosedError,
-    SessionNotFoundError,
-    StaleSessionError,
-)
+from .errors import *  # noqa: F401,F403 (the names are errors.__all__)
 from .service import DatabaseSessionService
 from .types import Event, EventActions, Session, SessionList
-from .validate import MAX_ID_LENGTH
-
-__version__ = "0.1.0"
+from .validate import MAX_COUNT, MAX_ID_LENGTH, MAX_TIMESTAMP, MIN_TIMESTAMP
+from .codec import MAX_DEPTH
 
 __all__ = [
     "DatabaseSessionService",
@@ -33,20 +26,14 @@ __all__ = [
     "SessionList",
     "Event",
     "EventActions",
-    "AdkLiteError",
-    "SessionNotFoundError",
-    "AlreadyExistsError",
-    "StaleSessionError",
-    "DatabaseError",
-    "DatabaseOpenError",
-    "DatabaseLockedError",
-    "CorruptDatabaseError",
-    "ForeignDatabaseError",
-    "SchemaVersionError",
-    "ServiceClosedError",
+    *errors.__all__,
     "DEFAULT_PATH",
     "ENV_VAR",
     "SCHEMA_VERSION",
     "MAX_ID_LENGTH",
+    "MAX_COUNT",
+    "MIN_TIMESTAMP",
+    "MAX_TIMESTAMP",
+    "MAX_DEPTH",
     "__version__",
 ]

@@ -30,7 +30,8 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import __version__, codec, errors, outfile, transfer, validate
+from . import codec, errors, outfile, transfer, validate
+from ._version import __version__
 from .database import ENV_VAR, MEMORY, SCHEMA_VERSION, file_sizes, inspect_file, resolve
 from .service import DatabaseSessionService
 
@@ -175,7 +176,8 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
     if write and not create and inspect_file(path, args.busy_timeout) is None:
         raise UsageError(f"database {path} has no adk_lite tables: refusing to create them here"
                          + (" (import --create does)" if args.command == "import" else ""))
-    return DatabaseSessionService(path, busy_timeout=args.busy_timeout, read_only=not write)
+    # the DB argument as given: a URL's options (?busy_timeout=, ?synchronous=) still apply
+    return DatabaseSessionService(args.db or path, busy_timeout=args.busy_timeout, read_only=not write)
 
 
 # -- stats -------------------------------------------------------------------------

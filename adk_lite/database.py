@@ -568,7 +568,8 @@ class Database:
         self.synchronous = chosen["synchronous"]
         self.is_memory = self.path == MEMORY
         self.read_only = chosen["read_only"]
-        if not self.is_memory and len(os.path.abspath(self.path).encode()) > MAX_PATH_BYTES:
+        self._absolute = self.path if self.is_memory else os.path.abspath(self.path)  # fixed at open, whatever chdir
+        if not self.is_memory and len(self._absolute.encode()) > MAX_PATH_BYTES:
             raise ValueError(f"db path {self.path!r} is too long: SQLite opens absolute paths of at most "
                              f"{MAX_PATH_BYTES} bytes")
         if self.read_only:
@@ -700,7 +701,7 @@ class Database:
         self.peewee.close_all()
         if self.read_only and not self._had_side_files and os.path.lexists(self.path + "-wal"):
             try:
-                conn = sqlite3.connect(_file_uri(self.path, "mode=rw"),
+                conn = sqlite3.connect(_file_uri(self._absolute, "mode=rw"),
                                        uri=True, timeout=0, isolation_level=None)
                 try:
                     conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

@@ -8,6 +8,7 @@ or ``except ValueError`` keeps working::
     ├── SessionNotFoundError (LookupError)   no such session
     ├── AlreadyExistsError (ValueError)      create_session with an id in use
     ├── StaleSessionError (ValueError)       append from an out-of-date Session
+    ├── ImportFileError (ValueError)         a line of an import file is not a valid record
     └── DatabaseError                        the file or the driver failed
         ├── DatabaseOpenError (OSError)      path is a directory, unwritable, ...
         ├── DatabaseLockedError (TimeoutError) write lock not had within busy_timeout
@@ -29,6 +30,7 @@ __all__ = [
     "SessionNotFoundError",
     "AlreadyExistsError",
     "StaleSessionError",
+    "ImportFileError",
     "DatabaseError",
     "DatabaseOpenError",
     "DatabaseLockedError",
@@ -57,6 +59,11 @@ class StaleSessionError(AdkLiteError, ValueError):
     Another writer changed the session since this object was read. Reload it with
     ``get_session`` and retry. Nothing was written.
     """
+
+
+class ImportFileError(AdkLiteError, ValueError):
+    """A line of an import file is not JSON or not a valid record; the message
+    starts with ``path:line:``. Nothing was written."""
 
 
 class DatabaseError(AdkLiteError):

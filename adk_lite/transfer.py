@@ -26,7 +26,8 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
 
 import orjson
 
-from . import __version__, codec, errors, validate
+from . import codec, errors, validate
+from ._version import __version__
 from . import state as scopes
 
 FORMAT = 1
@@ -36,11 +37,6 @@ KINDS = ("app_state", "user_state", "session")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
-
-
-class ImportFileError(errors.AdkLiteError, ValueError):
-    """A line of an import file is not JSON or not a valid record; the message
-    starts with ``path:line:``. Nothing was written."""
 
 
 def header() -> dict[str, Any]:
@@ -253,7 +249,7 @@ def read_records(path: str) -> Iterator[tuple[int, str, tuple[str, str, str], di
                     continue
                 checked = check_record(record)
             except (orjson.JSONDecodeError, TypeError, ValueError, RecursionError) as e:
-                raise ImportFileError(f"{path}:{number}: {' '.join(str(e).split())}") from e
+                raise errors.ImportFileError(f"{path}:{number}: {' '.join(str(e).split())}") from e
             yield (number, *checked)
 
 
@@ -354,5 +350,5 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     return report
 
 
-__all__ = ["FORMAT", "HEADER_TYPE", "ImportFileError", "header", "session_record", "state_records", "ExportPlan",
+__all__ = ["FORMAT", "HEADER_TYPE", "header", "session_record", "state_records", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file"]
