@@ -23,7 +23,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, AsyncGenerator
+import tempfile
+from typing import Any, AsyncGenerator, NoReturn
 
 from google.adk.agents import LlmAgent
 from google.adk.models.base_llm import BaseLlm
@@ -34,7 +35,9 @@ from google.adk.sessions import BaseSessionService, InMemorySessionService
 from google.adk.tools import FunctionTool, ToolContext
 from google.genai import types
 
+from adk_lite import AdkLiteError
 from adk_lite.adk import DatabaseSessionService
+from adk_lite.database import MEMORY, resolve
 
 APP, USER, SESSION = "adk_lite_demo", "alice", "demo"
 FIRST_TURNS = ["remember colour blue", "remember city Lisbon"]
@@ -128,8 +131,58 @@ def summary(session: Any) -> dict:
     return {"events": [{"author": e.author, "content": content(e)} for e in session.events], "state": session.state}
 
 
+def open_service(args: argparse.Namespace) -> BaseSessionService:
+    """The session service to run on: ADK's in-memory one, or adk_lite's on ``--db``.
+
+    With ``--resume``, a missing or empty database file is refused before anything
+    opens it (opening would create it). Exits with status 2 and one line on stderr
+    for a database that cannot be used.
+    """
+    if args.in_memory:
+        return InMemorySessionService()
+    try:
+        path = resolve(args.db)
+        if args.resume and path != MEMORY and (not os.path.isfile(path) or os.path.getsize(path) == 0):
+            fail(f"database {path} does not exist or is empty: run without --resume first")
+        if args.json and any(same_file(args.json, path + suffix) for suffix in ("", "-wal", "-shm", "-journal")):
+            fail(f"--json {args.json} is the database {path} or one of its files")
+        return DatabaseSessionService(args.db)
+    except (AdkLiteError, ValueError, TypeError) as e:
+        fail(str(e))
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name one file: the same real path (``b`` may not exist
+    yet, as a ``-wal``), or the same device and inode (links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write ``data`` as JSON to ``path``: a temporary file (mode 0600) in the same
+    folder, renamed over ``path`` at the end, so no half-written file is ever left."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".adk_agent-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 2 (an unusable argument)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 async def main(args: argparse.Namespace) -> None:
-    service = InMemorySessionService() if args.in_memory else DatabaseSessionService(args.db)
+    service = open_service(args)
     where = "ADK's InMemorySessionService" if args.in_memory else service.path
     if args.resume:
         session = await service.get_session(app_name=APP, user_id=USER, session_id=SESSION)
@@ -148,8 +201,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"[process {os.getpid()}] {len(session.events)} events stored, state "
           f"{json.dumps(session.state, sort_keys=True)}")
     if args.json and (args.resume or args.in_memory):
-        with open(args.json, "w") as fh:
-            json.dump(summary(session), fh, indent=1)
+        write_json(args.json, summary(session))
     if isinstance(service, DatabaseSessionService):
         await service.close()
     if not (args.resume or args.in_memory):

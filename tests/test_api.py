@@ -38,3 +38,19 @@ def test_import_does_not_import_google_adk():
     code = "import sys, adk_lite; print('google.adk' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_every_public_method_is_in_the_readme():
+    for cls in (adk_lite.DatabaseSessionService, adk_lite.AsyncDatabaseSessionService):
+        for attr, value in vars(cls).items():
+            if not attr.startswith("_") and inspect.isfunction(value):
+                assert f"{attr}(" in README, f"{cls.__name__}.{attr} is not in README.md"
+
+
+def test_architecture_notes_name_every_module():
+    """docs/architecture.md is kept current: a new module gets its line there."""
+    root = Path(__file__).resolve().parent.parent
+    notes = (root / "docs" / "architecture.md").read_text()
+    for module in sorted((root / "adk_lite").glob("*.py")):
+        if module.stem != "__main__":
+            assert f"`{module.stem}`" in notes or f"adk_lite.{module.stem}" in notes, module.name
