@@ -40,7 +40,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig, ListSessi
 from pydantic_core import PydanticSerializationError
 
 from . import errors, service, validate
-from . import state as scopes
+from . import scopes
 from .executor import Executor
 from .service import SessionHead, event_data
 from .store import EventRow

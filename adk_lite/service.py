@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from . import codec, validate
-from . import state as scopes
+from . import scopes
 from .database import Database
 from .store import EventRow, ListedSession, Store
 from .types import Event, EventActions, Session, SessionList

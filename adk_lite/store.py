@@ -34,7 +34,7 @@ import peewee as pw
 
 from . import codec, errors
 from .database import SCHEMA_VERSION, Database, translate
-from .state import APP, SESSION, USER
+from .scopes import APP, SESSION, USER
 
 class SessionRow(NamedTuple):
     """A session's own row: times in epoch seconds, the write count, and the random

@@ -28,7 +28,7 @@ import orjson
 
 from . import codec, errors, validate
 from ._version import __version__
-from . import state as scopes
+from . import scopes
 
 FORMAT = 1
 """The format version this release writes and the newest it reads."""

@@ -8,7 +8,7 @@ import pytest
 
 from adk_lite import Event, EventActions
 from adk_lite.codec import check_json
-from adk_lite.state import check_delta, split
+from adk_lite.scopes import check_delta, split
 
 
 def test_event_dict_round_trip_keeps_unknown_keys():
