@@ -12,7 +12,8 @@ are the implementation; ``docs/architecture.md`` says what each one owns.
 from . import errors
 from ._version import __version__
 from .aio import AsyncDatabaseSessionService
-from .database import DEFAULT_PATH, ENV_VAR, SCHEMA_VERSION
+from .schema import SCHEMA_VERSION
+from .target import DEFAULT_PATH, ENV_VAR
 from .errors import *  # noqa: F401,F403 (the names are errors.__all__)
 from .service import DatabaseSessionService
 from .types import Event, EventActions, Session, SessionList

@@ -32,7 +32,9 @@ import orjson
 
 from . import codec, errors, outfile, transfer, validate
 from ._version import __version__
-from .database import ENV_VAR, MEMORY, SCHEMA_VERSION, file_sizes, inspect_file, resolve
+from .schema import SCHEMA_VERSION
+from .sqlite import file_sizes, inspect_file
+from .target import ENV_VAR, MEMORY, resolve
 from .service import DatabaseSessionService
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -187,7 +189,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     # sizes before opening: reading a WAL file makes -shm/-wal files while it is open
     sizes = {f"{k}_bytes": v for k, v in file_sizes(_path(args)).items()}
     with _open(args) as svc:
-        stats = svc.store.summary(args.top)
+        stats = svc.store.stats(args.top)
     mib = 1024 * 1024
     stats.update(sizes, total_bytes=sizes["db_bytes"] + sizes["wal_bytes"],
                  total_mib=round((sizes["db_bytes"] + sizes["wal_bytes"]) / mib, 3))

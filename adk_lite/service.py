@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from . import codec, validate
 from . import scopes
-from .database import Database
+from .database import open_database
 from .store import EventRow, ListedSession, Store
 from .types import Event, EventActions, Session, SessionList
 
@@ -189,7 +189,7 @@ class DatabaseSessionService:
         read_only: open an existing file read-only (for inspection: the main
             file's bytes and mtime never change, and nothing is created); every
             method that writes raises ``DatabaseOpenError``. See
-            :class:`adk_lite.database.Database`.
+            :class:`adk_lite.sqlite.SqliteBackend`.
 
     Raises:
         TypeError, ValueError: a bad argument, named in the message.
@@ -208,7 +208,7 @@ class DatabaseSessionService:
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
                  busy_timeout: float = 5.0, read_only: bool = False) -> None:
-        self._store = Store(Database(db, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only))
+        self._store = Store(open_database(db, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only))
 
     @property
     def path(self) -> str:
@@ -432,7 +432,13 @@ class DatabaseSessionService:
         (the main file), ``wal_bytes``, ``shm_bytes``, ``total_bytes`` (main file +
         WAL: what the data takes on disk), ``total_mib`` (the same in MiB),
         ``free_pages``, ``page_size`` (bytes), ``schema_version``,
-        ``sqlite_version``, ``journal_mode``, ``synchronous``, ``path``.
+        ``sqlite_version``, ``journal_mode``, ``synchronous``, ``path``, and
+        ``per_app`` (``[{"app_name", "sessions", "users", "events"}]``). All read
+        in one snapshot.
+
+        Raises:
+            ServiceClosedError: after :meth:`close`.
+            DatabaseError: the file failed (corrupt, unreadable).
         """
         return self._store.stats()
 

@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import peewee as pw
 
 from . import codec, errors
-from .database import SCHEMA_VERSION, Database, translate
+from .database import Backend
 from .scopes import APP, SESSION, USER
 
 class SessionRow(NamedTuple):
@@ -113,7 +113,8 @@ def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
 
 
 class Store:
-    """Statements and transactions over one :class:`~adk_lite.database.Database`.
+    """Statements and transactions over one open database (a
+    :class:`~adk_lite.database.Backend`).
 
     Thread-safe: each call takes a connection from the database's pool for its
     transaction and gives it back (a ``":memory:"`` database shares one,
@@ -121,7 +122,7 @@ class Store:
     flight, so no connection is ever closed under a running statement.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Backend) -> None:
         self.db = db
         self._guard = db.lock or contextlib.nullcontext()
         self._closed = False
@@ -162,7 +163,7 @@ class Store:
             "session_delete": _compile(S.delete().where(where_key(S)), *key),
             "events_existing": _compile(
                 E.select(*ev_cols).where(where_key(E) & E.event_id.in_(
-                    pw.SQL("(SELECT value FROM json_each(?))", [_SENTINEL + "ids"]))), *key, "ids"),
+                    pw.SQL(self.db.json_array_values(), [_SENTINEL + "ids"]))), *key, "ids"),
             "event_insert": _compile(
                 E.insert_many([tuple(_p(n) for n in key + ev_names)],
                               fields=[E.app_name, E.user_id, E.session_id, *ev_cols]), *key, *ev_names),
@@ -237,7 +238,7 @@ class Store:
             with self._guard:
                 conn = self.db.peewee.acquire()
                 try:
-                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    conn.execute(self.db.BEGIN_WRITE if write else self.db.BEGIN_READ)
                     try:
                         result = fn(conn, *args)
                         conn.execute("COMMIT")
@@ -248,8 +249,8 @@ class Store:
                     return result
                 finally:
                     self.db.peewee.release(conn)
-        except (sqlite3.Error, pw.PeeweeException) as e:
-            raise translate(e, self.db.path, self.db.busy_timeout) from e
+        except self.db.DRIVER_ERRORS as e:
+            raise self.db.translate(e) from e
         finally:
             self._leave()
 
@@ -571,43 +572,41 @@ class Store:
                "ORDER BY app_name, scope, user_id, state_key")
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
-    # -- inspection (adk-lite stats and check) -------------------------------
-    def summary(self, top: int) -> dict[str, Any]:
-        """Read every figure of ``adk-lite stats`` in ONE snapshot.
+    # -- inspection and maintenance ------------------------------------------
+    def stats(self, top: int = 0) -> dict[str, Any]:
+        """Read the counts and facts of the database in ONE snapshot.
 
         Args:
-            top: how many of the largest sessions (by event count) to list.
+            top: how many of the largest sessions (by event count) to list (0: none).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "apps", "users", "free_pages",
-            "page_size" (bytes), "journal_mode", "schema_version" (as stored),
-            "sqlite_version", "synchronous", "path",
-            "per_app": [{"app_name", "sessions", "users", "events"}],
-            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}]}``;
-            ``users`` counts distinct ``(app_name, user_id)`` pairs.
+            ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
+            (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}]}``
+            plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
+            ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
+            file sizes, see :meth:`adk_lite.sqlite.SqliteBackend.facts`); ``users``
+            counts distinct ``(app_name, user_id)`` pairs.
         """
         m = self.db.models
         sessions, events, state = (m.Session._meta.table_name, m.Event._meta.table_name,
                                    m.State._meta.table_name)
 
         def run(conn):
-            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
             apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
                                 "GROUP BY app_name ORDER BY app_name").fetchall()
             per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))
-            largest = conn.execute(
-                f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
-                "GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT ?",
-                (top,)).fetchall()
-            version = conn.execute(f"SELECT value FROM {m.Metadata._meta.table_name} "
-                                   "WHERE key = 'schema_version'").fetchone()
+            largest = []
+            if top:
+                largest = conn.execute(
+                    f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
+                    "GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT ?",
+                    (top,)).fetchall()
             return {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
-                "state_keys": one(f"SELECT COUNT(*) FROM {state}"), "apps": len(apps),
-                "users": sum(u for _a, _n, u in apps), "free_pages": one("PRAGMA freelist_count"),
-                "page_size": one("PRAGMA page_size"), "journal_mode": one("PRAGMA journal_mode"),
-                "schema_version": int(version[0]) if version else None,
-                "sqlite_version": sqlite3.sqlite_version, "synchronous": self.db.synchronous, "path": self.db.path,
+                "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
+                "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
+                **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
                 "largest_sessions": [{"app_name": a, "user_id": u, "session_id": s, "events": n}
@@ -615,9 +614,16 @@ class Store:
             }
         return self._run(run)
 
+    def _stored_version(self, conn: Any) -> Optional[int]:
+        """The ``schema_version`` the file holds (checked digits at open), or None."""
+        row = conn.execute(f"SELECT value FROM {self.db.models.Metadata._meta.table_name} "
+                           "WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row and str(row[0]).isascii() and str(row[0]).isdigit() else None
+
     def check(self) -> dict[str, Any]:
-        """Check the file in one snapshot: SQLite's integrity and foreign-key checks,
-        our tables, the stored ``schema_version``, session-scope state rows of no session.
+        """Check the database in one snapshot: the backend's integrity and
+        foreign-key checks, our tables, the stored ``schema_version``, and
+        session-scope state rows of no session.
 
         Returns:
             ``{"missing_tables": [name], "integrity_check": [line] (["ok"] when
@@ -628,51 +634,20 @@ class Store:
         sessions, state = m.Session._meta.table_name, m.State._meta.table_name
 
         def run(conn):
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = conn.execute(f"SELECT value FROM {m.Metadata._meta.table_name} "
-                                   "WHERE key = 'schema_version'").fetchone()
+            tables = self.db.tables(conn)
             stray = 0
             if state in tables:
                 stray = conn.execute(
                     f"SELECT COUNT(*) FROM {state} t WHERE scope = ? AND NOT EXISTS (SELECT 1 FROM {sessions} s "
                     "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
                     (SESSION,)).fetchone()[0]
+            integrity, foreign = self.db.integrity(conn)
             return {
                 "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
-                "integrity_check": [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()],
-                "foreign_key_violations": [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")],
-                "schema_version": int(version[0]) if version else None,
-                "stray_state_rows": stray,
+                "integrity_check": integrity, "foreign_key_violations": foreign,
+                "schema_version": self._stored_version(conn), "stray_state_rows": stray,
             }
         return self._run(run)
-
-    # -- maintenance --------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
-        """Counts and file facts; see ``DatabaseSessionService.get_stats``."""
-        m = self.db.models
-
-        def run(conn):
-            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
-            return {
-                "sessions": one(f"SELECT COUNT(*) FROM {m.Session._meta.table_name}"),
-                "events": one(f"SELECT COUNT(*) FROM {m.Event._meta.table_name}"),
-                "state_keys": one(f"SELECT COUNT(*) FROM {m.State._meta.table_name}"),
-                "apps": one(f"SELECT COUNT(DISTINCT app_name) FROM {m.Session._meta.table_name}"),
-                "users": one(f"SELECT COUNT(*) FROM (SELECT DISTINCT app_name, user_id FROM "
-                             f"{m.Session._meta.table_name})"),
-                "free_pages": one("PRAGMA freelist_count"),
-                "page_size": one("PRAGMA page_size"),
-                "journal_mode": one("PRAGMA journal_mode"),
-            }
-        out = self._run(run)
-        sizes = self.db.file_sizes()
-        out.update(
-            db_bytes=sizes["db"], wal_bytes=sizes["wal"], shm_bytes=sizes["shm"],
-            total_bytes=sizes["db"] + sizes["wal"], total_mib=round((sizes["db"] + sizes["wal"]) / 2**20, 3),
-            schema_version=SCHEMA_VERSION, sqlite_version=sqlite3.sqlite_version, path=self.db.path,
-            synchronous=self.db.synchronous,
-        )
-        return out
 
     def vacuum(self) -> dict[str, int]:
         """Checkpoint the WAL (TRUNCATE), VACUUM and optimize.
@@ -686,14 +661,11 @@ class Store:
             with self._guard:
                 conn = self.db.peewee.acquire()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                    conn.execute("VACUUM")
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                    conn.execute("PRAGMA optimize")
+                    self.db.vacuum(conn)
                 finally:
                     self.db.peewee.release(conn)
-        except (sqlite3.Error, pw.PeeweeException) as e:
-            raise translate(e, self.db.path, self.db.busy_timeout) from e
+        except self.db.DRIVER_ERRORS as e:
+            raise self.db.translate(e) from e
         finally:
             self._leave()
         after = self.db.file_sizes()

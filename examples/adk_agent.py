@@ -37,7 +37,7 @@ from google.genai import types
 
 from adk_lite import AdkLiteError
 from adk_lite.adk import DatabaseSessionService
-from adk_lite.database import MEMORY, resolve
+from adk_lite.target import MEMORY, resolve
 
 APP, USER, SESSION = "adk_lite_demo", "alice", "demo"
 FIRST_TURNS = ["remember colour blue", "remember city Lisbon"]

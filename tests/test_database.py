@@ -16,7 +16,8 @@ from adk_lite import (
     ForeignDatabaseError,
     SchemaVersionError,
 )
-from adk_lite.database import DEFAULT_PATH, SCHEMA_VERSION, resolve
+from adk_lite.schema import SCHEMA_VERSION
+from adk_lite.target import DEFAULT_PATH, resolve
 
 from .conftest import file_bytes
 
@@ -170,7 +171,7 @@ def _migrate_to_v3(conn):
 
 
 def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
-    import adk_lite.database as database
+    import adk_lite.schema as database
 
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u", session_id="s")
@@ -277,7 +278,7 @@ def test_fifo_is_refused_without_blocking(tmp_path):
 def test_bad_schema_version_met_inside_the_open_transaction_is_corrupt(db_path, monkeypatch):
     """_ensure_schema reads schema_version again (another process may have written it
     since the pre-check): a value int() refuses is a CorruptDatabaseError there too."""
-    import adk_lite.database as database
+    import adk_lite.sqlite as database
 
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u")
@@ -291,7 +292,7 @@ def test_bad_schema_version_met_inside_the_open_transaction_is_corrupt(db_path, 
 
 
 def test_expected_columns_follow_the_models_and_migrations():
-    from adk_lite.database import ADDED_COLUMNS, expected_columns
+    from adk_lite.schema import ADDED_COLUMNS, expected_columns
     from adk_lite.models import make_models
 
     import peewee

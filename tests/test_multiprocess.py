@@ -22,7 +22,8 @@ from adk_lite import (
     EventActions,
     StaleSessionError,
 )
-from adk_lite.database import SCHEMA_VERSION, inspect_file
+from adk_lite.schema import SCHEMA_VERSION
+from adk_lite.sqlite import inspect_file
 from tests.workers import UPDATE_EVERY, Lines, check_consistent, racer, start
 
 WRITERS, APPENDS = 4, 500

@@ -1,0 +1,532 @@
+"""The SQLite backend: open a database file, check it first, set its pragmas,
+keep a pool of connections, and speak SQLite where the store needs its dialect
+(transactions, error translation, maintenance, file facts).
+
+Zero configuration: with no target, the file is ``$ADK_LITE_DB`` if set, else
+``.adk/sessions.sqlite3`` under the current directory; folders and the file are
+created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
+
+An existing file is checked read-only before any pragma or write touches it (the
+SQLite header, its size, our four tables with their columns and unique keys,
+``schema_version``), so a foreign, corrupt or newer file is refused and left
+byte-for-byte unchanged; so is a file that cannot be written, for a read-write open.
+
+Names never reach SQLite as they were given: :func:`adk_lite.target.parse_target`
+makes one path, and SQLite gets a ``file:`` URI built here from its absolute path,
+fully quoted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import urllib.parse
+from typing import Any, Optional, Union
+
+import peewee as pw
+
+from . import errors, schema
+from .models import METADATA, TABLES, make_models
+from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
+
+MAX_PATH_BYTES = 504
+"""The longest absolute file path (UTF-8 bytes) SQLite opens: its unix VFS takes 512,
+with room for the ``-journal`` suffix."""
+
+_ERROR_CLASSES = {
+    "SQLITE_BUSY": errors.DatabaseLockedError, "SQLITE_LOCKED": errors.DatabaseLockedError,
+    "SQLITE_CORRUPT": errors.CorruptDatabaseError, "SQLITE_NOTADB": errors.CorruptDatabaseError,
+    "SQLITE_CANTOPEN": errors.DatabaseOpenError, "SQLITE_READONLY": errors.DatabaseOpenError,
+    "SQLITE_PERM": errors.DatabaseOpenError, "SQLITE_AUTH": errors.DatabaseOpenError,
+}
+"""adk_lite's error class for SQLite's primary result codes (``sqlite3.Error.sqlite_errorname``
+names the extended code, e.g. ``SQLITE_BUSY_SNAPSHOT``; its first two words are the primary one)."""
+
+_MESSAGE_WORDS = (
+    (errors.DatabaseLockedError, ("locked", "busy")),
+    (errors.CorruptDatabaseError, ("malformed", "not a database", "disk image", "encrypted", "corrupt",
+                                   "could not decode")),
+    (errors.DatabaseOpenError, ("unable to open", "readonly", "read-only", "permission")),
+)
+"""The fallback where the driver gives no result code (Python 3.10, Peewee's own errors)."""
+
+
+def _error_class(exc: BaseException) -> type:
+    """The :class:`DatabaseError` subclass for a driver error: by SQLite's result code
+    when the driver gives it (Python 3.11+), else by the words of its message."""
+    if isinstance(exc, UnicodeDecodeError):  # text in the file that is not UTF-8
+        return errors.CorruptDatabaseError
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__ or exc.__context__
+    name = getattr(cause, "sqlite_errorname", None)
+    if isinstance(name, str) and name.startswith("SQLITE_"):
+        return _ERROR_CLASSES.get("_".join(name.split("_")[:2]), errors.DatabaseError)
+    lowered = str(exc).lower()
+    for kind, words in _MESSAGE_WORDS:
+        if any(word in lowered for word in words):
+            return kind
+    return errors.DatabaseError
+
+
+def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
+    """Map a ``sqlite3`` or ``peewee`` error to the matching :class:`DatabaseError`,
+    keyed on SQLite's result code (``sqlite_errorname``; the message on Python 3.10).
+
+    The message names the file; a lock error also names the busy timeout (seconds).
+    """
+    kind, message = _error_class(exc), str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return kind(f"database {path} is corrupt: it holds text that is not valid UTF-8 ({exc})")
+    if kind is errors.DatabaseLockedError:
+        return kind(f"database {path} is locked: another connection held the write lock "
+                    f"for more than busy_timeout={busy_timeout:g} s ({message})")
+    if kind is errors.CorruptDatabaseError:
+        return kind(f"database {path} is corrupt: {message}")
+    if kind is errors.DatabaseOpenError:
+        return kind(f"cannot open or write database {path}: {message}")
+    return kind(f"database {path}: {message}")
+
+
+def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
+    """Check an existing file read-only and return its ``schema_version``.
+
+    Nothing is written to the file, and no ``-wal``/``-shm`` is left beside it: it is
+    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``). A file
+    other connections are writing (it has a ``-wal``) is read through the WAL and is
+    not judged by its size, which a checkpoint may be growing.
+
+    The file is read only through SQLite, never with ``open()``: closing any descriptor
+    on a database drops every POSIX lock the process holds on it, those of its own
+    open SQLite connections included, and another process would then take itself for
+    the last user and delete the live WAL (SQLite's "How To Corrupt", 2.2).
+
+    Returns:
+        The file's schema version, or None for an empty file (0 bytes, or a SQLite
+        database with no tables), which may be initialized.
+
+    Raises:
+        DatabaseOpenError: a directory or another non-regular file, or unreadable.
+        CorruptDatabaseError: not a SQLite database, truncated, or malformed.
+        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's: not all
+            four of :data:`TABLES`, or not their columns (those of its schema version,
+            see :func:`adk_lite.schema.expected_columns`) or unique keys.
+        SchemaVersionError: written by a newer adk_lite.
+    """
+    wal = path + "-wal"
+    quiet = not os.path.exists(wal)  # no -wal: no connection has the file open, nothing pending
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
+    if stat.S_ISDIR(info.st_mode):
+        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block SQLite's open; a device is no database
+        raise errors.DatabaseOpenError(f"database path {path} is not a regular file")
+    if info.st_size == 0:
+        return None
+    # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
+    # may refuse. If a -wal appears meanwhile (another process opened it), the read may
+    # have overlapped a checkpoint: read again through the WAL, with mode=ro.
+    if quiet:
+        try:
+            tables, columns, keys, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
+        except errors.DatabaseError:
+            if not os.path.exists(wal):
+                raise
+            quiet = False
+        else:
+            quiet = not os.path.exists(wal)
+    if not quiet:
+        tables, columns, keys, row = _read_schema(path, busy_timeout, "mode=ro", None)
+    if not tables:
+        return None
+    if not tables & set(TABLES):
+        hint = ""
+        if {"sessions", "events"} <= tables:
+            hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
+        raise errors.ForeignDatabaseError(
+            f"{path} is a SQLite database but not an adk_lite one: it has tables "
+            f"{', '.join(sorted(tables))}{hint}"
+        )
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
+    schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
+    version = schema.check_version(row, path)
+    schema.check_columns(columns, keys, version, path)
+    return version
+
+
+def _size(path: str) -> Optional[int]:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def file_sizes(path: str) -> dict[str, int]:
+    """Return the sizes in bytes of a database file ``path`` (``"db"``), its ``-wal``
+    (``"wal"``) and ``-shm`` (``"shm"``) files; 0 for a missing one. Opens nothing."""
+    return {key: _size(path + suffix) or 0 for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
+
+
+def _file_uri(path: str, mode: str = "mode=ro") -> str:
+    """A ``file:`` URI for ``path`` with query ``mode`` (``mode=ro``, ``immutable=1``)."""
+    return "file:" + urllib.parse.quote(os.path.abspath(path), safe="/") + "?" + mode
+
+
+def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
+                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple]]:
+    """Read the table names, the columns of :data:`TABLES` (name -> NOT NULL without a
+    default), their unique keys (column sets) and the ``schema_version`` row through a
+    read-only URI.
+
+    With ``size`` (bytes; only when no -wal exists, so the header is final), a file
+    shorter than the page count in its header is refused as truncated.
+    """
+    try:
+        conn = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
+    try:
+        if size is not None:
+            expected = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+            if size < expected:
+                raise errors.CorruptDatabaseError(
+                    f"database {path} is truncated: {size} bytes, its header says {expected}")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns, keys = {}, {}
+        for table in (t for t in TABLES if t in tables):
+            info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
+            columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
+            keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
+            for (index,) in conn.execute('SELECT name FROM pragma_index_list(?) WHERE "unique"', (table,)).fetchall():
+                keys[table].add(frozenset(r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?)", (index,))))
+        row = None
+        if METADATA in tables and "key" in columns[METADATA] and "value" in columns[METADATA]:
+            row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return tables, columns, keys, row
+    except (sqlite3.Error, UnicodeDecodeError) as e:
+        if "not a database" in str(e):
+            raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
+        raise translate(e, path, busy_timeout) from e
+    finally:
+        conn.close()
+
+
+class _TrackedSqliteDatabase(pw.SqliteDatabase):
+    """A Peewee SqliteDatabase with a pool of connections for the store.
+
+    Peewee's own connection (one per thread) is used only at open, to create or
+    migrate the schema. Calls take a connection with :meth:`acquire` and give it
+    back with :meth:`release`; the most recently released one is taken next (its
+    page cache is the freshest). The pool holds as many connections as calls ever
+    ran at once, whatever the number of threads that made them, so a process that
+    makes many short-lived threads keeps a bounded number of descriptors. A
+    ``":memory:"`` database has one connection, shared (callers serialize on
+    ``Database.lock``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idle: list = []
+        self._idle_lock = threading.Lock()
+
+    def acquire(self) -> sqlite3.Connection:
+        """Take an idle connection, or open one with this database's pragmas."""
+        if not self.thread_safe:  # ":memory:": the one connection that holds the data
+            return self.connection()
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Give back a connection taken with :meth:`acquire` (closed instead if a
+        failure left it inside a transaction)."""
+        if not self.thread_safe:
+            return
+        if conn.in_transaction:
+            conn.close()
+            return
+        with self._idle_lock:
+            self._idle.append(conn)
+
+    def close_all(self) -> None:
+        """Close every pooled connection and this thread's Peewee connection. The
+        caller makes sure no call is using one (see ``Store.close``)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        if not self.is_closed():
+            self._close(self._state.conn)
+            self._state.reset()
+
+
+def _check_writable(path: str) -> None:
+    """Refuse, before SQLite opens it, an existing file that cannot be written (SQLite
+    would open it read-only, and make ``-wal``/``-shm`` files that stay), or that sits
+    in a read-only folder where its ``-wal`` does not exist yet.
+
+    Raises:
+        DatabaseOpenError: naming the file or folder.
+    """
+    if not os.access(path, os.W_OK):
+        raise errors.DatabaseOpenError(
+            f"cannot write database {path}: the file is read-only (open it with read_only=True to read it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(path + "-wal") and not os.access(folder, os.W_OK | os.X_OK):
+        raise errors.DatabaseOpenError(
+            f"cannot write database {path}: its folder {folder} is read-only, and SQLite must create "
+            f"{os.path.basename(path)}-wal there (open it with read_only=True to read it)")
+
+
+class SqliteBackend:
+    """One open database: the Peewee handle, its models, and the file's facts.
+
+    Args:
+        target: see :func:`parse_target`. A URL's options (``?synchronous=full``)
+            apply as these keywords would. A keyword left at its default defers to
+            the URL; a keyword set to another value than the URL's is refused
+            (ValueError naming both), so the two never silently disagree.
+        synchronous: ``"normal"`` (default; survives a process crash) or ``"full"``
+            (also survives power loss or an OS crash), SQLite's ``synchronous`` pragma.
+        busy_timeout: seconds to wait for another connection's write lock before
+            raising :class:`DatabaseLockedError`; default 5.
+        read_only: a bool. True: open an existing file through ``mode=ro`` connections: no
+            file or folder is created, no schema is created or migrated, no pragma
+            that writes is set (``journal_mode`` is left as it is), and the main
+            file's bytes and mtime stay unchanged. SQLite still makes ``-wal`` and
+            ``-shm`` files to read a WAL database; :meth:`close` removes them when
+            they were not there before (through SQLite's own last-close cleanup,
+            which writes nothing to the main file when the WAL is empty).
+
+    Attributes:
+        path: the file path, or ``":memory:"``.
+        is_memory: True for an in-memory database (one connection shared by all
+            threads, guarded by :attr:`lock`).
+        lock: a lock every caller must hold around its statements when
+            ``is_memory``; None for a file (each thread has its own connection).
+        models: the namespace from :func:`adk_lite.models.make_models`.
+        peewee: the Peewee database.
+
+    Raises:
+        TypeError, ValueError: a bad ``target``, ``synchronous``, ``busy_timeout``
+            or ``read_only``, a keyword in conflict with the URL's option, or an
+            absolute path longer than :data:`MAX_PATH_BYTES`.
+        DatabaseError: the subclasses :func:`inspect_file` raises, and
+            :class:`DatabaseOpenError` when the file or its folder cannot be made,
+            when (not ``read_only``) the file or its folder is read-only, or, with
+            ``read_only``, when the file is missing or empty.
+    """
+
+    def __init__(self, target: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
+                 busy_timeout: float = 5.0, read_only: bool = False) -> None:
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        given = {"synchronous": check_synchronous(synchronous), "busy_timeout": check_busy_timeout(busy_timeout),
+                 "read_only": read_only}
+        self.path, options = parse_target(target)
+        chosen = merge_options(options, given)
+        self.busy_timeout = chosen["busy_timeout"]
+        self.synchronous = chosen["synchronous"]
+        self.is_memory = self.path == MEMORY
+        self.read_only = chosen["read_only"]
+        self._absolute = self.path if self.is_memory else os.path.abspath(self.path)  # fixed at open, whatever chdir
+        if not self.is_memory and len(self._absolute.encode()) > MAX_PATH_BYTES:
+            raise ValueError(f"db path {self.path!r} is too long: SQLite opens absolute paths of at most "
+                             f"{MAX_PATH_BYTES} bytes")
+        if self.read_only:
+            self._open_read_only()
+            return
+        if not self.is_memory:
+            self._prepare_file()
+        pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
+                   ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+        # A file is opened through mode=rw: SQLite never creates it (only _prepare_file
+        # does, 0600), and every thread's connection opens the path resolved here.
+        self.peewee = _TrackedSqliteDatabase(
+            self.path if self.is_memory else _file_uri(self.path, "mode=rw"), uri=not self.is_memory,
+            pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False, thread_safe=not self.is_memory,
+        )
+        self.lock = threading.RLock() if self.is_memory else None
+        self.models = make_models(self.peewee)
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.peewee.close_all()
+            raise
+
+    def _open_read_only(self) -> None:
+        path = self.path
+        if self.is_memory:
+            raise ValueError("read_only needs a database file, not ':memory:'")
+        if not os.path.lexists(path):
+            raise errors.DatabaseOpenError(f"database {path} does not exist")
+        self._had_side_files = any(os.path.lexists(path + s) for s in ("-wal", "-shm"))
+        if inspect_file(path, self.busy_timeout) is None:
+            raise errors.DatabaseOpenError(f"database {path} is empty: it has no adk_lite tables yet")
+        pragmas = [("query_only", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+        self.peewee = _TrackedSqliteDatabase(
+            _file_uri(path), uri=True, pragmas=pragmas, timeout=self.busy_timeout,
+            check_same_thread=False)
+        self.lock = None
+        self.models = make_models(self.peewee)
+
+    def _prepare_file(self) -> None:
+        path = self.path
+        if os.path.isdir(path):
+            raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
+        if os.path.exists(path):
+            inspect_file(path, self.busy_timeout)
+            _check_writable(path)
+            return
+        created = []  # the folders to make, deepest first: removed again if the file cannot be made
+        parent = os.path.dirname(path)
+        while parent and not os.path.lexists(parent):
+            created.append(parent)
+            parent = os.path.dirname(parent)
+        try:
+            if created:
+                os.makedirs(created[0], exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            inspect_file(path, self.busy_timeout)
+            _check_writable(path)
+        except OSError as e:
+            for folder in created:
+                try:
+                    os.rmdir(folder)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    break  # not empty: someone else's now
+            raise errors.DatabaseOpenError(f"cannot create database {path}: {e.strerror or e}") from e
+
+    def _ensure_schema(self) -> None:
+        """Create the tables, or check and migrate them, in one IMMEDIATE transaction.
+
+        A file already at :data:`SCHEMA_VERSION` is only read: opening it does not
+        wait for (or fail on) another connection's write lock.
+        """
+        try:
+            conn = self.peewee.connection()
+            if self._current(conn):
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if METADATA in tables:
+                    version = schema.check_version(conn.execute(
+                        f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone(), self.path)
+                    for step in range(version, schema.SCHEMA_VERSION):
+                        schema.MIGRATIONS[step](conn)
+                elif tables:
+                    raise errors.ForeignDatabaseError(f"{self.path} is a SQLite database but not an adk_lite one")
+                else:
+                    version = 0
+                    self.peewee.create_tables(self.models.all, safe=True)
+                if version != schema.SCHEMA_VERSION:
+                    conn.execute(f"INSERT OR REPLACE INTO {METADATA} (key, value) VALUES ('schema_version', ?)",
+                                 (str(schema.SCHEMA_VERSION),))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, pw.PeeweeException) as e:
+            raise translate(e, self.path, self.busy_timeout) from e
+        finally:
+            if not self.is_memory:  # calls use the pool; this connection was for the schema only
+                self.peewee.close()
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> bool:
+        """True when the file already holds adk_lite's tables at :data:`SCHEMA_VERSION` (a read)."""
+        if not conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{METADATA}'").fetchone():
+            return False
+        row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
+        return row is not None and row[0] == str(schema.SCHEMA_VERSION)
+
+    # -- the dialect: what the store asks of its backend ---------------------------
+    BEGIN_WRITE = "BEGIN IMMEDIATE"
+    """Every write takes the write lock at once: a deferred transaction that reads then
+    writes fails at once under a second writer, whatever the busy timeout."""
+    BEGIN_READ = "BEGIN"
+    """Reads that need one snapshot: a deferred transaction."""
+    DRIVER_ERRORS = (sqlite3.Error, pw.PeeweeException)
+    """What the driver raises; the store turns it into adk_lite's errors with :meth:`translate`."""
+
+    def translate(self, exc: BaseException) -> errors.DatabaseError:
+        """The :class:`~adk_lite.errors.DatabaseError` for a driver error (see :func:`translate`)."""
+        return translate(exc, self.path, self.busy_timeout)
+
+    def json_array_values(self) -> str:
+        """SQL for the values of a JSON array given as one parameter (a subquery)."""
+        return f"(SELECT value FROM json_each({self.peewee.param}))"
+
+    @staticmethod
+    def tables(conn: sqlite3.Connection) -> set[str]:
+        """The names of the file's tables."""
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def facts(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """What ``get_stats`` reports of the file besides counts: ``free_pages``,
+        ``page_size`` (bytes), ``journal_mode``, ``sqlite_version``, ``synchronous``,
+        ``path`` and the sizes in bytes of the main file, its WAL and SHM
+        (``db_bytes``, ``wal_bytes``, ``shm_bytes``), with ``total_bytes`` (main file +
+        WAL) and ``total_mib``."""
+        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        sizes = self.file_sizes()
+        total = sizes["db"] + sizes["wal"]
+        return {"free_pages": one("PRAGMA freelist_count"), "page_size": one("PRAGMA page_size"),
+                "journal_mode": one("PRAGMA journal_mode"), "sqlite_version": sqlite3.sqlite_version,
+                "synchronous": self.synchronous, "path": self.path, "db_bytes": sizes["db"],
+                "wal_bytes": sizes["wal"], "shm_bytes": sizes["shm"], "total_bytes": total,
+                "total_mib": round(total / 2**20, 3)}
+
+    @staticmethod
+    def integrity(conn: sqlite3.Connection) -> tuple[list[str], list[tuple]]:
+        """SQLite's own checks: ``(integrity_check lines (["ok"] when sound),
+        foreign_key_check rows (table, rowid, parent table))``."""
+        return ([r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()],
+                [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")])
+
+    @staticmethod
+    def vacuum(conn: sqlite3.Connection) -> None:
+        """Checkpoint the WAL (TRUNCATE), VACUUM, checkpoint again, optimize (outside
+        a transaction; VACUUM holds the write lock while it rewrites the file)."""
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute("PRAGMA optimize")
+
+    # -- files ------------------------------------------------------------------
+    def file_sizes(self) -> dict[str, int]:
+        """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
+        (0 for a missing one, and all 0 in memory)."""
+        return {"db": 0, "wal": 0, "shm": 0} if self.is_memory else file_sizes(self.path)
+
+    def close(self) -> None:
+        """Close every connection this database opened, in every thread.
+
+        With ``read_only``, also remove the ``-wal``/``-shm`` files reading made
+        when none was there at open: a read-write connection that reads and
+        closes lets SQLite delete them if it is the last one on the file (it
+        checks with its own locks, so another process's files are never removed).
+        """
+        self.peewee.close_all()
+        if self.read_only and not self._had_side_files and os.path.lexists(self.path + "-wal"):
+            try:
+                conn = sqlite3.connect(_file_uri(self._absolute, "mode=rw"),
+                                       uri=True, timeout=0, isolation_level=None)
+                try:
+                    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass  # unwritable file or folder, or busy: the side files stay, as SQLite leaves them
