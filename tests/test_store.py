@@ -1,0 +1,70 @@
+"""The SQL layer: named rows, one transaction per call, a call gate around close()."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from adk_lite import AlreadyExistsError, DatabaseSessionService, ServiceClosedError, StaleSessionError
+from adk_lite.store import EventRow, ListedSession, SessionRow
+
+
+@pytest.fixture
+def store(db_path):
+    with DatabaseSessionService(db_path) as svc:
+        yield svc.store
+
+
+def _row(event_id, ts=1.0):
+    return EventRow(event_id, "inv", "user", None, ts, "{}")
+
+
+def test_rows_have_names(store):
+    incarnation, state = store.create_session("app", "u", "s", [("session", "k", "1")], 10.0)
+    assert state == [("session", "k", "1")]
+    revision, stored = store.append("app", "u", "s", (0, incarnation), [_row("e1")], [], [], 11.0)
+    assert (revision, stored) == (1, {})
+    row, _state, events = store.read_session("app", "u", "s", None, None)
+    assert isinstance(row, SessionRow) and (row.created_at, row.updated_at, row.revision) == (10.0, 11.0, 1)
+    assert row.incarnation == incarnation and events == [_row("e1")] and isinstance(events[0], EventRow)
+    listed, _states = store.list_sessions("app", None, None, None)
+    assert isinstance(listed[0], ListedSession) and listed[0].session_id == "s"
+
+
+def test_a_retry_returns_the_stored_rows_and_writes_nothing(store):
+    incarnation, _ = store.create_session("app", "u", "s", [], 1.0)
+    store.append("app", "u", "s", (0, incarnation), [_row("e1"), _row("e2")], [], [], 2.0)
+    revision, stored = store.append("app", "u", "s", (0, incarnation), [_row("e1"), _row("e2")], [], [], 3.0)
+    assert revision is None and sorted(stored) == ["e1", "e2"]
+    assert store.read_session("app", "u", "s", 0, None)[0].revision == 1
+    with pytest.raises(AlreadyExistsError, match=r"\['e2'\] are already stored"):
+        store.append("app", "u", "s", (1, incarnation), [_row("e3"), _row("e2")], [], [], 4.0)
+    with pytest.raises(StaleSessionError, match="deleted and created again"):
+        store.append("app", "u", "s", (1, "0" * 16), [_row("e4")], [], [], 4.0)
+
+
+def test_close_waits_for_the_call_in_flight_then_refuses(db_path):
+    svc = DatabaseSessionService(db_path)
+    store = svc.store
+    store.create_session("app", "u", "s", [], 1.0)
+    inside, release, results = threading.Event(), threading.Event(), []
+
+    def slow(conn):
+        inside.set()
+        release.wait(10)
+        return conn.execute("SELECT COUNT(*) FROM adk_sessions").fetchone()[0]
+
+    worker = threading.Thread(target=lambda: results.append(store.read(slow)))
+    worker.start()
+    inside.wait(10)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # waiting for the call in flight
+    with pytest.raises(ServiceClosedError):
+        store.read(lambda conn: 1)  # new calls are refused meanwhile
+    release.set()
+    worker.join(10)
+    closer.join(10)
+    assert results == [1] and not closer.is_alive()
