@@ -233,11 +233,18 @@ class Store:
     def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
         """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)
         on a pooled connection; driver errors are translated."""
+        return self._use(fn, args, write, True)
+
+    def _use(self, fn: Callable, args: tuple, write: bool, transaction: bool) -> Any:
+        """Run ``fn(conn, *args)`` on a pooled connection, inside the call gate, in a
+        transaction when ``transaction``; driver errors are translated."""
         self._enter(write)
         try:
             with self._guard:
                 conn = self.db.peewee.acquire()
                 try:
+                    if not transaction:
+                        return fn(conn, *args)
                     conn.execute(self.db.BEGIN_WRITE if write else self.db.BEGIN_READ)
                     try:
                         result = fn(conn, *args)
@@ -656,18 +663,7 @@ class Store:
             ``{"bytes_before": int, "bytes_after": int}``: main file + WAL, bytes.
         """
         before = self.db.file_sizes()
-        self._enter(write=True)
-        try:
-            with self._guard:
-                conn = self.db.peewee.acquire()
-                try:
-                    self.db.vacuum(conn)
-                finally:
-                    self.db.peewee.release(conn)
-        except self.db.DRIVER_ERRORS as e:
-            raise self.db.translate(e) from e
-        finally:
-            self._leave()
+        self._use(self.db.vacuum, (), True, False)
         after = self.db.file_sizes()
         return {"bytes_before": before["db"] + before["wal"], "bytes_after": after["db"] + after["wal"]}
 
