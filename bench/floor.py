@@ -14,6 +14,7 @@ on this schema must pay at least, and adk_lite's figures are judged against it.
 from __future__ import annotations
 
 import sqlite3
+import secrets
 import time
 import uuid
 from typing import Any, Iterable, Optional
@@ -25,10 +26,10 @@ from . import workload
 _COLUMNS = ("id", "invocation_id", "author", "branch", "timestamp")
 _KEY = "app_name = ? AND user_id = ? AND session_id = ?"
 SQL = {
-    "revision": f"SELECT revision FROM adk_sessions WHERE {_KEY}",
+    "revision": f"SELECT revision, incarnation FROM adk_sessions WHERE {_KEY}",
     "session_row": f"SELECT created_at, updated_at, revision FROM adk_sessions WHERE {_KEY}",
-    "session_insert": "INSERT INTO adk_sessions (app_name, user_id, session_id, created_at, updated_at, revision) "
-                      "VALUES (?, ?, ?, ?, ?, 0)",
+    "session_insert": "INSERT INTO adk_sessions (app_name, user_id, session_id, created_at, updated_at, revision, "
+                      "incarnation) VALUES (?, ?, ?, ?, ?, 0, ?)",
     "event_insert": "INSERT INTO adk_events (app_name, user_id, session_id, event_id, invocation_id, author, branch, "
                     "timestamp, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "state_upsert": "INSERT INTO adk_state (app_name, user_id, session_id, scope, state_key, state_value, updated_at) "
@@ -83,7 +84,7 @@ def _rows(app: str, user: str, session: str, events: Iterable[dict[str, Any]], n
 class Floor:
     """The stdlib-sqlite3 floor on one adk_lite file (the schema must exist).
 
-    A session handle is ``[app, user, session_id, revision]``; events are the
+    A session handle is ``[app, user, session_id, revision, incarnation]``; events are the
     workload's dicts.
     """
 
@@ -92,11 +93,11 @@ class Floor:
 
     def _write(self, handle: list, events: list[dict[str, Any]]) -> None:
         conn = self.conn
-        app, user, session, revision = handle
+        app, user, session, revision, incarnation = handle
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(SQL["revision"], (app, user, session)).fetchone()
-            if row is None or row[0] != revision:
+            if row is None or row != (revision, incarnation):
                 raise RuntimeError(f"floor: session {session} missing or stale")
             rows, upserts = _rows(app, user, session, events, time.time())
             conn.executemany(SQL["event_insert"], rows)
@@ -124,14 +125,15 @@ class Floor:
         try:
             if conn.execute(SQL["revision"], (app, user, session)).fetchone():
                 raise RuntimeError(f"floor: session {session} exists")
-            conn.execute(SQL["session_insert"], (app, user, session, now, now))
+            incarnation = secrets.token_hex(8)
+            conn.execute(SQL["session_insert"], (app, user, session, now, now, incarnation))
             conn.executemany(SQL["state_upsert"], list(_scoped(app, user, session, state, now)))
             conn.execute(SQL["state_merged"], (app, app, user, app, user, session)).fetchall()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return [app, user, session, 0]
+        return [app, user, session, 0, incarnation]
 
     def get(self, app: str, user: str, session: str, limit: Optional[int] = None) -> Optional[dict[str, Any]]:
         """Read a session in one snapshot: row, merged state, events (decoded dicts, oldest first)."""
@@ -200,7 +202,8 @@ def fill(path: str, sessions: int, events_per_session: int, users: int, chunk: i
         for s in range(sessions):
             user, sid = f"user-{s % users}", workload.session_id("big", s)
             t0 = start + written * 0.001
-            conn.execute(SQL["session_insert"], (workload.APP, user, sid, t0, t0 + events_per_session * 0.001))
+            conn.execute(SQL["session_insert"], (workload.APP, user, sid, t0, t0 + events_per_session * 0.001,
+                                                 secrets.token_hex(8)))
             conn.execute(SQL["state_upsert"], (workload.APP, user, sid, "session", "topic", '"orders"', now))
             for _ in range(events_per_session):
                 invocation, author, body = pool_rows[written % len(pool_rows)]
