@@ -13,8 +13,8 @@ on this schema must pay at least, and adk_lite's figures are judged against it.
 
 from __future__ import annotations
 
-import sqlite3
 import secrets
+import sqlite3
 import time
 import uuid
 from typing import Any, Iterable, Optional
