@@ -26,9 +26,8 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
 
 import orjson
 
-from . import codec, errors, validate
+from . import codec, errors, scopes, validate
 from ._version import __version__
-from . import scopes
 
 FORMAT = 1
 """The format version this release writes and the newest it reads."""
@@ -61,7 +60,7 @@ def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optiona
         return None
     row, state_rows, event_rows = found
     return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
-            "created_at": row[0], "updated_at": row[1],
+            "created_at": row.created_at, "updated_at": row.updated_at,
             "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
             "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
                         "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
