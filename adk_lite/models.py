@@ -9,7 +9,8 @@ Tables (``''``, never NULL, stands for an id that does not apply, because SQLite
 treats NULLs in a key as distinct):
 
 - ``adk_sessions``: one row per session, PK ``(app_name, user_id, session_id)``;
-  ``created_at`` / ``updated_at`` are epoch seconds (REAL); ``revision`` counts writes;
+  ``created_at`` / ``updated_at`` are epoch seconds (REAL: a double; ``DoubleField``, since
+  Peewee's ``FloatField`` is a 4-byte ``REAL`` on PostgreSQL); ``revision`` counts writes;
   ``incarnation`` is a random id given at creation (16 hex digits), so a session deleted
   and created again under the same id is told apart from the old one (schema version 2).
 - ``adk_events``: one row per event; the integer ``id`` (rowid) is append order;
@@ -28,6 +29,13 @@ import peewee as pw
 
 SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "adk_metadata"
 TABLES = (SESSIONS, EVENTS, STATE, METADATA)
+
+
+class JsonTextField(pw.TextField):
+    """JSON written by orjson as text: ``TEXT`` on SQLite (its JSON functions read it),
+    ``JSONB`` on PostgreSQL (its JSON operators read it)."""
+
+    field_type = "JSON"
 
 
 def make_models(db: pw.Database) -> SimpleNamespace:
@@ -51,8 +59,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         session_id = pw.TextField()
 
     class Session(Keyed):
-        created_at = pw.FloatField()
-        updated_at = pw.FloatField()
+        created_at = pw.DoubleField()
+        updated_at = pw.DoubleField()
         revision = pw.IntegerField(default=0)
         incarnation = pw.TextField()
 
@@ -65,13 +73,13 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             )
 
     class Event(Keyed):
-        id = pw.AutoField()
+        id = pw.BigAutoField()
         event_id = pw.TextField()
         invocation_id = pw.TextField()
         author = pw.TextField()
         branch = pw.TextField(null=True)
-        timestamp = pw.FloatField()
-        body = pw.TextField()
+        timestamp = pw.DoubleField()
+        body = JsonTextField()
 
         class Meta:
             table_name = EVENTS
@@ -89,13 +97,13 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     class State(Keyed):
         scope = pw.TextField()
         state_key = pw.TextField()
-        state_value = pw.TextField()
-        updated_at = pw.FloatField()
+        state_value = JsonTextField()
+        updated_at = pw.DoubleField()
 
         class Meta:
             table_name = STATE
             primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "scope", "state_key")
-            without_rowid = True
+            without_rowid = isinstance(db, pw.SqliteDatabase)  # a SQLite table option only
 
     class Metadata(Base):
         key = pw.TextField(primary_key=True)
