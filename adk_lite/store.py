@@ -112,6 +112,26 @@ def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _copy_error(exc: BaseException) -> BaseException:
+    """The error a group commit's failure gives each other caller of the group."""
+    if isinstance(exc, errors.AdkLiteError):
+        return type(exc)(*exc.args)
+    return errors.DatabaseError(f"the group commit this call was part of failed ({type(exc).__name__}: {exc}); "
+                                "nothing of it was written")
+
+
+class _Pending:
+    """A write waiting for a group commit, and then its outcome."""
+
+    __slots__ = ("fn", "args", "result", "error", "done")
+
+    def __init__(self, fn: Callable, args: tuple) -> None:
+        self.fn, self.args = fn, args
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.done = False
+
+
 class Store:
     """Statements and transactions over one open database (a
     :class:`~adk_lite.database.Backend`).
@@ -128,6 +148,12 @@ class Store:
         self._closed = False
         self._active = 0  # calls between _enter and _leave
         self._calls = threading.Condition(threading.Lock())
+        self._writer = threading.RLock()  # one write transaction at a time in this process
+        self._no_lock = contextlib.nullcontext()
+        self._queue: list[_Pending] = []  # appends waiting for the next group commit
+        self._queue_lock = threading.Lock()
+        self.write_transactions = 0
+        """How many write transactions this store has committed (a group commit counts once)."""
         self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self._sql = self._compile_all()
@@ -237,10 +263,14 @@ class Store:
 
     def _use(self, fn: Callable, args: tuple, write: bool, transaction: bool) -> Any:
         """Run ``fn(conn, *args)`` on a pooled connection, inside the call gate, in a
-        transaction when ``transaction``; driver errors are translated."""
+        transaction when ``transaction``; driver errors are translated.
+
+        Writes of this process take turns on a lock of their own first, so threads
+        queue on it (woken at once) rather than in SQLite's busy handler (which sleeps).
+        """
         self._enter(write)
         try:
-            with self._guard:
+            with self._writer if write else self._no_lock, self._guard:
                 conn = self.db.peewee.acquire()
                 try:
                     if not transaction:
@@ -249,6 +279,8 @@ class Store:
                     try:
                         result = fn(conn, *args)
                         conn.execute("COMMIT")
+                        if write:
+                            self.write_transactions += 1
                     except BaseException:
                         if conn.in_transaction:
                             conn.execute("ROLLBACK")
@@ -260,6 +292,50 @@ class Store:
             raise self.db.translate(e) from e
         finally:
             self._leave()
+
+    def _grouped(self, fn: Callable, *args: Any) -> Any:
+        """Run the write ``fn(conn, *args)`` in a group commit: every write waiting
+        when the previous transaction ends is committed with it in one IMMEDIATE
+        transaction, each in its own savepoint, so one that fails (stale, not
+        found, bad input) is rolled back alone. The thread that takes the writer
+        lock commits the group (its own write included); each caller returns, or
+        raises its own error, only after the group's commit.
+
+        Raises:
+            What ``fn`` raises for this call; a driver error of the whole
+            transaction (translated) for every call of the group.
+        """
+        pending = _Pending(fn, args)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._writer:
+            if not pending.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                try:
+                    self._use(self._commit_group, (group,), True, True)
+                except BaseException as e:
+                    for other in group:
+                        other.error = e if other is pending else _copy_error(e)
+                finally:
+                    for other in group:
+                        other.done = True
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _commit_group(self, conn: Any, group: list[_Pending]) -> None:
+        if len(group) == 1:  # nothing to isolate: its error rolls the transaction back
+            group[0].result = group[0].fn(conn, *group[0].args)
+            return
+        for pending in group:
+            conn.execute("SAVEPOINT adk_lite_append")
+            try:
+                pending.result = pending.fn(conn, *pending.args)
+            except Exception as e:  # this call's own failure: undo it alone
+                conn.execute("ROLLBACK TO adk_lite_append")
+                pending.error = self.db.translate(e) if isinstance(e, self.db.DRIVER_ERRORS) else e
+            conn.execute("RELEASE adk_lite_append")
 
     def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
         """Return the in-process lock that serializes appends to one session.
@@ -430,6 +506,9 @@ class Store:
             deletes: state keys ``(scope, key)`` to delete.
             updated_at: the session's new ``updated_at`` (epoch seconds).
 
+        Appends of several threads that wait at once are committed together (see
+        :meth:`_grouped`), each checked and undone alone.
+
         Returns:
             ``(new revision, {})``; or, when every event is already stored,
             ``(None, {event_id: stored EventRow})`` and nothing is written (a safe retry).
@@ -474,7 +553,7 @@ class Store:
             self._write_state(conn, app, user, session, upserts, deletes, time.time())
             conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
             return row.revision + 1, stored
-        return self._run(run, write=True)
+        return self._grouped(run)
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
         if upserts:

@@ -68,3 +68,46 @@ def test_close_waits_for_the_call_in_flight_then_refuses(db_path):
     worker.join(10)
     closer.join(10)
     assert results == [1] and not closer.is_alive()
+
+
+def test_a_group_commit_commits_together_and_a_bad_append_fails_alone(db_path):
+    """Appends that wait while another write holds the writer are committed in one
+    transaction; a stale one and one for a missing session fail alone, with their own
+    errors, and write nothing."""
+    from adk_lite import Event, SessionNotFoundError
+
+    with DatabaseSessionService(db_path) as svc:
+        store = svc.store
+        good = [svc.create_session("app", f"u{i}", session_id="s") for i in range(3)]
+        stale = svc.create_session("app", "u3", session_id="s")
+        svc.append_event(svc.get_session("app", "u3", "s"), Event(author="user"))  # stale is now behind
+        ghost = svc.get_session("app", "u1", "s")
+        ghost.id = "ghost"
+        before = store.write_transactions
+        outcomes = {}
+
+        def append(name, session):
+            try:
+                svc.append_event(session, Event(author="user", id=f"e-{name}"))
+                outcomes[name] = "ok"
+            except Exception as e:  # the outcome under test
+                outcomes[name] = type(e)
+
+        calls = [("g0", good[0]), ("g1", good[1]), ("stale", stale), ("g2", good[2]), ("ghost", ghost)]
+        with store._writer:  # another write holds the writer: every append below waits in the queue
+            threads = [threading.Thread(target=append, args=call) for call in calls]
+            for t in threads:
+                t.start()
+            for _ in range(500):
+                if len(store._queue) == len(calls):
+                    break
+                threading.Event().wait(0.01)
+            assert len(store._queue) == len(calls)
+        for t in threads:
+            t.join(10)
+        assert outcomes == {"g0": "ok", "g1": "ok", "g2": "ok", "stale": StaleSessionError,
+                            "ghost": SessionNotFoundError}
+        assert store.write_transactions == before + 1  # one commit for the whole group
+        assert [svc.get_event_count("app", f"u{i}", "s") for i in range(4)] == [1, 1, 1, 1]
+        assert [e.id for e in svc.get_session("app", "u0", "s").events] == ["e-g0"]
+        assert good[1].revision == 1 and stale.revision == 0
