@@ -133,3 +133,43 @@ def test_sigkill_never_loses_an_acknowledged_call(tmp_path, synchronous):
           f"{committed_in_flight} of them committed, {model.calls} calls, {len(model.events)} events")
     # The targeted kills did land inside calls (between "T" and "A").
     assert in_flight["batch"] >= 1 and in_flight["keys"] >= 1, in_flight
+
+
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+def test_sigkill_during_group_commits_loses_no_acknowledged_append(tmp_path, synchronous):
+    """Eight threads append at once, so their appends meet in group commits (one
+    transaction for several callers); each is acknowledged only after its group's
+    commit. Killed at random moments, the file holds every acknowledged event, each
+    session's events in order, and nothing half done."""
+    rng = random.Random(SEED + 1)
+    path = str(tmp_path / f"group-{synchronous}.db")
+    for kill in range(4):
+        child = start("group", path, "8", synchronous)
+        lines = Lines(child)
+        try:
+            while lines.next(READY_TIMEOUT) != "R":
+                pass
+            time.sleep(rng.uniform(0.05, 0.4))
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+            acked: dict[str, list[str]] = {}
+            try:
+                while True:
+                    line = lines.next(2)
+                    if line.startswith("A "):
+                        _, session, event_id = line.split()
+                        acked.setdefault(session, []).append(event_id)
+            except (TimeoutError, EOFError):
+                pass
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert integrity(path) == "ok", f"kill {kill}"
+        with DatabaseSessionService(path) as svc:
+            for session, ids in acked.items():
+                stored = [e.id for e in svc.get_session("app", "u", session).events]
+                assert stored[:len(ids)] == ids, (kill, session)  # every acknowledged one, in order
+                assert len(stored) <= len(ids) + 1  # at most the one in flight besides
+            for session in svc.list_sessions("app", "u"):
+                svc.delete_session("app", "u", session.id)  # the next child creates them again
+        assert sum(map(len, acked.values())) > 0, f"kill {kill}: the child acknowledged nothing"

@@ -24,6 +24,7 @@ import select
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from typing import Optional
 
@@ -251,6 +252,31 @@ def racer(path: str, name: str, rounds: int, barrier, results) -> None:
     results.put((name, outcomes))
 
 
+def group_child(path: str, threads: int, synchronous: str) -> None:
+    """Append from ``threads`` threads at once, each to its own session (so their
+    appends meet in group commits), printing ``A <session> <event id>`` after each
+    append returns; runs until killed."""
+    from adk_lite import DatabaseSessionService, Event, EventActions
+
+    svc = DatabaseSessionService(path, synchronous=synchronous)
+    sessions = [svc.create_session("app", "u", session_id=f"g{i}") for i in range(threads)]
+    say("R")
+    lock = threading.Lock()
+
+    def loop(session):
+        n = 0
+        while True:
+            event_id = f"{session.id}-{n}"
+            svc.append_event(session, Event(author="agent", id=event_id, actions=EventActions(state_delta={"n": n})))
+            with lock:
+                say(f"A {session.id} {event_id}")
+            n += 1
+
+    for session in sessions:
+        threading.Thread(target=loop, args=(session,), daemon=True).start()
+    threading.Event().wait()
+
+
 def append_child(path: str, session_id: str, count: int) -> None:
     """Create session ``session_id`` (app ``app``, user ``u``) if missing and append ``count`` events."""
     from adk_lite import DatabaseSessionService, Event
@@ -282,6 +308,8 @@ if __name__ == "__main__":
         writer_child(args[0], int(args[1]), int(args[2]))
     elif role == "reader":
         reader_child(args[0], args[1], int(args[2]))
+    elif role == "group":
+        group_child(args[0], int(args[1]), args[2])
     elif role == "append":
         append_child(args[0], args[1], int(args[2]))
     elif role == "holdlock":
