@@ -35,7 +35,6 @@ from google.adk.sessions import BaseSessionService
 
 from . import service, transfer
 from . import state as scopes
-from .adk import _event_from_row, _event_row
 from .store import EventRow
 
 __all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "MIGRATE_HINT"]
@@ -474,3 +473,6 @@ def count_sessions(source: Any) -> int:
     """How many sessions an open adk_lite service holds (for a progress bar)."""
     return len(source.store.session_keys(None, None))
 
+
+# last: adk_lite.adk imports this module at its end, so either may be imported first
+from .adk import _event_from_row, _event_row  # noqa: E402

@@ -274,6 +274,12 @@ def test_cli_import_and_export(adk_files, tmp_path, capsys):
     assert orjson.loads(capsys.readouterr().out)["sessions"] == 5
 
 
-def test_import_adk_does_not_import_google_adk_into_adk_lite():
+def test_adk_lite_and_its_cli_do_not_import_google_adk_until_a_command_needs_it(adk_files, tmp_path):
     code = "import sys, adk_lite, adk_lite.cli; assert 'google.adk' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    # a fresh process, where the CLI imports adk_lite.adk_transfer before adk_lite.adk
+    target = str(tmp_path / "lite.sqlite3")
+    proc = subprocess.run([sys.executable, "-m", "adk_lite", "import-adk", adk_files["sqlite"], target, "--create",
+                           "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)["events"] == sum(n for *_k, n in LAYOUT)
