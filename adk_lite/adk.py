@@ -46,7 +46,7 @@ from .service import SessionHead, event_data
 from .store import EventRow
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
-           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError"]
+           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "import_from_adk", "export_to_adk"]
 
 logger = logging.getLogger(__name__)
 
@@ -482,3 +482,6 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
 
     registry.register_session_service(scheme, factory)
     return factory
+
+
+from .adk_transfer import export_to_adk, import_from_adk  # noqa: E402  (it uses this module's helpers)

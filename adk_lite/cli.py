@@ -4,13 +4,13 @@ Run it as ``adk-lite COMMAND ...`` (console script) or ``python -m adk_lite``.
 Every command prints a readable table by default and one JSON document with
 ``--json`` (``export`` always writes JSON Lines). ``--json`` and ``--busy-timeout``
 may come before or after the command. Exit codes: 0 success, 1 a problem found
-(``check``; ``import`` conflicts), 2 bad usage or an unusable file (missing,
+(``check``; ``import``, ``import-adk``, ``export-adk`` conflicts), 2 bad usage or an unusable file (missing,
 empty, corrupt, foreign, newer schema, locked). Errors are one line on stderr
 (``{"error": "..."}`` with ``--json``); a closed pipe (``| head``) ends quietly
 with 0.
 
 Every command refuses a missing or empty (0-byte) database and never creates one;
-only ``import --create`` makes a new database. ``stats``, ``sessions``, ``show``,
+only ``import --create`` and ``import-adk --create`` make a new database. ``stats``, ``sessions``, ``show``,
 ``export``, ``check`` and ``prune --dry-run`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
@@ -159,7 +159,7 @@ def _path(args: argparse.Namespace, *, create: bool = False) -> str:
     path = resolve(args.db)
     if path == MEMORY:
         raise UsageError("an in-memory database has nothing to inspect: give a database file")
-    hint = " (import --create makes a new one)" if args.command == "import" else ""
+    hint = f" ({args.command} --create makes a new one)" if args.command in ("import", "import-adk") else ""
     if not os.path.exists(path):
         if create:
             return path
@@ -177,7 +177,7 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
     path = _path(args, create=create)
     if write and not create and inspect_file(path, args.busy_timeout) is None:
         raise UsageError(f"database {path} has no adk_lite tables: refusing to create them here"
-                         + (" (import --create does)" if args.command == "import" else ""))
+                         + (f" ({args.command} --create does)" if args.command in ("import", "import-adk") else ""))
     # the DB argument as given: a URL's options (?busy_timeout=, ?synchronous=) still apply
     return DatabaseSessionService(args.db or path, busy_timeout=args.busy_timeout, read_only=not write)
 
@@ -351,6 +351,66 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
 
 
+def _moved(args: argparse.Namespace, verb: str, report: dict[str, Any]) -> int:
+    """Print an import-adk / export-adk summary; exit 1 when something was left alone."""
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{verb} {plural(report['sessions'], 'session')} ({plural(report['events'], 'event')}) of "
+              f"{plural(report['apps'], 'app')}, {plural(report['users'], 'user')}; {report['skipped']} already "
+              f"there, {report['replaced']} replaced, {plural(len(report['conflicts']), 'conflict')}; "
+              f"{report['seconds']} s")
+        for c in report["conflicts"]:
+            what = c.get("session_id") or f"{c['type']} keys {', '.join(c['keys'])}"
+            print(f"conflict: {c['app_name']}/{c['user_id'] or '-'} {what} differs (use --replace to overwrite)")
+        for r in report["refused"]:
+            print(f"refused: {r['app_name']}/{r['user_id'] or '-'} {r.get('session_id') or r.get('type')}: "
+                  f"{r['error']}")
+    return EXIT_PROBLEM if report["conflicts"] or report["refused"] else EXIT_OK
+
+
+def _adk_transfer():
+    """:mod:`adk_lite.adk_transfer`, or a usage error without the ``adk`` extra."""
+    try:
+        from . import adk_transfer
+    except ImportError as e:
+        raise UsageError(f"this command needs google-adk: pip install 'adk_lite[adk]' ({e})") from e
+    return adk_transfer
+
+
+def cmd_import_adk(args: argparse.Namespace) -> int:
+    """``adk-lite import-adk``: copy an ADK session database (read-only) into DB."""
+    moving = _adk_transfer()
+    path = _path(args, create=args.create)
+    source = moving.source_file(args.source)
+    if source is not None and outfile.is_database_file(source, path):
+        raise UsageError(f"ADK source {args.source} is the database {path} or one of its side files")
+    total = moving.count_adk_sessions(args.source)
+    with _open(args, write=True, create=args.create) as svc:
+        bar = _progress(total, "import-adk", "session")
+        try:
+            report = moving.import_from_adk(args.source, svc, replace=args.replace, on_session=bar.update)
+        finally:
+            bar.close()
+    return _moved(args, "imported", report)
+
+
+def cmd_export_adk(args: argparse.Namespace) -> int:
+    """``adk-lite export-adk``: write every session of DB into ADK's own store TARGET."""
+    moving = _adk_transfer()
+    path = _path(args)
+    target = moving.source_file(args.target)
+    if target is not None and outfile.is_database_file(target, path):
+        raise UsageError(f"target {args.target} is the database {path} or one of its side files")
+    with _open(args) as svc:
+        bar = _progress(moving.count_sessions(svc), "export-adk", "session")
+        try:
+            report = moving.export_to_adk(svc, args.target, replace=args.replace, on_session=bar.update)
+        finally:
+            bar.close()
+    return _moved(args, "exported", report)
+
+
 # -- prune, vacuum, check ----------------------------------------------------------------
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -454,6 +514,12 @@ COMMANDS = {
     "import": (cmd_import, "restore an export (idempotent; --replace to overwrite differing sessions; "
                            "--create to make a new database)",
                "adk-lite import my_app.jsonl restored.sqlite3 --create"),
+    "import-adk": (cmd_import_adk, "copy every session of an ADK session database (SqliteSessionService file or "
+                                   "sqlite+aiosqlite:// URL; read-only) into DB",
+                   "adk-lite import-adk .adk/session.db .adk/sessions.sqlite3 --create"),
+    "export-adk": (cmd_export_adk, "write every session of DB into ADK's own store (a SqliteSessionService path or "
+                                   "a DatabaseSessionService URL)",
+                   "adk-lite export-adk .adk/sessions.sqlite3 sqlite+aiosqlite:///adk_sessions.db"),
     "prune": (cmd_prune, "delete sessions not updated for a while",
               "adk-lite prune --older-than 30d --app my_app --dry-run"),
     "vacuum": (cmd_vacuum, "checkpoint the WAL, VACUUM and optimize; print bytes before and after",
@@ -479,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adk-lite", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Stats, inspection and maintenance of an adk_lite session file.",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
-        + "\n\nexit codes: 0 success, 1 a problem found (check, import conflicts), 2 bad usage or unusable file"
-        + "\nevery command refuses a missing or empty database; only import --create makes one")
+        + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts), 2 bad usage or "
+        "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create make one")
     parser.add_argument("--version", action="version", version=f"adk-lite {__version__}")
     _global_options(parser, False)
     common = argparse.ArgumentParser(add_help=False)
@@ -496,11 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name] = p
         if name == "import":
             p.add_argument("file", help="a JSON Lines file written by adk-lite export")
+        if name == "import-adk":
+            p.add_argument("source", help="ADK's SqliteSessionService file (.adk/session.db) or a "
+                                          "sqlite+aiosqlite:///path URL of its DatabaseSessionService")
         if name == "show":
             p.add_argument("db", help="the database file")
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("session", help="session_id")
+        elif name == "export-adk":
+            p.add_argument("db", help="the database file")
+            p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
+                                          "(its DatabaseSessionService); created if missing")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
         if name in ("sessions", "export", "prune"):
@@ -521,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="overwrite sessions and app/user keys that differ from the file")
     parsers["import"].add_argument("--create", action="store_true",
                                    help="create the database if it is missing or empty (otherwise refused)")
+    for name in ("import-adk", "export-adk"):
+        parsers[name].add_argument("--replace", action="store_true",
+                                   help="overwrite sessions (and app/user keys) that differ in the destination")
+    parsers["import-adk"].add_argument("--create", action="store_true",
+                                       help="create DB if it is missing or empty (otherwise refused)")
     parsers["prune"].add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION",
                                   help="last update older than this: 30d, 12h, 45m, 90s, 2w (at most 36500d)")
     parsers["prune"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")

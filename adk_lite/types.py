@@ -3,7 +3,9 @@
 They mirror ``google.adk.sessions.Session``, ``google.adk.events.Event`` and
 ``EventActions`` closely enough that ``Event.from_dict(adk_event.model_dump(
 mode="json"))`` works: keys these classes do not name are kept in ``extra`` and
-written back unchanged by ``to_dict()``.
+written back unchanged by ``to_dict()``. ``from_dict`` also takes the camelCase keys
+of ADK's JSON (``model_dump(by_alias=True)``, what ``adk api_server`` returns:
+``invocationId``, ``stateDelta``, ...); ``to_dict`` writes snake_case.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class EventActions:
 
     @classmethod
     def from_dict(cls, data: Optional[dict[str, Any]]) -> "EventActions":
-        """Build from ADK's JSON shape; unknown keys go to ``extra``.
+        """Build from ADK's JSON shape, snake_case or camelCase keys (``stateDelta``,
+        as ADK's pydantic aliases); unknown keys go to ``extra``.
 
         Raises:
             TypeError: ``data`` is neither a dict nor None.
@@ -57,7 +60,7 @@ class EventActions:
             return cls()
         if not isinstance(data, dict):
             raise TypeError(f"actions must be a dict, not {type(data).__name__}")
-        rest = dict(data)
+        rest = _snake_keys(data, _ACTION_FIELDS)
         known = {name: rest.pop(name) for name in _ACTION_FIELDS if name in rest}
         for name in ("state_delta", "artifact_delta"):
             if known.get(name, 0) is None:
@@ -66,6 +69,24 @@ class EventActions:
 
 
 _ACTION_FIELDS = ("state_delta", "artifact_delta", "transfer_to_agent", "escalate", "skip_summarization")
+
+
+def _camel(name: str) -> str:
+    """``state_delta`` -> ``stateDelta``: the alias ADK's models (pydantic's ``to_camel``) give a field."""
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _snake_keys(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``data`` with the camelCase alias of each of ``fields`` renamed to
+    the field's name; where both are given the snake_case key wins and the alias
+    stays as it is (kept in ``extra``)."""
+    out = dict(data)
+    for name in fields:
+        alias = _camel(name)
+        if alias != name and alias in out and name not in out:
+            out[name] = out.pop(alias)
+    return out
 
 
 def _new_event_id() -> str:
@@ -128,17 +149,19 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Event":
-        """Build from ADK's JSON shape (``Event.model_dump(mode="json")``).
+        """Build from ADK's JSON shape (``Event.model_dump(mode="json")``), with
+        snake_case or camelCase keys (``invocationId``, ``customMetadata``, as
+        ``model_dump(by_alias=True)`` and ``adk api_server`` write them).
 
         Keys this class does not name go to ``extra``; ``actions`` is parsed by
-        :meth:`EventActions.from_dict`.
+        :meth:`EventActions.from_dict`; ``content`` is kept as given.
 
         Raises:
             TypeError: ``data`` or its ``actions`` is not a dict.
         """
         if not isinstance(data, dict):
             raise TypeError(f"event data must be a dict, not {type(data).__name__}")
-        rest = dict(data)
+        rest = _snake_keys(data, _EVENT_FIELDS)
         known = {name: rest.pop(name) for name in _EVENT_FIELDS if name in rest}
         known["actions"] = EventActions.from_dict(known.get("actions"))
         return cls(**known, extra=rest)

@@ -70,3 +70,42 @@ def test_split_by_prefix():
     scoped = split({"app:a": 1, "user:u": 2, "s": 3, "temp:t": 4})
     assert scoped == ({"a": 1}, {"u": 2}, {"s": 3}, {"temp:t": 4})
     assert list(scoped.persisted()) == [("app", "a", 1), ("user", "u", 2), ("session", "s", 3)]
+
+
+def test_from_dict_takes_adk_camel_case_json_and_to_dict_writes_snake_case():
+    camel = {"id": "e1", "invocationId": "inv-1", "author": "agent", "timestamp": 12.5, "branch": "root.child",
+             "customMetadata": {"k": 1}, "partial": False, "longRunningToolIds": ["t1"],
+             "content": {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+             "actions": {"stateDelta": {"a": 1}, "artifactDelta": {"f.txt": 2}, "transferToAgent": "other",
+                         "skipSummarization": True, "escalate": True, "requestedAuthConfigs": {}}}
+    event = Event.from_dict(camel)
+    assert (event.invocation_id, event.custom_metadata, event.branch) == ("inv-1", {"k": 1}, "root.child")
+    assert event.actions.state_delta == {"a": 1} and event.actions.artifact_delta == {"f.txt": 2}
+    assert (event.actions.transfer_to_agent, event.actions.skip_summarization) == ("other", True)
+    assert event.content == camel["content"]  # content as given
+    assert event.extra == {"longRunningToolIds": ["t1"]} and event.actions.extra == {"requestedAuthConfigs": {}}
+    out = event.to_dict()
+    assert out["invocation_id"] == "inv-1" and "invocationId" not in out
+    assert out["actions"]["state_delta"] == {"a": 1} and "stateDelta" not in out["actions"]
+    assert Event.from_dict(out) == event
+
+
+def test_from_dict_snake_case_wins_over_its_camel_case_alias():
+    event = Event.from_dict({"invocation_id": "snake", "invocationId": "camel", "actions": {}})
+    assert event.invocation_id == "snake" and event.extra == {"invocationId": "camel"}
+
+
+def test_from_dict_reads_what_adk_writes_by_alias():
+    adk = pytest.importorskip("google.adk.events")
+    from google.genai import types as genai
+    original = adk.Event(invocation_id="inv", author="agent", branch="b", custom_metadata={"x": "ü"},
+                         content=genai.Content(role="model", parts=[genai.Part(text="hi")]),
+                         actions=adk.EventActions(state_delta={"user:k": 1}, skip_summarization=True))
+    event = Event.from_dict(original.model_dump(mode="json", by_alias=True, exclude_none=True))
+    snake = Event.from_dict(original.model_dump(mode="json", exclude_none=True))
+    named = lambda e: {k: v for k, v in vars(e).items() if k not in ("extra", "actions")}  # noqa: E731
+    assert named(event) == named(snake)
+    assert (event.actions.state_delta, event.actions.skip_summarization) == ({"user:k": 1}, True)
+    # fields these classes do not name stay in extra as ADK wrote them (camelCase here)
+    assert "nodeInfo" in event.extra or event.extra == snake.extra
+    assert (event.invocation_id, event.actions.state_delta) == ("inv", {"user:k": 1})

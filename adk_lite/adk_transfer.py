@@ -1,0 +1,478 @@
+"""Moving in and out: copy every session between ADK's own session stores and adk_lite.
+
+:func:`import_from_adk` reads a database written by ADK's ``SqliteSessionService``
+(``adk web``'s default ``.adk/session.db``) or ``DatabaseSessionService`` (a
+``sqlite+aiosqlite://`` URL) through ADK's own classes and writes it into an
+adk_lite database; :func:`export_to_adk` writes an adk_lite database into either of
+ADK's stores through ADK's own classes. ``adk-lite import-adk`` / ``export-adk``
+call them. Re-exported by :mod:`adk_lite.adk`; like it, this module imports
+``google.adk`` (``import adk_lite`` never does).
+
+Reading a source never writes it: its main file is first copied, as one consistent
+snapshot, with SQLite's backup API from a connection opened read-only
+(``file:...?mode=ro``), into a private temporary folder, and ADK's services open
+that copy. Both of ADK's services write when they open a file (``SqliteSessionService``
+runs ``CREATE TABLE IF NOT EXISTS`` on its first call; ``DatabaseSessionService``
+creates missing tables and indexes and inserts its schema version row), so they
+are never pointed at the source itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import urllib.request
+from typing import Any, Awaitable, Callable, Optional, Union
+
+import orjson
+from google.adk.events import Event
+from google.adk.sessions import BaseSessionService
+
+from . import service, transfer
+from . import state as scopes
+from .store import EventRow
+
+__all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "MIGRATE_HINT"]
+
+_SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
+_SQLITE_URLS = ("sqlite://", "sqlite+aiosqlite://")
+MIGRATE_HINT = ("upgrade it first with ADK's own command: adk migrate session --source_db_url=URL "
+                "--dest_db_url=NEW_URL")
+"""What a refused pickled (v0) ADK database is told to do."""
+
+OnSession = Optional[Callable[[], None]]
+
+
+def _adk_service(kind: str, where: str) -> BaseSessionService:
+    """ADK's ``SqliteSessionService(where)`` (kind ``"sqlite"``) or
+    ``DatabaseSessionService(where)`` (``"database"``), imported here: they need
+    aiosqlite / SQLAlchemy (in the ``adk`` extra), which ``adk_lite.adk`` does not.
+
+    Raises:
+        ValueError: ADK refuses the URL, or a module it needs is missing.
+    """
+    try:
+        if kind == "sqlite":
+            from google.adk.sessions.sqlite_session_service import SqliteSessionService
+            return SqliteSessionService(where)
+        from google.adk.sessions.database_session_service import DatabaseSessionService
+        return DatabaseSessionService(where)
+    except ImportError as e:
+        raise ValueError(f"ADK's session services need aiosqlite and sqlalchemy[asyncio] "
+                         f"(pip install 'adk_lite[adk]'): {e}") from e
+
+
+def _run(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine to the end from sync code, also where an event loop already
+    runs in this thread (a notebook): then in a fresh thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _summary(started: float) -> dict[str, Any]:
+    return {"apps": 0, "users": 0, "sessions": 0, "events": 0, "skipped": 0, "replaced": 0,
+            "conflicts": [], "refused": [], "seconds": 0.0, "_started": started}
+
+
+def _finish(report: dict[str, Any], pairs: set) -> dict[str, Any]:
+    report["apps"] = len({app for app, _user in pairs})
+    report["users"] = len({pair for pair in pairs if pair[1]})
+    report["seconds"] = round(time.monotonic() - report.pop("_started"), 3)
+    return report
+
+
+def _session_state(merged: dict[str, Any]) -> dict[str, Any]:
+    """The session-scope keys of a merged ADK state (no ``app:``/``user:``/``temp:`` key)."""
+    return {k: v for k, v in merged.items() if not k.startswith(_SCOPED)}
+
+
+def source_file(source: str) -> Optional[str]:
+    """The file behind a bare path or a ``sqlite://`` / ``sqlite+aiosqlite://`` URL
+    (three slashes then a relative path, four for an absolute one); None for
+    another URL."""
+    if "://" not in source:
+        return source
+    for prefix in _SQLITE_URLS:
+        if source.startswith(prefix + "/"):
+            return source[len(prefix) + 1:].split("?", 1)[0]
+    return None
+
+
+# -- moving in -------------------------------------------------------------------------
+
+def _snapshot(path: str, folder: str) -> str:
+    """Copy the SQLite file ``path`` (read-only, one consistent snapshot) into ``folder``.
+
+    Raises:
+        ValueError: ``path`` is missing, not a file, or not an SQLite database.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"ADK source {path} does not exist or is not a file")
+    copy = os.path.join(folder, "source.db")
+    uri = "file:" + urllib.request.pathname2url(os.path.abspath(path)) + "?mode=ro"
+    try:
+        src = sqlite3.connect(uri, uri=True)
+        try:
+            dst = sqlite3.connect(copy)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"ADK source {path} cannot be read as an SQLite database: {e}") from e
+    return copy
+
+
+def _source_kind(copy: str, source: str) -> str:
+    """``"sqlite"`` (ADK's SqliteSessionService) or ``"database"`` (its
+    DatabaseSessionService, JSON schema), tried in that order.
+
+    Raises:
+        ValueError: a pickled (v0) DatabaseSessionService file (the message names
+            ``adk migrate session``), or a file of neither service.
+    """
+    with sqlite3.connect(copy) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+        version = None
+        if "adk_internal_metadata" in tables:
+            row = conn.execute("SELECT value FROM adk_internal_metadata WHERE key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+    conn.close()
+    if not {"sessions", "events", "app_states", "user_states"} <= tables:
+        raise ValueError(f"ADK source {source} is not a database of ADK's SqliteSessionService or "
+                         "DatabaseSessionService (it lacks their tables)")
+    if "event_data" not in columns:
+        raise ValueError(f"ADK source {source} uses ADK's older pickled session schema: {MIGRATE_HINT}")
+    if "adk_internal_metadata" not in tables:
+        return "sqlite"
+    if version != "1":
+        raise ValueError(f"ADK source {source} has ADK schema version {version!r}, which this adk_lite does not "
+                         "read (it reads version 1, ADK's JSON schema)")
+    return "database"
+
+
+def _read_plain(copy: str) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
+    """What ADK's classes cannot list, by plain SQL on the snapshot: every
+    ``(app_name, user_id)`` with sessions or user state, sorted, and every app's
+    state (``BaseSessionService`` has no app-state reader)."""
+    with sqlite3.connect(copy) as conn:
+        pairs = conn.execute("SELECT app_name, user_id FROM sessions UNION "
+                             "SELECT app_name, user_id FROM user_states ORDER BY 1, 2").fetchall()
+        apps = {app: orjson.loads(state) for app, state in conn.execute("SELECT app_name, state FROM app_states")}
+    conn.close()
+    return pairs, apps
+
+
+def _session_record(session: Any) -> dict[str, Any]:
+    """An ADK ``Session`` (read with its events) as a record of :mod:`adk_lite.transfer`;
+    event bodies as the adapter stores them (:func:`adk_lite.adk._event_row`).
+    ADK's classes do not give a session's creation time: the first event's time
+    (or the last update's) stands in for it."""
+    rows = [_event_row(e) for e in session.events]
+    events = [{"event_id": r.event_id, "invocation_id": r.invocation_id, "author": r.author, "branch": r.branch,
+               "timestamp": r.timestamp, "body": orjson.loads(r.body)} for r in rows]
+    created = min([session.last_update_time] + [e.timestamp for e in session.events[:1]])
+    return {"type": "session", "app_name": session.app_name, "user_id": session.user_id,
+            "session_id": session.id, "created_at": created, "updated_at": session.last_update_time,
+            "state": _session_state(session.state), "events": events}
+
+
+def _import_state(store: Any, kind: str, key: tuple, state: dict[str, Any], replace: bool,
+                  report: dict[str, Any]) -> None:
+    if not state:
+        return
+    record = dict(type=kind, app_name=key[0], state=state, **({"user_id": key[1]} if key[1] else {}))
+    try:
+        transfer.check_record(record)
+    except (TypeError, ValueError) as e:
+        report["refused"].append({"type": kind, "app_name": key[0], "user_id": key[1], "error": str(e)})
+        return
+    _written, differ = transfer._import_state(store, kind, key, record, replace)
+    if differ and not replace:
+        report["conflicts"].append({"type": kind, "app_name": key[0], "user_id": key[1], "keys": differ})
+
+
+def _import_session(store: Any, session: Any, replace: bool, report: dict[str, Any]) -> None:
+    where = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
+    try:
+        _kind, key, record = transfer.check_record(_session_record(session))
+    except (TypeError, ValueError) as e:
+        report["refused"].append(dict(where, error=" ".join(str(e).split())))
+        return
+    outcome = transfer._import_one(store, key, record, replace)
+    if outcome == "conflict":
+        report["conflicts"].append(where)
+        return
+    if outcome == "unchanged":
+        report["skipped"] += 1
+        return
+    report["sessions"] += 1
+    report["events"] += len(record["events"])
+    if outcome == "replaced":
+        report["replaced"] += 1
+
+
+def _open_target(target: Any) -> tuple[Any, bool]:
+    """An adk_lite core service for ``target`` (opened here unless one is given)."""
+    if isinstance(target, service.DatabaseSessionService):
+        return target, False
+    return service.DatabaseSessionService(target), True
+
+
+async def _import(adk: BaseSessionService, copy: str, store: Any, replace: bool, on_session: OnSession,
+                  report: dict[str, Any]) -> set:
+    pairs, app_states = _read_plain(copy)
+    for app, state in sorted(app_states.items()):
+        _import_state(store, "app_state", (app, "", ""), state, replace, report)
+    for app, user in pairs:
+        _import_state(store, "user_state", (app, user, ""),
+                      await adk.get_user_state(app_name=app, user_id=user), replace, report)
+        for head in (await adk.list_sessions(app_name=app, user_id=user)).sessions:
+            session = await adk.get_session(app_name=app, user_id=user, session_id=head.id)
+            if session is not None:
+                _import_session(store, session, replace, report)
+            if on_session is not None:
+                on_session()
+    return set(pairs) | {(app, "") for app in app_states}
+
+
+def count_adk_sessions(source: str) -> int:
+    """How many sessions an ADK source holds (plain read-only SQL; for a progress bar).
+
+    Raises:
+        ValueError: as :func:`import_from_adk`.
+    """
+    path = source_file(source)
+    if path is None:
+        raise ValueError(_URL_REFUSED.format(source=source))
+    uri = "file:" + urllib.request.pathname2url(os.path.abspath(path)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+_URL_REFUSED = ("ADK source {source}: only SQLite sources are read for now (a path, or a sqlite:// or "
+                "sqlite+aiosqlite:// URL)")
+
+
+def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replace: bool = False,
+                    on_session: OnSession = None) -> dict[str, Any]:
+    """Copy every app, user and session of an ADK session database into adk_lite.
+
+    Reads with ADK's own classes: ``list_sessions`` per app and user,
+    ``get_session`` (every event, merged state) and ``get_user_state``; plain
+    read-only SQL only enumerates apps and users and reads app state (which no
+    ADK method returns). The source is never written: ADK's services read a
+    snapshot copy made in a private temporary folder (deleted at the end).
+
+    Each session is written in one transaction (:meth:`adk_lite.store.Store.import_session`):
+    a session already stored with the same state and events is skipped, so a
+    re-run completes an interrupted import; one stored with other content is
+    reported in ``conflicts`` and left alone unless ``replace``. App and user
+    state keys are added; a differing stored key is a conflict unless ``replace``
+    (as ``adk-lite import``). Events keep their id, invocation id, author,
+    branch, timestamp and full body; afterwards :class:`adk_lite.adk.DatabaseSessionService`'s
+    ``get_session`` returns the session ADK's service returns from the source.
+
+    Args:
+        source: a file of ADK's ``SqliteSessionService`` (``.adk/session.db``) or
+            a ``sqlite+aiosqlite:///path`` URL of its ``DatabaseSessionService``
+            (``sqlite:///path`` too). A path is read as a SqliteSessionService
+            file first, then as a DatabaseSessionService one.
+        target: an adk_lite database as :class:`adk_lite.DatabaseSessionService`
+            takes it (created if missing), or an open one (left open).
+        replace: overwrite sessions and app/user keys that differ.
+        on_session: called after each source session (a progress bar).
+
+    Returns:
+        ``{"apps", "users" ((app, user) pairs), "sessions" (written), "events"
+        (written), "skipped" (already there, same content), "replaced": int,
+        "conflicts": [{"app_name", "user_id", "session_id" or "type" and "keys"}],
+        "refused": [{..., "error"}] (what adk_lite's rules refuse), "seconds": float}``.
+
+    Raises:
+        ValueError: the source is missing, not an ADK session database, of ADK's
+            older pickled schema (the message names ``adk migrate session``), or
+            a URL of another database.
+        DatabaseError, DatabaseLockedError: the target cannot be opened or written
+            (the sessions written before stay, each whole).
+    """
+    started = time.monotonic()
+    path = source_file(os.fspath(source) if isinstance(source, os.PathLike) else source)
+    if path is None:
+        raise ValueError(_URL_REFUSED.format(source=source))
+    folder = tempfile.mkdtemp(prefix="adk_lite_import_")
+    try:
+        copy = _snapshot(path, folder)
+        kind = _source_kind(copy, source)
+        report = _summary(started)
+        svc, owned = _open_target(target)
+        try:
+            async def go() -> set:
+                adk = _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy)
+                try:
+                    return await _import(adk, copy, svc.store, replace, on_session, report)
+                finally:
+                    await adk.close()
+            pairs = _run(go)
+        finally:
+            if owned:
+                svc.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return _finish(report, pairs)
+
+
+# -- moving out ------------------------------------------------------------------------
+
+def _adk_target(target: str) -> BaseSessionService:
+    """ADK's service for ``target``: a ``driver://`` URL other than ``sqlite://``
+    opens its ``DatabaseSessionService``; a path or ``sqlite://`` URL its
+    ``SqliteSessionService`` (as ADK's own service registry does)."""
+    database = "://" in target and not target.startswith("sqlite://")
+    return _adk_service("database" if database else "sqlite", target)
+
+
+def _events_equal(ours: list[Event], theirs: list[Event]) -> bool:
+    return [e.model_dump() for e in ours] == [e.model_dump() for e in theirs]
+
+
+async def _export_session(adk: BaseSessionService, key: tuple, found: tuple, replace: bool,
+                          report: dict[str, Any]) -> None:
+    """Write one session: created with its final session state, then every event
+    appended in order (ADK applies each delta, as it did when the events were
+    first appended). A session already in the target whose events are ours, or a
+    prefix of them (an interrupted export), is completed; other content is a
+    conflict unless ``replace``."""
+    app, user, sid = key
+    _row, state_rows, event_rows = found
+    state = {k: orjson.loads(v) for scope, k, v in state_rows if scope == scopes.SESSION}
+    events = [_event_from_row(EventRow(*r)) for r in event_rows]
+    existing = await adk.get_session(app_name=app, user_id=user, session_id=sid)
+    done = 0
+    if existing is not None:
+        done = len(existing.events)
+        if not _events_equal(events[:done], existing.events):
+            if not replace:
+                report["conflicts"].append({"app_name": app, "user_id": user, "session_id": sid})
+                return
+            await adk.delete_session(app_name=app, user_id=user, session_id=sid)
+            existing, done = None, 0
+            report["replaced"] += 1
+        elif done == len(events):
+            report["skipped"] += 1
+            return
+    session = existing or await adk.create_session(app_name=app, user_id=user, session_id=sid, state=state)
+    for event in events[done:]:
+        await adk.append_event(session, event)
+    report["sessions"] += 1
+    report["events"] += len(events) - done
+
+
+async def _export(svc: Any, adk: BaseSessionService, replace: bool, on_session: OnSession,
+                  report: dict[str, Any]) -> set:
+    store = svc.store
+    for key in store.session_keys(None, None):
+        found = store.read_session(*key, None, None)
+        if found is not None:
+            await _export_session(adk, key, found, replace, report)
+        if on_session is not None:
+            on_session()
+    # Replayed deltas leave app/user keys at the last value of the last session written;
+    # set the stored values through a session created with them and deleted again
+    # (ADK writes app/user state only with a session; deleting one keeps the state).
+    pairs = {key[:2] for key in store.session_keys(None, None)}
+    holders: dict[tuple[str, str], dict[str, Any]] = {}
+    app_state: dict[str, dict[str, Any]] = {}
+    for app, user, scope, k, v in store.scope_rows(None, None):
+        if scope == scopes.APP:
+            app_state.setdefault(app, {})[scopes.APP_PREFIX + k] = orjson.loads(v)
+        else:
+            holders.setdefault((app, user), {})[scopes.USER_PREFIX + k] = orjson.loads(v)
+    for app, state in app_state.items():  # with one of the app's users: no user row is made for it
+        user = next((u for a, u in sorted(holders) if a == app), None) or \
+            next((u for a, u in sorted(pairs) if a == app), "adk_lite_export")
+        holders.setdefault((app, user), {}).update(state)
+    for (app, user), state in sorted(holders.items()):
+        holder = await adk.create_session(app_name=app, user_id=user, state=state)
+        await adk.delete_session(app_name=app, user_id=user, session_id=holder.id)
+    pairs.update((app, "") for app in app_state)
+    return pairs
+
+
+def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace: bool = False,
+                  on_session: OnSession = None) -> dict[str, Any]:
+    """Write every session of an adk_lite database into one of ADK's session stores,
+    through ADK's own classes (``create_session``, ``append_event``).
+
+    Each session is created with its session state and gets every event appended
+    in order, so ADK stores the events as it would have; app and user state is
+    then set to the stored values (through a session created with them and
+    deleted). ADK commits every call on its own, so a session is not written in
+    one transaction: an interrupted export leaves a session with a prefix of its
+    events, which a re-run completes. A session already in the target with the
+    same events is skipped; with other events it is reported in ``conflicts`` and
+    left alone unless ``replace`` (then deleted and written again).
+
+    Not carried over: a key deleted with ``update_keys`` (ADK's services store its
+    ``None`` as null), and creation times (ADK sets its own).
+
+    Args:
+        source: an adk_lite database (path or URL; opened read-only), or an open
+            :class:`adk_lite.DatabaseSessionService`.
+        target: a ``sqlite+aiosqlite:///path`` (or other ``driver://``) URL for
+            ADK's ``DatabaseSessionService``, or a path or ``sqlite:///path`` URL
+            for its ``SqliteSessionService`` (created if missing).
+        replace, on_session: as :func:`import_from_adk`.
+
+    Returns:
+        The summary of :func:`import_from_adk` (``refused`` always empty).
+
+    Raises:
+        ValueError: a target URL ADK refuses.
+        DatabaseError: the source cannot be opened.
+    """
+    started = time.monotonic()
+    report = _summary(started)
+    if isinstance(source, service.DatabaseSessionService):
+        svc, owned = source, False
+    else:
+        svc, owned = service.DatabaseSessionService(source, read_only=True), True
+    try:
+        async def go() -> set:
+            adk = _adk_target(os.fspath(target))
+            try:
+                return await _export(svc, adk, replace, on_session, report)
+            finally:
+                await adk.close()
+        pairs = _run(go)
+    finally:
+        if owned:
+            svc.close()
+    return _finish(report, pairs)
+
+
+def count_sessions(source: Any) -> int:
+    """How many sessions an open adk_lite service holds (for a progress bar)."""
+    return len(source.store.session_keys(None, None))
+
+
+# last: adk_lite.adk imports this module at its end, so either may be imported first
+from .adk import _event_from_row, _event_row  # noqa: E402
