@@ -484,4 +484,11 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
     return factory
 
 
-from .adk_transfer import export_to_adk, import_from_adk  # noqa: E402  (it uses this module's helpers)
+def __getattr__(name: str) -> Any:
+    """``import_from_adk`` and ``export_to_adk`` live in :mod:`adk_lite.adk_transfer`,
+    which builds on this module; they are loaded on first use (no import cycle)."""
+    if name in ("import_from_adk", "export_to_adk"):
+        from . import adk_transfer
+
+        return getattr(adk_transfer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,8 +33,8 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from . import service, transfer
-from . import state as scopes
+from . import scopes, service, transfer
+from .adk import _event_from_row, _event_row
 from .store import EventRow
 
 __all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "MIGRATE_HINT"]
@@ -472,7 +472,3 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
 def count_sessions(source: Any) -> int:
     """How many sessions an open adk_lite service holds (for a progress bar)."""
     return len(source.store.session_keys(None, None))
-
-
-# last: adk_lite.adk imports this module at its end, so either may be imported first
-from .adk import _event_from_row, _event_row  # noqa: E402
