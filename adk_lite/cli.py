@@ -14,6 +14,8 @@ only ``import --create`` makes a new database. ``stats``, ``sessions``, ``show``
 ``export``, ``check`` and ``prune --dry-run`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
+``backup`` reads the database read-only (an online copy); ``restore`` is
+:func:`adk_lite.restore.restore`.
 Progress bars (tqdm, the ``cli`` extra) appear on stderr only when stderr is a
 terminal and tqdm is installed.
 """

@@ -7,6 +7,8 @@ link (``os.stat`` device and inode are compared); an existing output is refused
 unless ``force``; the bytes go to a temporary file in the output's folder, created
 with mode 0600 (an export is as private as the database), which is fsynced and
 ``os.replace``'d over the output at the end, and removed on any error or Ctrl-C.
+A file that SQLite fills (a backup, a restored copy) goes through :func:`temporary`,
+which gives the temporary file's name instead of an open file.
 
 The database itself is only ever ``os.stat``'ed here, never opened: closing any
 descriptor on a database file drops every POSIX lock the process holds on it (see
