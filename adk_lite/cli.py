@@ -10,7 +10,7 @@ empty, corrupt, foreign, newer schema, locked). Errors are one line on stderr
 with 0.
 
 Every command refuses a missing or empty (0-byte) database and never creates one;
-only ``import --create`` makes a new database. ``stats``, ``sessions``, ``show``,
+only ``import --create`` makes a new database (and ``restore``, from a backup). ``stats``, ``sessions``, ``show``,
 ``export``, ``check`` and ``prune --dry-run`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
@@ -527,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stats, inspection and maintenance of an adk_lite session file.",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
         + "\n\nexit codes: 0 success, 1 a problem found (check, import conflicts), 2 bad usage or unusable file"
-        + "\nevery command refuses a missing or empty database; only import --create makes one")
+        + "\nevery command refuses a missing or empty database; only import --create (and restore, from a "
+        "backup) makes one")
     parser.add_argument("--version", action="version", version=f"adk-lite {__version__}")
     _global_options(parser, False)
     common = argparse.ArgumentParser(add_help=False)

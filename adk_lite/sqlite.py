@@ -194,7 +194,7 @@ def verify_copy(path: str, busy_timeout: float = 5.0) -> int:
     """
     version = inspect_file(path, busy_timeout)
     if version is None:
-        raise errors.DatabaseOpenError(f"{path} is empty: it holds no adk_lite database")
+        raise errors.DatabaseOpenError(f"{path} is empty: it holds no adk_lite tables")
     mode = "immutable=1" if not os.path.exists(path + "-wal") else "mode=ro"
     try:
         conn = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None)

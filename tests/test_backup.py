@@ -22,6 +22,7 @@ from adk_lite import (AsyncDatabaseSessionService, CorruptDatabaseError, Databas
                       DatabaseSessionService, Event, ForeignDatabaseError, SchemaVersionError)
 from adk_lite.cli import main
 from adk_lite.restore import restore
+from tests.test_cli import bad_files
 from tests.workers import child_env
 
 TIMEOUT = 120
@@ -260,24 +261,14 @@ def test_restore_refuses_while_another_process_has_the_database_open(backup_file
 
 def test_restore_refuses_a_bad_backup(backup_file, db_path, tmp_path):
     original = open(db_path, "rb").read()
-    corrupt = tmp_path / "corrupt.sqlite3"
-    corrupt.write_bytes(open(backup_file, "rb").read()[:8192])
-    foreign = str(tmp_path / "foreign.sqlite3")
-    conn = sqlite3.connect(foreign)
-    conn.execute("CREATE TABLE sessions (id)")
-    conn.close()
-    newer = str(tmp_path / "newer.sqlite3")
-    shutil.copyfile(backup_file, newer)
-    conn = sqlite3.connect(newer)
-    conn.execute("UPDATE adk_metadata SET value = '999' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
+    bad = bad_files(tmp_path, backup_file)
     empty = tmp_path / "empty.sqlite3"
     empty.write_bytes(b"")
-    for bad, kind in ((str(corrupt), CorruptDatabaseError), (foreign, ForeignDatabaseError),
-                      (newer, SchemaVersionError), (str(empty), DatabaseOpenError), (db_path, ValueError)):
+    for path, kind in ((bad["not a SQLite"], CorruptDatabaseError), (bad["truncated"], CorruptDatabaseError),
+                       (bad["not an adk_lite"], ForeignDatabaseError), (bad["newer"], SchemaVersionError),
+                       (str(empty), DatabaseOpenError), (db_path, ValueError)):
         with pytest.raises(kind):
-            restore(bad, db_path)
+            restore(path, db_path)
     open(backup_file + "-wal", "wb").close()
     with pytest.raises(ValueError, match="-wal"):
         restore(backup_file, db_path)
