@@ -397,12 +397,19 @@ class DatabaseSessionService(BaseSessionService):
         return await self._run(self._core.get_user_state, app_name, user_id)
 
     async def flush(self) -> None:
-        """Nothing to do: every append is committed before it returns (as ADK's
-        non-buffering services). ``Runner.close()`` calls it."""
+        """Checkpoint the WAL into the main file (every append is committed before
+        it returns already), so a copy of the main file alone holds every event.
+        ``Runner.close()`` calls it. Never raises for a busy file or a closed service."""
+        try:
+            await self._run(self._core.checkpoint)
+        except errors.DatabaseError:
+            pass
 
     async def close(self) -> None:
-        """Stop the executor and close every connection (as ADK's SQL services'
-        ``close``). ADK's web server never calls it; nothing is lost without it."""
+        """Stop the executor, checkpoint the WAL and close every connection (as
+        ADK's SQL services' ``close``). ADK's web server never calls it; nothing is
+        lost without it, and at interpreter exit a service still open is
+        checkpointed and closed all the same."""
         await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
         self._core.close()
 
@@ -445,6 +452,18 @@ class DatabaseSessionService(BaseSessionService):
         """Checkpoint, VACUUM and optimize the file; returns ``{"bytes_before",
         "bytes_after"}`` (main file + WAL, bytes)."""
         return await self._run(self._core.vacuum)
+
+    async def backup(self, dest: Union[str, os.PathLike], *, force: bool = False) -> dict[str, Any]:
+        """Copy the database into ``dest`` while it stays in use (an online backup
+        from one snapshot, a self-contained 0600 file); see
+        :meth:`adk_lite.DatabaseSessionService.backup`. Returns ``{"path", "bytes",
+        "pages", "seconds"}``.
+
+        Raises:
+            TypeError, ValueError: a bad ``dest``, the database itself, or an
+                existing file without ``force``; nothing is written.
+        """
+        return await self._run(lambda: self._core.backup(dest, force=force))
 
     def __repr__(self) -> str:
         return f"adk_lite.adk.DatabaseSessionService({self.path!r})"

@@ -127,6 +127,15 @@ class AsyncDatabaseSessionService:
     async def vacuum(self) -> dict[str, int]:
         return await self.run(self.sync.vacuum)
 
+    @_twin(DatabaseSessionService.checkpoint)
+    async def checkpoint(self) -> dict[str, Any]:
+        return await self.run(self.sync.checkpoint)
+
+    @_twin(DatabaseSessionService.backup)
+    async def backup(self, dest: Union[str, os.PathLike], *, force: bool = False,
+                     progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+        return await self.run(self.sync.backup, dest, force=force, progress=progress)
+
     async def aclose(self) -> None:
         """Stop the workers (waiting for running calls) and close every connection.
 

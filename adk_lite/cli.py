@@ -10,10 +10,13 @@ empty, corrupt, foreign, newer schema, locked). Errors are one line on stderr
 with 0.
 
 Every command refuses a missing or empty (0-byte) database and never creates one;
-only ``import --create`` and ``import-adk --create`` make a new database. ``stats``, ``sessions``, ``show``,
+only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
+backup). ``stats``, ``sessions``, ``show``,
 ``export``, ``check`` and ``prune --dry-run`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
+``backup`` reads the database read-only (an online copy); ``restore`` is
+:func:`adk_lite.restore.restore`.
 Progress bars (tqdm, the ``cli`` extra) appear on stderr only when stderr is a
 terminal and tqdm is installed.
 """
@@ -30,7 +33,7 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, outfile, transfer, validate
+from . import codec, errors, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
@@ -459,6 +462,45 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """``adk-lite backup``: an online copy of DB into DEST (one snapshot, 0600, renamed into place)."""
+    path = _path(args)
+    outfile.check(args.dest, [path], force=args.force)  # before the database is opened
+    bar, done = _progress(0, "backup", "page"), [0]
+
+    def progress(pages: int, total: int) -> None:
+        bar.total = total
+        bar.update(pages - done[0])
+        done[0] = pages
+
+    with _open(args) as svc:  # read-only: a backup only reads
+        try:
+            result = svc.backup(args.dest, force=args.force, progress=progress)
+        finally:
+            bar.close()
+    result["mb_per_s"] = round(result["bytes"] / 1e6 / result["seconds"], 1) if result["seconds"] else None
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"backed up {path} to {result['path']}: {result['bytes']} bytes ({plural(result['pages'], 'page')}) "
+              f"in {result['seconds']:.2f} s")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``adk-lite restore``: check BACKUP, then replace DB with it (refused while DB is open)."""
+    if not os.path.isfile(args.backup):
+        raise UsageError(f"backup {args.backup} does not exist or is not a file")
+    result = restore.restore(args.backup, _path(args, create=True), keep=not args.no_keep)
+    if args.json:
+        _print_json(result)
+    else:
+        kept = f"; the replaced database is kept as {result['kept']}" if result["kept"] else ""
+        print(f"restored {result['path']} from {result['backup']} (schema_version {result['schema_version']}, "
+              f"{result['bytes']} bytes){kept}")
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """``adk-lite check``: integrity_check, foreign_key_check, schema version, stray state rows."""
     with _open(args) as svc:
@@ -524,6 +566,12 @@ COMMANDS = {
               "adk-lite prune --older-than 30d --app my_app --dry-run"),
     "vacuum": (cmd_vacuum, "checkpoint the WAL, VACUUM and optimize; print bytes before and after",
                "adk-lite vacuum .adk/sessions.sqlite3"),
+    "backup": (cmd_backup, "copy the database into one self-contained file while it stays in use (--force to "
+                           "replace DEST)",
+               "adk-lite backup .adk/sessions.sqlite3 backups/sessions-2026-01-31.sqlite3"),
+    "restore": (cmd_restore, "check a backup and replace the database with it (refused while the database is "
+                             "open; the old file is kept unless --no-keep)",
+                "adk-lite restore backups/sessions-2026-01-31.sqlite3 .adk/sessions.sqlite3"),
     "check": (cmd_check, "integrity_check, foreign_key_check and schema version; exit 1 on problems",
               "adk-lite check .adk/sessions.sqlite3 --json"),
 }
@@ -546,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stats, inspection and maintenance of an adk_lite session file.",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
         + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts), 2 bad usage or "
-        "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create make one")
+        "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create (and "
+        "restore, from a backup) make one")
     parser.add_argument("--version", action="version", version=f"adk-lite {__version__}")
     _global_options(parser, False)
     common = argparse.ArgumentParser(add_help=False)
@@ -565,7 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "import-adk":
             p.add_argument("source", help="ADK's SqliteSessionService file (.adk/session.db) or a "
                                           "sqlite+aiosqlite:///path URL of its DatabaseSessionService")
-        if name == "show":
+        if name == "backup":
+            p.add_argument("db", help="the database file")
+            p.add_argument("dest", help="the backup file to write (0600; never the database or its side files)")
+        elif name == "restore":
+            p.add_argument("backup", help="a backup file (adk-lite backup)")
+            p.add_argument("db", help="the database file to replace")
+        elif name == "show":
             p.add_argument("db", help="the database file")
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
@@ -603,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="last update older than this: 30d, 12h, 45m, 90s, 2w (at most 36500d)")
     parsers["prune"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
     parsers["prune"].add_argument("--vacuum", action="store_true", help="vacuum after deleting")
+    parsers["backup"].add_argument("--force", action="store_true", help="replace DEST if it exists")
+    parsers["restore"].add_argument("--no-keep", action="store_true",
+                                    help="do not keep the replaced database as DB.before-restore-<UTC time>")
     return parser
 
 

@@ -62,6 +62,14 @@ class Backend(Protocol):
     def vacuum(self, conn: Any) -> None:
         """Reclaim space and refresh the planner's statistics."""
 
+    def checkpoint(self, conn: Any) -> bool:
+        """Move what the write-ahead log holds into the main file; True when
+        another connection kept it from finishing."""
+
+    def backup(self, conn: Any, dest: str, progress: Any) -> int:
+        """Copy the database, from one snapshot, into the empty file ``dest``,
+        calling ``progress(done, total)``; return the pages copied."""
+
     def file_sizes(self) -> dict[str, int]:
         """Bytes on disk: ``{"db", "wal", "shm"}``."""
 

@@ -7,6 +7,8 @@ link (``os.stat`` device and inode are compared); an existing output is refused
 unless ``force``; the bytes go to a temporary file in the output's folder, created
 with mode 0600 (an export is as private as the database), which is fsynced and
 ``os.replace``'d over the output at the end, and removed on any error or Ctrl-C.
+A file that SQLite fills (a backup, a restored copy) goes through :func:`temporary`,
+which gives the temporary file's name instead of an open file.
 
 The database itself is only ever ``os.stat``'ed here, never opened: closing any
 descriptor on a database file drops every POSIX lock the process holds on it (see
@@ -93,10 +95,12 @@ def check(path: str, protect: Sequence[str] = (), *, force: bool = False) -> Non
 
 
 @contextlib.contextmanager
-def writing(path: str, protect: Sequence[str] = (), *, force: bool = False) -> Iterator[BinaryIO]:
-    """Write ``path`` atomically: yield a binary file on a 0600 temporary file in
-    the same folder; on success fsync it and ``os.replace`` it over ``path``; on any
-    error (or KeyboardInterrupt) remove it and leave ``path`` as it was.
+def temporary(path: str, protect: Sequence[str] = (), *, force: bool = False) -> Iterator[str]:
+    """Make ``path`` atomically from a file someone else fills: yield the name of an
+    empty 0600 temporary file in the same folder (e.g. for SQLite to write a backup
+    into); on success fsync it and ``os.replace`` it over ``path``; on any error (or
+    KeyboardInterrupt) remove it (and any ``-journal``/``-wal``/``-shm`` beside it)
+    and leave ``path`` as it was.
 
     The checks of :func:`check` run before the temporary file is made and again
     just before the replace.
@@ -108,19 +112,37 @@ def writing(path: str, protect: Sequence[str] = (), *, force: bool = False) -> I
     check(path, protect, force=force)
     folder, name = os.path.split(os.path.abspath(path))
     temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield temp
+        fd = os.open(temp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         check(path, protect, force=force)
         os.replace(temp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        for leftover in database_files(temp):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
         raise
     _sync_folder(folder)
+
+
+@contextlib.contextmanager
+def writing(path: str, protect: Sequence[str] = (), *, force: bool = False) -> Iterator[BinaryIO]:
+    """Write ``path`` atomically: yield a binary file on a 0600 temporary file in
+    the same folder (see :func:`temporary`); on success it replaces ``path``; on any
+    error (or KeyboardInterrupt) it is removed and ``path`` is left as it was.
+
+    Raises:
+        ValueError: see :func:`check`.
+        OSError: the folder is missing or not writable, the disk is full.
+    """
+    with temporary(path, protect, force=force) as temp:
+        with open(temp, "wb") as fh:
+            yield fh
 
 
 def _sync_folder(folder: str) -> None:
@@ -137,4 +159,4 @@ def _sync_folder(folder: str) -> None:
         os.close(fd)
 
 
-__all__ = ["check", "writing", "is_database_file", "same_file", "database_files", "SIDE_SUFFIXES"]
+__all__ = ["check", "temporary", "writing", "is_database_file", "same_file", "database_files", "SIDE_SUFFIXES"]

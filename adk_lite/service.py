@@ -17,10 +17,11 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
-from . import codec, validate
+from . import codec, outfile, validate
 from . import scopes
 from .database import open_database
 from .store import EventRow, ListedSession, Store
+from .target import MEMORY
 from .types import Event, EventActions, Session, SessionList
 
 UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
@@ -452,6 +453,69 @@ class DatabaseSessionService:
         """
         return self._store.vacuum()
 
+    def checkpoint(self) -> dict[str, Any]:
+        """Copy everything the ``-wal`` file holds into the main file and truncate
+        the WAL (``PRAGMA wal_checkpoint(TRUNCATE)``), so the main file alone holds
+        every acknowledged write. :meth:`close` (and interpreter exit, for a
+        service still open) does this too.
+
+        Returns:
+            ``{"busy": bool, "wal_bytes_before": int, "wal_bytes_after": int}``
+            (sizes of the ``-wal`` file): ``busy`` is True when another connection (a reader on an old snapshot,
+            a writer) kept it from finishing within ``busy_timeout``.
+
+        Raises:
+            DatabaseOpenError: a read-only service (a checkpoint writes the main file).
+            ServiceClosedError: after :meth:`close`.
+        """
+        return self._store.checkpoint()
+
+    def backup(self, dest: Union[str, os.PathLike], *, force: bool = False,
+               progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+        """Copy the database into the file ``dest`` while other threads and
+        processes keep reading and writing it (an online backup).
+
+        The copy is taken from one read snapshot with SQLite's backup API: it holds
+        every write acknowledged before the backup started, and nothing half
+        written. It is one self-contained file (a WAL-mode database with no
+        ``-wal`` beside it) that passes ``PRAGMA integrity_check`` and opens with
+        :class:`DatabaseSessionService`. It is written to a 0600 temporary file in
+        ``dest``'s folder, fsynced, then renamed over ``dest``: a crash or an error
+        never leaves a partial file under ``dest``. Allowed on a read-only service.
+
+        Args:
+            dest: the backup file (str or PathLike).
+            force: replace ``dest`` if it exists (never the database itself).
+            progress: called as ``progress(pages_done, pages_total)`` after each
+                step of :data:`adk_lite.sqlite.BACKUP_STEP_PAGES` pages (on the
+                calling thread).
+
+        Returns:
+            ``{"path": str (dest), "bytes": int (the copy's size), "pages": int,
+            "seconds": float}``.
+
+        Raises:
+            TypeError: ``dest`` is not a str or PathLike.
+            ValueError: ``dest`` is empty, a directory, the database or one of its
+                ``-wal``/``-shm``/``-journal`` files (by name, symlink or hard link),
+                or exists and ``force`` is False. Nothing is written.
+            OSError: ``dest``'s folder is missing or not writable, the disk is full.
+            ServiceClosedError: after :meth:`close`.
+        """
+        if not isinstance(dest, (str, os.PathLike)):
+            raise TypeError(f"dest must be a str or PathLike, not {type(dest).__name__}")
+        if not isinstance(force, bool):
+            raise TypeError(f"force must be a bool, not {type(force).__name__}")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+        dest = os.fspath(dest)
+        protect = [] if self.path == MEMORY else [self.path]
+        started = time.perf_counter()
+        with outfile.temporary(dest, protect, force=force) as temp:
+            pages = self._store.backup(temp, progress or _no_progress)
+        return {"path": dest, "bytes": os.path.getsize(dest), "pages": pages,
+                "seconds": round(time.perf_counter() - started, 3)}
+
     def close(self) -> None:
         """Close every connection the service opened, in every thread.
 
@@ -468,6 +532,10 @@ class DatabaseSessionService:
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self.path!r})"
+
+
+def _no_progress(done: int, total: int) -> None:
+    """The default ``progress`` of :meth:`DatabaseSessionService.backup`."""
 
 
 def _session_key(session: Any) -> tuple[str, str, str]:

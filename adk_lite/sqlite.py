@@ -18,18 +18,25 @@ fully quoted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
 import urllib.parse
-from typing import Any, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import peewee as pw
 
 from . import errors, schema
 from .models import METADATA, TABLES, make_models
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
+
+BACKUP_STEP_PAGES = 4096
+"""Pages copied per step of a backup (16 MiB at 4 KiB pages): how often progress is reported."""
+
+CLOSE_CHECKPOINT_TIMEOUT = 1.0
+"""The longest ``close()`` waits (seconds) for other connections before its checkpoint gives up."""
 
 MAX_PATH_BYTES = 504
 """The longest absolute file path (UTF-8 bytes) SQLite opens: its unix VFS takes 512,
@@ -170,6 +177,99 @@ def file_sizes(path: str) -> dict[str, int]:
     """Return the sizes in bytes of a database file ``path`` (``"db"``), its ``-wal``
     (``"wal"``) and ``-shm`` (``"shm"``) files; 0 for a missing one. Opens nothing."""
     return {key: _size(path + suffix) or 0 for suffix, key in (("", "db"), ("-wal", "wal"), ("-shm", "shm"))}
+
+
+def verify_copy(path: str, busy_timeout: float = 5.0) -> int:
+    """Check a backup file read-only before it replaces a database: adk_lite's
+    tables at a schema version this release reads (:func:`inspect_file`), then
+    SQLite's ``integrity_check`` and ``foreign_key_check``.
+
+    Returns:
+        The backup's schema version.
+
+    Raises:
+        DatabaseOpenError: missing, not a regular file, unreadable, or empty.
+        CorruptDatabaseError: not SQLite, truncated, or a check found a problem.
+        ForeignDatabaseError, SchemaVersionError: as :func:`inspect_file`.
+    """
+    version = inspect_file(path, busy_timeout)
+    if version is None:
+        raise errors.DatabaseOpenError(f"{path} is empty: it holds no adk_lite tables")
+    mode = "immutable=1" if not os.path.exists(path + "-wal") else "mode=ro"
+    try:
+        conn = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None)
+        try:
+            integrity, foreign = SqliteBackend.integrity(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
+    if integrity != ["ok"] or foreign:
+        raise errors.CorruptDatabaseError(
+            f"{path} fails SQLite's checks: {'; '.join(integrity[:3])}"
+            + (f"; {len(foreign)} rows without a parent (foreign_key_check)" if foreign else ""))
+    return version
+
+
+def copy_database(src: str, dest: str, busy_timeout: float = 5.0) -> int:
+    """Copy the quiet database file ``src`` (no other connection on it) into the
+    empty file ``dest`` through SQLite (never ``open()`` on ``src``: see
+    :func:`inspect_file`); returns the pages copied."""
+    mode = "immutable=1" if not os.path.exists(src + "-wal") else "mode=ro"
+    try:
+        conn = sqlite3.connect(_file_uri(src, mode), uri=True, timeout=busy_timeout, isolation_level=None)
+        try:
+            return SqliteBackend.backup(conn, dest, lambda done, total: None)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise translate(e, src, busy_timeout) from e
+
+
+@contextlib.contextmanager
+def exclusive(path: str) -> Iterator[None]:
+    """Hold SQLite's EXCLUSIVE lock on the database file ``path`` for the body of
+    the ``with``: proof that no connection, in this process or another, has it
+    open, and that none opens it meanwhile.
+
+    How it tells: every connection to a WAL database keeps a SHARED lock on the
+    file from its first read until it closes, so a connection in
+    ``locking_mode=EXCLUSIVE`` gets ``BEGIN EXCLUSIVE`` only when no other
+    connection is open (SQLite's own locks, so the process's POSIX locks are never
+    dropped by an ``open()``/``close()`` of ours). Once held, the file is switched
+    to ``journal_mode=DELETE``: what its WAL holds is checkpointed into it and the
+    ``-wal`` removed, so the file alone is complete. A file SQLite cannot read
+    (corrupt) cannot be locked: it is let through only when it has no ``-wal``
+    and no ``-shm`` (no WAL connection can be using it).
+
+    Raises:
+        DatabaseLockedError: another connection has the file open.
+        DatabaseOpenError: the file cannot be opened for writing, or is unreadable
+            with ``-wal``/``-shm`` files beside it.
+    """
+    conn = None
+    try:
+        conn = sqlite3.connect(_file_uri(path, "mode=rw"), uri=True, timeout=0, isolation_level=None)
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+    except sqlite3.Error as e:
+        if conn is not None:
+            conn.close()
+            conn = None
+        kind = _error_class(e)
+        if kind is errors.DatabaseLockedError:
+            raise errors.DatabaseLockedError(
+                f"database {path} is open in another process (or another connection of this one): stop it "
+                "first (SQLite's EXCLUSIVE lock was refused)") from e
+        if kind is not errors.CorruptDatabaseError or any(os.path.lexists(path + s) for s in ("-wal", "-shm")):
+            raise translate(e, path, 0) from e
+    try:
+        yield
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def _file_uri(path: str, mode: str = "mode=ro") -> str:
@@ -505,20 +605,84 @@ class SqliteBackend:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         conn.execute("PRAGMA optimize")
 
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> bool:
+        """Copy every page of the WAL into the main file and truncate the WAL
+        (``PRAGMA wal_checkpoint(TRUNCATE)``, outside a transaction). Returns True
+        when another connection (a reader on an old snapshot, a writer) kept it
+        from finishing: the main file may not hold everything yet."""
+        return bool(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+
+    @staticmethod
+    def backup(conn: sqlite3.Connection, dest: str, progress: Callable[[int, int], None],
+               step_pages: int = BACKUP_STEP_PAGES) -> int:
+        """Copy the database of ``conn`` into the empty file ``dest`` with SQLite's
+        backup API, ``step_pages`` pages per step, all from ONE read snapshot.
+
+        A read transaction is opened on ``conn`` first and held to the end: the
+        backup steps read through it, so writers of other connections (WAL) go on
+        meanwhile and never make the backup restart, and the copy holds exactly what
+        was committed when it began. The copy is written with no journal (it is a
+        temporary file until complete) and keeps the source's WAL mode in its
+        header, so it opens as a WAL database with no ``-wal`` beside it.
+
+        Args:
+            progress: called after each step with ``(pages done, pages in all)``.
+
+        Returns:
+            The number of pages copied.
+        """
+        copy = sqlite3.connect(dest, isolation_level=None)
+        try:
+            copy.execute("PRAGMA journal_mode=OFF")
+            copy.execute("PRAGMA synchronous=OFF")  # the caller fsyncs the file once it is whole
+            conn.execute("BEGIN")
+            try:
+                total = conn.execute("PRAGMA page_count").fetchone()[0]
+                conn.backup(copy, pages=step_pages, progress=lambda _s, left, n: progress(n - left, n))
+            finally:
+                conn.execute("COMMIT")
+        finally:
+            copy.close()
+        return total
+
     # -- files ------------------------------------------------------------------
     def file_sizes(self) -> dict[str, int]:
         """Return the sizes in bytes of the main file, its ``-wal`` and ``-shm``
         (0 for a missing one, and all 0 in memory)."""
         return {"db": 0, "wal": 0, "shm": 0} if self.is_memory else file_sizes(self.path)
 
+    def _checkpoint_at_close(self) -> None:
+        """Checkpoint (TRUNCATE) on one pooled connection, waiting at most
+        :data:`CLOSE_CHECKPOINT_TIMEOUT` for other connections; never raises (a
+        file that fails here keeps its WAL, which SQLite reads at the next open)."""
+        try:
+            conn = self.peewee.acquire()
+        except (sqlite3.Error, pw.PeeweeException):
+            return
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(min(self.busy_timeout, CLOSE_CHECKPOINT_TIMEOUT) * 1000)}")
+            self.checkpoint(conn)
+        except sqlite3.Error:
+            pass
+        finally:
+            self.peewee.release(conn)
+
     def close(self) -> None:
         """Close every connection this database opened, in every thread.
+
+        A read-write file is checkpointed first (``wal_checkpoint(TRUNCATE)``), so
+        the main file alone holds every committed write once the service is
+        closed, even while other processes keep the file open (when they hold
+        no old snapshot: a busy checkpoint is left at that).
 
         With ``read_only``, also remove the ``-wal``/``-shm`` files reading made
         when none was there at open: a read-write connection that reads and
         closes lets SQLite delete them if it is the last one on the file (it
         checks with its own locks, so another process's files are never removed).
         """
+        if not self.read_only and not self.is_memory:
+            self._checkpoint_at_close()
         self.peewee.close_all()
         if self.read_only and not self._had_side_files and os.path.lexists(self.path + "-wal"):
             try:

@@ -157,6 +157,8 @@ class Store:
         self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self._sql = self._compile_all()
+        # closes the database once: at close(), at interpreter exit, or when the store is collected
+        self._closer = weakref.finalize(self, _shut, weakref.ref(self), db, self._guard)
 
     # -- compiled statements ------------------------------------------------
     def _compile_all(self) -> dict[str, str]:
@@ -746,15 +748,50 @@ class Store:
         after = self.db.file_sizes()
         return {"bytes_before": before["db"] + before["wal"], "bytes_after": after["db"] + after["wal"]}
 
+    def checkpoint(self) -> dict[str, Any]:
+        """Checkpoint the WAL into the main file and truncate it (a write: refused
+        on a read-only database).
+
+        Returns:
+            ``{"busy": bool, "wal_bytes_before": int, "wal_bytes_after": int}``.
+        """
+        before = self.db.file_sizes()["wal"]
+        busy = self._use(self.db.checkpoint, (), True, False)
+        return {"busy": busy, "wal_bytes_before": before, "wal_bytes_after": self.db.file_sizes()["wal"]}
+
+    def backup(self, dest: str, progress: Callable[[int, int], None]) -> int:
+        """Copy the database, from one read snapshot, into the existing empty file
+        ``dest`` (writers go on meanwhile); ``progress(pages done, pages in all)``
+        after each step. Returns the pages copied. A read: allowed read-only."""
+        return self._use(self.db.backup, (dest, progress), False, False)
+
     def close(self) -> None:
         """Refuse new calls, wait for the calls in flight to finish, then close
         every connection. Later calls raise :class:`ServiceClosedError`; closing
         twice is harmless."""
+        self._refuse()
+        self._closer()
+
+    def _refuse(self) -> None:
+        """Refuse new calls and wait until the calls in flight have left."""
         with self._calls:
             self._closed = True
             while self._active:
                 self._calls.wait()
-        with self._guard:
-            self.db.close()
+
+
+def _shut(ref: "weakref.ref[Store]", db: Backend, guard: Any) -> None:
+    """Close a store's database once: from :meth:`Store.close`, at interpreter exit
+    for a store still open (after its calls in flight), or when the store is
+    garbage-collected. Closing checkpoints the file (see the backend's ``close``).
+    Never raises: at exit there is no caller left to tell."""
+    store = ref()
+    if store is not None:
+        store._refuse()
+    try:
+        with guard:
+            db.close()
+    except (errors.AdkLiteError, OSError, *db.DRIVER_ERRORS):
+        pass
 
 
