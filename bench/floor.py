@@ -26,9 +26,9 @@ _COLUMNS = ("id", "invocation_id", "author", "branch", "timestamp")
 _KEY = "app_name = ? AND user_id = ? AND session_id = ?"
 SQL = {
     "revision": f"SELECT revision FROM adk_sessions WHERE {_KEY}",
-    "session_row": f"SELECT created_at, updated_at, revision FROM adk_sessions WHERE {_KEY}",
-    "session_insert": "INSERT INTO adk_sessions (app_name, user_id, session_id, created_at, updated_at, revision) "
-                      "VALUES (?, ?, ?, ?, ?, 0)",
+    "session_row": f"SELECT created_at, updated_at, revision, incarnation FROM adk_sessions WHERE {_KEY}",
+    "session_insert": "INSERT INTO adk_sessions (app_name, user_id, session_id, created_at, updated_at, revision, "
+                      "incarnation) VALUES (?, ?, ?, ?, ?, 0, lower(hex(randomblob(8))))",
     "event_insert": "INSERT INTO adk_events (app_name, user_id, session_id, event_id, invocation_id, author, branch, "
                     "timestamp, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "state_upsert": "INSERT INTO adk_state (app_name, user_id, session_id, scope, state_key, state_value, updated_at) "
