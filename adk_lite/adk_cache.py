@@ -8,12 +8,12 @@ identified exactly, in every process, by ``(app_name, user_id, session_id,
 incarnation, event_id)``, and the adapter keeps what it validated under that key.
 
 Callers may mutate what they get, so each read hands out a fresh deep copy. The
-cache does not keep the ``Event`` itself but a *recipe* of it: every model, dict
-and list of the event as a shallow dict of its immutable values plus recipes of
-its mutable children. Building a copy from a recipe is a few dict copies per
-node, about half the cost of ``model_copy(deep=True)`` or ``copy.deepcopy``
-(which walk every field through Python's generic copy protocol), and a third of
-``Event.model_validate``.
+cache does not keep the ``Event`` itself but a *recipe* of it (:func:`recipe`):
+every model, dict and list of the event as a shallow dict of its immutable values
+plus recipes of its mutable children. Building a copy from it (:func:`build`) is
+a few dict copies per node: about half the cost of ``model_copy(deep=True)`` or
+``copy.deepcopy`` (which take every field through Python's generic copy
+protocol), and a third of ``Event.model_validate``.
 """
 
 from __future__ import annotations
@@ -35,83 +35,82 @@ _ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
 """Types whose values are immutable, so copies share them (and every ``enum.Enum``)."""
 
 _new = object.__new__
-_set_attr = object.__setattr__
 _slot = BaseModel.__dict__
 _set_fields = _slot["__pydantic_fields_set__"].__set__
 _set_extra = _slot["__pydantic_extra__"].__set__
 _set_private = _slot["__pydantic_private__"].__set__
+
+_MODEL, _DICT, _LIST, _SET, _FROZENSET, _OTHER = range(6)
+"""Recipe kinds: ``(_MODEL, class, base, kids, fields_set, extra, private)``,
+``(_DICT, base, kids)``, ``(_LIST, items, kids)``, ``(_SET | _FROZENSET, items)``,
+``(_OTHER, value)``; ``kids`` are ``(key or index, recipe)`` pairs; ``extra`` and
+``private`` are recipes or None. Plain tuples, not closures: a cache of closures
+holds ten times the objects for Python's garbage collector to walk."""
 
 
 def _immutable(value: Any) -> bool:
     return type(value) in _ATOMIC or isinstance(value, enum.Enum)
 
 
-def recipe(value: Any) -> Optional[Callable[[], Any]]:
-    """A function that returns a fresh deep copy of ``value`` at each call, or None
-    when ``value`` is immutable (shared as it is).
+def recipe(value: Any) -> Optional[tuple]:
+    """A snapshot of ``value`` from which :func:`build` makes fresh deep copies,
+    or None when ``value`` is immutable (copies share it).
 
-    Pydantic models, dicts, lists and sets are rebuilt node by node; anything else
-    mutable is copied with ``copy.deepcopy`` at each call. The recipe snapshots
-    ``value``: changing ``value`` later does not change what the recipe builds.
+    Pydantic models, dicts, lists and sets are rebuilt node by node; any other
+    mutable value is copied with ``copy.deepcopy`` at each build. Changing
+    ``value`` later does not change what the recipe builds.
     """
-    if _immutable(value):
-        return None
     kind = type(value)
-    if kind is set or kind is frozenset:
-        items = frozenset(value)
-        if all(_immutable(x) for x in items):
-            return (lambda: set(items)) if kind is set else (lambda: items)
-    elif kind is dict or kind is list or isinstance(value, BaseModel):
-        fields = value.__dict__ if isinstance(value, BaseModel) else value if kind is dict else dict(enumerate(value))
+    if kind in _ATOMIC or isinstance(value, enum.Enum):
+        return None
+    model = isinstance(value, BaseModel)
+    if kind is dict or kind is list or model:
+        fields = value.__dict__ if model else value if kind is dict else dict(enumerate(value))
         base, kids = {}, []
         for key, item in fields.items():
-            make = None if _immutable(item) else recipe(item)
-            base[key] = None if make else item
-            if make:
-                kids.append((key, make))
-        return _node(kind, base, tuple(kids), value)
-    return lambda: copy.deepcopy(value)
+            if type(item) in _ATOMIC:
+                base[key] = item
+                continue
+            made = recipe(item)
+            base[key] = None if made else item
+            if made:
+                kids.append((key, made))
+        if kind is dict:
+            return _DICT, base, tuple(kids)
+        if kind is list:
+            return _LIST, list(base.values()), tuple(kids)
+        extra, private = value.__pydantic_extra__, value.__pydantic_private__
+        return (_MODEL, kind, base, tuple(kids), tuple(value.__pydantic_fields_set__),
+                None if extra is None else recipe(extra), None if private is None else recipe(private))
+    if (kind is set or kind is frozenset) and all(_immutable(x) for x in value):
+        return (_SET if kind is set else _FROZENSET), frozenset(value)
+    return _OTHER, copy.deepcopy(value)
 
 
-def _node(kind: type, base: dict, kids: tuple, value: Any) -> Callable[[], Any]:
-    if kind is list:
-        items = list(base.values())
-        if not kids:
-            return items.copy
-
-        def make_list() -> list:
-            out = items.copy()
-            for i, make in kids:
-                out[i] = make()
-            return out
-        return make_list
-    if kind is dict:
-        if not kids:
-            return base.copy
-
-        def make_dict() -> dict:
-            out = base.copy()
-            for key, make in kids:
-                out[key] = make()
-            return out
-        return make_dict
-    fields_set = frozenset(value.__pydantic_fields_set__)
-    extra = value.__pydantic_extra__
-    make_extra = None if extra is None else recipe(extra)
-    private = value.__pydantic_private__
-    make_private = None if private is None else recipe(private)
-
-    def make_model() -> Any:
-        out = _new(kind)
+def build(made: tuple) -> Any:
+    """A fresh deep copy of the value a :func:`recipe` was made from."""
+    kind = made[0]
+    if kind == _MODEL:
+        _, cls, base, kids, fields_set, extra, private = made
+        out = _new(cls)
         own = out.__dict__
         own.update(base)
-        for key, make in kids:
-            own[key] = make()
+        for key, kid in kids:
+            own[key] = build(kid)
         _set_fields(out, set(fields_set))
-        _set_extra(out, None if make_extra is None else make_extra())
-        _set_private(out, None if make_private is None else make_private())
+        _set_extra(out, None if extra is None else build(extra))
+        _set_private(out, None if private is None else build(private))
         return out
-    return make_model
+    if kind == _DICT or kind == _LIST:
+        out = made[1].copy()
+        for key, kid in made[2]:
+            out[key] = build(kid)
+        return out
+    if kind == _SET:
+        return set(made[1])
+    if kind == _FROZENSET:
+        return made[1]
+    return copy.deepcopy(made[1])
 
 
 class EventCache:
@@ -130,7 +129,7 @@ class EventCache:
         if type(size) is not int or size < 0:
             raise ValueError(f"event_cache_size must be an int >= 0, got {size!r}")
         self.size = size
-        self._entries: collections.OrderedDict[tuple, Callable[[], Any]] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._hits = self._misses = 0
 
@@ -150,22 +149,22 @@ class EventCache:
         entries = self._entries
         with self._lock:
             found = [entries.get(key) for key in keys]
-            for key, make in zip(keys, found):
-                if make is not None:
+            for key, made in zip(keys, found):
+                if made is not None:
                     entries.move_to_end(key)
         out, new = [], []
-        for key, make, row in zip(keys, found, rows):
-            if make is None:
+        for key, made, row in zip(keys, found, rows):
+            if made is None:
                 event = validate(row)
                 new.append((key, recipe(event)))
                 out.append(event)
             else:
-                out.append(make())
+                out.append(build(made))
         with self._lock:
             self._hits += len(keys) - len(new)
             self._misses += len(new)
-            for key, make in new[-self.size:]:
-                entries[key] = make
+            for key, made in new[-self.size:]:
+                entries[key] = made
             while len(entries) > self.size:
                 entries.popitem(last=False)
         return out

@@ -20,7 +20,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig  # noqa: E
 from google.genai import types  # noqa: E402
 
 from adk_lite.adk import DatabaseSessionService  # noqa: E402
-from adk_lite.adk_cache import DEFAULT_SIZE, EventCache, recipe  # noqa: E402
+from adk_lite.adk_cache import DEFAULT_SIZE, EventCache, build, recipe  # noqa: E402
 
 pytestmark = pytest.mark.adk
 
@@ -94,18 +94,19 @@ def test_reads_hand_out_independent_copies(path):
 def test_recipe_snapshots_models_dicts_lists_sets_and_other_values():
     value = event("x", k={"deep": [1, {"z": 2}]})
     value.long_running_tool_ids = {"t1"}
-    make = recipe(value)
+    made = recipe(value)
     value.actions.state_delta["k"]["deep"][1]["z"] = 3  # changing the source later changes no copy
     value.long_running_tool_ids.add("t2")
-    copy = make()
+    copy = build(made)
     assert copy.actions.state_delta == {"k": {"deep": [1, {"z": 2}]}} and copy.long_running_tool_ids == {"t1"}
     copy.long_running_tool_ids.add("t3")
-    assert make().long_running_tool_ids == {"t1"}
+    assert build(made).long_running_tool_ids == {"t1"}
     assert recipe("text") is None and recipe(3) is None
-    odd = {"when": bytearray(b"ab")}  # a mutable type without a rule: deep-copied each time
-    make = recipe(odd)
-    make()["when"].append(0)
-    assert make() == {"when": bytearray(b"ab")}
+    odd = {"raw": bytearray(b"ab"), "ids": frozenset({"a"})}  # a mutable type without a rule: deep-copied
+    made = recipe(odd)
+    odd["raw"].append(1)
+    build(made)["raw"].append(0)
+    assert build(made) == {"raw": bytearray(b"ab"), "ids": frozenset({"a"})}
 
 
 def test_delete_and_recreate_serves_no_stale_event(path):
