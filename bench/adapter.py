@@ -70,7 +70,7 @@ async def _reads(workdir: str, z: dict[str, Any]) -> dict[str, Any]:
                                ("inmemory", lambda: memory.get("user-0", "full"))], z["get_full_reps"])
     recent = await _interleaved([("small", lambda: lite.get("user-0", "recent-100", 20)),
                                  ("big", lambda: lite.get("user-0", f"recent-{big}", 20))], z["recent_reps"])
-    cache = lite.svc.cache_info()
+    cache = lite.svc.cache_info() if hasattr(lite.svc, "cache_info") else None  # None: an adapter without a cache
     await lite.close()
     a, m = summary(full["adapter"]), summary(full["inmemory"])
     s, b = summary(recent["small"]), summary(recent["big"])

@@ -216,10 +216,11 @@ def adapter_table(adapter: dict[str, Any]) -> list[str]:
                   f"{_us(full['adapter']['p99_us'])} | {_us(full['inmemory']['p50_us'])} / "
                   f"{_us(full['inmemory']['p99_us'])} | {full['ratio_p50']}x |",
                   f"| get_session last 20 of 100 / of {recent['events_big']:,} events | "
-                  f"{_us(recent['small']['p50_us'])} / {_us(recent['big']['p50_us'])} | - | {recent['ratio_p50']}x |", "",
-                  f"Event cache after these reads: {reads['cache']['entries']:,} events kept (bound "
-                  f"{reads['cache']['size']:,}), {reads['cache']['hits']:,} reads from it, "
-                  f"{reads['cache']['misses']:,} validated.", ""]
+                  f"{_us(recent['small']['p50_us'])} / {_us(recent['big']['p50_us'])} | - | {recent['ratio_p50']}x |", ""]
+        cache = reads["cache"]
+        lines += [f"Event cache after these reads: {cache['entries']:,} events kept (bound {cache['size']:,}), "
+                  f"{cache['hits']:,} served from it, {cache['misses']:,} validated." if cache else
+                  "This adapter has no event cache.", ""]
     if "adapter" in call:
         lines += ["ADK adapter append_event beside its parts, interleaved call by call in one process:", "",
                   "| part | p50 | p99 |", "|---|---|---|"]
