@@ -29,7 +29,7 @@ from pydantic import BaseModel
 __all__ = ["EventCache", "DEFAULT_SIZE"]
 
 DEFAULT_SIZE = 10_000
-"""Events kept by default (about 8 KB of memory each for a typical agent event)."""
+"""Events kept by default: about 50 MB for agent events of ~450 bytes of JSON (about 5 KB each in memory)."""
 
 _ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
 """Types whose values are immutable, so copies share them (and every ``enum.Enum``)."""
