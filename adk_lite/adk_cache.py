@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel
 
-__all__ = ["EventCache", "DEFAULT_SIZE"]
+__all__ = ["EventCache", "DEFAULT_SIZE", "recipe", "build"]
 
 DEFAULT_SIZE = 10_000
 """Events kept by default: about 50 MB for agent events of ~450 bytes of JSON (about 5 KB each in memory)."""
