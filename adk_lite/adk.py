@@ -12,7 +12,9 @@ errors. Each call is one hop to the core's thread executor
 (:class:`adk_lite.AsyncDatabaseSessionService`), where the rows are read or written
 by :class:`adk_lite.store.Store` and converted to ADK types: an event is serialized
 once (pydantic's ``model_dump_json``) into the ``body`` column and parsed once on
-read (``orjson.loads`` + ``Event.model_validate``).
+its first read (``orjson.loads`` + ``Event.model_validate``); later reads get
+copies from a bounded cache of the validated events
+(:class:`adk_lite.adk_cache.EventCache`, ``event_cache_size=``).
 
 For ``adk web`` / ``adk api_server``, :func:`register` adds the ``adklite://`` URI
 scheme to ADK's service registry (call it from ``<agents_dir>/services.py``), or a
@@ -41,6 +43,7 @@ from pydantic_core import PydanticSerializationError
 
 from . import errors, service, validate
 from . import scopes
+from .adk_cache import DEFAULT_SIZE, EventCache
 from .executor import Executor
 from .service import SessionHead, event_data
 from .store import EventRow
@@ -163,12 +166,17 @@ class DatabaseSessionService(BaseSessionService):
         synchronous: ``"normal"`` (default) or ``"full"`` (survives power loss).
         busy_timeout: seconds to wait for another writer's lock (default 5).
         max_workers: threads of the executor (default 4).
+        event_cache_size: the most validated events kept in memory for later
+            reads (default 10,000: about 5 KB each, 50 MB, for events of ~450 bytes of JSON);
+            0 turns the cache off. Reads hand out copies, so callers may change
+            what they get. See :meth:`cache_info`.
         **kwargs: what ADK's service registry passes besides the URI
             (``agents_dir``) is accepted and ignored; other unknown keywords are
             ignored with a logged warning, as ADK's ``sqlite`` factory does.
 
     Raises:
-        ValueError: more than one of db/db_url/uri, or a URL of another database.
+        ValueError: more than one of db/db_url/uri, a URL of another database, or
+            an ``event_cache_size`` that is not an int >= 0.
         DatabaseError: as :class:`adk_lite.DatabaseSessionService` (a foreign,
             corrupt or newer file is refused and left unchanged).
 
@@ -182,7 +190,7 @@ class DatabaseSessionService(BaseSessionService):
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
                  uri: Optional[str] = None, synchronous: str = "normal", busy_timeout: float = 5.0,
-                 max_workers: Optional[int] = None, **kwargs: Any) -> None:
+                 max_workers: Optional[int] = None, event_cache_size: int = DEFAULT_SIZE, **kwargs: Any) -> None:
         given = [target for target in (db, db_url, uri) if target is not None]
         if len(given) > 1:
             raise ValueError(f"give the database once, as db, db_url or uri; got {given!r}")
@@ -190,6 +198,7 @@ class DatabaseSessionService(BaseSessionService):
         if unknown:
             logger.warning("adk_lite.adk.DatabaseSessionService ignores the arguments %s", ", ".join(unknown))
         self._executor = Executor(max_workers)  # checks max_workers before the file is opened
+        self._events = EventCache(event_cache_size)
         self._core = service.DatabaseSessionService(given[0] if given else None, synchronous=synchronous,
                                                     busy_timeout=busy_timeout)
         self._executor.name = self._core.path
@@ -268,7 +277,8 @@ class DatabaseSessionService(BaseSessionService):
         if found is None:
             return None
         head, rows = found
-        return _session(head, [_event_from_row(r) for r in rows])
+        key = (head.app_name, head.user_id, head.session_id, head.incarnation)
+        return _session(head, self._events.events(key, rows, _event_from_row))
 
     async def list_sessions(self, *, app_name: str, user_id: Optional[str] = None, limit: Optional[int] = None,
                             after: Optional[str] = None) -> ListSessionsPage:
@@ -412,6 +422,7 @@ class DatabaseSessionService(BaseSessionService):
         checkpointed and closed all the same."""
         await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
         self._core.close()
+        self._events.clear()
 
     async def __aenter__(self) -> "DatabaseSessionService":
         return self
@@ -465,6 +476,12 @@ class DatabaseSessionService(BaseSessionService):
         """
         return await self._run(lambda: self._core.backup(dest, force=force))
 
+    def cache_info(self) -> dict[str, int]:
+        """The event cache's figures: ``{"size", "entries", "hits", "misses"}`` (the
+        bound, the events kept now, and the events read from the cache and
+        validated since the service was opened)."""
+        return self._events.info()
+
     def __repr__(self) -> str:
         return f"adk_lite.adk.DatabaseSessionService({self.path!r})"
 
@@ -484,7 +501,7 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
             ``"sqlite"`` replaces ADK's own ``SqliteSessionService`` for
             ``sqlite:///`` URIs.
         **options: default keywords for the service (``synchronous``,
-            ``busy_timeout``, ``max_workers``).
+            ``busy_timeout``, ``max_workers``, ``event_cache_size``).
 
     Returns:
         The factory, called by ADK as ``factory(uri, **kwargs)``.

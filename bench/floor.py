@@ -27,7 +27,7 @@ _COLUMNS = ("id", "invocation_id", "author", "branch", "timestamp")
 _KEY = "app_name = ? AND user_id = ? AND session_id = ?"
 SQL = {
     "revision": f"SELECT revision, incarnation FROM adk_sessions WHERE {_KEY}",
-    "session_row": f"SELECT created_at, updated_at, revision FROM adk_sessions WHERE {_KEY}",
+    "session_row": f"SELECT created_at, updated_at, revision, incarnation FROM adk_sessions WHERE {_KEY}",
     "session_insert": "INSERT INTO adk_sessions (app_name, user_id, session_id, created_at, updated_at, revision, "
                       "incarnation) VALUES (?, ?, ?, ?, ?, 0, ?)",
     "event_insert": "INSERT INTO adk_events (app_name, user_id, session_id, event_id, invocation_id, author, branch, "

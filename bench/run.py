@@ -24,6 +24,7 @@ from typing import Any
 
 from . import concurrency, floor, report
 from .drivers import SERVICES
+from .adapter import measure_reads, measure_single_call
 from .suite import measure_paired, measure_service
 
 FULL = dict(
@@ -62,8 +63,9 @@ def main(argv: Any = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=(
         "Measure adk_lite (sync, async, ADK adapter), ADK's InMemory, Sqlite and Database session services "
         "and the stdlib-sqlite3 floor on the same agent-shaped events; print a table, the ratios and the "
-        "targets of issue 5."))
-    p.add_argument("--quick", action="store_true", help="small sizes (CI: checks the harness runs, not speed)")
+        "performance targets, each with what it compares."))
+    p.add_argument("--quick", action="store_true", help="a smoke run: small sizes, checks that the benchmark runs; "
+                   "its figures judge nothing")
     p.add_argument("--json", metavar="PATH", help="write every figure, the ratios and the targets to PATH")
     p.add_argument("--workdir", metavar="DIR", help="where the database files go (default: a temporary folder, "
                    "removed at the end)")
@@ -106,6 +108,18 @@ def main(argv: Any = None) -> None:
                 paired = pool.submit(measure_paired, workdir, sizes).result()
             _log("paired with the floor: " + ", ".join(f"{k} {v['ratio_p50']}x" for k, v in paired.items()))
 
+        adapter: dict[str, Any] = {}
+        if "adk_lite_adk" in args.services and "figures" in results.get("adk_lite_adk", {}):
+            for key, fn in (("reads", measure_reads), ("call", measure_single_call)):
+                with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                    try:
+                        adapter[key] = pool.submit(fn, workdir, sizes).result()
+                    except Exception as e:  # reported, and the run fails at the end
+                        adapter[key] = {"error": f"{type(e).__name__}: {e}"}
+            _log("ADK adapter side by side: " + ", ".join(
+                f"{k} {v.get('error') or v.get('full_1000', {}).get('ratio_p50') or v.get('over_budget_us')}"
+                for k, v in adapter.items()))
+
         conc = []
         if not args.no_concurrency:
             conc = concurrency.run_all(workdir, sizes["processes"], sizes["process_events"],
@@ -116,14 +130,14 @@ def main(argv: Any = None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     ratio = report.ratios(results, sizes)
-    goals = report.targets(results, conc, sizes, paired)
-    print(report.render(info, results, paired, conc, ratio, goals, sizes))
+    goals = report.targets(results, conc, sizes, paired, adapter, args.quick)
+    print(report.render(info, results, paired, conc, ratio, goals, sizes, adapter, args.quick))
     _log(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
-                       "paired_append_event": paired, "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
-    if any("error" in r for r in results.values()):
+                       "paired_append_event": paired, "adapter": adapter, "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
+    if any("error" in r for r in [*results.values(), *adapter.values()]):
         sys.exit(1)
 
 
