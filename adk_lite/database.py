@@ -62,6 +62,12 @@ class Backend(Protocol):
     def vacuum(self, conn: Any) -> None:
         """Reclaim space and refresh the planner's statistics."""
 
+    def secure_delete(self, conn: Any) -> Any:
+        """A context manager: deleted content is overwritten inside it (for erasure)."""
+
+    def checkpoint(self, conn: Any) -> bool:
+        """Move the write-ahead log into the main file and empty it; False if blocked."""
+
     def file_sizes(self) -> dict[str, int]:
         """Bytes on disk: ``{"db", "wal", "shm"}``."""
 

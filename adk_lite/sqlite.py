@@ -18,12 +18,13 @@ fully quoted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
 import urllib.parse
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import peewee as pw
 
@@ -504,6 +505,31 @@ class SqliteBackend:
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         conn.execute("PRAGMA optimize")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def secure_delete(conn: sqlite3.Connection) -> Iterator[None]:
+        """Turn ``PRAGMA secure_delete`` on for the statements run inside (SQLite then
+        overwrites deleted content with zeros), and back to what it was after: the
+        setting belongs to the connection, which goes back to the pool."""
+        before = conn.execute("PRAGMA secure_delete").fetchone()[0]
+        conn.execute("PRAGMA secure_delete = 1")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA secure_delete = {int(before)}")
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> bool:
+        """Copy the WAL into the main file and truncate it to 0 bytes
+        (``wal_checkpoint(TRUNCATE)``, outside a transaction).
+
+        Returns:
+            True when it completed; False when a reader of another connection kept it
+            from finishing within the busy timeout (the WAL then still holds frames).
+        """
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
 
     # -- files ------------------------------------------------------------------
     def file_sizes(self) -> dict[str, int]:
