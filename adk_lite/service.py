@@ -94,21 +94,22 @@ def fork(store: Store, app_name: Any, user_id: Any, session_id: Any, new_session
 
 def trim(store: Store, app_name: Any, user_id: Any, session_id: Any, dry_run: Any) -> dict[str, Any]:
     """Check the arguments and trim compacted events; see
-    :meth:`DatabaseSessionService.trim_compacted` (``user_id=None`` here: every user of the app).
+    :meth:`DatabaseSessionService.trim_compacted` (None for ``app_name`` / ``user_id``
+    here: every app / user, as ``adk-lite trim``).
 
     Raises:
         SessionNotFoundError: ``session_id`` is given and not stored.
         TypeError, ValueError: a bad id or a ``dry_run`` that is not a bool.
     """
-    app = validate.name(app_name, "app_name")
+    app = validate.optional_name(app_name, "app_name")
     user = validate.optional_name(user_id, "user_id")
     if type(dry_run) is not bool:
         raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
     if session_id is None:
         keys = store.session_keys(app, user)
     else:
-        if user is None:
-            raise ValueError("session_id needs a user_id")
+        if app is None or user is None:
+            raise ValueError("session_id needs an app_name and a user_id")
         keys = [(app, user, validate.session_id(session_id))]
         store.count_events(*keys[0])  # raises SessionNotFoundError
     result = {"sessions": 0, "events": 0, "bytes": 0, "dry_run": dry_run}
