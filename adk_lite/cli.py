@@ -432,18 +432,19 @@ def _confirm(question: str, yes: bool) -> None:
 def cmd_erase(args: argparse.Namespace) -> int:
     """``adk-lite erase``: delete one user's sessions, events and state in one app, from the file too."""
     app, user = validate.names(args.app, args.user)
+
+    def what(counts: dict[str, Any]) -> str:
+        return (f"{plural(counts['sessions'], 'session')}, {plural(counts['events'], 'event')} and "
+                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}")
     with _open(args, write=not args.dry_run) as svc:
         result = svc.delete_user(app, user, dry_run=True)
         if not args.dry_run:
-            _confirm(f"erase {plural(result['sessions'], 'session')}, {plural(result['events'], 'event')} and "
-                     f"{plural(result['state_keys'], 'state key')} of user {user!r} in app {app!r}?", args.yes)
+            _confirm(f"erase {what(result)}?", args.yes)
             result = svc.delete_user(app, user)
     if args.json:
         _print_json(result)
         return EXIT_OK
-    verb = "would erase" if args.dry_run else "erased"
-    print(f"{verb} {plural(result['sessions'], 'session')}, {plural(result['events'], 'event')} and "
-          f"{plural(result['state_keys'], 'state key')} of user {user!r} in app {app!r}")
+    print(f"{'would erase' if args.dry_run else 'erased'} {what(result)}")
     if result["checkpointed"] is False:
         print("warning: another connection kept the WAL from being emptied; run adk-lite vacuum once it is gone")
     return EXIT_OK
@@ -457,9 +458,8 @@ def cmd_trim(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
         return EXIT_OK
-    verb = "would delete" if args.dry_run else "deleted"
-    print(f"{verb} {plural(result['events'], 'compacted event')} ({result['bytes']} bytes of event text) "
-          f"from {plural(result['sessions'], 'session')}")
+    print(f"{'would delete' if args.dry_run else 'deleted'} {plural(result['events'], 'compacted event')} "
+          f"({result['bytes']} bytes of event text) from {plural(result['sessions'], 'session')}")
     return EXIT_OK
 
 
