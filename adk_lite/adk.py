@@ -26,12 +26,14 @@ This is the only module of adk_lite that imports ``google.adk``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 from typing import Any, Callable, Optional, Union
 
 from google.adk.errors import StaleSessionError as _AdkStaleSessionError
+from google.adk.errors import InvocationNotFoundError as _AdkInvocationNotFoundError
 from google.adk.errors.already_exists_error import AlreadyExistsError as _AdkAlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError as _AdkSessionNotFoundError
 from google.adk.events import Event
@@ -49,7 +51,8 @@ from .service import SessionHead, event_data
 from .store import EventRow
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
-           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "import_from_adk", "export_to_adk"]
+           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
+           "import_from_adk", "export_to_adk"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +78,15 @@ class StaleSessionError(_AdkStaleSessionError, errors.StaleSessionError):
     ``StaleSessionError`` and adk_lite's. Reload with ``get_session`` and retry."""
 
 
+class InvocationNotFoundError(_AdkInvocationNotFoundError, errors.InvocationNotFoundError):
+    """``fork_session``: no event of that invocation: both ADK's
+    ``InvocationNotFoundError`` (which its rewind raises) and adk_lite's."""
+
+
 _ERRORS = ((errors.SessionNotFoundError, SessionNotFoundError),
            (errors.AlreadyExistsError, AlreadyExistsError),
-           (errors.StaleSessionError, StaleSessionError))
+           (errors.StaleSessionError, StaleSessionError),
+           (errors.InvocationNotFoundError, InvocationNotFoundError))
 
 
 class ListSessionsPage(ListSessionsResponse):
@@ -185,7 +194,8 @@ class DatabaseSessionService(BaseSessionService):
     str); events with equal timestamps come back in append order; blank ids and
     bad arguments raise ``ValueError``/``TypeError``; and the extras
     :meth:`update_keys`, :meth:`get_stats`, :meth:`vacuum`, :meth:`get_event_count`,
-    :meth:`get_app_state` and pagination in :meth:`list_sessions`.
+    :meth:`get_app_state`, :meth:`fork_session`, :meth:`get_lineage`, :meth:`delete_user`,
+    :meth:`trim_compacted` and pagination in :meth:`list_sessions`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
@@ -214,7 +224,8 @@ class DatabaseSessionService(BaseSessionService):
         classes above, which ADK's ``except`` clauses catch."""
         try:
             return await self._executor.run(fn, *args)
-        except (errors.SessionNotFoundError, errors.AlreadyExistsError, errors.StaleSessionError) as e:
+        except (errors.SessionNotFoundError, errors.AlreadyExistsError, errors.StaleSessionError,
+                errors.InvocationNotFoundError) as e:
             for core, adk in _ERRORS:
                 if isinstance(e, core) and not isinstance(e, adk):
                     raise adk(str(e)) from e
@@ -312,6 +323,68 @@ class DatabaseSessionService(BaseSessionService):
             TypeError, ValueError: a bad id.
         """
         await self._run(self._core.delete_session, app_name, user_id, session_id)
+
+    async def fork_session(self, *, app_name: str, user_id: str, session_id: str,
+                           new_session_id: Optional[str] = None,
+                           before_invocation_id: Optional[str] = None) -> Session:
+        """adk_lite extra: copy a session into a new one, leaving the source as it was
+        (ADK's ``Runner.rewind_async`` rewrites the source instead). With
+        ``before_invocation_id``, the copy stops before that invocation's first event
+        (rewind's cut) and its state is the source's state there, exactly; see
+        :meth:`adk_lite.DatabaseSessionService.fork_session`. Lineage:
+        :meth:`get_lineage`.
+
+        Returns:
+            The fork as :meth:`get_session` reads it.
+
+        Raises:
+            SessionNotFoundError: the source is not stored.
+            InvocationNotFoundError: no event of that invocation (ADK's
+                ``InvocationNotFoundError`` and adk_lite's).
+            AlreadyExistsError: ``new_session_id`` is already stored.
+            TypeError, ValueError: a bad id.
+        """
+        return await self._run(self._fork, app_name, user_id, session_id, new_session_id, before_invocation_id)
+
+    def _fork(self, app_name: Any, user_id: Any, session_id: Any, new_session_id: Any, before: Any) -> Session:
+        key = service.fork(self._store, app_name, user_id, session_id, new_session_id, before,
+                           platform_time.get_time())
+        return self._get(*key, None)
+
+    async def get_lineage(self, *, app_name: str, user_id: str, session_id: str) -> Optional[dict[str, Any]]:
+        """adk_lite extra: where a session was forked from (``{"session_id",
+        "before_invocation_id", "events", "forked_at", "state_exact"}``), or None
+        when it is not a fork; see :meth:`adk_lite.DatabaseSessionService.get_lineage`.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+        """
+        return await self._run(self._core.get_lineage, app_name, user_id, session_id)
+
+    async def delete_user(self, *, app_name: str, user_id: str, dry_run: bool = False) -> dict[str, Any]:
+        """adk_lite extra: erase one user's sessions, events, session and ``user:``
+        state in one app (secure delete, then a WAL checkpoint); returns the counts
+        ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``. See
+        :meth:`adk_lite.DatabaseSessionService.delete_user`.
+
+        Raises:
+            TypeError, ValueError: a bad id or ``dry_run``.
+        """
+        return await self._run(functools.partial(self._core.delete_user, dry_run=dry_run), app_name, user_id)
+
+    async def trim_compacted(self, *, app_name: str, user_id: str, session_id: Optional[str] = None,
+                             dry_run: bool = False) -> dict[str, Any]:
+        """adk_lite extra: delete raw events that an ``EventsCompactionConfig``
+        compaction has summarised (the LLM request a ``Runner`` builds stays the
+        same); returns ``{"sessions", "events", "bytes", "dry_run"}``. See
+        :meth:`adk_lite.DatabaseSessionService.trim_compacted`.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` is given and not stored.
+            TypeError, ValueError: a bad id or ``dry_run``.
+        """
+        return await self._run(functools.partial(self._core.trim_compacted, dry_run=dry_run), app_name, user_id,
+                               session_id)
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Append an event and apply its state delta, as ADK's

@@ -95,6 +95,26 @@ class AsyncDatabaseSessionService:
     async def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
         await self.run(self.sync.delete_session, app_name, user_id, session_id)
 
+    @_twin(DatabaseSessionService.fork_session)
+    async def fork_session(self, app_name: str, user_id: str, session_id: str, *,
+                           new_session_id: Optional[str] = None,
+                           before_invocation_id: Optional[str] = None) -> Session:
+        return await self.run(self.sync.fork_session, app_name, user_id, session_id, new_session_id=new_session_id,
+                              before_invocation_id=before_invocation_id)
+
+    @_twin(DatabaseSessionService.get_lineage)
+    async def get_lineage(self, app_name: str, user_id: str, session_id: str) -> Optional[dict[str, Any]]:
+        return await self.run(self.sync.get_lineage, app_name, user_id, session_id)
+
+    @_twin(DatabaseSessionService.delete_user)
+    async def delete_user(self, app_name: str, user_id: str, *, dry_run: bool = False) -> dict[str, Any]:
+        return await self.run(self.sync.delete_user, app_name, user_id, dry_run=dry_run)
+
+    @_twin(DatabaseSessionService.trim_compacted)
+    async def trim_compacted(self, app_name: str, user_id: str, session_id: Optional[str] = None, *,
+                             dry_run: bool = False) -> dict[str, Any]:
+        return await self.run(self.sync.trim_compacted, app_name, user_id, session_id, dry_run=dry_run)
+
     @_twin(DatabaseSessionService.append_event)
     async def append_event(self, session: Session, event: Event) -> Event:
         return await self.run(self.sync.append_event, session, event)

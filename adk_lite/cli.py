@@ -12,7 +12,7 @@ with 0.
 Every command refuses a missing or empty (0-byte) database and never creates one;
 only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
 backup). ``stats``, ``sessions``, ``show``,
-``export``, ``check`` and ``prune --dry-run`` open the file read-only: they never
+``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
 ``backup`` reads the database read-only (an online copy); ``restore`` is
@@ -38,7 +38,7 @@ from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
 from .target import ENV_VAR, MEMORY, resolve
-from .service import DatabaseSessionService
+from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 BATCH = 500
@@ -281,14 +281,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         if session is None:
             raise UsageError(f"session {args.session!r} not found for app_name={args.app!r}, user_id={args.user!r}")
         total = svc.get_event_count(args.app, args.user, session.id)
+        lineage = svc.get_lineage(args.app, args.user, session.id)
     events = [e.to_dict() for e in session.events]
     if args.json:
         _print_json({"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id,
                      "last_update": iso(session.last_update_time), "updated_at": session.last_update_time,
-                     "revision": session.revision, "state": session.state, "event_count": total, "events": events})
+                     "revision": session.revision, "forked_from": lineage, "state": session.state,
+                     "event_count": total, "events": events})
         return EXIT_OK
     print(f"session {session.app_name} / {session.user_id} / {session.id}: {plural(total, 'event')}, "
           f"last update {iso(session.last_update_time)}, revision {session.revision}")
+    if lineage:
+        print(f"forked from {lineage['session_id']} {_cut(lineage)} at {iso(lineage['forked_at'])}"
+              + ("" if lineage["state_exact"] else " (state replayed without the source's unknown initial state)"))
     print("state:" if session.state else "state: {}")
     for key, value in session.state.items():
         print(f"  {key} = {_one_line(codec.dumps(value))}")
@@ -450,6 +455,77 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cut(lineage: dict[str, Any]) -> str:
+    """How a fork was cut, in words: ``before invocation X (4 events copied)``."""
+    where = ("with all its events" if lineage["before_invocation_id"] is None
+             else f"before invocation {lineage['before_invocation_id']}")
+    return f"{where} ({plural(lineage['events'], 'event')} copied)"
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    """``adk-lite fork``: copy a session (whole, or before an invocation) into a new one."""
+    with _open(args, write=True) as svc:
+        fork = svc.fork_session(args.app, args.user, args.session, new_session_id=args.new_id,
+                                before_invocation_id=args.before_invocation)
+        lineage = svc.get_lineage(args.app, args.user, fork.id)
+    if args.json:
+        _print_json({"app_name": fork.app_name, "user_id": fork.user_id, "session_id": fork.id,
+                     "forked_from": lineage, "state": fork.state})
+    else:
+        print(f"forked {args.session} into {fork.id} {_cut(lineage)}")
+    return EXIT_OK
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Go on when ``yes``, or when a person at a terminal answers y.
+
+    Raises:
+        UsageError: stdin is not a terminal (and no ``--yes``), or the answer is not y.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to erase without --yes when standard input is not a terminal")
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise UsageError("not confirmed: nothing erased")
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """``adk-lite erase``: delete one user's sessions, events and state in one app, from the file too."""
+    app, user = validate.names(args.app, args.user)
+
+    def what(counts: dict[str, Any]) -> str:
+        return (f"{plural(counts['sessions'], 'session')}, {plural(counts['events'], 'event')} and "
+                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}")
+    with _open(args, write=not args.dry_run) as svc:
+        result = svc.delete_user(app, user, dry_run=True)
+        if not args.dry_run:
+            _confirm(f"erase {what(result)}?", args.yes)
+            result = svc.delete_user(app, user)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(f"{'would erase' if args.dry_run else 'erased'} {what(result)}")
+    if result["checkpointed"] is False:
+        print("warning: another connection kept the WAL from being emptied; run adk-lite vacuum once it is gone")
+    return EXIT_OK
+
+
+def cmd_trim(args: argparse.Namespace) -> int:
+    """``adk-lite trim``: delete raw events that a compaction has summarised."""
+    app, user = _filters(args)
+    with _open(args, write=not args.dry_run) as svc:
+        result = trim(svc.store, app, user, None, args.dry_run)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(f"{'would delete' if args.dry_run else 'deleted'} {plural(result['events'], 'compacted event')} "
+          f"({result['bytes']} bytes of event text) from {plural(result['sessions'], 'session')}")
+    return EXIT_OK
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """``adk-lite vacuum``: checkpoint (TRUNCATE), VACUUM, optimize; bytes before and after."""
     with _open(args, write=True) as svc:
@@ -564,6 +640,12 @@ COMMANDS = {
                    "adk-lite export-adk .adk/sessions.sqlite3 sqlite+aiosqlite:///adk_sessions.db"),
     "prune": (cmd_prune, "delete sessions not updated for a while",
               "adk-lite prune --older-than 30d --app my_app --dry-run"),
+    "fork": (cmd_fork, "copy a session into a new one, whole or before an invocation; the source stays",
+             "adk-lite fork .adk/sessions.sqlite3 my_app alice chat-1 --before-invocation e-42 --new-id chat-1b"),
+    "erase": (cmd_erase, "erase one user of one app: sessions, events, session and user state, from the file too",
+              "adk-lite erase .adk/sessions.sqlite3 --app my_app --user alice --dry-run"),
+    "trim": (cmd_trim, "delete raw events that a compaction summarised (ADK no longer sends them to the model)",
+             "adk-lite trim .adk/sessions.sqlite3 --app my_app --dry-run"),
     "vacuum": (cmd_vacuum, "checkpoint the WAL, VACUUM and optimize; print bytes before and after",
                "adk-lite vacuum .adk/sessions.sqlite3"),
     "backup": (cmd_backup, "copy the database into one self-contained file while it stays in use (--force to "
@@ -605,8 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_text, example) in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text + ".",
                            epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter,
-                           missing="show needs DB APP USER SESSION (the database file, app_name, user_id and "
-                                   "session_id)" if name == "show" else None)
+                           missing=f"{name} needs DB APP USER SESSION (the database file, app_name, user_id and "
+                                   "session_id)" if name in ("show", "fork") else None)
         p.set_defaults(func=fn)
         parsers[name] = p
         if name == "import":
@@ -620,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "restore":
             p.add_argument("backup", help="a backup file (adk-lite backup)")
             p.add_argument("db", help="the database file to replace")
-        elif name == "show":
+        elif name in ("show", "fork"):
             p.add_argument("db", help="the database file")
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
@@ -631,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(its DatabaseSessionService); created if missing")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
-        if name in ("sessions", "export", "prune"):
+        if name in ("sessions", "export", "prune", "trim"):
             p.add_argument("--app", help="only this app_name")
             p.add_argument("--user", help="only this user_id")
     parsers["stats"].add_argument("--top", type=_count(1), default=10, metavar="N",
@@ -661,6 +743,14 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["backup"].add_argument("--force", action="store_true", help="replace DEST if it exists")
     parsers["restore"].add_argument("--no-keep", action="store_true",
                                     help="do not keep the replaced database as DB.before-restore-<UTC time>")
+    parsers["fork"].add_argument("--before-invocation", metavar="ID",
+                                 help="copy only the events before this invocation's first event")
+    parsers["fork"].add_argument("--new-id", metavar="ID", help="the fork's session_id (default: a new uuid4)")
+    parsers["erase"].add_argument("--app", required=True, help="the app_name")
+    parsers["erase"].add_argument("--user", required=True, help="the user_id to erase")
+    parsers["erase"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
+    parsers["erase"].add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parsers["trim"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
     return parser
 
 

@@ -62,9 +62,11 @@ class Backend(Protocol):
     def vacuum(self, conn: Any) -> None:
         """Reclaim space and refresh the planner's statistics."""
 
+    def secure_delete(self, conn: Any) -> Any:
+        """A context manager: deleted content is overwritten inside it (for erasure)."""
+
     def checkpoint(self, conn: Any) -> bool:
-        """Move what the write-ahead log holds into the main file; True when
-        another connection kept it from finishing."""
+        """Move the write-ahead log into the main file and empty it; False if blocked."""
 
     def backup(self, conn: Any, dest: str, progress: Any) -> int:
         """Copy the database, from one snapshot, into the empty file ``dest``,

@@ -6,6 +6,7 @@ or ``except ValueError`` keeps working::
 
     AdkLiteError
     ├── SessionNotFoundError (LookupError)   no such session
+    ├── InvocationNotFoundError (LookupError) fork_session: no event of that invocation
     ├── AlreadyExistsError (ValueError)      create_session with an id in use
     ├── StaleSessionError (ValueError)       append from an out-of-date Session
     ├── ImportFileError (ValueError)         a line of an import file is not a valid record
@@ -28,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "AdkLiteError",
     "SessionNotFoundError",
+    "InvocationNotFoundError",
     "AlreadyExistsError",
     "StaleSessionError",
     "ImportFileError",
@@ -47,6 +49,11 @@ class AdkLiteError(Exception):
 
 class SessionNotFoundError(AdkLiteError, LookupError):
     """The session named by ``(app_name, user_id, session_id)`` is not stored."""
+
+
+class InvocationNotFoundError(AdkLiteError, LookupError):
+    """``fork_session(before_invocation_id=...)`` names an invocation that has no
+    event in the source session (as ADK's ``InvocationNotFoundError`` for rewind)."""
 
 
 class AlreadyExistsError(AdkLiteError, ValueError):

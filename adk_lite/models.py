@@ -12,7 +12,11 @@ treats NULLs in a key as distinct):
   ``created_at`` / ``updated_at`` are epoch seconds (REAL: a double; ``DoubleField``, since
   Peewee's ``FloatField`` is a 4-byte ``REAL`` on PostgreSQL); ``revision`` counts writes;
   ``incarnation`` is a random id given at creation (16 hex digits), so a session deleted
-  and created again under the same id is told apart from the old one (schema version 2).
+  and created again under the same id is told apart from the old one (schema version 2);
+  ``initial_state`` is the session-scope state ``create_session`` gave, as a JSON object
+  (NULL: unknown, for sessions made before schema version 3 or imported), and
+  ``forked_from`` the lineage of a session made by ``fork_session`` as a JSON object
+  (NULL: not a fork) (schema version 3).
 - ``adk_events``: one row per event; the integer ``id`` (rowid) is append order;
   ``body`` is the event's JSON minus the columns. UNIQUE ``(app_name, user_id,
   session_id, event_id)``; index ``(app_name, user_id, session_id, timestamp, id)``.
@@ -63,6 +67,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         updated_at = pw.DoubleField()
         revision = pw.IntegerField(default=0)
         incarnation = pw.TextField()
+        initial_state = pw.TextField(null=True)
+        forked_from = pw.TextField(null=True)
 
         class Meta:
             table_name = SESSIONS

@@ -16,10 +16,11 @@ import peewee as pw
 from . import errors
 from .models import METADATA, SESSIONS, make_models
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this release writes. Files with a higher version are refused.
 
-History: 1, the first release; 2, ``adk_sessions.incarnation``."""
+History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
+``adk_sessions.initial_state`` and ``adk_sessions.forked_from``."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -31,9 +32,20 @@ def _add_incarnation(conn: sqlite3.Connection) -> None:
     conn.execute(f"UPDATE {SESSIONS} SET incarnation = lower(hex(randomblob(8)))")
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation}
+def _add_lineage(conn: sqlite3.Connection) -> None:
+    """Version 2 to 3: ``initial_state`` and ``forked_from``, NULL for every existing
+    session. A stored session's initial state cannot be derived (its current state
+    minus the replayed deltas misses keys that were overwritten or deleted since), so
+    NULL means "unknown": ``fork_session`` then replays the deltas from an empty
+    state and says so in the fork's lineage (``initial_state_known: false``)."""
+    conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN initial_state TEXT")
+    conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN forked_from TEXT")
 
-ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}}}
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage}
+
+ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}},
+                                                 3: {SESSIONS: {"initial_state", "forked_from"}}}
 """The columns each schema version added (by its migration), per table: a file at
 version v has the models' columns minus those added by the versions above v."""
 

@@ -17,15 +17,13 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
-from . import codec, outfile, validate
+from . import codec, lifecycle, outfile, validate
 from . import scopes
 from .database import open_database
+from .lifecycle import UPDATE_KEYS_MARK
 from .store import EventRow, ListedSession, Store
 from .target import MEMORY
 from .types import Event, EventActions, Session, SessionList
-
-UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
-"""``custom_metadata`` of the events ``update_keys`` records (there None means deleted)."""
 
 
 def event_data(row: EventRow) -> dict[str, Any]:
@@ -69,8 +67,59 @@ def create(store: Store, app_name: Any, user_id: Any, state: dict[str, Any], ses
     """
     app, user = validate.names(app_name, user_id)
     sid = validate.session_id(session_id, generate=True)
-    incarnation, merged = store.create_session(app, user, sid, scopes.stored_rows(state), now)
+    initial = codec.dumps(scopes.split(state).session)
+    incarnation, merged = store.create_session(app, user, sid, scopes.stored_rows(state), now, initial)
     return SessionHead(app, user, sid, scopes.merge(merged), now, 0, incarnation)
+
+
+def fork(store: Store, app_name: Any, user_id: Any, session_id: Any, new_session_id: Any,
+         before_invocation_id: Any, now: float) -> tuple[str, str, str]:
+    """Check the ids and fork a session at ``now`` (epoch seconds); see
+    :meth:`DatabaseSessionService.fork_session`.
+
+    Returns:
+        The fork's key ``(app_name, user_id, new session_id)``.
+
+    Raises:
+        SessionNotFoundError, InvocationNotFoundError, AlreadyExistsError: as
+            :meth:`adk_lite.store.Store.fork_session`.
+        TypeError, ValueError: a bad id.
+    """
+    app, user = validate.names(app_name, user_id)
+    source = validate.session_id(session_id)
+    new = validate.session_id(new_session_id, generate=True, arg="new_session_id")
+    before = validate.event_text(before_invocation_id, "before_invocation_id", optional=True)
+    store.fork_session(app, user, source, new, before, now, lifecycle.replay)
+    return app, user, new
+
+
+def trim(store: Store, app_name: Any, user_id: Any, session_id: Any, dry_run: Any) -> dict[str, Any]:
+    """Check the arguments and trim compacted events; see
+    :meth:`DatabaseSessionService.trim_compacted` (None for ``app_name`` / ``user_id``
+    here: every app / user, as ``adk-lite trim``).
+
+    Raises:
+        SessionNotFoundError: ``session_id`` is given and not stored.
+        TypeError, ValueError: a bad id or a ``dry_run`` that is not a bool.
+    """
+    app = validate.optional_name(app_name, "app_name")
+    user = validate.optional_name(user_id, "user_id")
+    if type(dry_run) is not bool:
+        raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+    if session_id is None:
+        keys = store.session_keys(app, user)
+    else:
+        if app is None or user is None:
+            raise ValueError("session_id needs an app_name and a user_id")
+        keys = [(app, user, validate.session_id(session_id))]
+        store.count_events(*keys[0])  # raises SessionNotFoundError
+    result = {"sessions": 0, "events": 0, "bytes": 0, "dry_run": dry_run}
+    for key in keys:
+        events, size = store.trim_session(key, lifecycle.compacted, not dry_run)
+        result["sessions"] += bool(events)
+        result["events"] += events
+        result["bytes"] += size
+    return result
 
 
 def read(store: Store, app_name: Any, user_id: Any, session_id: Any, limit: Optional[int],
@@ -303,6 +352,109 @@ class DatabaseSessionService:
         """
         app, user = validate.names(app_name, user_id)
         self._store.delete_session(app, user, validate.session_id(session_id))
+
+    def fork_session(self, app_name: str, user_id: str, session_id: str, *, new_session_id: Optional[str] = None,
+                     before_invocation_id: Optional[str] = None) -> Session:
+        """Copy a session into a new one of the same app and user, in one transaction;
+        the source is not changed (unlike ADK's ``Runner.rewind_async``).
+
+        The fork holds copies of the source's events (same ids and contents): all of
+        them, or with ``before_invocation_id`` those before the first event of that
+        invocation (the cut ADK's rewind makes). Its session-scope state is the
+        source's state at that cut, exactly: the initial state ``create_session``
+        gave, then every event's delta up to the cut (a stored null stays a null;
+        ``update_keys`` deletions are deletions). ``app:`` and ``user:`` state are
+        shared and untouched. The lineage is stored: see :meth:`get_lineage`.
+
+        Args:
+            new_session_id: the fork's id; None or blank for a new uuid4.
+            before_invocation_id: cut before this invocation, or None to copy all.
+
+        Returns:
+            The fork as :meth:`get_session` reads it (revision 0).
+
+        Raises:
+            SessionNotFoundError: the source session is not stored.
+            InvocationNotFoundError: no event of ``before_invocation_id`` in it.
+            AlreadyExistsError: ``new_session_id`` is already stored.
+            TypeError, ValueError: a bad id (nothing is written).
+        """
+        key = fork(self._store, app_name, user_id, session_id, new_session_id, before_invocation_id, time.time())
+        return self.get_session(*key)
+
+    def get_lineage(self, app_name: str, user_id: str, session_id: str) -> Optional[dict[str, Any]]:
+        """Where a session was forked from, or None when it is not a fork.
+
+        Returns:
+            ``{"session_id": source id, "before_invocation_id": the cut or None,
+            "events": events copied, "forked_at": epoch seconds, "state_exact":
+            bool}``. ``state_exact`` is False only for a cut in a source whose
+            initial state is unknown (created before schema version 3, or imported):
+            its deltas were replayed from an empty state, as ADK's rewind does.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+            TypeError, ValueError: a bad id.
+        """
+        app, user = validate.names(app_name, user_id)
+        return self._store.lineage(app, user, validate.session_id(session_id))
+
+    def delete_user(self, app_name: str, user_id: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Erase one user's data in one app: every session of theirs with its events
+        and session state, and their ``user:`` state, in one transaction. App state stays.
+
+        Erased from the file too: SQLite's ``secure_delete`` is on for that
+        transaction (deleted content is overwritten with zeros), and the WAL is
+        checkpointed (TRUNCATE) after it, so the text is in neither the database
+        file nor its WAL. Export the user's data first if they asked for it
+        (``adk-lite export --app A --user U``).
+
+        Args:
+            dry_run: only count; nothing is written (works on a read-only service).
+
+        Returns:
+            ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``:
+            counts deleted (or that would be); ``checkpointed`` is False when another
+            connection's reader kept the WAL from being emptied (call again, or
+            ``vacuum``, once it is gone), None for a dry run.
+
+        Raises:
+            TypeError, ValueError: a bad id or a ``dry_run`` that is not a bool.
+        """
+        app, user = validate.names(app_name, user_id)
+        if type(dry_run) is not bool:
+            raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        return self._store.delete_user(app, user, dry_run)
+
+    def trim_compacted(self, app_name: str, user_id: str, session_id: Optional[str] = None, *,
+                       dry_run: bool = False) -> dict[str, Any]:
+        """Delete the raw events that ADK's compaction has summarised, which ADK no
+        longer sends to the model; one transaction per session.
+
+        ADK records a compaction (``EventsCompactionConfig``) as an event whose
+        ``actions.compaction`` holds ``start_timestamp``, ``end_timestamp`` and the
+        summary. Deleted: events whose timestamp lies inside such a range, except
+        compaction and rewind events, and the rules of
+        :func:`adk_lite.lifecycle.compacted` (which keep the LLM request a Runner
+        builds the same). State is unchanged. What is lost: the raw events
+        themselves, so rewinding to an invocation inside a trimmed range is no
+        longer possible, and a fork can only cut at events that are left.
+
+        Args:
+            session_id: one session, or None for every session of the user.
+            dry_run: only count; nothing is written.
+
+        Returns:
+            ``{"sessions" (with something to trim), "events", "bytes" (the stored
+            text of those events, UTF-8; the file shrinks after :meth:`vacuum`),
+            "dry_run"}``.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` is given and not stored.
+            TypeError, ValueError: a bad id or ``dry_run``.
+        """
+        validate.names(app_name, user_id)
+        return trim(self._store, app_name, user_id, session_id, dry_run)
 
     # -- events -------------------------------------------------------------
     def append_event(self, session: Session, event: Event) -> Event:

@@ -606,12 +606,29 @@ class SqliteBackend:
         conn.execute("PRAGMA optimize")
 
     @staticmethod
+    @contextlib.contextmanager
+    def secure_delete(conn: sqlite3.Connection) -> Iterator[None]:
+        """Turn ``PRAGMA secure_delete`` on for the statements run inside (SQLite then
+        overwrites deleted content with zeros), and back to what it was after: the
+        setting belongs to the connection, which goes back to the pool."""
+        before = conn.execute("PRAGMA secure_delete").fetchone()[0]
+        conn.execute("PRAGMA secure_delete = 1")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA secure_delete = {int(before)}")
+
+    @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> bool:
-        """Copy every page of the WAL into the main file and truncate the WAL
-        (``PRAGMA wal_checkpoint(TRUNCATE)``, outside a transaction). Returns True
-        when another connection (a reader on an old snapshot, a writer) kept it
-        from finishing: the main file may not hold everything yet."""
-        return bool(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+        """Copy the WAL into the main file and truncate it to 0 bytes
+        (``wal_checkpoint(TRUNCATE)``, outside a transaction).
+
+        Returns:
+            True when it completed; False when a reader of another connection kept it
+            from finishing within the busy timeout (the WAL then still holds frames).
+        """
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
 
     @staticmethod
     def backup(conn: sqlite3.Connection, dest: str, progress: Callable[[int, int], None],

@@ -181,10 +181,12 @@ class Store:
             "session_row": _compile(S.select(S.created_at, S.updated_at, S.revision, S.incarnation)
                                    .where(where_key(S)), *key),
             "session_insert": _compile(
-                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation"))],
+                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation",
+                                                             "initial_state", "forked_from"))],
                               fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision,
-                                      S.incarnation]),
-                *key, "created_at", "updated_at", "revision", "incarnation"),
+                                      S.incarnation, S.initial_state, S.forked_from]),
+                *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
+            "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
             "session_touch": _compile(
                 S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
                 "updated_at", *key),
@@ -277,17 +279,7 @@ class Store:
                 try:
                     if not transaction:
                         return fn(conn, *args)
-                    conn.execute(self.db.BEGIN_WRITE if write else self.db.BEGIN_READ)
-                    try:
-                        result = fn(conn, *args)
-                        conn.execute("COMMIT")
-                        if write:
-                            self.write_transactions += 1
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
-                    return result
+                    return self._transact(conn, fn, args, write)
                 finally:
                     self.db.peewee.release(conn)
         except self.db.DRIVER_ERRORS as e:
@@ -339,6 +331,21 @@ class Store:
                 pending.error = self.db.translate(e) if isinstance(e, self.db.DRIVER_ERRORS) else e
             conn.execute("RELEASE adk_lite_append")
 
+    def _transact(self, conn: sqlite3.Connection, fn: Callable, args: tuple, write: bool) -> Any:
+        """Run ``fn(conn, *args)`` in one transaction on ``conn`` (IMMEDIATE when
+        ``write``): committed when it returns, rolled back when it raises."""
+        conn.execute(self.db.BEGIN_WRITE if write else self.db.BEGIN_READ)
+        try:
+            result = fn(conn, *args)
+            conn.execute("COMMIT")
+            if write:
+                self.write_transactions += 1
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
     def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
         """Return the in-process lock that serializes appends to one session.
 
@@ -354,8 +361,10 @@ class Store:
 
     # -- sessions -----------------------------------------------------------
     def create_session(self, app: str, user: str, session: str, state: Sequence[tuple[str, str, str]],
-                       now: float) -> tuple[str, list[tuple[str, str, str]]]:
-        """Insert a session with its initial state rows ``(scope, key, JSON)``.
+                       now: float, initial: Optional[str] = None) -> tuple[str, list[tuple[str, str, str]]]:
+        """Insert a session with its initial state rows ``(scope, key, JSON)``;
+        ``initial`` is the session-scope part as one JSON object, kept so that
+        :meth:`fork_session` can replay the state (None: unknown).
 
         Returns:
             ``(incarnation, merged state rows after the insert)``.
@@ -364,14 +373,16 @@ class Store:
             AlreadyExistsError: the session is already stored.
         """
         def run(conn):
-            incarnation = self._insert_session(conn, app, user, session, state, now, now)
+            incarnation = self._insert_session(conn, app, user, session, state, now, now, initial)
             return incarnation, conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
         return self._run(run, write=True)
 
     def _insert_session(self, conn: sqlite3.Connection, app: str, user: str, session: str,
-                        state: Sequence[tuple[str, str, str]], created_at: float, updated_at: float) -> str:
-        """Insert a session row (revision 0, a new incarnation) and its state rows
-        ``(scope, key, JSON)`` inside the caller's write transaction.
+                        state: Sequence[tuple[str, str, str]], created_at: float, updated_at: float,
+                        initial: Optional[str] = None, forked_from: Optional[str] = None) -> str:
+        """Insert a session row (revision 0, a new incarnation, the ``initial_state``
+        and ``forked_from`` JSON texts or None) and its state rows ``(scope, key,
+        JSON)`` inside the caller's write transaction.
 
         Returns:
             The new session's incarnation.
@@ -383,7 +394,8 @@ class Store:
             raise errors.AlreadyExistsError(
                 f"session {session!r} already exists for app_name={app!r}, user_id={user!r}")
         incarnation = new_incarnation()
-        conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0, incarnation))
+        conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0, incarnation,
+                                                   initial, forked_from))
         self._write_state(conn, app, user, session, state, (), created_at)
         return incarnation
 
@@ -426,6 +438,139 @@ class Store:
     def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+
+    def _all_events(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> list[EventRow]:
+        """Every event row of a session, oldest first (the order of ``read_session``)."""
+        rows = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (*key, float("-inf"), -1))))
+        rows.reverse()
+        return rows
+
+    def fork_session(self, app: str, user: str, source: str, new: str, before: Optional[str], now: float,
+                     replay: Callable[[Optional[str], list[EventRow]], list[tuple[str, str, str]]]) -> dict[str, Any]:
+        """Create session ``new`` as a copy of ``source`` (same app and user) in one
+        IMMEDIATE transaction: its events (all, or those before the first event of
+        invocation ``before``, the cut ADK's rewind makes) with their ids, and its
+        session-scope state at that cut; the source is not changed.
+
+        Args:
+            before: an invocation id, or None for every event and the current state.
+            now: the fork's ``created_at`` / ``updated_at``, epoch seconds.
+            replay: ``replay(initial_state JSON or None, event rows before the cut)``
+                returns the session-scope state rows ``(scope, key, JSON)`` at the cut.
+
+        Returns:
+            The lineage stored in the fork's ``forked_from``: ``{"session_id"
+            (the source), "before_invocation_id", "events" (copied), "forked_at"
+            (epoch seconds), "state_exact" (False only for a cut in a session whose
+            initial state is unknown: created before schema version 3, or imported)}``.
+
+        Raises:
+            SessionNotFoundError: ``source`` is not stored.
+            InvocationNotFoundError: no event of ``before`` in ``source``.
+            AlreadyExistsError: ``new`` is already stored.
+        """
+        def run(conn):
+            found = conn.execute(self._sql["session_lineage"], (app, user, source)).fetchone()
+            if found is None:
+                raise errors.SessionNotFoundError(
+                    f"session {source!r} not found for app_name={app!r}, user_id={user!r}")
+            initial = found[0]
+            rows = self._all_events(conn, (app, user, source))
+            if before is None:
+                cut = len(rows)
+                state = conn.execute(self._sql["state_scope"], (app, user, source, SESSION)).fetchall()
+            else:
+                cut = next((i for i, r in enumerate(rows) if r.invocation_id == before), None)
+                if cut is None:
+                    raise errors.InvocationNotFoundError(
+                        f"invocation {before!r} has no event in session {source!r} (app_name={app!r}, "
+                        f"user_id={user!r})")
+                state = replay(initial, rows[:cut])
+            lineage = {"session_id": source, "before_invocation_id": before, "events": cut, "forked_at": now,
+                       "state_exact": before is None or initial is not None}
+            self._insert_session(conn, app, user, new, state, now, now, initial, codec.dumps(lineage))
+            conn.executemany(self._sql["event_insert"], [(app, user, new) + tuple(r) for r in rows[:cut]])
+            return lineage
+        return self._run(run, write=True)
+
+    def lineage(self, app: str, user: str, session: str) -> Optional[dict[str, Any]]:
+        """The ``forked_from`` lineage of a session (see :meth:`fork_session`), or
+        None when it is not a fork.
+
+        Raises:
+            SessionNotFoundError: the session is not stored.
+        """
+        found = self._run(lambda conn: conn.execute(self._sql["session_lineage"], (app, user, session)).fetchone())
+        if found is None:
+            raise errors.SessionNotFoundError(f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
+        return None if found[1] is None else codec.loads(found[1])
+
+    def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
+        """Erase one user of one app: every session with its events and session
+        state, and the user's ``user:`` state, in one IMMEDIATE transaction with
+        the backend's secure delete on (deleted content overwritten), then a WAL
+        checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+
+        Args:
+            dry_run: only count (a read transaction; works on a read-only service).
+
+        Returns:
+            ``{"sessions", "events", "state_keys" (session and user rows),
+            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
+            connection's reader kept the checkpoint from finishing (the WAL may then
+            still hold erased pages until the next checkpoint), None for a dry run.
+        """
+        m = self.db.models
+        tables = [t._meta.table_name for t in (m.Session, m.Event, m.State)]
+        where = " WHERE app_name = ? AND user_id = ?"
+
+        def count(conn):
+            sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
+                                            for t in tables)
+            return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
+                    "checkpointed": None}
+
+        if dry_run:
+            return self._run(count)
+
+        def erase(conn):
+            counts = count(conn)
+            for table in (tables[2], tables[1], tables[0]):
+                conn.execute(f"DELETE FROM {table}{where}", (app, user))
+            return counts
+
+        def run(conn):
+            with self.db.secure_delete(conn):
+                counts = self._transact(conn, erase, (), True)
+            counts["checkpointed"] = self.db.checkpoint(conn)
+            return counts
+        return self._use(run, (), True, False)
+
+    def trim_session(self, key: tuple[str, str, str], pick: Callable[[list[EventRow]], list[str]],
+                     delete: bool) -> tuple[int, int]:
+        """Delete the events ``pick(rows)`` names (event ids) from one session, in one
+        transaction (IMMEDIATE when ``delete``); state and the session row stay.
+
+        Args:
+            pick: given the session's event rows oldest first, returns the ids to delete.
+            delete: False only counts (a dry run).
+
+        Returns:
+            ``(events, bytes)``: how many events, and the UTF-8 bytes of their stored
+            text (ids, author, body); 0, 0 for a session that is not stored.
+        """
+        table = self.db.models.Event._meta.table_name
+        sql = f"DELETE FROM {table} WHERE app_name = ? AND user_id = ? AND session_id = ? AND event_id = ?"
+
+        def run(conn):
+            rows = self._all_events(conn, key)
+            ids = set(pick(rows))
+            gone = [r for r in rows if r.event_id in ids]
+            if delete and gone:
+                conn.executemany(sql, [(*key, r.event_id) for r in gone])
+            return len(gone), sum(len(f"{r.event_id}{r.invocation_id}{r.author}{r.branch or ''}{r.body}".encode())
+                                  for r in gone)
+        return self._run(run, write=delete)
 
     def prune(self, updated_before: float, app: Optional[str], user: Optional[str], limit: Optional[int],
               delete: bool) -> tuple[int, int]:
@@ -756,8 +901,8 @@ class Store:
             ``{"busy": bool, "wal_bytes_before": int, "wal_bytes_after": int}``.
         """
         before = self.db.file_sizes()["wal"]
-        busy = self._use(self.db.checkpoint, (), True, False)
-        return {"busy": busy, "wal_bytes_before": before, "wal_bytes_after": self.db.file_sizes()["wal"]}
+        done = self._use(self.db.checkpoint, (), True, False)
+        return {"busy": not done, "wal_bytes_before": before, "wal_bytes_after": self.db.file_sizes()["wal"]}
 
     def backup(self, dest: str, progress: Callable[[int, int], None]) -> int:
         """Copy the database, from one read snapshot, into the existing empty file

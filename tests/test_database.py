@@ -175,27 +175,27 @@ def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
 
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u", session_id="s")
-    monkeypatch.setattr(database, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
 
     def broken(conn):
         _migrate_to_v3(conn)
         raise RuntimeError("migration step failed")
 
-    monkeypatch.setattr(database, "MIGRATIONS", {2: broken})
+    monkeypatch.setattr(database, "MIGRATIONS", {SCHEMA_VERSION: broken})
     with pytest.raises(RuntimeError, match="failed"):
         DatabaseSessionService(db_path)
     conn = sqlite3.connect(db_path)
     columns = [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
     assert "note" not in columns  # rolled back whole
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
 
-    monkeypatch.setattr(database, "MIGRATIONS", {2: _migrate_to_v3})
+    monkeypatch.setattr(database, "MIGRATIONS", {SCHEMA_VERSION: _migrate_to_v3})
     with DatabaseSessionService(db_path) as svc:
         assert svc.get_session("app", "u", "s") is not None
     conn = sqlite3.connect(db_path)
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == "3"
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION + 1)
     conn.close()
 
 
@@ -206,7 +206,8 @@ def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
         for sid in ("a", "b"):
             svc.append_event(svc.create_session("app", "u", session_id=sid), Event(author="user"))
     conn = sqlite3.connect(db_path)
-    conn.execute("ALTER TABLE adk_sessions DROP COLUMN incarnation")
+    for column in ("incarnation", "initial_state", "forked_from"):  # what versions 2 and 3 added
+        conn.execute(f"ALTER TABLE adk_sessions DROP COLUMN {column}")
     conn.execute("UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -300,4 +301,6 @@ def test_expected_columns_follow_the_models_and_migrations():
     current = expected_columns(SCHEMA_VERSION)
     for model in make_models(peewee.SqliteDatabase(None)).all:
         assert current[model._meta.table_name] == set(model._meta.columns)
-    assert current["adk_sessions"] - expected_columns(1)["adk_sessions"] == ADDED_COLUMNS[2]["adk_sessions"]
+    assert current["adk_sessions"] - expected_columns(1)["adk_sessions"] == (ADDED_COLUMNS[2]["adk_sessions"]
+                                                                          | ADDED_COLUMNS[3]["adk_sessions"])
+    assert current["adk_sessions"] - expected_columns(2)["adk_sessions"] == {"initial_state", "forked_from"}
