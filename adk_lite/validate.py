@@ -165,3 +165,26 @@ def event_columns(event: Any, where: str) -> None:
     event_text(event.author, f"{where}.author")
     event_text(event.branch, f"{where}.branch", optional=True)
     timestamp(event.timestamp, f"{where}.timestamp", optional=False)
+
+
+MAX_QUERY_LENGTH = 4096
+"""The longest search query, in characters."""
+
+
+def query(value: Any, arg: str = "query") -> str:
+    """Check a search query: a str of at most :data:`MAX_QUERY_LENGTH` characters,
+    valid Unicode, no NUL.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: too long, a NUL, or a lone surrogate.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
+    if len(value) > MAX_QUERY_LENGTH:
+        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_QUERY_LENGTH}")
+    if "\x00" in value:
+        raise ValueError(f"{arg} contains a NUL character")
+    if not is_text(value):
+        raise ValueError(f"{arg} holds a lone surrogate, which UTF-8 cannot store")
+    return value
