@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from adk_lite import SCHEMA_VERSION
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "examples", "quickstart.py")
 ADK_AGENT = os.path.join(ROOT, "examples", "adk_agent.py")
@@ -43,7 +45,7 @@ def test_quickstart_persists_across_restarts_and_counts(tmp_path):
     assert "alice looked up Porto: user:lookups = 2, app:total_lookups = 3" in out
     assert 'delta {"last_city": null}' in out
     stats = dict(re.findall(r"^\s+(\w+): (.*)$", out.split("get_stats():", 1)[1], re.M))
-    assert stats["sessions"] == "2" and stats["events"] == "7" and stats["schema_version"] == "2"
+    assert stats["sessions"] == "2" and stats["events"] == "7" and stats["schema_version"] == str(SCHEMA_VERSION)
     assert "db_bytes" in stats and "wal_bytes" in stats
 
     third = run(tmp_path, QUICKSTART)  # the counts go on from where the last process left them
