@@ -179,7 +179,7 @@ class DatabaseSessionService(BaseSessionService):
     str); events with equal timestamps come back in append order; blank ids and
     bad arguments raise ``ValueError``/``TypeError``; and the extras
     :meth:`update_keys`, :meth:`get_stats`, :meth:`vacuum`, :meth:`get_event_count`,
-    :meth:`get_app_state` and pagination in :meth:`list_sessions`.
+    :meth:`get_app_state`, :meth:`search_events`, and pagination and ``order`` in :meth:`list_sessions`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,

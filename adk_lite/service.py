@@ -419,7 +419,7 @@ class DatabaseSessionService:
             DatabaseError: a file of schema_version 2 opened read-only (no index yet).
         """
         rows, next_cursor = search_rows(self._store, query, raw, app_name, user_id, session_id, author, limit, after)
-        return SearchResults([SearchHit(*r[:8], r.snippet) for r in rows], next_cursor)
+        return SearchResults([SearchHit(*r.hit) for r in rows], next_cursor)
 
     def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session with its events and session-scope state.

@@ -70,19 +70,14 @@ class ListedSession(NamedTuple):
 
 
 class SearchRow(NamedTuple):
-    """One search hit: the event's ids and columns, its bm25 ``rank`` (lower is a better
-    match), the index ``rowid`` (the event's ``id``, for the keyset) and ``snippet``."""
+    """One search hit: its keyset ``(rank, rowid)`` (bm25, lower is a better match; the
+    event's ``id``) and ``hit``, the values of :class:`adk_lite.types.SearchHit` in its
+    field order ``(app_name, user_id, session_id, event_id, invocation_id, author,
+    timestamp, rank, snippet)``."""
 
-    app_name: str
-    user_id: str
-    session_id: str
-    event_id: str
-    invocation_id: str
-    author: str
-    timestamp: float
     rank: float
     rowid: int
-    snippet: str
+    hit: tuple
 
 
 def new_incarnation() -> str:
@@ -487,7 +482,7 @@ class Store:
                     "open it once without read_only to build it")
             rows = conn.execute(page, (*params, limit)).fetchall()
             marked = dict(conn.execute(snippets, (*SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
-            return [SearchRow(*r, marked.get(r[-1], "")) for r in rows]
+            return [SearchRow(r[-2], r[-1], (*r[:-1], marked.get(r[-1], ""))) for r in rows]
         return self._run(run)
 
     def match_error(self, match: str) -> Optional[str]:

@@ -31,13 +31,13 @@ def is_id_text(value: Any) -> bool:
     return type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value and is_text(value)
 
 
-def _check_text(value: str, arg: str) -> None:
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
+def _check_text(value: str, arg: str, limit: int = MAX_ID_LENGTH) -> None:
+    if len(value) > limit:
+        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {limit}")
     if "\x00" in value:
         raise ValueError(f"{arg} contains a NUL character")
     if not is_text(value):
-        raise ValueError(f"{arg} holds a lone surrogate ({value!r}), which UTF-8 cannot store")
+        raise ValueError(f"{arg} holds a lone surrogate ({value!r:.80}), which UTF-8 cannot store")
 
 
 def name(value: Any, arg: str) -> str:
@@ -181,10 +181,5 @@ def query(value: Any, arg: str = "query") -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
-    if len(value) > MAX_QUERY_LENGTH:
-        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_QUERY_LENGTH}")
-    if "\x00" in value:
-        raise ValueError(f"{arg} contains a NUL character")
-    if not is_text(value):
-        raise ValueError(f"{arg} holds a lone surrogate, which UTF-8 cannot store")
+    _check_text(value, arg, MAX_QUERY_LENGTH)
     return value
