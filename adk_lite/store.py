@@ -461,16 +461,21 @@ class Store:
         m = self.db.models
         fts, events = m.EventText._meta.table_name, m.Event._meta.table_name
         where, params = [f"{fts} MATCH ?"], [match]
-        for column, value in (("app_name", app), ("user_id", user), ("session_id", session), ("author", author)):
-            if value is not None:
-                where.append(f"e.{column} = ?")
-                params.append(value)
+        filters = [(c, v) for c, v in (("app_name", app), ("user_id", user), ("session_id", session),
+                                       ("author", author)) if v is not None]
+        for column, value in filters:
+            where.append(f"e.{column} = ?")
+            params.append(value)
         if after is not None:
             where.append(f"({fts}.rank, {fts}.rowid) > (?, ?)")
             params.extend(after)
-        page = (f"SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
-                f"{fts}.rank, {fts}.rowid FROM {fts} JOIN {events} AS e ON e.id = {fts}.rowid "
-                f"WHERE {' AND '.join(where)} ORDER BY {fts}.rank, {fts}.rowid LIMIT ?")
+        columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
+        if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
+            page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {fts} WHERE {' AND '.join(where)} "
+                    f"ORDER BY rank, rowid LIMIT ?) AS f JOIN {events} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
+        else:
+            page = (f"SELECT {columns}, {fts}.rank, {fts}.rowid FROM {fts} JOIN {events} AS e ON e.id = {fts}.rowid "
+                    f"WHERE {' AND '.join(where)} ORDER BY {fts}.rank, {fts}.rowid LIMIT ?")
         # Snippets only for the page's rows (a second statement, same snapshot).
         snippets = (f"SELECT rowid, snippet({fts}, 0, ?, ?, ?, ?) FROM {fts} WHERE {fts} MATCH ? "
                     f"AND rowid IN {self.db.json_array_values()}")
