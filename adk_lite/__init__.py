@@ -16,7 +16,7 @@ from .schema import SCHEMA_VERSION
 from .target import DEFAULT_PATH, ENV_VAR
 from .errors import *  # noqa: F401,F403 (the names are errors.__all__)
 from .service import DatabaseSessionService
-from .types import Event, EventActions, Session, SessionList
+from .types import Event, EventActions, SearchHit, SearchResults, Session, SessionList
 from .validate import MAX_COUNT, MAX_ID_LENGTH, MAX_TIMESTAMP, MIN_TIMESTAMP
 from .codec import MAX_DEPTH
 
@@ -25,6 +25,8 @@ __all__ = [
     "AsyncDatabaseSessionService",
     "Session",
     "SessionList",
+    "SearchHit",
+    "SearchResults",
     "Event",
     "EventActions",
     *errors.__all__,

@@ -49,6 +49,7 @@ from .adk_cache import DEFAULT_SIZE, EventCache
 from .executor import Executor
 from .service import SessionHead, event_data
 from .store import EventRow
+from .types import SearchResults
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
@@ -195,7 +196,7 @@ class DatabaseSessionService(BaseSessionService):
     bad arguments raise ``ValueError``/``TypeError``; and the extras
     :meth:`update_keys`, :meth:`get_stats`, :meth:`vacuum`, :meth:`get_event_count`,
     :meth:`get_app_state`, :meth:`fork_session`, :meth:`get_lineage`, :meth:`delete_user`,
-    :meth:`trim_compacted` and pagination in :meth:`list_sessions`.
+    :meth:`trim_compacted`, :meth:`search_events`, and pagination and ``order`` in :meth:`list_sessions`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
@@ -292,7 +293,7 @@ class DatabaseSessionService(BaseSessionService):
         return _session(head, self._events.events(key, rows, _event_from_row))
 
     async def list_sessions(self, *, app_name: str, user_id: Optional[str] = None, limit: Optional[int] = None,
-                            after: Optional[str] = None) -> ListSessionsPage:
+                            after: Optional[str] = None, order: str = "oldest") -> ListSessionsPage:
         """List sessions without events, with merged state, oldest update first (as ADK).
 
         Args:
@@ -300,20 +301,36 @@ class DatabaseSessionService(BaseSessionService):
             user_id: one user's sessions, or None for every user of the app.
             limit: adk_lite extra: page size (>= 1), or None for every session.
             after: adk_lite extra: the ``next_cursor`` of the previous page.
+            order: adk_lite extra: ``"oldest"`` (default, ADK's order) or ``"newest"``.
 
         Returns:
             A :class:`ListSessionsPage` (an ADK ``ListSessionsResponse``) whose
             ``next_cursor`` is None on the last page.
 
         Raises:
-            TypeError, ValueError: a bad name, limit or cursor.
+            TypeError, ValueError: a bad name, limit, order or cursor.
         """
-        return await self._run(self._list, app_name, user_id, limit, after)
+        return await self._run(self._list, app_name, user_id, limit, after, order)
 
-    def _list(self, app_name: Any, user_id: Any, limit: Any, after: Any) -> ListSessionsPage:
+    def _list(self, app_name: Any, user_id: Any, limit: Any, after: Any, order: Any) -> ListSessionsPage:
         heads, next_cursor = service.list_heads(self._store, validate.name(app_name, "app_name"), user_id, limit,
-                                                after)
+                                                after, order)
         return ListSessionsPage(sessions=[_session(h) for h in heads], next_cursor=next_cursor)
+
+    async def search_events(self, query: str, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                            session_id: Optional[str] = None, author: Optional[str] = None, limit: int = 20,
+                            after: Optional[str] = None, raw: bool = False) -> SearchResults:
+        """adk_lite extra: find events by their text, best match first; see
+        :meth:`adk_lite.DatabaseSessionService.search_events` (the same arguments,
+        plain-text or ``raw`` FTS5 queries, and result: adk_lite's
+        :class:`~adk_lite.SearchResults` of :class:`~adk_lite.SearchHit`).
+
+        Raises:
+            TypeError, ValueError: a bad argument, cursor or raw query.
+        """
+        return await self._run(functools.partial(
+            self._core.search_events, query, app_name=app_name, user_id=user_id, session_id=session_id,
+            author=author, limit=limit, after=after, raw=raw))
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session with its events and session-scope state; app and user

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
 from .executor import Executor
 from .service import DatabaseSessionService
-from .types import Event, Session, SessionList
+from .types import Event, SearchResults, Session, SessionList
 
 T = TypeVar("T")
 
@@ -88,8 +88,16 @@ class AsyncDatabaseSessionService:
 
     @_twin(DatabaseSessionService.list_sessions)
     async def list_sessions(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
-                            limit: Optional[int] = None, after: Optional[str] = None) -> SessionList:
-        return await self.run(self.sync.list_sessions, app_name, user_id, limit=limit, after=after)
+                            limit: Optional[int] = None, after: Optional[str] = None,
+                            order: str = "oldest") -> SessionList:
+        return await self.run(self.sync.list_sessions, app_name, user_id, limit=limit, after=after, order=order)
+
+    @_twin(DatabaseSessionService.search_events)
+    async def search_events(self, query: str, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                            session_id: Optional[str] = None, author: Optional[str] = None, limit: int = 20,
+                            after: Optional[str] = None, raw: bool = False) -> SearchResults:
+        return await self.run(self.sync.search_events, query, app_name=app_name, user_id=user_id,
+                              session_id=session_id, author=author, limit=limit, after=after, raw=raw)
 
     @_twin(DatabaseSessionService.delete_session)
     async def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:

@@ -11,7 +11,7 @@ with 0.
 
 Every command refuses a missing or empty (0-byte) database and never creates one;
 only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
-backup). ``stats``, ``sessions``, ``show``,
+backup). ``stats``, ``sessions``, ``search``, ``show``,
 ``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
@@ -220,16 +220,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
 # -- sessions and show ---------------------------------------------------------------
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    """``adk-lite sessions``: one page of sessions, oldest update first, with a cursor."""
+    """``adk-lite sessions``: one page of sessions, oldest update first (``--newest``:
+    newest first), with a cursor."""
     app, user = _filters(args)
     with _open(args) as svc:
         try:
             # the service asks SQLite for one row more than the page: keep that within 2**63-1
-            page = svc.list_sessions(app, user, limit=min(args.limit, MAX_COUNT - 1), after=args.after)
+            page = svc.list_sessions(app, user, limit=min(args.limit, MAX_COUNT - 1), after=args.after,
+                                     order="newest" if args.newest else "oldest")
         except (ValueError, OverflowError) as e:
             if args.after is None:
                 raise
-            raise UsageError(f"--after {args.after!r} is not a cursor printed by adk-lite sessions") from e
+            raise UsageError(f"--after {args.after!r} is not a cursor printed by adk-lite sessions"
+                             + (" (with --newest)" if args.newest else " (without --newest)")) from e
         counts = svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
     rows = [{"app_name": s.app_name, "user_id": s.user_id, "session_id": s.id, "events": n,
              "updated_at": s.last_update_time, "last_update": iso(s.last_update_time)}
@@ -241,6 +244,34 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                  [(r["app_name"], r["user_id"], r["session_id"], r["events"], r["last_update"]) for r in rows])
     if page.next_cursor:
         print(f"next page: --after {page.next_cursor}")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``adk-lite search``: one page of events whose text matches, best first (read-only)."""
+    app, user = _filters(args)
+    with _open(args) as svc:
+        try:
+            hits = svc.search_events(args.query, app_name=app, user_id=user, session_id=args.session,
+                                     author=args.author, limit=min(args.limit, MAX_COUNT - 1), after=args.after,
+                                     raw=args.raw)
+        except ValueError as e:
+            if args.after is not None and "cursor" in str(e):
+                raise UsageError(f"--after {args.after!r} is not a cursor printed by adk-lite search for this "
+                                 "query and these filters") from e
+            raise
+    rows = [{**vars(h), "time": iso(h.timestamp)} for h in hits]
+    if args.json:
+        _print_json({"hits": rows, "next_cursor": hits.next_cursor})
+        return EXIT_OK
+    if not rows:
+        print("no match")
+    else:
+        _print_table(("app", "user", "session", "author", "time", "snippet"),
+                     [(r["app_name"], r["user_id"], r["session_id"], r["author"], r["time"], _one_line(r["snippet"]))
+                      for r in rows])
+    if hits.next_cursor:
+        print(f"next page: --after {hits.next_cursor}")
     return EXIT_OK
 
 
@@ -623,8 +654,10 @@ _DB_HELP = f"the database file (default: ${ENV_VAR}, else .adk/sessions.sqlite3)
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
-    "sessions": (cmd_sessions, "list sessions, oldest update first, a page at a time",
+    "sessions": (cmd_sessions, "list sessions, oldest update first (--newest: newest first), a page at a time",
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
+    "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 syntax)",
+               'adk-lite search .adk/sessions.sqlite3 "refund order 7" --user alice'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
     "export": (cmd_export, "write sessions and app/user state as JSON Lines (to stdout, or -o FILE)",
@@ -711,9 +744,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("db", help="the database file")
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
                                           "(its DatabaseSessionService); created if missing")
+        elif name == "search":
+            p.add_argument("db", help="the database file")
+            p.add_argument("query", help="words to find (all of them); with --raw, an FTS5 query")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
-        if name in ("sessions", "export", "prune", "trim"):
+        if name in ("sessions", "export", "prune", "trim", "search"):
             p.add_argument("--app", help="only this app_name")
             p.add_argument("--user", help="only this user_id")
     parsers["stats"].add_argument("--top", type=_count(1), default=10, metavar="N",
@@ -721,6 +757,13 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["sessions"].add_argument("--limit", type=_count(1), default=100, metavar="N",
                                      help="page size (default 100)")
     parsers["sessions"].add_argument("--after", metavar="CURSOR", help="the cursor printed after the previous page")
+    parsers["sessions"].add_argument("--newest", action="store_true", help="newest update first")
+    parsers["search"].add_argument("--session", help="only this session_id")
+    parsers["search"].add_argument("--author", help="only events of this author")
+    parsers["search"].add_argument("--limit", type=_count(1), default=20, metavar="N", help="hits per page (default 20)")
+    parsers["search"].add_argument("--after", metavar="CURSOR", help="the cursor printed after the previous page")
+    parsers["search"].add_argument("--raw", action="store_true",
+                                   help='QUERY is FTS5 syntax: "a phrase", refund*, AND/OR/NOT, NEAR(a b, 5)')
     parsers["show"].add_argument("--events", type=_count(0), default=10, metavar="N",
                                  help="show the last N events (default 10; 0 for none)")
     parsers["export"].add_argument("-o", "--output", metavar="FILE",

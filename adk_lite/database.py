@@ -50,6 +50,12 @@ class Backend(Protocol):
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter."""
 
+    def match_query(self, text: str) -> str:
+        """The full-text query that finds plain ``text`` (its words, all required)."""
+
+    def match_error(self, query: str) -> Any:
+        """What is wrong with a full-text query in the backend's syntax, or None."""
+
     def tables(self, conn: Any) -> set[str]:
         """The names of the database's tables."""
 

@@ -23,6 +23,10 @@ treats NULLs in a key as distinct):
 - ``adk_state``: one row per state key; ``scope`` is ``app``, ``user`` or
   ``session``; ``state_value`` is JSON text.
 - ``adk_metadata``: ``key``/``value`` pairs, at least ``schema_version``.
+- ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
+  (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
+  event's ``id``; kept in step by triggers on ``adk_events`` (see
+  :mod:`adk_lite.schema`). It stores its own copy of the indexed text.
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import peewee as pw
+from playhouse.sqlite_ext import FTS5Model, SearchField
 
 SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "adk_metadata"
 TABLES = (SESSIONS, EVENTS, STATE, METADATA)
+EVENTS_FTS = "adk_events_fts"
+"""The full-text index of events (not in :data:`TABLES`: a file of schema version 2 lacks it)."""
+TOKENIZER = "unicode61 remove_diacritics 2"
+"""FTS5's tokenizer for the index: Unicode case folding, accents removed (``café`` =
+``cafe``); a run of CJK characters without spaces is one token."""
 
 
 class JsonTextField(pw.TextField):
@@ -47,7 +57,9 @@ def make_models(db: pw.Database) -> SimpleNamespace:
 
     Returns:
         A namespace with ``Session``, ``Event``, ``State`` and ``Metadata`` models,
-        and ``all``, the list of them in creation order.
+        and ``all``, the list of them in creation order; and ``EventText``, the
+        FTS5 index of events (created by :func:`adk_lite.schema.create_search`
+        with its triggers, not by ``all``).
     """
 
     class Base(pw.Model):
@@ -111,6 +123,16 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "scope", "state_key")
             without_rowid = isinstance(db, pw.SqliteDatabase)  # a SQLite table option only
 
+    class EventText(FTS5Model):
+        """One row per event with text to search (``rowid`` = ``adk_events.id``)."""
+
+        text = SearchField()
+
+        class Meta:
+            database = db
+            table_name = EVENTS_FTS
+            options = {"tokenize": TOKENIZER}
+
     class Metadata(Base):
         key = pw.TextField(primary_key=True)
         value = pw.TextField()
@@ -118,5 +140,5 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = METADATA
 
-    return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata,
+    return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
                            all=[Session, Event, State, Metadata])

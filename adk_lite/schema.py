@@ -14,13 +14,14 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import METADATA, SESSIONS, make_models
+from .models import EVENTS, EVENTS_FTS, METADATA, SESSIONS, make_models
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this release writes. Files with a higher version are refused.
 
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
-``adk_sessions.initial_state`` and ``adk_sessions.forked_from``."""
+``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
+index ``adk_events_fts`` and its triggers."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -42,7 +43,54 @@ def _add_lineage(conn: sqlite3.Connection) -> None:
     conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN forked_from TEXT")
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage}
+INDEXED_PATHS = ("$.text", "$.function_call.name", "$.function_call.args", "$.function_response.name",
+                 "$.function_response.response", "$.functionCall.name", "$.functionCall.args",
+                 "$.functionResponse.name", "$.functionResponse.response")
+"""What the search index holds of each element of an event's ``content.parts``: every
+string and number under these paths (a text, a tool call's name and argument values,
+a tool response's name and values), in this order. Binary parts (``inline_data``,
+``file_data``), ``state_delta`` (so ``temp:`` values too) and other fields never."""
+
+
+def search_text_sql(body: str) -> str:
+    """SQL for the text the index holds of an event whose body (JSON text) is the SQL
+    expression ``body``: the strings and numbers under :data:`INDEXED_PATHS` of each
+    part, joined by spaces, or NULL. Any JSON shape is taken (a part that is not an
+    object gives nothing); it never raises on a valid JSON body."""
+    paths = "'" + "[" + ",".join(f'"{p}"' for p in INDEXED_PATHS) + "]'"
+    return (f"(SELECT group_concat(t.value, ' ') FROM json_each({body}, '$.content.parts') AS p, "
+            f"json_each({paths}) AS k, json_tree(CASE WHEN p.type = 'object' THEN p.value ELSE '{{}}' END, k.value) "
+            "AS t WHERE t.type IN ('text', 'integer', 'real'))")
+
+
+def create_search(conn: sqlite3.Connection) -> None:
+    """Create the empty search index ``adk_events_fts`` (the ``EventText`` model of
+    :mod:`adk_lite.models`) and the triggers that keep it in step with ``adk_events``:
+    every insert adds the event's text (:func:`search_text_sql`), every delete (the
+    foreign key's cascade included, and statements written by any future code)
+    removes it, an update of ``body`` does both, all in the writer's transaction."""
+    model = make_models(pw.SqliteDatabase(None)).EventText
+    conn.execute(model._schema._create_table(safe=False).query()[0])
+    new_text = f"SELECT new.id, x FROM (SELECT {search_text_sql('new.body')} AS x) WHERE x IS NOT NULL"
+    conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_insert AFTER INSERT ON {EVENTS} BEGIN "
+                 f"INSERT INTO {EVENTS_FTS} (rowid, text) {new_text}; END")
+    conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_delete AFTER DELETE ON {EVENTS} BEGIN "
+                 f"DELETE FROM {EVENTS_FTS} WHERE rowid = old.id; END")
+    conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_update AFTER UPDATE OF id, body ON {EVENTS} BEGIN "
+                 f"DELETE FROM {EVENTS_FTS} WHERE rowid = old.id; INSERT INTO {EVENTS_FTS} (rowid, text) {new_text}; END")
+
+
+def _add_search(conn: sqlite3.Connection) -> None:
+    """Version 3 to 4: create the search index and its triggers, and index every stored
+    event, in the opening transaction (a crash leaves version 3, untouched)."""
+    create_search(conn)
+    conn.execute(f"INSERT INTO {EVENTS_FTS} (rowid, text) SELECT id, x FROM "
+                 f"(SELECT id, {search_text_sql('body')} AS x FROM {EVENTS}) WHERE x IS NOT NULL")
+
+
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search}
 
 ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}},
                                                  3: {SESSIONS: {"initial_state", "forked_from"}}}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
@@ -21,9 +22,12 @@ from . import codec, lifecycle, outfile, validate
 from . import scopes
 from .database import open_database
 from .lifecycle import UPDATE_KEYS_MARK
-from .store import EventRow, ListedSession, Store
+from .store import EventRow, ListedSession, SearchRow, Store
 from .target import MEMORY
-from .types import Event, EventActions, Session, SessionList
+from .types import Event, EventActions, SearchHit, SearchResults, Session, SessionList
+
+ORDERS = ("oldest", "newest")
+"""``list_sessions``' orders: by last update, oldest first (ADK's) or newest first."""
 
 
 def event_data(row: EventRow) -> dict[str, Any]:
@@ -143,7 +147,7 @@ def read(store: Store, app_name: Any, user_id: Any, session_id: Any, limit: Opti
 
 
 def list_heads(store: Store, app_name: Any, user_id: Any, limit: Any,
-               after: Any) -> tuple[list[SessionHead], Optional[str]]:
+               after: Any, order: Any = "oldest") -> tuple[list[SessionHead], Optional[str]]:
     """Check the filters and read one page of sessions; see
     :meth:`DatabaseSessionService.list_sessions`.
 
@@ -151,19 +155,62 @@ def list_heads(store: Store, app_name: Any, user_id: Any, limit: Any,
         ``(heads, next_cursor)``; ``next_cursor`` is None on the last page.
 
     Raises:
-        TypeError, ValueError: a bad filter, limit or cursor.
+        TypeError, ValueError: a bad filter, limit, order or cursor (or a cursor
+            of the other order).
     """
     app = validate.optional_name(app_name, "app_name")
     user = validate.optional_name(user_id, "user_id")
     page = validate.count(limit, "limit", 1)
-    key = _decode_cursor(after)
+    if order not in ORDERS or not isinstance(order, str):
+        raise ValueError(f"order must be 'oldest' or 'newest', not {order!r}")
+    newest = order == "newest"
+    key = _decode_cursor(after, newest)
     fetch = None if page is None or page >= validate.MAX_COUNT else page + 1  # one more: is there a next page?
-    rows, states = store.list_sessions(app, user, fetch, key)
+    rows, states = store.list_sessions(app, user, fetch, key, newest)
     more = page is not None and len(rows) > page
     rows = rows[:page] if more else rows
     heads = [SessionHead(r.app_name, r.user_id, r.session_id, scopes.merge(states[r.app_name, r.user_id, r.session_id]),
                          r.updated_at, r.revision, r.incarnation) for r in rows]
-    return heads, _encode_cursor(rows[-1]) if more else None
+    return heads, _encode_cursor(rows[-1], newest) if more else None
+
+
+def search_rows(store: Store, query: Any, raw: Any, app_name: Any, user_id: Any, session_id: Any, author: Any,
+                limit: Any, after: Any) -> tuple[list[SearchRow], Optional[str]]:
+    """Check the arguments and read one page of search hits; see
+    :meth:`DatabaseSessionService.search_events`.
+
+    Returns:
+        ``(rows best first, next_cursor)``; ``next_cursor`` is None on the last page.
+
+    Raises:
+        TypeError, ValueError: a bad argument or cursor, or (``raw``) a query
+            SQLite refuses, with its reason.
+    """
+    text = validate.query(query)
+    if type(raw) is not bool:
+        raise TypeError(f"raw must be a bool, not {type(raw).__name__}")
+    app = validate.optional_name(app_name, "app_name")
+    user = validate.optional_name(user_id, "user_id")
+    sid = None if session_id is None else validate.session_id(session_id)
+    who = validate.event_text(author, "author", optional=True)
+    page = validate.count(limit, "limit", 1)
+    if page is None:
+        raise TypeError("limit must be an int, not None")
+    page = min(page, validate.MAX_COUNT - 1)
+    match = text if raw else store.db.match_query(text)
+    if raw:
+        problem = store.match_error(text)
+        if problem is not None:
+            raise ValueError(f"query {text!r:.200} is not a valid FTS5 query: {problem}")
+    scope = hashlib.blake2b(codec.dumps([match, app, user, sid, who]).encode(), digest_size=8).hexdigest()
+    key = _decode_search_cursor(after, scope)
+    if not match:  # plain text with no word in it
+        return [], None
+    rows = store.search_events(match, app, user, sid, who, page + 1, key)
+    if len(rows) <= page:
+        return rows, None
+    last = rows[page - 1]
+    return rows[:page], _b64([scope, last.rank, last.rowid])
 
 
 def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], tuple[int, Optional[str]]],
@@ -201,26 +248,64 @@ def _session(head: SessionHead, events: Optional[list[Event]] = None) -> Session
                    incarnation=head.incarnation)
 
 
-def _encode_cursor(row: ListedSession) -> str:
-    key = [row.updated_at, row.app_name, row.user_id, row.session_id]
-    return base64.urlsafe_b64encode(codec.dumps(key).encode()).decode()
+def _b64(value: list) -> str:
+    return base64.urlsafe_b64encode(codec.dumps(value).encode()).decode()
 
 
-def _decode_cursor(cursor: Any) -> Optional[tuple]:
+def _unb64(cursor: Any, what: str) -> Any:
+    """The JSON value in a cursor, or None when it is not base64 of JSON.
+
+    Raises:
+        TypeError: not a str.
+    """
+    if not isinstance(cursor, str):
+        raise TypeError(f"after must be a str cursor from {what}, not {type(cursor).__name__}")
+    try:
+        return codec.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def _encode_cursor(row: ListedSession, newest: bool) -> str:
+    """A list cursor: the last row's key; newest-first cursors start with ``"newest"``."""
+    return _b64((["newest"] if newest else []) + [row.updated_at, row.app_name, row.user_id, row.session_id])
+
+
+def _decode_cursor(cursor: Any, newest: bool) -> Optional[tuple]:
     if cursor is None:
         return None
-    if not isinstance(cursor, str):
-        raise TypeError(f"after must be a str cursor from SessionList.next_cursor, not {type(cursor).__name__}")
+    key = _unb64(cursor, "SessionList.next_cursor")
+    made_newest = isinstance(key, list) and len(key) == 5 and key[0] == "newest"
+    if made_newest:
+        key = key[1:]
     try:
-        key = codec.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-        if isinstance(key, list) and len(key) == 4:
-            validate.timestamp(key[0], "cursor", optional=False)
-            for text in key[1:]:
-                validate.event_text(text, "cursor")
-            return tuple(key)
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise ValueError(f"after={cursor!r} is not a cursor returned by list_sessions (SessionList.next_cursor)")
+        if not (isinstance(key, list) and len(key) == 4):
+            raise ValueError
+        validate.timestamp(key[0], "cursor", optional=False)
+        for text in key[1:]:
+            validate.event_text(text, "cursor")
+    except (ValueError, TypeError):
+        raise ValueError(f"after={cursor!r} is not a cursor returned by list_sessions (SessionList.next_cursor)") \
+            from None
+    if made_newest != newest:
+        raise ValueError(f"after={cursor!r} is a cursor of order={ORDERS[made_newest]!r}; pass the same "
+                         f"order as the page it came from, not {ORDERS[newest]!r}")
+    return tuple(key)
+
+
+def _decode_search_cursor(cursor: Any, scope: str) -> Optional[tuple[float, int]]:
+    """The ``(rank, rowid)`` a search cursor holds, for the search ``scope`` (a hash of
+    the query and filters) it was made for."""
+    if cursor is None:
+        return None
+    key = _unb64(cursor, "SearchResults.next_cursor")
+    if (isinstance(key, list) and len(key) == 3 and isinstance(key[0], str) and type(key[1]) is float
+            and type(key[2]) is int and 0 < key[2] <= validate.MAX_COUNT and abs(key[1]) != float("inf")):
+        if key[0] != scope:
+            raise ValueError(f"after={cursor!r} is a cursor of another search: pass the same query and filters "
+                             "as the page it came from")
+        return key[1], key[2]
+    raise ValueError(f"after={cursor!r} is not a cursor returned by search_events (SearchResults.next_cursor)")
 
 
 class DatabaseSessionService:
@@ -322,25 +407,69 @@ class DatabaseSessionService:
         return _session(head, [event_from_row(r) for r in rows])
 
     def list_sessions(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
-                      limit: Optional[int] = None, after: Optional[str] = None) -> SessionList:
-        """List sessions without events, with merged state, oldest update first (as ADK).
+                      limit: Optional[int] = None, after: Optional[str] = None,
+                      order: str = "oldest") -> SessionList:
+        """List sessions without events, with merged state, oldest update first (as
+        ADK), or newest first.
 
         Args:
             app_name, user_id: filters; None lists every app / user.
             limit: page size (>= 1), or None for every session.
             after: the ``next_cursor`` of the previous page, or None.
+            order: ``"oldest"`` (default, as ADK) or ``"newest"``: by last update.
 
         Returns:
             A :class:`SessionList`; its ``next_cursor`` is None on the last page.
             Pages are keyset-paginated on ``(last_update_time, app_name, user_id,
             session_id)``: stable under concurrent inserts and as fast deep in the
-            list as at its start.
+            list as at its start. A cursor remembers its order.
 
         Raises:
-            TypeError, ValueError: a bad filter, limit or cursor.
+            TypeError, ValueError: a bad filter, limit, order or cursor, or a
+                cursor made for the other order.
         """
-        heads, next_cursor = list_heads(self._store, app_name, user_id, limit, after)
+        heads, next_cursor = list_heads(self._store, app_name, user_id, limit, after, order)
         return SessionList(map(_session, heads), next_cursor)
+
+    def search_events(self, query: str, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                      session_id: Optional[str] = None, author: Optional[str] = None, limit: int = 20,
+                      after: Optional[str] = None, raw: bool = False) -> SearchResults:
+        """Find events by their text, best match (bm25) first.
+
+        Indexed: each ``content.parts[]`` element's ``text``, a ``function_call``'s
+        name and argument values, a ``function_response``'s name and response values
+        (strings and numbers; see :data:`adk_lite.schema.INDEXED_PATHS`). Never
+        indexed: binary parts, ``state_delta`` (so never ``temp:`` values), other
+        fields. Matching ignores case and accents (``cafe`` finds ``Café``).
+
+        Args:
+            query: plain text (default): every word must appear in the event, in
+                any order; a run with spaces inside quotes is not a phrase, and no
+                character is syntax (``"``, ``-``, ``*``, ``:``, ``(`` are only
+                separators), so any string is a valid query. With ``raw=True``, FTS5's
+                query syntax: ``"a phrase"``, ``refund*`` (prefix), ``AND``, ``OR``,
+                ``NOT``, ``NEAR(a b, 5)``, parentheses. At most 4096 characters.
+            app_name, user_id, session_id, author: only events of this app, user,
+                session or author (None: any).
+            limit: hits per page (>= 1; default 20).
+            after: the ``next_cursor`` of the previous page of the same search.
+            raw: take ``query`` as FTS5 syntax.
+
+        Returns:
+            :class:`SearchResults` of :class:`SearchHit` (ids, author, timestamp,
+            ``rank``, ``snippet`` with terms marked ``«...»``); ``next_cursor`` is
+            None on the last page. Pages are keyset-paginated on ``(rank, event row)``;
+            ranks depend on the whole index, so a write between pages may move a
+            hit across the page boundary.
+
+        Raises:
+            TypeError, ValueError: a bad argument or cursor (a cursor of another
+                query or filters is refused), or with ``raw`` a query FTS5 refuses
+                (the message gives SQLite's reason).
+            DatabaseError: a file of schema_version 2 opened read-only (no index yet).
+        """
+        rows, next_cursor = search_rows(self._store, query, raw, app_name, user_id, session_id, author, limit, after)
+        return SearchResults([SearchHit(*r.hit) for r in rows], next_cursor)
 
     def delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session with its events and session-scope state.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -29,7 +30,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import peewee as pw
 
 from . import errors, schema
-from .models import METADATA, TABLES, make_models
+from .models import METADATA, TABLES, TOKENIZER, make_models
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
 
 BACKUP_STEP_PAGES = 4096
@@ -58,6 +59,9 @@ _MESSAGE_WORDS = (
     (errors.DatabaseOpenError, ("unable to open", "readonly", "read-only", "permission")),
 )
 """The fallback where the driver gives no result code (Python 3.10, Peewee's own errors)."""
+
+_WORD = re.compile(r"[^\W_]")
+"""A letter or digit: a run of text without one is no word to search for."""
 
 
 def _error_class(exc: BaseException) -> type:
@@ -530,6 +534,7 @@ class SqliteBackend:
                 else:
                     version = 0
                     self.peewee.create_tables(self.models.all, safe=True)
+                    schema.create_search(conn)
                 if version != schema.SCHEMA_VERSION:
                     conn.execute(f"INSERT OR REPLACE INTO {METADATA} (key, value) VALUES ('schema_version', ?)",
                                  (str(schema.SCHEMA_VERSION),))
@@ -568,6 +573,30 @@ class SqliteBackend:
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter (a subquery)."""
         return f"(SELECT value FROM json_each({self.peewee.param}))"
+
+    @staticmethod
+    def match_query(text: str) -> str:
+        """The FTS5 query for plain ``text``: each run of characters between spaces
+        becomes one quoted string (``"`` doubled inside), and all of them must match.
+        FTS5 tokenizes inside the quotes, so punctuation only separates words there
+        (``order-7`` is the phrase ``order 7``) and no character is syntax. Runs with
+        no letter or digit are left out; the result is ``""`` when nothing is left."""
+        return " ".join('"' + run.replace('"', '""') + '"' for run in text.split() if _WORD.search(run))
+
+    @staticmethod
+    def match_error(query: str) -> Optional[str]:
+        """SQLite's message for an FTS5 query it refuses (syntax, an unknown column, a
+        bad ``NEAR``), or None when the query is valid. Checked on an empty FTS5 table
+        in memory, so the message is about the query and never about the file."""
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.execute(f"CREATE VIRTUAL TABLE q USING fts5(text, tokenize='{TOKENIZER}')")
+            conn.execute("SELECT rowid FROM q WHERE q MATCH ?", (query,)).fetchall()
+        except sqlite3.Error as e:
+            return str(e)
+        finally:
+            conn.close()
+        return None
 
     @staticmethod
     def tables(conn: sqlite3.Connection) -> set[str]:

@@ -69,6 +69,17 @@ class ListedSession(NamedTuple):
     incarnation: str
 
 
+class SearchRow(NamedTuple):
+    """One search hit: its keyset ``(rank, rowid)`` (bm25, lower is a better match; the
+    event's ``id``) and ``hit``, the values of :class:`adk_lite.types.SearchHit` in its
+    field order ``(app_name, user_id, session_id, event_id, invocation_id, author,
+    timestamp, rank, snippet)``."""
+
+    rank: float
+    rowid: int
+    hit: tuple
+
+
 def new_incarnation() -> str:
     """A random incarnation id for a new session: 16 hex digits."""
     return secrets.token_hex(8)
@@ -76,6 +87,10 @@ def new_incarnation() -> str:
 
 _SENTINEL = "\x00adk_lite:"
 _FIRST_KEY = (float("-inf"), "", "", "")
+_LAST_KEY = (float("inf"), "", "", "")  # newest first: every stored key sorts before it
+SNIPPET = ("«", "»", "…", 16)
+"""``snippet()`` arguments: the marks around a matched term, the mark of cut text, and
+the most tokens a snippet holds."""
 
 
 def _p(name: str) -> pw.Value:
@@ -225,17 +240,22 @@ class Store:
         }
         # list_sessions: one statement per filter, keyset columns aligned with an index.
         listed = (S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision, S.incarnation)
+        # Newest first: the same statements ordered and compared the other way (SQLite
+        # reads the same index backwards).
         for variant, fixed, order in (
             ("list_app_user", ("app", "user"), (S.updated_at, S.session_id)),
             ("list_app", ("app",), (S.updated_at, S.user_id, S.session_id)),
             ("list_user", ("user",), (S.updated_at, S.app_name, S.session_id)),
             ("list_all", (), (S.updated_at, S.app_name, S.user_id, S.session_id)),
         ):
-            cond = pw.Tuple(*order) > pw.Tuple(*(_p(f.name) for f in order))
-            for name in reversed(fixed):
-                cond = ((S.app_name if name == "app" else S.user_id) == _p(name)) & cond
-            query = S.select(*listed).where(cond).order_by(*order).limit(_p("limit"))
-            sql[variant] = _compile(query, *fixed, *(f.name for f in order), "limit")
+            for suffix, newest in (("", False), ("_newest", True)):
+                keys, params = pw.Tuple(*order), pw.Tuple(*(_p(f.name) for f in order))
+                cond = keys < params if newest else keys > params
+                for name in reversed(fixed):
+                    cond = ((S.app_name if name == "app" else S.user_id) == _p(name)) & cond
+                query = (S.select(*listed).where(cond).order_by(*(f.desc() if newest else f for f in order))
+                         .limit(_p("limit")))
+                sql[variant + suffix] = _compile(query, *fixed, *(f.name for f in order), "limit")
         return sql
 
     # -- plumbing -----------------------------------------------------------
@@ -602,19 +622,21 @@ class Store:
         return self._run(run, write=delete)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
-                      after: Optional[tuple]) -> tuple[list[ListedSession], dict]:
-        """Read one page of sessions, oldest update first, with their state.
+                      after: Optional[tuple], newest: bool = False) -> tuple[list[ListedSession], dict]:
+        """Read one page of sessions, oldest update first (``newest``: newest first),
+        with their state.
 
         Args:
             limit: page size, or None for all.
             after: the key ``(updated_at, app_name, user_id, session_id)`` of the
                 last session of the previous page, or None for the first page.
+            newest: order by ``(updated_at, ...)`` descending instead of ascending.
 
         Returns:
             ``(rows, states)``: :class:`ListedSession` rows, and ``states``, which
             maps ``(app, user, session)`` to that session's merged state rows.
         """
-        k_updated, k_app, k_user, k_session = after or _FIRST_KEY
+        k_updated, k_app, k_user, k_session = after or (_LAST_KEY if newest else _FIRST_KEY)
         if app is not None and user is not None:
             variant, params = "list_app_user", (app, user, k_updated, k_session)
         elif app is not None:
@@ -623,6 +645,8 @@ class Store:
             variant, params = "list_user", (user, k_updated, k_app, k_session)
         else:
             variant, params = "list_all", (k_updated, k_app, k_user, k_session)
+
+        variant += "_newest" if newest else ""
 
         def run(conn):
             rows = list(map(ListedSession._make, conn.execute(self._sql[variant],
@@ -638,6 +662,61 @@ class Store:
                                                     + scoped[USER, (r_app, r_user, "")] + own)
             return rows, states
         return self._run(run)
+
+    def search_events(self, match: str, app: Optional[str], user: Optional[str], session: Optional[str],
+                      author: Optional[str], limit: int, after: Optional[tuple[float, int]]) -> list[SearchRow]:
+        """Read one page of full-text hits, best match first, in one snapshot.
+
+        Args:
+            match: an FTS5 query, already checked (see :meth:`match_error`).
+            app, user, session, author: filters on the event's columns (None: any).
+            limit: page size (>= 1).
+            after: ``(rank, rowid)`` of the last hit of the previous page, or None.
+
+        Returns:
+            :class:`SearchRow` rows ordered by ``(rank, rowid)``, each with a snippet
+            where matched terms are marked ``«...»`` (:data:`SNIPPET`).
+
+        Raises:
+            DatabaseError: the file has no search index (a schema_version 2 file
+                opened read-only: open it once read-write to migrate it).
+        """
+        m = self.db.models
+        fts, events = m.EventText._meta.table_name, m.Event._meta.table_name
+        where, params = [f"{fts} MATCH ?"], [match]
+        filters = [(c, v) for c, v in (("app_name", app), ("user_id", user), ("session_id", session),
+                                       ("author", author)) if v is not None]
+        for column, value in filters:
+            where.append(f"e.{column} = ?")
+            params.append(value)
+        if after is not None:
+            where.append(f"({fts}.rank, {fts}.rowid) > (?, ?)")
+            params.extend(after)
+        columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
+        if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
+            page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {fts} WHERE {' AND '.join(where)} "
+                    f"ORDER BY rank, rowid LIMIT ?) AS f JOIN {events} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
+        else:
+            page = (f"SELECT {columns}, {fts}.rank, {fts}.rowid FROM {fts} JOIN {events} AS e ON e.id = {fts}.rowid "
+                    f"WHERE {' AND '.join(where)} ORDER BY {fts}.rank, {fts}.rowid LIMIT ?")
+        # Snippets only for the page's rows (a second statement, same snapshot).
+        snippets = (f"SELECT rowid, snippet({fts}, 0, ?, ?, ?, ?) FROM {fts} WHERE {fts} MATCH ? "
+                    f"AND rowid IN {self.db.json_array_values()}")
+
+        def run(conn):
+            if fts not in self.db.tables(conn):
+                raise errors.DatabaseError(
+                    f"database {self.db.path} has no search index yet (schema_version {self._stored_version(conn)}): "
+                    "open it once without read_only to build it")
+            rows = conn.execute(page, (*params, limit)).fetchall()
+            marked = dict(conn.execute(snippets, (*SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
+            return [SearchRow(r[-2], r[-1], (*r[:-1], marked.get(r[-1], ""))) for r in rows]
+        return self._run(run)
+
+    def match_error(self, match: str) -> Optional[str]:
+        """What is wrong with the FTS5 query ``match`` (SQLite's message), or None when
+        it is valid; checked on an empty index in memory, not on the file."""
+        return self.db.match_error(match)
 
     # -- events and state ---------------------------------------------------
     def append(self, app: str, user: str, session: str, expected: Optional[tuple[int, str]],

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-__all__ = ["EventActions", "Event", "Session", "SessionList"]
+__all__ = ["EventActions", "Event", "Session", "SessionList", "SearchHit", "SearchResults"]
 
 
 @dataclass
@@ -217,3 +217,44 @@ class SessionList(list):
 
     def __repr__(self) -> str:
         return f"SessionList({list.__repr__(self)}, next_cursor={self.next_cursor!r})"
+
+
+@dataclass
+class SearchHit:
+    """One event found by ``search_events``.
+
+    Attributes:
+        app_name, user_id, session_id: the session the event belongs to.
+        event_id, invocation_id, author: the event's ids and author.
+        timestamp: the event's time, epoch seconds.
+        rank: FTS5's bm25 score: lower (more negative) is a better match; hits
+            come best first.
+        snippet: a piece of the event's indexed text with each matched term
+            marked ``«term»``; ``…`` where text was cut.
+    """
+
+    app_name: str
+    user_id: str
+    session_id: str
+    event_id: str
+    invocation_id: str
+    author: str
+    timestamp: float
+    rank: float
+    snippet: str
+
+
+class SearchResults(list):
+    """A page of ``search_events``: a ``list`` of :class:`SearchHit`, best first.
+
+    Attributes:
+        next_cursor: an opaque ``str`` to pass back as ``after=`` (with the same
+            query and filters) for the next page, or None on the last page.
+    """
+
+    def __init__(self, hits=(), next_cursor: Optional[str] = None):
+        super().__init__(hits)
+        self.next_cursor = next_cursor
+
+    def __repr__(self) -> str:
+        return f"SearchResults({list.__repr__(self)}, next_cursor={self.next_cursor!r})"

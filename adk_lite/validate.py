@@ -31,13 +31,13 @@ def is_id_text(value: Any) -> bool:
     return type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value and is_text(value)
 
 
-def _check_text(value: str, arg: str) -> None:
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
+def _check_text(value: str, arg: str, limit: int = MAX_ID_LENGTH) -> None:
+    if len(value) > limit:
+        raise ValueError(f"{arg} is {len(value)} characters long; the limit is {limit}")
     if "\x00" in value:
         raise ValueError(f"{arg} contains a NUL character")
     if not is_text(value):
-        raise ValueError(f"{arg} holds a lone surrogate ({value!r}), which UTF-8 cannot store")
+        raise ValueError(f"{arg} holds a lone surrogate ({value!r:.80}), which UTF-8 cannot store")
 
 
 def name(value: Any, arg: str) -> str:
@@ -165,3 +165,21 @@ def event_columns(event: Any, where: str) -> None:
     event_text(event.author, f"{where}.author")
     event_text(event.branch, f"{where}.branch", optional=True)
     timestamp(event.timestamp, f"{where}.timestamp", optional=False)
+
+
+MAX_QUERY_LENGTH = 4096
+"""The longest search query, in characters."""
+
+
+def query(value: Any, arg: str = "query") -> str:
+    """Check a search query: a str of at most :data:`MAX_QUERY_LENGTH` characters,
+    valid Unicode, no NUL.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: too long, a NUL, or a lone surrogate.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
+    _check_text(value, arg, MAX_QUERY_LENGTH)
+    return value

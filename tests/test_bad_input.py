@@ -14,6 +14,7 @@ import pytest
 
 from adk_lite import (
     MAX_ID_LENGTH,
+    SCHEMA_VERSION,
     AdkLiteError,
     AsyncDatabaseSessionService,
     AlreadyExistsError,
@@ -323,10 +324,11 @@ def _schema_page_corrupt(path, fill):
 
 
 def _schema_name_not_utf8(path):
-    """Make a table name in sqlite_master invalid UTF-8 (one byte of page 1 changed)."""
+    """Make a table name in sqlite_master invalid UTF-8 (one byte of its row changed;
+    sqlite_master spans more than page 1 since the search index's triggers)."""
     _make_db(path)
     with open(path, "rb") as fh:
-        page = fh.read(_page_size(path))
+        page = fh.read()
     _overwrite(path, page.index(b"tableadk_sessionsadk_sessions") + 8, b"\xff")
 
 
@@ -425,7 +427,7 @@ FILES = [
     ("corrupt schema page (text)", lambda p: _schema_page_corrupt(p, b"Z"), CorruptDatabaseError, r"corrupt|malformed"),
     ("schema name not UTF-8", _schema_name_not_utf8, CorruptDatabaseError, r"corrupt: .*not valid UTF-8"),
     ("corrupt metadata page", _metadata_page_corrupt, CorruptDatabaseError, r"corrupt|malformed"),
-    ("newer schema_version", _newer_schema, SchemaVersionError, r"schema_version 999, newer than this adk_lite understands \(3\)"),
+    ("newer schema_version", _newer_schema, SchemaVersionError, rf"schema_version 999, newer than this adk_lite understands \({SCHEMA_VERSION}\)"),
     ("bad schema_version", lambda p: (_make_db(p), _sqlite(p, "UPDATE adk_metadata SET value = 'two'")), CorruptDatabaseError,
      r"no valid schema_version"),
     ("schema_version superscript two", _schema_version("\u00b2"), CorruptDatabaseError, r"no valid schema_version .*'\u00b2'"),
@@ -451,7 +453,8 @@ FILES = [
     ("adk_metadata with other columns", _rebuilt("adk_metadata", "CREATE TABLE adk_metadata (k TEXT, v TEXT)",
                                                  "INSERT INTO adk_metadata SELECT key, value FROM old"),
      ForeignDatabaseError, r"adk_metadata lacks the columns key, value"),
-    ("events without body", lambda p: (_make_db(p), _sqlite(p, "ALTER TABLE adk_events DROP COLUMN body")),
+    ("events without body", lambda p: (_make_db(p), _sqlite(p, "DROP TRIGGER adk_events_fts_insert", "DROP TRIGGER adk_events_fts_update",
+                                                              "ALTER TABLE adk_events DROP COLUMN body")),
      ForeignDatabaseError, r"adk_events lacks the columns body"),
     ("version 2 without incarnation", lambda p: (_make_db(p), _sqlite(p, "ALTER TABLE adk_sessions DROP COLUMN incarnation")),
      ForeignDatabaseError, r"adk_sessions lacks the columns incarnation"),

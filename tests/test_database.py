@@ -175,27 +175,28 @@ def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
 
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u", session_id="s")
-    monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    current = SCHEMA_VERSION
+    monkeypatch.setattr(database, "SCHEMA_VERSION", current + 1)
 
     def broken(conn):
         _migrate_to_v3(conn)
         raise RuntimeError("migration step failed")
 
-    monkeypatch.setattr(database, "MIGRATIONS", {SCHEMA_VERSION: broken})
+    monkeypatch.setattr(database, "MIGRATIONS", {current: broken})
     with pytest.raises(RuntimeError, match="failed"):
         DatabaseSessionService(db_path)
     conn = sqlite3.connect(db_path)
     columns = [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
     assert "note" not in columns  # rolled back whole
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION)
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(current)
     conn.close()
 
-    monkeypatch.setattr(database, "MIGRATIONS", {SCHEMA_VERSION: _migrate_to_v3})
+    monkeypatch.setattr(database, "MIGRATIONS", {current: _migrate_to_v3})
     with DatabaseSessionService(db_path) as svc:
         assert svc.get_session("app", "u", "s") is not None
     conn = sqlite3.connect(db_path)
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(adk_sessions)")]
-    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(SCHEMA_VERSION + 1)
+    assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(current + 1)
     conn.close()
 
 
@@ -206,6 +207,9 @@ def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
         for sid in ("a", "b"):
             svc.append_event(svc.create_session("app", "u", session_id=sid), Event(author="user"))
     conn = sqlite3.connect(db_path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")  # version 1 had no search index (version 4)
+    conn.execute("DROP TABLE adk_events_fts")
     for column in ("incarnation", "initial_state", "forked_from"):  # what versions 2 and 3 added
         conn.execute(f"ALTER TABLE adk_sessions DROP COLUMN {column}")
     conn.execute("UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")
