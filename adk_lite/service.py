@@ -466,7 +466,7 @@ class DatabaseSessionService:
             TypeError, ValueError: a bad argument or cursor (a cursor of another
                 query or filters is refused), or with ``raw`` a query FTS5 refuses
                 (the message gives SQLite's reason).
-            DatabaseError: a file of schema_version 2 opened read-only (no index yet).
+            DatabaseError: a file older than schema_version 4 opened read-only (no index yet).
         """
         rows, next_cursor = search_rows(self._store, query, raw, app_name, user_id, session_id, author, limit, after)
         return SearchResults([SearchHit(*r.hit) for r in rows], next_cursor)

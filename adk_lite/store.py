@@ -678,7 +678,7 @@ class Store:
             where matched terms are marked ``«...»`` (:data:`SNIPPET`).
 
         Raises:
-            DatabaseError: the file has no search index (a schema_version 2 file
+            DatabaseError: the file has no search index (a schema_version 3 file
                 opened read-only: open it once read-write to migrate it).
         """
         m = self.db.models

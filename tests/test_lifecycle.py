@@ -11,8 +11,8 @@ import sqlite3
 
 import pytest
 
-from adk_lite import (AlreadyExistsError, AsyncDatabaseSessionService, DatabaseSessionService, Event, EventActions,
-                      InvocationNotFoundError, SessionNotFoundError)
+from adk_lite import (SCHEMA_VERSION, AlreadyExistsError, AsyncDatabaseSessionService, DatabaseSessionService, Event,
+                      EventActions, InvocationNotFoundError, SessionNotFoundError)
 from adk_lite import cli, lifecycle
 
 APP, USER = "app", "alice"
@@ -100,13 +100,16 @@ def test_a_session_from_schema_2_forks_with_its_initial_state_unknown(db_path):
         s = svc.create_session(APP, USER, {"init": 1}, "old")
         svc.append_event(s, ev("i1", k=1))
         svc.append_event(s, ev("i2", k=2))
-    conn = sqlite3.connect(db_path)  # back to schema 2: the columns did not exist
-    conn.executescript("ALTER TABLE adk_sessions DROP COLUMN initial_state; "
+    conn = sqlite3.connect(db_path)  # back to schema 2: no lineage columns (3), no search index (4)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.executescript("DROP TABLE adk_events_fts; "
+                       "ALTER TABLE adk_sessions DROP COLUMN initial_state; "
                        "ALTER TABLE adk_sessions DROP COLUMN forked_from; "
                        "UPDATE adk_metadata SET value = '2' WHERE key = 'schema_version';")
     conn.close()
     with DatabaseSessionService(db_path) as svc:
-        assert svc.get_stats()["schema_version"] == 3
+        assert svc.get_stats()["schema_version"] == SCHEMA_VERSION
         cut = svc.fork_session(APP, USER, "old", before_invocation_id="i2")
         assert cut.state == {"k": 1}  # replayed from {}: the initial "init" is not known
         assert svc.get_lineage(APP, USER, cut.id)["state_exact"] is False
