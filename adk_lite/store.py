@@ -277,7 +277,7 @@ class Store:
     def _leave(self) -> None:
         with self._calls:
             self._active -= 1
-            if not self._active:
+            if self._closed and not self._active:  # close() is waiting
                 self._calls.notify_all()
 
     def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
@@ -319,6 +319,11 @@ class Store:
             What ``fn`` raises for this call; a driver error of the whole
             transaction (translated) for every call of the group.
         """
+        if not self._queue and self._writer.acquire(blocking=False):
+            try:  # nobody is waiting: no group to gather (callers arriving now queue for the next)
+                return self._use(fn, args, True, True)
+            finally:
+                self._writer.release()
         pending = _Pending(fn, args)
         with self._queue_lock:
             self._queue.append(pending)
