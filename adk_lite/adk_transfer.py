@@ -78,6 +78,18 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Any:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
+def _with_adk(make: Callable[[], BaseSessionService], work: Callable[[BaseSessionService], Awaitable[Any]]) -> Any:
+    """Open an ADK service with ``make``, run ``work(service)`` to the end (see
+    :func:`_run`) and close the service, whatever happens."""
+    async def go() -> Any:
+        adk = make()
+        try:
+            return await work(adk)
+        finally:
+            await adk.close()
+    return _run(go)
+
+
 def _summary(started: float) -> dict[str, Any]:
     return {"apps": 0, "users": 0, "sessions": 0, "events": 0, "skipped": 0, "replaced": 0,
             "conflicts": [], "refused": [], "seconds": 0.0, "_started": started}
@@ -325,13 +337,8 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         report = _summary(started)
         svc, owned = _open_target(target)
         try:
-            async def go() -> set:
-                adk = _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy)
-                try:
-                    return await _import(adk, copy, svc.store, replace, on_session, report)
-                finally:
-                    await adk.close()
-            pairs = _run(go)
+            pairs = _with_adk(lambda: _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy),
+                              lambda adk: _import(adk, copy, svc.store, replace, on_session, report))
         finally:
             if owned:
                 svc.close()
@@ -456,13 +463,8 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
     else:
         svc, owned = service.DatabaseSessionService(source, read_only=True), True
     try:
-        async def go() -> set:
-            adk = _adk_target(os.fspath(target))
-            try:
-                return await _export(svc, adk, replace, on_session, report)
-            finally:
-                await adk.close()
-        pairs = _run(go)
+        pairs = _with_adk(lambda: _adk_target(os.fspath(target)),
+                          lambda adk: _export(svc, adk, replace, on_session, report))
     finally:
         if owned:
             svc.close()

@@ -125,6 +125,15 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _report(args: argparse.Namespace, doc: Any, line: str) -> int:
+    """Print ``doc`` as JSON with ``--json``, else the one ``line``; return :data:`EXIT_OK`."""
+    if args.json:
+        _print_json(doc)
+    else:
+        print(line)
+    return EXIT_OK
+
+
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -353,13 +362,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                     counts = transfer.write_export(svc.store, plan, fh, bar.update)
         finally:
             bar.close()
-    if args.output is not None:
-        if args.json:
-            _print_json(dict(counts, output=args.output))
-        else:
-            print(f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}) and "
-                  f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
-    return EXIT_OK
+    if args.output is None:
+        return EXIT_OK
+    return _report(args, dict(counts, output=args.output),
+                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}) and "
+                   f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -586,12 +593,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     result["mb_per_s"] = round(result["bytes"] / 1e6 / result["seconds"], 1) if result["seconds"] else None
-    if args.json:
-        _print_json(result)
-    else:
-        print(f"backed up {path} to {result['path']}: {result['bytes']} bytes ({plural(result['pages'], 'page')}) "
-              f"in {result['seconds']:.2f} s")
-    return EXIT_OK
+    return _report(args, result, f"backed up {path} to {result['path']}: {result['bytes']} bytes "
+                                 f"({plural(result['pages'], 'page')}) in {result['seconds']:.2f} s")
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
