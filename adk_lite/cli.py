@@ -426,8 +426,8 @@ def _adk_transfer():
 
 def cmd_import_adk(args: argparse.Namespace) -> int:
     """``adk-lite import-adk``: copy an ADK session database (read-only) into DB."""
-    moving = _adk_transfer()
     path = _path(args, create=args.create)
+    moving = _adk_transfer()
     source = moving.source_file(args.source)
     if source is not None and outfile.is_database_file(source, path):
         raise UsageError(f"ADK source {args.source} is the database {path} or one of its side files")
@@ -443,8 +443,8 @@ def cmd_import_adk(args: argparse.Namespace) -> int:
 
 def cmd_export_adk(args: argparse.Namespace) -> int:
     """``adk-lite export-adk``: write every session of DB into ADK's own store TARGET."""
-    moving = _adk_transfer()
     path = _path(args)
+    moving = _adk_transfer()
     target = moving.source_file(args.target)
     if target is not None and outfile.is_database_file(target, path):
         raise UsageError(f"target {args.target} is the database {path} or one of its side files")

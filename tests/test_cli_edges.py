@@ -2,6 +2,7 @@
 broken pipes, values that cannot be shown, JSON errors, wording. Never a traceback."""
 
 import base64
+import importlib.util
 import os
 import sqlite3
 import subprocess
@@ -18,7 +19,15 @@ from .test_cli import ROOT, db, make_db, run  # noqa: F401 (db is a fixture)
 ENV = dict(os.environ, PYTHONPATH=ROOT)
 
 
+HAVE_ADK = importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.adk") is not None
+
+
 def every_command(path, export):
+    """One call of each command (the two that need google-adk only where it is installed)."""
+    return [argv for argv in _commands(path, export) if HAVE_ADK or not argv[0].endswith("-adk")]
+
+
+def _commands(path, export):
     return [["stats", path], ["sessions", path], ["search", path, "refund"], ["show", path, "app", "alice", "chat-0"],
             ["export", path],
             ["check", path], ["prune", path, "--older-than", "1d", "--dry-run"], ["prune", path, "--older-than", "1d"],
