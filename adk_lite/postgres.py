@@ -122,6 +122,12 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
     server restart), and new ones are opened.
     """
 
+    field_types = {**pw.PostgresqlDatabase.field_types, "JSON": "JSON"}
+    """JSON columns are ``json``, not ``jsonb``: ``json`` keeps the text exactly as written,
+    while ``jsonb`` turns a float such as 5.016280331188281e16 into the integer
+    50162803311882810 (another value) and reorders object keys. PostgreSQL's JSON
+    operators work on both (``body->'actions'->'state_delta'``; cast to jsonb to index)."""
+
     def __init__(self, conninfo: dict, *, setup: list[str], max_connections: int, pool_timeout: float,
                  path: str, busy_timeout: float) -> None:
         params = {k: v for k, v in conninfo.items() if k != "dbname"}
