@@ -194,3 +194,41 @@ def test_server_restart_raises_then_recovers(url):
         assert [e.id for e in s.events] == acknowledged
         svc.append_event(s, Event(id="after", author="a"))
         assert svc.get_session("app", "u", "s").events[-1].id == "after"
+
+
+def _export(db, tmp_path, name):
+    out = tmp_path / name
+    subprocess.run([sys.executable, "-m", "adk_lite", "export", db, "-o", str(out)], check=True, timeout=120)
+    lines = out.read_bytes().splitlines()[1:]  # without the header (it holds nothing of the data)
+    import orjson
+    return sorted(orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS) for line in lines)
+
+
+def test_copy_sqlite_to_postgres_and_back_is_equal_and_resumable(url, tmp_path):
+    import json
+    first = str(tmp_path / "first.db")
+    with DatabaseSessionService(first) as svc:
+        for i in range(5):
+            s = svc.create_session("app", f"u{i % 2}", session_id=f"s{i}",
+                                   state={"k": i, "app:a": [1.5, 5.016280331188281e16], "user:u": {"z": 1, "a": 2}})
+            for n in range(3):
+                svc.append_event(s, Event(id=f"e{n}", author="a", actions=EventActions(state_delta={"n": n})))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "adk_lite", "copy", *a, "--json"],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    done = run(first, url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == 5
+    again = run(first, url)  # a re-run completes an interrupted copy: nothing twice
+    assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == 5
+    assert json.loads(again.stdout)["created"] == 0
+    back = str(tmp_path / "back.db")
+    assert run(url, back).returncode == 0
+    assert _export(first, tmp_path, "a.jsonl") == _export(url, tmp_path, "b.jsonl") == _export(back, tmp_path, "c.jsonl")
+    stats = subprocess.run([sys.executable, "-m", "adk_lite", "stats", url, "--json"], capture_output=True,
+                           text=True, timeout=60)
+    assert stats.returncode == 0 and json.loads(stats.stdout)["events"] == 15
+    assert (parse_postgres(url).conninfo.get("password") or "\x00") not in stats.stdout
+    for command in (["check", url], ["vacuum", url], ["sessions", url], ["show", url, "app", "u0", "s0"],
+                    ["prune", url, "--older-than", "30d", "--dry-run"]):
+        done = subprocess.run([sys.executable, "-m", "adk_lite", *command], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stderr)
