@@ -21,7 +21,8 @@ ENV = dict(os.environ, PYTHONPATH=ROOT)
 def every_command(path, export):
     return [["stats", path], ["sessions", path], ["show", path, "app", "alice", "chat-0"], ["export", path],
             ["check", path], ["prune", path, "--older-than", "1d", "--dry-run"], ["prune", path, "--older-than", "1d"],
-            ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"]]
+            ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"],
+            ["copy", path, path + ".copy"]]  # SRC is checked before DST is made
 
 
 def run_json_ok(capsys, *argv):
@@ -45,7 +46,7 @@ def test_every_command_refuses_a_missing_or_empty_database_and_creates_nothing(c
     elif kind == "no tables":
         sqlite3.connect(path).execute("PRAGMA user_version = 1").connection.close()
     before = sorted(os.listdir(tmp_path)), os.path.exists(path) and open(path, "rb").read()
-    assert len(COMMANDS) == 8
+    assert len(COMMANDS) == 9
     for argv in every_command(path, export):
         code, out, err = run(capsys, *argv)
         one_line_error(code, out, err)
