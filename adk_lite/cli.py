@@ -37,7 +37,7 @@ from . import codec, errors, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
-from .target import ENV_VAR, MEMORY, resolve
+from .target import ENV_VAR, MEMORY, resolve, target_kind
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -165,9 +165,17 @@ def _filters(args: argparse.Namespace) -> tuple[Optional[str], Optional[str]]:
     return validate.optional_name(args.app, "--app"), validate.optional_name(args.user, "--user")
 
 
+def _on_server(args: argparse.Namespace) -> bool:
+    """True when the DB argument (or ``$ADK_LITE_DB``) is a PostgreSQL URL, not a file."""
+    return target_kind(args.db) == "postgres"
+
+
 def _path(args: argparse.Namespace, *, create: bool = False) -> str:
     """The DB argument as a file path: refused when in memory, missing (unless
-    ``create``), empty (0 bytes, unless ``create``) or when stdout is that file."""
+    ``create``), empty (0 bytes, unless ``create``) or when stdout is that file.
+    A PostgreSQL URL is returned as given (the server checks it when it is opened)."""
+    if _on_server(args):
+        return args.db if args.db is not None else os.environ[ENV_VAR]
     path = resolve(args.db)
     if path == MEMORY:
         raise UsageError("an in-memory database has nothing to inspect: give a database file")
@@ -187,7 +195,7 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
     """Open the DB argument: read-only unless ``write``. A missing or empty file
     (no adk_lite tables) is refused unless ``create``: no schema is written there."""
     path = _path(args, create=create)
-    if write and not create and inspect_file(path, args.busy_timeout) is None:
+    if write and not create and not _on_server(args) and inspect_file(path, args.busy_timeout) is None:
         raise UsageError(f"database {path} has no adk_lite tables: refusing to create them here"
                          + (f" ({args.command} --create does)" if args.command in ("import", "import-adk") else ""))
     # the DB argument as given: a URL's options (?busy_timeout=, ?synchronous=) still apply
@@ -199,23 +207,31 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
 def cmd_stats(args: argparse.Namespace) -> int:
     """``adk-lite stats``: counts, file sizes, sessions per app, largest sessions (one snapshot)."""
     # sizes before opening: reading a WAL file makes -shm/-wal files while it is open
-    sizes = {f"{k}_bytes": v for k, v in file_sizes(_path(args)).items()}
+    server = _on_server(args)
+    sizes = {} if server else {f"{k}_bytes": v for k, v in file_sizes(_path(args)).items()}
     with _open(args) as svc:
         stats = svc.store.stats(args.top)
     mib = 1024 * 1024
-    stats.update(sizes, total_bytes=sizes["db_bytes"] + sizes["wal_bytes"],
-                 total_mib=round((sizes["db_bytes"] + sizes["wal_bytes"]) / mib, 3))
+    if not server:
+        stats.update(sizes, total_bytes=sizes["db_bytes"] + sizes["wal_bytes"],
+                     total_mib=round((sizes["db_bytes"] + sizes["wal_bytes"]) / mib, 3))
     if args.json:
         _print_json(stats)
         return EXIT_OK
     print(f"database    {stats['path']}")
-    print(f"schema      version {stats['schema_version']}, SQLite {stats['sqlite_version']}, "
-          f"journal_mode {stats['journal_mode']}")
+    if server:
+        print(f"schema      version {stats['schema_version']}, PostgreSQL {stats['server_version']}")
+    else:
+        print(f"schema      version {stats['schema_version']}, SQLite {stats['sqlite_version']}, "
+              f"journal_mode {stats['journal_mode']}")
     print(f"sessions    {stats['sessions']} in {plural(stats['apps'], 'app')}, {plural(stats['users'], 'user')}")
     print(f"events      {stats['events']}")
     print(f"state keys  {stats['state_keys']}")
-    print(f"file bytes  main {stats['db_bytes']}, WAL {stats['wal_bytes']}, SHM {stats['shm_bytes']}; "
-          f"{plural(stats['free_pages'], 'free page')} of {stats['page_size']} bytes")
+    if server:
+        print(f"bytes       tables {stats['table_bytes']}, whole database {stats['database_bytes']}")
+    else:
+        print(f"file bytes  main {stats['db_bytes']}, WAL {stats['wal_bytes']}, SHM {stats['shm_bytes']}; "
+              f"{plural(stats['free_pages'], 'free page')} of {stats['page_size']} bytes")
     if stats["per_app"]:
         print()
         _print_table(("app", "sessions", "users", "events"),
@@ -348,8 +364,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``adk-lite export``: JSON Lines (see :mod:`adk_lite.transfer`) to stdout or ``-o FILE``."""
     app, user = _filters(args)
     path = _path(args)
+    protect = [] if _on_server(args) else [path]
     if args.output is not None:
-        outfile.check(args.output, [path], force=args.force)  # before anything is read
+        outfile.check(args.output, protect, force=args.force)  # before anything is read
     with _open(args) as svc:
         plan = transfer.plan_export(svc.store, app, user)
         bar = _progress(len(plan.keys), "export", "session")
@@ -358,7 +375,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 counts = transfer.write_export(svc.store, plan, sys.stdout.buffer, bar.update)
                 sys.stdout.buffer.flush()
             else:
-                with outfile.writing(args.output, [svc.path], force=args.force) as fh:
+                with outfile.writing(args.output, protect, force=args.force) as fh:
                     counts = transfer.write_export(svc.store, plan, fh, bar.update)
         finally:
             bar.close()
@@ -374,7 +391,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.file):
         raise UsageError(f"import file {args.file} does not exist or is not a file")
     path = _path(args, create=args.create)
-    if outfile.is_database_file(args.file, path):
+    if not _on_server(args) and outfile.is_database_file(args.file, path):
         raise UsageError(f"import file {args.file} is the database {path} or one of its side files")
     total = transfer.check_file(args.file)  # every line checked before anything is written
     with _open(args, write=True, create=args.create) as svc:
@@ -455,6 +472,33 @@ def cmd_export_adk(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     return _moved(args, "exported", report)
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """``adk-lite copy SRC DST``: every session, event and app/user state from one database
+    to another (a file or a PostgreSQL URL each), one transaction per session, resumable."""
+    source = argparse.Namespace(**{**vars(args), "db": args.src})
+    dest = argparse.Namespace(**{**vars(args), "db": args.dst})
+    with _open(source) as src, _open(dest, write=True, create=True) as dst:
+        if src.path == dst.path:
+            raise UsageError(f"copy: SRC and DST are the same database {src.path}")
+        plan = transfer.plan_export(src.store, None, None)
+        bar = _progress(len(plan.keys), "copy", "session")
+        try:
+            report = transfer.copy_database(src.store, dst.store, plan, bar.update)
+        finally:
+            bar.close()
+        report.update(source=src.path, destination=dst.path)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
+              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written, "
+              f"{plural(len(report['conflicts']), 'conflict')}")
+        for c in report["conflicts"]:
+            what = c.get("session_id") or ", ".join(c["keys"])
+            print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")
+    return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
 
 
 # -- prune, vacuum, check ----------------------------------------------------------------
@@ -652,7 +696,7 @@ class _Parser(argparse.ArgumentParser):
         raise _ParseError(self.prog, message)
 
 
-_DB_HELP = f"the database file (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
+_DB_HELP = f"the database file or a postgresql:// URL (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
 
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
@@ -674,6 +718,9 @@ COMMANDS = {
     "export-adk": (cmd_export_adk, "write every session of DB into ADK's own store (a SqliteSessionService path or "
                                    "a DatabaseSessionService URL)",
                    "adk-lite export-adk .adk/sessions.sqlite3 sqlite+aiosqlite:///adk_sessions.db"),
+    "copy": (cmd_copy, "copy every session, event and app/user state to another database (a file or a "
+                       "postgresql:// URL; resumable)",
+             "adk-lite copy sessions.sqlite3 postgresql://user:password@host:5432/dbname"),
     "prune": (cmd_prune, "delete sessions not updated for a while",
               "adk-lite prune --older-than 30d --app my_app --dry-run"),
     "fork": (cmd_fork, "copy a session into a new one, whole or before an invocation; the source stays",
@@ -738,6 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "restore":
             p.add_argument("backup", help="a backup file (adk-lite backup)")
             p.add_argument("db", help="the database file to replace")
+        elif name == "copy":
+            p.add_argument("src", help="the database to copy from (a file or a postgresql:// URL)")
+            p.add_argument("dst", help="the database to copy into (created when missing)")
         elif name in ("show", "fork"):
             p.add_argument("db", help="the database file")
             p.add_argument("app", help="app_name")

@@ -7,15 +7,16 @@ between SQL dialects. Statements themselves are compiled from the Peewee models
 (:mod:`adk_lite.models`) on the backend's Peewee database, so they come out in its
 dialect.
 
-Today the one backend is SQLite (:mod:`adk_lite.sqlite`), for paths and
-``sqlite:///`` URLs. A second backend is a module beside it, chosen here by the
-target's kind; nothing of it is imported until such a target is opened.
+Two backends: SQLite (:mod:`adk_lite.sqlite`), for paths and ``sqlite:///`` URLs,
+and PostgreSQL (:mod:`adk_lite.postgres`), for ``postgresql://`` URLs, chosen here by
+the target's kind (:func:`adk_lite.target.target_kind`); the PostgreSQL module (and
+with it psycopg) is imported only when such a URL is opened.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol, Union
+from typing import Any, Callable, Iterable, Optional, Protocol, Union
 
 from . import errors
 
@@ -33,6 +34,9 @@ class Backend(Protocol):
             pooled DB-API connection and ``close_all()``.
         BEGIN_WRITE, BEGIN_READ: the statements that open a write or a read transaction.
         DRIVER_ERRORS: the driver's exception classes.
+        NO_LIMIT: the ``LIMIT`` parameter meaning no limit (-1 on SQLite, None on PostgreSQL).
+        check_json: None, or a function that refuses (ValueError) JSON texts the
+            database cannot store (PostgreSQL's jsonb: a NUL character).
     """
 
     path: str
@@ -43,6 +47,8 @@ class Backend(Protocol):
     BEGIN_WRITE: str
     BEGIN_READ: str
     DRIVER_ERRORS: tuple
+    NO_LIMIT: Optional[int]
+    check_json: Optional[Callable[[Iterable[str]], None]]
 
     def translate(self, exc: BaseException) -> errors.DatabaseError:
         """The adk_lite error for a driver error."""
@@ -79,7 +85,7 @@ class Backend(Protocol):
         calling ``progress(done, total)``; return the pages copied."""
 
     def file_sizes(self) -> dict[str, int]:
-        """Bytes on disk: ``{"db", "wal", "shm"}``."""
+        """Bytes on disk: ``{"db", "wal", "shm"}`` (PostgreSQL: our tables' bytes as ``db``)."""
 
     def close(self) -> None:
         """Close every connection."""
@@ -90,14 +96,31 @@ def open_database(target: Union[str, os.PathLike, None] = None, *, synchronous: 
     """Open the database ``target`` names (see :func:`adk_lite.target.parse_target`).
 
     Args:
-        synchronous, busy_timeout, read_only: as :class:`adk_lite.sqlite.SqliteBackend`.
+        target: a path or SQLite URL (:class:`adk_lite.sqlite.SqliteBackend`), or a
+            PostgreSQL URL (:class:`adk_lite.postgres.PostgresBackend`); None reads
+            ``$ADK_LITE_DB``.
+        synchronous, busy_timeout, read_only: as the backend's.
 
     Raises:
         TypeError, ValueError: a bad target or option (a URL of a database kind
             adk_lite has no backend for is a ValueError that names it).
         DatabaseError: the file cannot be opened as an adk_lite database (see
-            :class:`adk_lite.sqlite.SqliteBackend`).
+            :class:`adk_lite.sqlite.SqliteBackend`), or the server cannot be reached
+            or holds no adk_lite schema it can use (:class:`adk_lite.postgres.PostgresBackend`).
+        DatabaseOpenError: a PostgreSQL URL without psycopg installed (the ``postgres`` extra).
     """
+    from .target import parse_postgres, resolve_env, target_kind
+
+    target = resolve_env(target)
+    if target_kind(target) == "postgres":
+        parsed = parse_postgres(target)
+        try:
+            from .postgres import PostgresBackend
+        except ImportError as e:
+            raise errors.DatabaseOpenError(
+                f"database {parsed.display} is a PostgreSQL URL, which needs psycopg 3: "
+                "pip install 'adk_lite[postgres]'") from e
+        return PostgresBackend(parsed, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only)
     from .sqlite import SqliteBackend
 
     return SqliteBackend(target, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only)

@@ -565,6 +565,10 @@ class SqliteBackend:
     """Reads that need one snapshot: a deferred transaction."""
     DRIVER_ERRORS = (sqlite3.Error, pw.PeeweeException)
     """What the driver raises; the store turns it into adk_lite's errors with :meth:`translate`."""
+    NO_LIMIT = -1
+    """The ``LIMIT`` value meaning no limit (a negative one, on SQLite)."""
+    check_json = None
+    """SQLite stores any JSON text: no extra check before writing."""
 
     def translate(self, exc: BaseException) -> errors.DatabaseError:
         """The :class:`~adk_lite.errors.DatabaseError` for a driver error (see :func:`translate`)."""

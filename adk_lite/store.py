@@ -112,9 +112,10 @@ def _compile(query: Any, *names: str) -> str:
 
 
 def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
-                    params: Optional[list] = None) -> tuple[str, list]:
+                    params: Optional[list] = None, mark: str = "?") -> tuple[str, list]:
     """A ``WHERE`` clause on ``app_name`` / ``user_id`` (None: not filtered),
-    after an optional ``first`` condition with its ``params``.
+    after an optional ``first`` condition with its ``params``; ``mark`` is the
+    dialect's parameter placeholder (the Peewee database's ``param``).
 
     Returns:
         ``(" WHERE ..." or "", params)`` for a statement on any adk_lite table.
@@ -122,7 +123,7 @@ def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
     clauses, params = ([first] if first else []), list(params or [])
     for column, value in (("app_name", app), ("user_id", user)):
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"{column} = {mark}")
             params.append(value)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -174,6 +175,7 @@ class Store:
         self._sql = self._compile_all()
         # closes the database once: at close(), at interpreter exit, or when the store is collected
         self._closer = weakref.finalize(self, _shut, weakref.ref(self), db, self._guard)
+        self._p = db.peewee.param  # the placeholder of the hand-written statements below
 
     # -- compiled statements ------------------------------------------------
     def _compile_all(self) -> dict[str, str]:
@@ -192,14 +194,17 @@ class Store:
             return ((T.app_name == app) & (T.user_id == user) & (T.session_id == session)
                     & (T.scope == _literal(scope)))
 
+        row_query = S.select(S.created_at, S.updated_at, S.revision, S.incarnation).where(where_key(S))
         sql = {
-            "session_row": _compile(S.select(S.created_at, S.updated_at, S.revision, S.incarnation)
-                                   .where(where_key(S)), *key),
+            "session_row": _compile(row_query, *key),
+            # the row append reads and bumps: locked where the database has row locks, so
+            # two appends to one session serialize (SQLite's write lock already does)
+            "session_row_lock": _compile(row_query.for_update() if self.db.peewee.for_update else row_query, *key),
             "session_insert": _compile(
                 S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation",
                                                              "initial_state", "forked_from"))],
                               fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision,
-                                      S.incarnation, S.initial_state, S.forked_from]),
+                                      S.incarnation, S.initial_state, S.forked_from]).returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
             "session_touch": _compile(
@@ -211,7 +216,7 @@ class Store:
                     pw.SQL(self.db.json_array_values(), [_SENTINEL + "ids"]))), *key, "ids"),
             "event_insert": _compile(
                 E.insert_many([tuple(_p(n) for n in key + ev_names)],
-                              fields=[E.app_name, E.user_id, E.session_id, *ev_cols]), *key, *ev_names),
+                              fields=[E.app_name, E.user_id, E.session_id, *ev_cols]).returning(), *key, *ev_names),
             "events_recent": _compile(
                 E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
                 .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
@@ -371,6 +376,20 @@ class Store:
             raise
         return result
 
+    def _check_json(self, bodies: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Before a write: let the backend refuse JSON texts it cannot store (event
+        ``bodies``, the values of state ``rows`` ``(scope, key, JSON)``; state keys
+        are JSON strings too). A no-op on SQLite.
+
+        Raises:
+            ValueError: from the backend's ``check_json`` (PostgreSQL: a NUL character).
+        """
+        check = self.db.check_json
+        if check is not None:
+            check(bodies)
+            check(r[2] for r in rows)
+            check(codec.dumps(r[1]) for r in rows if "\x00" in r[1])
+
     def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
         """Return the in-process lock that serializes appends to one session.
 
@@ -397,6 +416,8 @@ class Store:
         Raises:
             AlreadyExistsError: the session is already stored.
         """
+        self._check_json((), state)
+
         def run(conn):
             incarnation = self._insert_session(conn, app, user, session, state, now, now, initial)
             return incarnation, conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
@@ -446,7 +467,7 @@ class Store:
             if limit != 0:
                 events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
                     app, user, session, float("-inf") if after is None else after,
-                    -1 if limit is None else limit))))
+                    self.db.NO_LIMIT if limit is None else limit))))
                 events.reverse()
             return row, state, events
         return self._run(run)
@@ -547,7 +568,7 @@ class Store:
         """
         m = self.db.models
         tables = [t._meta.table_name for t in (m.Session, m.Event, m.State)]
-        where = " WHERE app_name = ? AND user_id = ?"
+        where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
 
         def count(conn):
             sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
@@ -585,7 +606,8 @@ class Store:
             text (ids, author, body); 0, 0 for a session that is not stored.
         """
         table = self.db.models.Event._meta.table_name
-        sql = f"DELETE FROM {table} WHERE app_name = ? AND user_id = ? AND session_id = ? AND event_id = ?"
+        p = self._p
+        sql = f"DELETE FROM {table} WHERE app_name = {p} AND user_id = {p} AND session_id = {p} AND event_id = {p}"
 
         def run(conn):
             rows = self._all_events(conn, key)
@@ -614,12 +636,12 @@ class Store:
         Returns:
             ``(sessions, events)`` counted (and deleted).
         """
-        where, params = app_user_filter(app, user, "updated_at < ?", [updated_before])
+        where, params = app_user_filter(app, user, f"updated_at < {self._p}", [updated_before], self._p)
         table = self.db.models.Session._meta.table_name
-        pick = f"SELECT app_name, user_id, session_id FROM {table}{where} LIMIT ?"
+        pick = f"SELECT app_name, user_id, session_id FROM {table}{where} LIMIT {self._p}"
 
         def run(conn):
-            keys = conn.execute(pick, (*params, -1 if limit is None else limit)).fetchall()
+            keys = conn.execute(pick, (*params, self.db.NO_LIMIT if limit is None else limit)).fetchall()
             events = sum(self._event_counts(conn, keys))
             if delete:
                 self._delete_keys(conn, keys)
@@ -655,7 +677,7 @@ class Store:
 
         def run(conn):
             rows = list(map(ListedSession._make, conn.execute(self._sql[variant],
-                                                              params + (-1 if limit is None else limit,))))
+                                                              params + (self.db.NO_LIMIT if limit is None else limit,))))
             scoped: dict[tuple, list] = {}
             states = {}
             for r_app, r_user, r_session, *_ in rows:
@@ -709,6 +731,9 @@ class Store:
                     f"AND rowid IN {self.db.json_array_values()}")
 
         def run(conn):
+            if not isinstance(self.db.peewee, pw.SqliteDatabase):
+                raise errors.DatabaseError(f"full-text search needs SQLite's FTS5: {self.db.path} is not a SQLite "
+                                           "database (see the README, 'Growing past one file')")
             if fts not in self.db.tables(conn):
                 raise errors.DatabaseError(
                     f"database {self.db.path} has no search index yet (schema_version {self._stored_version(conn)}): "
@@ -751,8 +776,10 @@ class Store:
                 created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
+        self._check_json([e[5] for e in events], upserts)
+
         def run(conn):
-            row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
+            row = conn.execute(self._sql["session_row_lock"], (app, user, session)).fetchone()
             if row is None:
                 raise errors.SessionNotFoundError(
                     f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
@@ -802,6 +829,7 @@ class Store:
         one IMMEDIATE transaction, without touching any session row or event (so
         app and user state can be restored with no session). ``user``/``session``
         are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
+        self._check_json((), upserts)
         self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -859,6 +887,7 @@ class Store:
             DatabaseLockedError, DatabaseError: see :func:`adk_lite.database.translate`.
         """
         key = (app, user, session)
+        self._check_json([e[5] for e in event_rows], state_rows)
 
         def run(conn):
             if replace:
@@ -871,7 +900,7 @@ class Store:
     def session_keys(self, app: Optional[str], user: Optional[str]) -> list[tuple[str, str, str]]:
         """The keys ``(app_name, user_id, session_id)`` of the stored sessions, sorted,
         optionally only of one app and/or user (None: every one)."""
-        where, params = app_user_filter(app, user)
+        where, params = app_user_filter(app, user, mark=self._p)
         table = self.db.models.Session._meta.table_name
         sql = f"SELECT app_name, user_id, session_id FROM {table}{where} ORDER BY app_name, user_id, session_id"
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
@@ -880,9 +909,10 @@ class Store:
         """App and user state rows ``(app_name, user_id, scope, key, JSON)`` sorted by
         app, scope, user and key; with ``user``, that user's rows and the app rows.
         ``user_id`` is ``""`` for app rows."""
-        where, params = app_user_filter(app, None, "scope IN (?, ?)", [APP, USER])
+        p = self._p
+        where, params = app_user_filter(app, None, f"scope IN ({p}, {p})", [APP, USER], p)
         if user is not None:
-            where += " AND (scope = ? OR user_id = ?)"
+            where += f" AND (scope = {p} OR user_id = {p})"
             params += [APP, user]
         table = self.db.models.State._meta.table_name
         sql = (f"SELECT app_name, user_id, scope, state_key, state_value FROM {table}{where} "
@@ -917,7 +947,7 @@ class Store:
             if top:
                 largest = conn.execute(
                     f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
-                    "GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT ?",
+                    f"GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT {self._p}",
                     (top,)).fetchall()
             return {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
@@ -955,7 +985,7 @@ class Store:
             stray = 0
             if state in tables:
                 stray = conn.execute(
-                    f"SELECT COUNT(*) FROM {state} t WHERE scope = ? AND NOT EXISTS (SELECT 1 FROM {sessions} s "
+                    f"SELECT COUNT(*) FROM {state} t WHERE scope = {self._p} AND NOT EXISTS (SELECT 1 FROM {sessions} s "
                     "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)

@@ -1,5 +1,6 @@
 """Database names: a path or URL parsed into one file path (or ``":memory:"``) and
-its options, before any backend sees it.
+its options, or a PostgreSQL URL into its connection parameters, before any backend
+sees it. :func:`target_kind` tells which backend a target is for.
 
 Zero configuration: with no target, the file is ``$ADK_LITE_DB`` if set, else
 :data:`DEFAULT_PATH` under the current directory.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 DEFAULT_PATH = os.path.join(".adk", "sessions.sqlite3")
 """Where ``DatabaseSessionService()`` keeps its file when ``$ADK_LITE_DB`` is unset."""
@@ -25,6 +26,18 @@ URL_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "sqlite+pysqlite://", "adklit
 """URL forms accepted as targets, as SQLAlchemy spells them: ``sqlite:///rel.db``,
 ``sqlite:////abs/path.db``, ``sqlite://`` or ``sqlite:///:memory:`` for memory."""
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://", "postgresql+psycopg://",
+                    "postgresql+psycopg2://")
+"""PostgreSQL URL forms, as libpq and SQLAlchemy (ADK's config) spell them; all are opened
+with psycopg 3: ``postgresql://user:password@host:5432/dbname``."""
+
+POSTGRES_OPTIONS = ("max_connections", "pool_timeout", "busy_timeout", "connect_timeout", "sslmode",
+                    "application_name")
+"""The ``?query`` options a PostgreSQL URL may carry: ``max_connections`` (pool size, 1-1000),
+``pool_timeout`` (seconds to wait for a free connection), ``busy_timeout`` (seconds a
+statement waits for a row lock: PostgreSQL's ``lock_timeout``), and the libpq parameters
+``connect_timeout`` (seconds), ``sslmode`` and ``application_name``. Any other name is refused."""
+
 SYNCHRONOUS = ("normal", "full")
 
 URL_OPTIONS = ("synchronous", "busy_timeout", "read_only")
@@ -34,6 +47,104 @@ decimal part: ``2``, ``0.5``) and ``read_only``
 (``true``/``false``/``1``/``0``). Any other name is refused."""
 
 OPTION_DEFAULTS = {"synchronous": "normal", "busy_timeout": 5.0, "read_only": False}
+
+
+class PostgresTarget(NamedTuple):
+    """A parsed PostgreSQL URL.
+
+    Attributes:
+        display: the URL with its password replaced by ``***`` (for messages and repr).
+        conninfo: the libpq connection parameters (``host``, ``port``, ``user``,
+            ``password``, ``dbname`` and the libpq options given), for psycopg.
+        options: adk_lite's own options given (``max_connections``: int,
+            ``pool_timeout``, ``busy_timeout``: float seconds).
+    """
+
+    display: str
+    conninfo: dict
+    options: dict
+
+
+def resolve_env(target: Union[str, os.PathLike, None]) -> Union[str, os.PathLike]:
+    """``target``, or when None the zero-config one: ``$ADK_LITE_DB`` if set, else :data:`DEFAULT_PATH`."""
+    return (os.environ.get(ENV_VAR) or DEFAULT_PATH) if target is None else target
+
+
+def target_kind(target: Union[str, os.PathLike, None]) -> str:
+    """``"postgres"`` for a URL in :data:`POSTGRES_SCHEMES` (``$ADK_LITE_DB`` when
+    ``target`` is None), else ``"sqlite"`` (a path, ``":memory:"`` or a SQLite URL,
+    checked later by :func:`parse_target`). Reads no file and imports no driver."""
+    target = resolve_env(target)
+    if isinstance(target, str) and target.split("://", 1)[0].lower() + "://" in POSTGRES_SCHEMES \
+            and "://" in target:
+        return "postgres"
+    return "sqlite"
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of any PostgreSQL URL in it replaced by ``***``."""
+    return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)[^/\s]*@", r"\1***@", text)
+
+
+def parse_postgres(url: str) -> PostgresTarget:
+    """Parse a PostgreSQL URL (one of :data:`POSTGRES_SCHEMES`) into its connection
+    parameters and :data:`POSTGRES_OPTIONS`.
+
+    ``postgresql://user:password@host:port/dbname?option=value``: user, password and
+    dbname are percent-decoded; a missing host, port or user is left to libpq's
+    defaults (``PGHOST``, ``PGPORT``, ``PGUSER``, ``~/.pgpass``). Messages never hold the password.
+
+    Raises:
+        ValueError: not such a URL, no database name, a ``#fragment``, a bad port,
+            a NUL, or an unknown, repeated or bad option.
+    """
+    scheme, _, rest = url.partition("://")
+    display = mask_password(url)
+    if target_kind(url) != "postgres":
+        raise ValueError(f"db URL {display!r}: not a PostgreSQL URL ({', '.join(POSTGRES_SCHEMES)})")
+    if "#" in url or "\x00" in url:
+        raise ValueError(f"db URL {display!r}: a '#' fragment or a NUL is not allowed (write %23 for '#')")
+    parts = urllib.parse.urlsplit("postgresql://" + rest)
+    conninfo: dict[str, Any] = {}
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"db URL {display!r}: its port is not a number from 0 to 65535") from None
+    dbname = urllib.parse.unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if not dbname or "/" in dbname:
+        raise ValueError(f"db URL {display!r}: name one database, as in postgresql://user@host:5432/dbname")
+    for name, value in (("host", parts.hostname), ("port", port),
+                        ("user", urllib.parse.unquote(parts.username) if parts.username else None),
+                        ("password", urllib.parse.unquote(parts.password) if parts.password is not None else None),
+                        ("dbname", dbname)):
+        if value not in (None, ""):
+            conninfo[name] = value
+    options: dict[str, Any] = {}
+    if parts.query:
+        try:
+            pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True, errors="strict")
+        except ValueError:
+            raise ValueError(f"db URL {display!r}: cannot read its query: write name=value pairs of "
+                             f"{', '.join(POSTGRES_OPTIONS)}") from None
+        seen = set()
+        for name, value in pairs:
+            if name not in POSTGRES_OPTIONS:
+                raise ValueError(f"db URL {display!r}: unknown option {name!r}; the options are "
+                                 f"{', '.join(POSTGRES_OPTIONS)}")
+            if name in seen:
+                raise ValueError(f"db URL {display!r}: option {name!r} is given more than once")
+            seen.add(name)
+            if name == "max_connections":
+                if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= 1000:
+                    raise ValueError(f"db URL {display!r}: max_connections must be a number from 1 to 1000")
+                options[name] = int(value)
+            elif name in ("pool_timeout", "busy_timeout"):
+                if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+                    raise ValueError(f"db URL {display!r}: {name} must be seconds, as in 5 or 0.5")
+                options[name] = check_busy_timeout(float(value))
+            else:
+                conninfo[name] = value
+    return PostgresTarget(display, conninfo, options)
 
 
 def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, Any]]:
@@ -65,8 +176,7 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
             with a host, a ``#fragment``, a path holding ``://``, or an unknown,
             repeated or bad option.
     """
-    if target is None:
-        target = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    target = resolve_env(target)
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
     if isinstance(target, bytes) or not isinstance(target, str):
@@ -76,6 +186,7 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
         url = target
         scheme = url.split("://", 1)[0] + "://"
         if scheme not in URL_SCHEMES:
+            url = mask_password(url)
             raise ValueError(f"db URL {url!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")
         rest, _, query = url[len(scheme):].partition("?")
         if "#" in url:

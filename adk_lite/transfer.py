@@ -349,5 +349,46 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     return report
 
 
+def copy_database(src: Any, dst: Any, plan: ExportPlan,
+                  on_session: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+    """Copy what ``plan`` lists (:func:`plan_export` of ``src``) from the store ``src``
+    into the store ``dst`` (any two backends): app/user state records first, then each
+    session whole in one transaction (``Store.import_session``), as an import of an
+    export would. Resumable: a session already in ``dst`` with the same state and events
+    is left alone, so a re-run completes an interrupted copy without duplicates; one that
+    differs is reported, not overwritten, and so is a differing app/user key.
+
+    Returns:
+        ``{"created", "unchanged", "events", "state_keys": int, "conflicts":
+        [{"type", "app_name", "user_id", "session_id" or "keys"}]}``.
+
+    Raises:
+        DatabaseLockedError, DatabaseError: a read or write failed (the sessions copied
+            before it stay, each whole); ValueError: a value ``dst`` cannot store.
+    """
+    report: dict[str, Any] = {"created": 0, "unchanged": 0, "events": 0, "state_keys": 0, "conflicts": []}
+    for record in plan.state_records:
+        record = orjson.loads(dumps_line(record))
+        key = (record["app_name"], record.get("user_id", ""), "")
+        written, differ = _import_state(dst, record["type"], key, record, False)
+        report["state_keys"] += written
+        if differ:
+            report["conflicts"].append({"type": record["type"], "app_name": key[0], "user_id": key[1], "keys": differ})
+    for key in plan.keys:
+        record = session_record(key, src.read_session(*key, None, None))
+        if record is not None:
+            outcome = _import_one(dst, key, orjson.loads(dumps_line(record)), False)
+            if outcome == "conflict":
+                report["conflicts"].append({"type": "session", "app_name": key[0], "user_id": key[1],
+                                            "session_id": key[2]})
+            else:
+                report[outcome] += 1
+                report["events"] += len(record["events"]) if outcome == "created" else 0
+        if on_session is not None:
+            on_session()
+    return report
+
+
 __all__ = ["FORMAT", "HEADER_TYPE", "header", "session_record", "state_records", "ExportPlan",
-           "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file"]
+           "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
+           "copy_database"]

@@ -1,10 +1,24 @@
-"""Shared fixtures: a service on a fresh file in a temporary folder."""
+"""Shared fixtures: a service on a fresh file in a temporary folder, and targets on
+both backends.
+
+``backend`` is parametrized over ``sqlite`` and ``postgres`` wherever a test uses it
+(directly or through ``target`` / ``new_target`` / ``svc_any``). The PostgreSQL half
+needs a server: ``ADK_LITE_TEST_PG=postgresql://user:password@host:port/dbname`` (a role
+that may CREATE DATABASE). Without it those tests skip, saying so; under ``CI=true``
+they fail instead.
+"""
 
 from __future__ import annotations
+
+import itertools
+import os
 
 import pytest
 
 from adk_lite import DatabaseSessionService
+
+PG_ENV = "ADK_LITE_TEST_PG"
+PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata"
 
 
 @pytest.fixture
@@ -17,6 +31,99 @@ def db_path(tmp_path):
 def svc(db_path):
     """A sync service on a new file, closed after the test."""
     service = DatabaseSessionService(db_path)
+    yield service
+    service.close()
+
+
+def pg_url() -> str:
+    """The test server's URL: skip (or fail under CI=true) when none is configured."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but ${PG_ENV} is unset: the PostgreSQL half of the suite must run in CI")
+        pytest.skip(f"PostgreSQL tests need a server: set ${PG_ENV}=postgresql://user:password@host:port/dbname")
+    return url
+
+
+class PgDatabases:
+    """Test databases on the server, made once per run and emptied for each use."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.made = url, set()
+        self.base = url.rsplit("/", 1)[0]
+
+    def admin(self, dbname: str | None = None):
+        import psycopg
+        from adk_lite.target import parse_postgres
+
+        info = dict(parse_postgres(self.url).conninfo)
+        if dbname:
+            info["dbname"] = dbname
+        return psycopg.connect(**info, autocommit=True)
+
+    def fresh(self, index: int) -> str:
+        """The URL of test database ``index``, with no adk_lite tables."""
+        name = f"adk_lite_t{index}"
+        if name not in self.made:
+            with self.admin() as conn:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            self.made.add(name)
+        with self.admin(name) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {PG_TABLES} CASCADE")
+        return f"{self.base}/{name}"
+
+
+_pg: dict = {}
+
+
+def pg_databases() -> PgDatabases:
+    """The run's :class:`PgDatabases` (skips when no server is configured)."""
+    url = pg_url()
+    if "dbs" not in _pg:
+        _pg["dbs"] = PgDatabases(url)
+    return _pg["dbs"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    """The backend a test runs on: ``"sqlite"`` or ``"postgres"`` (skipped without a server)."""
+    if request.param == "postgres":
+        pg_databases()
+    return request.param
+
+
+@pytest.fixture
+def new_target(backend, tmp_path):
+    """A factory: ``new_target(name)`` gives a target with no data yet: a file path in
+    ``tmp_path`` on SQLite, the URL of an emptied test database on PostgreSQL (one per
+    name within a test)."""
+    names: dict[str, str] = {}
+    counter = itertools.count()
+
+    def make(name: str = "sessions") -> str:
+        if name not in names:
+            if backend == "sqlite":
+                names[name] = str(tmp_path / f"{name}.sqlite3")
+            else:
+                names[name] = pg_databases().fresh(next(counter))
+        return names[name]
+    return make
+
+
+@pytest.fixture
+def target(new_target):
+    """One target with no data yet, on the test's backend."""
+    return new_target()
+
+
+@pytest.fixture
+def svc_any(request, backend, target):
+    """A sync service on a new target of the test's backend, closed after the test
+    (a test marked ``sqlite_only`` is skipped on PostgreSQL)."""
+    if backend != "sqlite" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("about SQLite's file (sizes, descriptors, WAL): no such thing on a server")
+    service = DatabaseSessionService(target)
     yield service
     service.close()
 

@@ -14,6 +14,8 @@ import textwrap
 
 import pytest
 
+from adk_lite.errors import DatabaseOpenError
+
 pytest.importorskip("google.adk")
 
 import google.adk.errors as adk_errors  # noqa: E402
@@ -250,8 +252,9 @@ def test_constructor_forms(tmp_path, monkeypatch):
     run(scenario())
     with pytest.raises(ValueError, match="once"):
         DatabaseSessionService(str(tmp_path / "x.db"), uri=f"adklite:///{tmp_path}/x.db")
-    with pytest.raises(ValueError, match="postgresql"):
-        DatabaseSessionService(db_url="postgresql://host/db")
+    with pytest.raises(DatabaseOpenError, match=r"postgresql://u:\*\*\*@127.0.0.1:1/db") as caught:
+        DatabaseSessionService(db_url="postgresql://u:pw-secret@127.0.0.1:1/db")  # no server on port 1
+    assert "pw-secret" not in str(caught.value)
 
 
 def test_list_sessions_pages(svc):

@@ -38,15 +38,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def make_service(kind, tmp_path):
+def make_service(kind, target):
     if kind == "in_memory":
         return InMemorySessionService()
-    return DatabaseSessionService(str(tmp_path / "sessions.db"))
+    return DatabaseSessionService(target)
 
 
 @pytest.fixture(params=["in_memory", "adk_lite"])
-def svc(request, tmp_path):
-    service = make_service(request.param, tmp_path)
+def svc(request, target):
+    service = make_service(request.param, target)
     yield service
     if isinstance(service, DatabaseSessionService):
         run(service.close())
@@ -274,12 +274,12 @@ def test_full_event_round_trips(svc):
     run(scenario())
 
 
-def test_full_event_matches_what_in_memory_gives_back(tmp_path):
+def test_full_event_matches_what_in_memory_gives_back(target):
     """Not parametrized: both services side by side, events and sessions compared."""
     async def scenario():
         results = []
         for kind in ("in_memory", "adk_lite"):
-            service = make_service(kind, tmp_path)
+            service = make_service(kind, target)
             s = await service.create_session(app_name=APP, user_id=USER, session_id="x", state={"a": 1})
             await service.append_event(s, full_event())
             await service.append_event(s, text_event("bye", ts=1_767_225_601.0, delta={"temp:t": 1, "b": 2}, id="bye"))

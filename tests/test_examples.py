@@ -84,7 +84,7 @@ def test_adk_agent_resume_refuses_an_empty_file_unchanged(tmp_path):
 
 @adk
 @pytest.mark.parametrize("db, message", [
-    ("postgresql://host/db", "only sqlite://"),
+    ("postgresql://u:pw@127.0.0.1:1/db", "only sqlite://"),  # the example takes files only
     ("notsqlite.db", "is not a SQLite database"),
 ])
 def test_adk_agent_unusable_database_is_one_line_exit_2(tmp_path, db, message):

@@ -19,8 +19,8 @@ def tag(app, user):
 
 
 @pytest.fixture
-def svc(tmp_path):
-    with DatabaseSessionService(str(tmp_path / "iso.db")) as svc:
+def svc(target):
+    with DatabaseSessionService(target) as svc:
         for app, user in KEYS:
             s = svc.create_session(app, user, state={"owner": tag(app, user), "user:who": user, "app:name": app},
                                    session_id="s")

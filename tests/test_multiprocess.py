@@ -139,8 +139,8 @@ def test_fifty_tasks_on_the_async_wrapper(tmp_path):
     asyncio.run(main())
 
 
-def test_two_processes_one_append_wins_per_revision(tmp_path):
-    path = str(tmp_path / "race.db")
+def test_two_processes_one_append_wins_per_revision(target):
+    path = target  # a file, or a PostgreSQL database (both backends, tests/conftest.py)
     rounds = 15
     with DatabaseSessionService(path) as svc:
         svc.create_session("app", "u", session_id="race")

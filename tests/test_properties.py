@@ -22,6 +22,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from tests.conftest import pg_databases
 from adk_lite import (
     AlreadyExistsError,
     AsyncDatabaseSessionService,
@@ -37,10 +38,18 @@ KEYS = ("k", "m", "user:k", "user:m", "app:k", "app:m", "temp:k")
 LATE = float("inf")  # update_keys events are stamped time.time(): after every drawn timestamp
 TIMES = (100.0, 101.0, 101.0, 102.5)
 
+NUL = {"allowed": True}  # PostgreSQL's jsonb refuses NUL (a clear ValueError, tested in test_postgres.py)
+
+
+def texts(max_size):
+    """Text, without NUL while a PostgreSQL machine runs."""
+    return st.text(max_size=max_size).map(lambda t: t if NUL["allowed"] else t.replace("\x00", "?"))
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    | st.floats(allow_nan=False, allow_infinity=False) | texts(5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts(3), inner, max_size=3),
     max_leaves=6)
 deltas = st.dictionaries(st.sampled_from(KEYS), st.none() | json_values, max_size=4)  # None often: it deletes
 ids = st.tuples(st.sampled_from(APPS), st.sampled_from(USERS), st.sampled_from(SIDS))
@@ -116,7 +125,7 @@ class SessionMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.folder = tempfile.mkdtemp(prefix="adk_lite_props_")
-        self.open(self.folder + "/props.db")
+        self.open(self.target())
         self.model = Model()
         self.held = []  # Session objects from create/get, possibly stale, possibly deleted
 
@@ -260,6 +269,10 @@ class SessionMachine(RuleBasedStateMachine):
         assert self.call("get_app_state", app) == self.model.app_state.get(app, {})
         assert self.call("get_user_state", app, user) == self.model.user_state.get((app, user), {})
 
+    def target(self):
+        """A new database: a file in this machine's folder (the PostgreSQL machines override it)."""
+        return self.folder + "/props.db"
+
     def teardown(self):
         self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -296,3 +309,30 @@ TestSyncService = SyncMachine.TestCase
 TestSyncService.settings = PROFILE
 TestAsyncService = AsyncMachine.TestCase
 TestAsyncService.settings = PROFILE
+
+
+class OnPostgres:
+    """Runs a machine on an emptied PostgreSQL test database (tests/conftest.py)."""
+
+    def target(self):
+        NUL["allowed"] = False
+        return pg_databases().fresh(0)
+
+    def teardown(self):
+        super().teardown()
+        NUL["allowed"] = True
+
+
+class PgSyncMachine(OnPostgres, SyncMachine):
+    pass
+
+
+class PgAsyncMachine(OnPostgres, AsyncMachine):
+    pass
+
+
+PG_PROFILE = settings(max_examples=25, stateful_step_count=40, deadline=None, database=None)
+TestSyncServicePostgres = PgSyncMachine.TestCase
+TestSyncServicePostgres.settings = PG_PROFILE
+TestAsyncServicePostgres = PgAsyncMachine.TestCase
+TestAsyncServicePostgres.settings = PG_PROFILE

@@ -25,6 +25,12 @@ from adk_lite import (
 from tests.workers import open_fds_on
 
 
+@pytest.fixture
+def svc(svc_any):
+    """The contract runs on both backends (see tests/conftest.py)."""
+    return svc_any
+
+
 def ev(text="hi", author="user", ts=None, **delta):
     return Event(author=author, invocation_id="inv", timestamp=time.time() if ts is None else ts,
                  content={"role": "user", "parts": [{"text": text}]}, actions=EventActions(state_delta=delta))
@@ -301,6 +307,7 @@ def test_delete_session_keeps_app_and_user_state(svc):
     assert svc.create_session("app", "u", session_id="s").state == {"user:u": 2, "app:a": 3}
 
 
+@pytest.mark.sqlite_only
 def test_event_count_and_stats(svc):
     s = svc.create_session("app", "u", session_id="s", state={"user:x": 1})
     svc.append_events(s, [ev() for _ in range(3)])
@@ -316,6 +323,7 @@ def test_event_count_and_stats(svc):
     assert stats["total_mib"] == round(size / 2**20, 3) and "db_size_mb" not in stats
 
 
+@pytest.mark.sqlite_only
 def test_vacuum_reclaims_space(svc):
     s = svc.create_session("app", "u", session_id="s")
     svc.append_events(s, [ev("x" * 2000) for _ in range(200)])

@@ -1,0 +1,234 @@
+"""PostgreSQL only: concurrency across processes, a server restart, schema creation by
+ten processes at once, the password kept out of messages, NUL refused, and what is
+(not) imported for SQLite. Needs ``ADK_LITE_TEST_PG`` (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from adk_lite import DatabaseSessionService, Event, EventActions
+from adk_lite.errors import DatabaseOpenError
+from adk_lite.target import parse_postgres
+from tests.conftest import pg_databases, pg_url
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def url():
+    return pg_databases().fresh(0)
+
+
+def _hammer(url, proc, barrier, out):
+    """8 processes x 4 threads: appends to a shared and a private session, update_keys on both."""
+    svc = DatabaseSessionService(url)
+    barrier.wait()
+    errors = []
+
+    def work(thread):
+        try:
+            mine = f"p{proc}t{thread}"
+            for n in range(15):
+                for sid in ("shared", mine):
+                    session = svc.get_session("app", "u", sid)
+                    while True:
+                        try:
+                            svc.append_event(session, Event(id=f"{mine}-{sid}-{n}", author=mine, actions=EventActions(
+                                state_delta={f"{mine}": n, "app:last": mine, f"user:{mine}": n})))
+                            break
+                        except Exception as e:  # noqa: BLE001
+                            if type(e).__name__ != "StaleSessionError":
+                                raise
+                            session = svc.get_session("app", "u", sid)
+                svc.update_keys("app", "u", mine, {f"k{n}": n})
+                svc.update_keys("app", "u", "shared", {f"{mine}-k": n})
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    svc.close()
+    out.put((proc, errors))
+
+
+def test_eight_processes_four_threads_lose_nothing(url):
+    with DatabaseSessionService(url) as svc:
+        svc.create_session("app", "u", session_id="shared")
+        for p in range(8):
+            for t in range(4):
+                svc.create_session("app", "u", session_id=f"p{p}t{t}")
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(8), ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(url, p, barrier, out)) for p in range(8)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=TIMEOUT * 2) for _ in procs)
+    for p in procs:
+        p.join(timeout=TIMEOUT)
+    assert all(errs == [] for errs in results.values()), results
+    with DatabaseSessionService(url) as svc:
+        shared = svc.get_session("app", "u", "shared")
+        workers = [f"p{p}t{t}" for p in range(8) for t in range(4)]
+        assert len(shared.events) == 32 * 15 * 2  # every append and every update_keys event
+        assert shared.revision == len(shared.events)
+        for w in workers:
+            assert shared.state[f"{w}-k"] == 14 and shared.state[w] == 14 and shared.state[f"user:{w}"] == 14
+            own = svc.get_session("app", "u", w)
+            assert len(own.events) == 30 and own.revision == 30
+            assert own.state == {**{f"k{n}": n for n in range(15)}, w: 14, "app:last": own.state["app:last"],
+                                 **{f"user:{x}": 14 for x in workers}}
+
+
+def _open_schema(url, barrier, out):
+    barrier.wait()
+    try:
+        DatabaseSessionService(url).close()
+        out.put("ok")
+    except Exception as e:  # noqa: BLE001
+        out.put(repr(e))
+
+
+def test_ten_processes_create_the_schema_once(url):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(10), ctx.Queue()
+    procs = [ctx.Process(target=_open_schema, args=(url, barrier, out)) for _ in range(10)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=TIMEOUT) for _ in procs]
+    for p in procs:
+        p.join(timeout=TIMEOUT)
+    assert got == ["ok"] * 10
+    with DatabaseSessionService(url) as svc:
+        assert svc.get_stats()["schema_version"] == 2
+
+
+def test_a_newer_schema_is_refused_unchanged(url):
+    DatabaseSessionService(url).close()
+    with pg_databases().admin(parse_postgres(url).conninfo["dbname"]) as conn:
+        conn.execute("UPDATE adk_metadata SET value = '99' WHERE key = 'schema_version'")
+    from adk_lite.errors import SchemaVersionError
+    with pytest.raises(SchemaVersionError, match="newer"):
+        DatabaseSessionService(url)
+    with pg_databases().admin(parse_postgres(url).conninfo["dbname"]) as conn:
+        assert conn.execute("SELECT value FROM adk_metadata").fetchall() == [("99",)]
+
+
+def test_the_password_never_shows(url):
+    info = parse_postgres(url).conninfo
+    password = info.get("password") or "no-password-set"
+    with DatabaseSessionService(url) as svc:
+        assert password not in repr(svc) + svc.path + str(svc.get_stats())
+    wrong = url.replace(f":{password}@", ":Wrong-Secret-123@") if "password" in info else url
+    with pytest.raises(DatabaseOpenError) as caught:
+        DatabaseSessionService(wrong)
+    assert "Wrong-Secret-123" not in str(caught.value) and password not in str(caught.value)
+    bad_port = f"postgresql://u:Sekrit-456@127.0.0.1:1/x"
+    with pytest.raises(DatabaseOpenError) as caught:
+        DatabaseSessionService(bad_port)
+    assert "Sekrit-456" not in str(caught.value) and "***" in str(caught.value)
+    with pytest.raises(ValueError) as caught:
+        DatabaseSessionService("postgresql://u:Sekrit-789@h/db?nope=1")
+    assert "Sekrit-789" not in str(caught.value)
+
+
+def test_nul_is_refused_before_writing(url):
+    with DatabaseSessionService(url) as svc:
+        s = svc.create_session("app", "u", session_id="s")
+        for delta in ({"k": "a\x00b"}, {"k\x00": 1}, {"k": {"x\x00": [1]}}):
+            with pytest.raises(ValueError, match="NUL"):
+                svc.update_keys("app", "u", "s", delta)
+        with pytest.raises(ValueError, match="NUL"):
+            svc.create_session("app", "u", state={"app:k": ["\x00"]})
+        svc.update_keys("app", "u", "s", {"k": "\\u0000 is text"})  # an escaped backslash is fine
+        assert svc.get_session("app", "u", "s").state == {"k": "\\u0000 is text"}
+        assert svc.get_session("app", "u", "s").revision == s.revision + 1
+
+
+def test_nothing_of_postgres_is_imported_for_sqlite(tmp_path):
+    script = ("import sys, adk_lite\n"
+              "adk_lite.DatabaseSessionService(sys.argv[1]).close()\n"
+              "assert 'adk_lite.postgres' not in sys.modules\n"
+              "sys.modules['psycopg'] = None\n")  # noqa: ISC003
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.db")], check=True, timeout=60)
+    # without psycopg at all (peewee imports it itself when installed): SQLite works, a URL says what to install
+    blocked = ("import sys\nsys.modules['psycopg'] = None\nimport adk_lite\n"
+               "adk_lite.DatabaseSessionService(sys.argv[1]).close()\n"
+               "try:\n    adk_lite.DatabaseSessionService('postgresql://u:pw@h/db')\n"
+               "except adk_lite.DatabaseOpenError as e:\n    assert 'adk_lite[postgres]' in str(e) and 'pw' not in str(e)\n"
+               "else:\n    raise SystemExit('opened')\n")
+    subprocess.run([sys.executable, "-c", blocked, str(tmp_path / "y.db")], check=True, timeout=60)
+
+
+def _cluster():
+    versions = sorted(os.listdir("/usr/lib/postgresql"), key=int) if os.path.isdir("/usr/lib/postgresql") else []
+    if not versions or os.geteuid() != 0 or "127.0.0.1" not in pg_url():
+        pytest.skip("restarting the server needs root and the local Debian cluster (pg_ctlcluster)")
+    return versions[-1]
+
+
+def test_server_restart_raises_then_recovers(url):
+    version = _cluster()
+    with DatabaseSessionService(url) as svc:
+        s = svc.create_session("app", "u", session_id="s")
+        acknowledged = []
+        for n in range(5):
+            s = svc.get_session("app", "u", "s")
+            svc.append_event(s, Event(id=f"e{n}", author="a"))
+            acknowledged.append(f"e{n}")
+        subprocess.run(["pg_ctlcluster", version, "main", "stop", "-m", "fast"], check=True, timeout=120)
+        try:
+            with pytest.raises(DatabaseOpenError) as caught:
+                svc.get_session("app", "u", "s")
+            assert parse_postgres(url).conninfo.get("password", "\x00") not in str(caught.value)
+        finally:
+            subprocess.run(["pg_ctlcluster", version, "main", "start"], check=True, timeout=120)
+        s = svc.get_session("app", "u", "s")  # no restart of this process: broken connections were dropped
+        assert [e.id for e in s.events] == acknowledged
+        svc.append_event(s, Event(id="after", author="a"))
+        assert svc.get_session("app", "u", "s").events[-1].id == "after"
+
+
+def _export(db, tmp_path, name):
+    out = tmp_path / name
+    subprocess.run([sys.executable, "-m", "adk_lite", "export", db, "-o", str(out)], check=True, timeout=120)
+    lines = out.read_bytes().splitlines()[1:]  # without the header (it holds nothing of the data)
+    import orjson
+    return sorted(orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS) for line in lines)
+
+
+def test_copy_sqlite_to_postgres_and_back_is_equal_and_resumable(url, tmp_path):
+    import json
+    first = str(tmp_path / "first.db")
+    with DatabaseSessionService(first) as svc:
+        for i in range(5):
+            s = svc.create_session("app", f"u{i % 2}", session_id=f"s{i}",
+                                   state={"k": i, "app:a": [1.5, 5.016280331188281e16], "user:u": {"z": 1, "a": 2}})
+            for n in range(3):
+                svc.append_event(s, Event(id=f"e{n}", author="a", actions=EventActions(state_delta={"n": n})))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "adk_lite", "copy", *a, "--json"],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    done = run(first, url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == 5
+    again = run(first, url)  # a re-run completes an interrupted copy: nothing twice
+    assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == 5
+    assert json.loads(again.stdout)["created"] == 0
+    back = str(tmp_path / "back.db")
+    assert run(url, back).returncode == 0
+    assert _export(first, tmp_path, "a.jsonl") == _export(url, tmp_path, "b.jsonl") == _export(back, tmp_path, "c.jsonl")
+    stats = subprocess.run([sys.executable, "-m", "adk_lite", "stats", url, "--json"], capture_output=True,
+                           text=True, timeout=60)
+    assert stats.returncode == 0 and json.loads(stats.stdout)["events"] == 15
+    assert (parse_postgres(url).conninfo.get("password") or "\x00") not in stats.stdout
+    for command in (["check", url], ["vacuum", url], ["sessions", url], ["show", url, "app", "u0", "s0"],
+                    ["prune", url, "--older-than", "30d", "--dry-run"]):
+        done = subprocess.run([sys.executable, "-m", "adk_lite", *command], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stderr)
