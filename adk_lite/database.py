@@ -32,6 +32,9 @@ class Backend(Protocol):
         models: the Peewee models bound to :attr:`peewee` (:func:`adk_lite.models.make_models`).
         peewee: the Peewee database, with ``acquire()`` / ``release(conn)`` for a
             pooled DB-API connection and ``close_all()``.
+        SINGLE_WRITER: True when the database takes one writer at a time (SQLite): the
+            store then serializes this process's writes and commits waiting appends
+            together; False (PostgreSQL): each write is its own transaction, run at once.
         BEGIN_WRITE, BEGIN_READ: the statements that open a write or a read transaction.
         DRIVER_ERRORS: the driver's exception classes.
         NO_LIMIT: the ``LIMIT`` parameter meaning no limit (-1 on SQLite, None on PostgreSQL).
@@ -44,6 +47,7 @@ class Backend(Protocol):
     lock: Any
     models: Any
     peewee: Any
+    SINGLE_WRITER: bool
     BEGIN_WRITE: str
     BEGIN_READ: str
     DRIVER_ERRORS: tuple

@@ -230,9 +230,12 @@ class PostgresBackend:
             ``read_only``, the database has no adk_lite tables.
         ForeignDatabaseError: some of adk_lite's table names exist but not the metadata.
         SchemaVersionError: written by a newer adk_lite, or an older schema (there is no
-            PostgreSQL migration yet: PostgreSQL starts at schema version 2).
+            PostgreSQL migration yet: PostgreSQL starts at the current schema version, without the SQLite-only search index).
     """
 
+    SINGLE_WRITER = False
+    """Many connections write at once (row locks): each append is its own transaction,
+    since a group of appends to several sessions could deadlock with another group."""
     BEGIN_WRITE = "BEGIN"
     """Writes run at READ COMMITTED; the session row is read ``FOR UPDATE`` (see the store),
     so two appends to one session serialize on its row lock."""

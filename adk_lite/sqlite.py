@@ -558,6 +558,9 @@ class SqliteBackend:
         return row is not None and row[0] == str(schema.SCHEMA_VERSION)
 
     # -- the dialect: what the store asks of its backend ---------------------------
+    SINGLE_WRITER = True
+    """SQLite lets one connection write at a time, so the store may gather the appends
+    waiting for it into one transaction (group commit: no lock-order deadlock is possible)."""
     BEGIN_WRITE = "BEGIN IMMEDIATE"
     """Every write takes the write lock at once: a deferred transaction that reads then
     writes fails at once under a second writer, whatever the busy timeout."""

@@ -165,6 +165,7 @@ class Store:
         self._active = 0  # calls between _enter and _leave
         self._calls = threading.Condition(threading.Lock())
         self._writer = threading.RLock()  # one write transaction at a time in this process
+        self._serial = db.SINGLE_WRITER  # else writes run at once, each in its own transaction
         self._no_lock = contextlib.nullcontext()
         self._queue: list[_Pending] = []  # appends waiting for the next group commit
         self._queue_lock = threading.Lock()
@@ -299,7 +300,7 @@ class Store:
         """
         self._enter(write)
         try:
-            with self._writer if write else self._no_lock, self._guard:
+            with self._writer if write and self._serial else self._no_lock, self._guard:
                 conn = self.db.peewee.acquire()
                 try:
                     if not transaction:
@@ -324,6 +325,8 @@ class Store:
             What ``fn`` raises for this call; a driver error of the whole
             transaction (translated) for every call of the group.
         """
+        if not self._serial:
+            return self._use(fn, args, True, True)
         if not self._queue and self._writer.acquire(blocking=False):
             try:  # nobody is waiting: no group to gather (callers arriving now queue for the next)
                 return self._use(fn, args, True, True)
@@ -814,14 +817,16 @@ class Store:
         return self._grouped(run)
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
+        """Upsert and delete state rows, in one order of keys for every writer: where
+        writers run at once (PostgreSQL), rows locked in one order cannot deadlock."""
         if upserts:
             conn.executemany(self._sql["state_upsert"], [
                 (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k, v, now)
-                for scope, k, v in upserts])
+                for scope, k, v in sorted(upserts)])
         if deletes:
             conn.executemany(self._sql["state_delete"], [
                 (app, "" if scope == APP else user, session if scope == SESSION else "", scope, k)
-                for scope, k in deletes])
+                for scope, k in sorted(deletes)])
 
     def put_state(self, app: str, user: str, session: str, upserts: Sequence[tuple[str, str, str]],
                   deletes: Sequence[tuple[str, str]], now: float) -> None:

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from adk_lite import DatabaseSessionService, Event, EventActions
+from adk_lite import SCHEMA_VERSION, DatabaseSessionService, Event, EventActions
 from adk_lite.errors import DatabaseOpenError
 from adk_lite.target import parse_postgres
 from tests.conftest import pg_databases, pg_url
@@ -107,7 +107,7 @@ def test_ten_processes_create_the_schema_once(url):
         p.join(timeout=TIMEOUT)
     assert got == ["ok"] * 10
     with DatabaseSessionService(url) as svc:
-        assert svc.get_stats()["schema_version"] == 2
+        assert svc.get_stats()["schema_version"] == SCHEMA_VERSION
 
 
 def test_a_newer_schema_is_refused_unchanged(url):
