@@ -934,8 +934,8 @@ class Store:
         Returns:
             ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
             (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
-            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}]}``
-            plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
+            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
+            when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
             file sizes, see :meth:`adk_lite.sqlite.SqliteBackend.facts`); ``users``
             counts distinct ``(app_name, user_id)`` pairs.
@@ -954,16 +954,18 @@ class Store:
                     f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
                     f"GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT {self._p}",
                     (top,)).fetchall()
-            return {
+            figures = {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
-                "largest_sessions": [{"app_name": a, "user_id": u, "session_id": s, "events": n}
-                                     for a, u, s, n in largest],
             }
+            if top:
+                figures["largest_sessions"] = [{"app_name": a, "user_id": u, "session_id": s, "events": n}
+                                               for a, u, s, n in largest]
+            return figures
         return self._run(run)
 
     def _stored_version(self, conn: Any) -> Optional[int]:
