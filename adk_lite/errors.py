@@ -100,3 +100,16 @@ class SchemaVersionError(DatabaseError):
 
 class ServiceClosedError(DatabaseError):
     """A method was called after ``close()``."""
+
+
+def driver_error(kind: type, path: str, message: str, locked: str) -> "DatabaseError":
+    """The error a backend's ``translate`` returns: ``kind`` (a :class:`DatabaseError`
+    subclass) with a message naming ``path`` and the driver's ``message``; ``locked``
+    says, for :class:`DatabaseLockedError`, what was waited for and how long."""
+    if kind is DatabaseLockedError:
+        return kind(f"database {path} is locked: {locked} ({message})")
+    if kind is DatabaseOpenError:
+        return kind(f"cannot open or write database {path}: {message}")
+    if kind is CorruptDatabaseError:
+        return kind(f"database {path} is corrupt: {message}")
+    return kind(f"database {path}: {message}")

@@ -58,16 +58,9 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
     read-only transaction are :class:`DatabaseOpenError`; ``XX`` (internal, data
     corrupted) is :class:`CorruptDatabaseError`. The message names the URL without
     its password, and is masked again in case the server's text held one."""
-    kind = _error_class(exc)
     message = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    if kind is errors.DatabaseLockedError:
-        return kind(f"database {path} is locked: a row or table lock was held for more than "
-                    f"busy_timeout={busy_timeout:g} s, or the transaction lost a race ({message})")
-    if kind is errors.DatabaseOpenError:
-        return kind(f"cannot reach or write database {path}: {message}")
-    if kind is errors.CorruptDatabaseError:
-        return kind(f"database {path} is corrupt: {message}")
-    return kind(f"database {path}: {message}")
+    return errors.driver_error(_error_class(exc), path, message, f"a row or table lock was held for more than "
+                        f"busy_timeout={busy_timeout:g} s, or the transaction lost a race")
 
 
 class PgConnection:

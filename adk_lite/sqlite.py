@@ -86,17 +86,11 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
 
     The message names the file; a lock error also names the busy timeout (seconds).
     """
-    kind, message = _error_class(exc), str(exc)
+    message = str(exc)
     if isinstance(exc, UnicodeDecodeError):
-        return kind(f"database {path} is corrupt: it holds text that is not valid UTF-8 ({exc})")
-    if kind is errors.DatabaseLockedError:
-        return kind(f"database {path} is locked: another connection held the write lock "
-                    f"for more than busy_timeout={busy_timeout:g} s ({message})")
-    if kind is errors.CorruptDatabaseError:
-        return kind(f"database {path} is corrupt: {message}")
-    if kind is errors.DatabaseOpenError:
-        return kind(f"cannot open or write database {path}: {message}")
-    return kind(f"database {path}: {message}")
+        message = f"it holds text that is not valid UTF-8 ({exc})"
+    return errors.driver_error(_error_class(exc), path, message,
+                        f"another connection held the write lock for more than busy_timeout={busy_timeout:g} s")
 
 
 def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
