@@ -205,7 +205,7 @@ class Store:
                 S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation",
                                                              "initial_state", "forked_from"))],
                               fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision,
-                                      S.incarnation, S.initial_state, S.forked_from]).returning(),
+                                      S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
             "session_touch": _compile(
@@ -439,12 +439,12 @@ class Store:
         Raises:
             AlreadyExistsError: the session is already stored.
         """
-        if conn.execute(self._sql["session_row"], (app, user, session)).fetchone():
+        incarnation = new_incarnation()
+        inserted = conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0,
+                                                              incarnation, initial, forked_from)).rowcount
+        if inserted != 1:  # the key is taken (where writers run at once, possibly by one that just committed)
             raise errors.AlreadyExistsError(
                 f"session {session!r} already exists for app_name={app!r}, user_id={user!r}")
-        incarnation = new_incarnation()
-        conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0, incarnation,
-                                                   initial, forked_from))
         self._write_state(conn, app, user, session, state, (), created_at)
         return incarnation
 

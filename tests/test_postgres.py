@@ -232,3 +232,32 @@ def test_copy_sqlite_to_postgres_and_back_is_equal_and_resumable(url, tmp_path):
                     ["prune", url, "--older-than", "30d", "--dry-run"]):
         done = subprocess.run([sys.executable, "-m", "adk_lite", *command], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, (command, done.stderr)
+
+
+def test_concurrent_creates_of_one_id_give_exactly_one_session(url):
+    """Two connections create the same session id at the same moment (writers run at
+    once on PostgreSQL): one gets the session, the other AlreadyExistsError, never a
+    raw or generic database error."""
+    from adk_lite import AlreadyExistsError
+
+    with DatabaseSessionService(url) as svc:
+        for round_ in range(20):
+            barrier, outcomes = threading.Barrier(4), []
+
+            def create():
+                barrier.wait()
+                try:
+                    svc.create_session("app", "u", session_id=f"same-{round_}")
+                    outcomes.append("created")
+                except AlreadyExistsError:
+                    outcomes.append("exists")
+                except Exception as e:  # the outcome under test
+                    outcomes.append(repr(e))
+
+            threads = [threading.Thread(target=create) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert sorted(outcomes) == ["created", "exists", "exists", "exists"], outcomes
+        assert len(svc.list_sessions("app", "u")) == 20
