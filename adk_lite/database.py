@@ -39,7 +39,7 @@ class Backend(Protocol):
         DRIVER_ERRORS: the driver's exception classes.
         NO_LIMIT: the ``LIMIT`` parameter meaning no limit (-1 on SQLite, None on PostgreSQL).
         check_json: None, or a function that refuses (ValueError) JSON texts the
-            database cannot store (PostgreSQL's jsonb: a NUL character).
+            database cannot store (PostgreSQL: a NUL character its JSON operators refuse).
     """
 
     path: str

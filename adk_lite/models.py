@@ -47,7 +47,7 @@ TOKENIZER = "unicode61 remove_diacritics 2"
 
 class JsonTextField(pw.TextField):
     """JSON written by orjson as text: ``TEXT`` on SQLite (its JSON functions read it),
-    ``JSONB`` on PostgreSQL (its JSON operators read it)."""
+    ``json`` on PostgreSQL (see :mod:`adk_lite.postgres`: its JSON operators read it)."""
 
     field_type = "JSON"
 

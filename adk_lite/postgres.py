@@ -268,8 +268,9 @@ class PostgresBackend:
             raise
 
     def check_json(self, texts: Any) -> None:
-        """Refuse JSON texts (an iterable of str) holding a NUL character, which
-        ``jsonb`` cannot store: one substring scan per text, the exact pattern only on a hit.
+        """Refuse JSON texts (an iterable of str) holding a NUL character: the columns
+        are ``json``, which keeps it, but ``jsonb`` and PostgreSQL's JSON operators that
+        give text refuse it. One substring scan per text, the exact pattern only on a hit.
 
         Raises:
             ValueError: naming the rule.
@@ -277,7 +278,7 @@ class PostgresBackend:
         for text in texts:
             if "\\u0000" in text and _NUL_ESCAPE.search(text):
                 raise ValueError("a JSON string (a state value or key, or a field of an event) contains a NUL "
-                                 "character (\\x00), which PostgreSQL's jsonb cannot store")
+                                 "character (\\x00), which PostgreSQL's JSON operators cannot handle")
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.path!r})"

@@ -314,7 +314,7 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
         conn.close()
 
 
-class _TrackedSqliteDatabase(pw.SqliteDatabase):
+class _PooledSqliteDatabase(pw.SqliteDatabase):
     """A Peewee SqliteDatabase with a pool of connections for the store.
 
     Peewee's own connection (one per thread) is used only at open, to create or
@@ -446,7 +446,7 @@ class SqliteBackend:
                    ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
         # A file is opened through mode=rw: SQLite never creates it (only _prepare_file
         # does, 0600), and every thread's connection opens the path resolved here.
-        self.peewee = _TrackedSqliteDatabase(
+        self.peewee = _PooledSqliteDatabase(
             self.path if self.is_memory else _file_uri(self.path, "mode=rw"), uri=not self.is_memory,
             pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False, thread_safe=not self.is_memory,
         )
@@ -468,7 +468,7 @@ class SqliteBackend:
         if inspect_file(path, self.busy_timeout) is None:
             raise errors.DatabaseOpenError(f"database {path} is empty: it has no adk_lite tables yet")
         pragmas = [("query_only", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
-        self.peewee = _TrackedSqliteDatabase(
+        self.peewee = _PooledSqliteDatabase(
             _file_uri(path), uri=True, pragmas=pragmas, timeout=self.busy_timeout,
             check_same_thread=False)
         self.lock = None

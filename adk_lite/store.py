@@ -379,17 +379,17 @@ class Store:
             raise
         return result
 
-    def _check_json(self, bodies: Sequence[str], rows: Sequence[tuple]) -> None:
-        """Before a write: let the backend refuse JSON texts it cannot store (event
-        ``bodies``, the values of state ``rows`` ``(scope, key, JSON)``; state keys
-        are JSON strings too). A no-op on SQLite.
+    def _check_json(self, events: Sequence[tuple], rows: Sequence[tuple]) -> None:
+        """Before a write: let the backend refuse JSON texts it cannot store (the
+        bodies of ``events``, :class:`EventRow` shaped; the values of state ``rows``
+        ``(scope, key, JSON)``; state keys are JSON strings too). A no-op on SQLite.
 
         Raises:
             ValueError: from the backend's ``check_json`` (PostgreSQL: a NUL character).
         """
         check = self.db.check_json
         if check is not None:
-            check(bodies)
+            check(e[5] for e in events)
             check(r[2] for r in rows)
             check(codec.dumps(r[1]) for r in rows if "\x00" in r[1])
 
@@ -779,7 +779,7 @@ class Store:
                 created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
-        self._check_json([e[5] for e in events], upserts)
+        self._check_json(events, upserts)
 
         def run(conn):
             row = conn.execute(self._sql["session_row_lock"], (app, user, session)).fetchone()
@@ -892,7 +892,7 @@ class Store:
             DatabaseLockedError, DatabaseError: see :func:`adk_lite.database.translate`.
         """
         key = (app, user, session)
-        self._check_json([e[5] for e in event_rows], state_rows)
+        self._check_json(event_rows, state_rows)
 
         def run(conn):
             if replace:
