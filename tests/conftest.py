@@ -50,7 +50,7 @@ class PgDatabases:
 
     def __init__(self, url: str) -> None:
         self.url, self.made = url, set()
-        self.base = url.rsplit("/", 1)[0]
+        self.base, self.dbname = url.split("?", 1)[0].rsplit("/", 1)
 
     def admin(self, dbname: str | None = None):
         import psycopg
@@ -62,8 +62,10 @@ class PgDatabases:
         return psycopg.connect(**info, autocommit=True)
 
     def fresh(self, index: int) -> str:
-        """The URL of test database ``index``, with no adk_lite tables."""
-        name = f"adk_lite_t{index}"
+        """The URL of test database ``index``, with no adk_lite tables: ``<dbname>_t<index>``
+        beside the configured database, so runs pointed at different databases never
+        share one."""
+        name = f"{self.dbname}_t{index}"
         if name not in self.made:
             with self.admin() as conn:
                 if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
