@@ -60,6 +60,10 @@ class Backend(Protocol):
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter."""
 
+    def search(self, conn: Any, match: str, raw: bool, filters: list[tuple[str, str]], limit: int,
+               after: Any) -> list[tuple]:
+        """One page of full-text hits: ``(ids..., timestamp, rank, rowid, snippet)``, best first."""
+
     def match_query(self, text: str) -> str:
         """The full-text query that finds plain ``text`` (its words, all required)."""
 

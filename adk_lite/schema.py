@@ -52,6 +52,11 @@ a tool response's name and values), in this order. Binary parts (``inline_data``
 ``file_data``), ``state_delta`` (so ``temp:`` values too) and other fields never."""
 
 
+SNIPPET = ("«", "»", "…", 16)
+"""Snippets of search hits: the marks around a matched term, the mark of cut text, and
+the most words a snippet holds (FTS5's ``snippet()``, PostgreSQL's ``ts_headline``)."""
+
+
 def search_text_sql(body: str) -> str:
     """SQL for the text the index holds of an event whose body (JSON text) is the SQL
     expression ``body``: the strings and numbers under :data:`INDEXED_PATHS` of each

@@ -206,7 +206,7 @@ def search_rows(store: Store, query: Any, raw: Any, app_name: Any, user_id: Any,
     key = _decode_search_cursor(after, scope)
     if not match:  # plain text with no word in it
         return [], None
-    rows = store.search_events(match, app, user, sid, who, page + 1, key)
+    rows = store.search_events(match, raw, app, user, sid, who, page + 1, key)
     if len(rows) <= page:
         return rows, None
     last = rows[page - 1]

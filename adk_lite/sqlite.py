@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import peewee as pw
 
-from . import errors, schema
-from .models import METADATA, TABLES, TOKENIZER, make_models
+from . import codec, errors, schema
+from .models import EVENTS, EVENTS_FTS, METADATA, TABLES, TOKENIZER, make_models
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
 
 BACKUP_STEP_PAGES = 4096
@@ -574,6 +574,49 @@ class SqliteBackend:
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter (a subquery)."""
         return f"(SELECT value FROM json_each({self.peewee.param}))"
+
+    def search(self, conn: sqlite3.Connection, match: str, raw: bool, filters: list[tuple[str, str]],
+               limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
+        """One page of full-text hits from the FTS5 index, ranked by bm25 (lower is better).
+
+        Args:
+            match: an FTS5 query (:meth:`match_query`, or checked raw text).
+            raw: unused (both forms are FTS5 syntax).
+            filters: ``(column, value)`` equalities on the event row.
+            limit: page size; after: the keyset ``(rank, rowid)`` to start after, or None.
+
+        Returns:
+            ``(app_name, user_id, session_id, event_id, invocation_id, author,
+            timestamp, rank, rowid, snippet)`` tuples ordered by ``(rank, rowid)``.
+
+        Raises:
+            DatabaseError: the file has no index yet (schema_version 3 opened read-only).
+        """
+        where, params = [f"{EVENTS_FTS} MATCH ?"], [match]
+        for column, value in filters:
+            where.append(f"e.{column} = ?")
+            params.append(value)
+        if after is not None:
+            where.append(f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid) > (?, ?)")
+            params.extend(after)
+        columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
+        if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
+            page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {EVENTS_FTS} "
+                    f"WHERE {' AND '.join(where)} ORDER BY rank, rowid LIMIT ?) AS f "
+                    f"JOIN {EVENTS} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
+        else:
+            page = (f"SELECT {columns}, {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid FROM {EVENTS_FTS} "
+                    f"JOIN {EVENTS} AS e ON e.id = {EVENTS_FTS}.rowid "
+                    f"WHERE {' AND '.join(where)} ORDER BY {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid LIMIT ?")
+        if EVENTS_FTS not in self.tables(conn):
+            raise errors.DatabaseError(f"database {self.path} has no search index yet (schema_version 3): "
+                                       "open it once without read_only to build it")
+        rows = conn.execute(page, (*params, limit)).fetchall()
+        # Snippets only for the page's rows (a second statement, same snapshot).
+        marked = dict(conn.execute(
+            f"SELECT rowid, snippet({EVENTS_FTS}, 0, ?, ?, ?, ?) FROM {EVENTS_FTS} WHERE {EVENTS_FTS} MATCH ? "
+            f"AND rowid IN {self.json_array_values()}", (*schema.SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
+        return [(*r, marked.get(r[-1], "")) for r in rows]
 
     @staticmethod
     def match_query(text: str) -> str:

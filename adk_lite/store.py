@@ -88,9 +88,6 @@ def new_incarnation() -> str:
 _SENTINEL = "\x00adk_lite:"
 _FIRST_KEY = (float("-inf"), "", "", "")
 _LAST_KEY = (float("inf"), "", "", "")  # newest first: every stored key sorts before it
-SNIPPET = ("«", "»", "…", 16)
-"""``snippet()`` arguments: the marks around a matched term, the mark of cut text, and
-the most tokens a snippet holds."""
 
 
 def _p(name: str) -> pw.Value:
@@ -693,57 +690,33 @@ class Store:
             return rows, states
         return self._run(run)
 
-    def search_events(self, match: str, app: Optional[str], user: Optional[str], session: Optional[str],
-                      author: Optional[str], limit: int, after: Optional[tuple[float, int]]) -> list[SearchRow]:
+    def search_events(self, match: str, raw: bool, app: Optional[str], user: Optional[str],
+                      session: Optional[str], author: Optional[str], limit: int,
+                      after: Optional[tuple[float, int]]) -> list[SearchRow]:
         """Read one page of full-text hits, best match first, in one snapshot.
 
         Args:
-            match: an FTS5 query, already checked (see :meth:`match_error`).
+            match: the backend's query (:meth:`Backend.match_query` of plain text, or
+                with ``raw`` the caller's text, already checked by :meth:`match_error`).
+            raw: True when ``match`` is in the backend's own query syntax.
             app, user, session, author: filters on the event's columns (None: any).
             limit: page size (>= 1).
             after: ``(rank, rowid)`` of the last hit of the previous page, or None.
 
         Returns:
             :class:`SearchRow` rows ordered by ``(rank, rowid)``, each with a snippet
-            where matched terms are marked ``«...»`` (:data:`SNIPPET`).
+            where matched terms are marked ``«...»`` (:data:`adk_lite.schema.SNIPPET`).
 
         Raises:
-            DatabaseError: the file has no search index (a schema_version 3 file
-                opened read-only: open it once read-write to migrate it).
+            DatabaseError: the database has no search index yet (one written by an
+                older adk_lite, opened read-only: open it once read-write to build it).
         """
-        m = self.db.models
-        fts, events = m.EventText._meta.table_name, m.Event._meta.table_name
-        where, params = [f"{fts} MATCH ?"], [match]
         filters = [(c, v) for c, v in (("app_name", app), ("user_id", user), ("session_id", session),
                                        ("author", author)) if v is not None]
-        for column, value in filters:
-            where.append(f"e.{column} = ?")
-            params.append(value)
-        if after is not None:
-            where.append(f"({fts}.rank, {fts}.rowid) > (?, ?)")
-            params.extend(after)
-        columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
-        if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
-            page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {fts} WHERE {' AND '.join(where)} "
-                    f"ORDER BY rank, rowid LIMIT ?) AS f JOIN {events} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
-        else:
-            page = (f"SELECT {columns}, {fts}.rank, {fts}.rowid FROM {fts} JOIN {events} AS e ON e.id = {fts}.rowid "
-                    f"WHERE {' AND '.join(where)} ORDER BY {fts}.rank, {fts}.rowid LIMIT ?")
-        # Snippets only for the page's rows (a second statement, same snapshot).
-        snippets = (f"SELECT rowid, snippet({fts}, 0, ?, ?, ?, ?) FROM {fts} WHERE {fts} MATCH ? "
-                    f"AND rowid IN {self.db.json_array_values()}")
 
         def run(conn):
-            if not isinstance(self.db.peewee, pw.SqliteDatabase):
-                raise errors.DatabaseError(f"full-text search needs SQLite's FTS5: {self.db.path} is not a SQLite "
-                                           "database (see the README, 'Growing past one file')")
-            if fts not in self.db.tables(conn):
-                raise errors.DatabaseError(
-                    f"database {self.db.path} has no search index yet (schema_version {self._stored_version(conn)}): "
-                    "open it once without read_only to build it")
-            rows = conn.execute(page, (*params, limit)).fetchall()
-            marked = dict(conn.execute(snippets, (*SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
-            return [SearchRow(r[-2], r[-1], (*r[:-1], marked.get(r[-1], ""))) for r in rows]
+            rows = self.db.search(conn, match, raw, filters, limit, after)
+            return [SearchRow(r[-3], r[-2], (*r[:-3], r[-3], r[-1])) for r in rows]
         return self._run(run)
 
     def match_error(self, match: str) -> Optional[str]:
