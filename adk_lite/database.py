@@ -53,6 +53,8 @@ class Backend(Protocol):
     DRIVER_ERRORS: tuple
     NO_LIMIT: Optional[int]
     check_json: Optional[Callable[[Iterable[str]], None]]
+    QUERY_SYNTAX: str
+    """The name of the query syntax ``search_events(raw=True)`` takes (for messages)."""
 
     def translate(self, exc: BaseException) -> errors.DatabaseError:
         """The adk_lite error for a driver error."""

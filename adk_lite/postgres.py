@@ -20,8 +20,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from . import errors, schema
-from .models import METADATA, TABLES, make_models
+from . import codec, errors, schema
+from .models import EVENTS, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
 MAX_CONNECTIONS = 16
@@ -31,6 +31,50 @@ POOL_TIMEOUT = 30.0
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
+
+SEARCH_COLUMN = "search"
+"""The ``tsvector`` column of ``adk_events`` that full-text search reads: generated from
+the event's text (stored, so it is written in the appending transaction) with a GIN index."""
+SEARCH_CHARS = 100_000
+"""Characters of an event's text that go into its ``tsvector`` (PostgreSQL refuses a
+``tsvector`` over 1 MiB; this many characters always fit)."""
+_CONFIG = "'simple'::regconfig"
+"""The text search configuration: words lowercased, no stemming, no stop words (as FTS5's unicode61)."""
+
+
+def _search_ddl(utf8: bool) -> list[str]:
+    """The statements that add full-text search to ``adk_events``: three IMMUTABLE
+    functions (a generated column needs them so), the generated column
+    :data:`SEARCH_COLUMN` and its GIN index.
+
+    - ``adk_lite_search_text(json)``: the strings and numbers of an event's
+      :data:`adk_lite.schema.INDEXED_PATHS`, joined by spaces (SQLite's
+      :func:`adk_lite.schema.search_text_sql`; object members come in ``jsonb``'s key order);
+    - ``adk_lite_unaccent(text)``: accents removed (NFD, then combining marks dropped;
+      only on a UTF8 database), as FTS5's ``remove_diacritics``;
+    - ``adk_lite_words(text)``: that, with every run of characters that are not letters
+      or digits made one space, so words split where FTS5's unicode61 splits them
+      (``order-7`` is ``order 7``) on the indexed text and the plain query alike.
+    """
+    paths = ", ".join(f"'strict {p}.** ? (@.type() == \"string\" || @.type() == \"number\")'"
+                      for p in schema.INDEXED_PATHS)
+    unaccent = r"regexp_replace(normalize(t, NFD), '[\u0300-\u036f]+', '', 'g')" if utf8 else "t"
+    function = "CREATE OR REPLACE FUNCTION {} RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT {} $f$"
+    return [
+        function.format("adk_lite_search_text(body json)",
+                        "string_agg(v.value #>> '{}', ' ' ORDER BY p.n, k.n, v.n) "
+                        "FROM (SELECT body::jsonb #> '{content,parts}' AS parts) AS b "
+                        "CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(b.parts) = 'array' "
+                        "THEN b.parts ELSE '[]'::jsonb END) WITH ORDINALITY AS p(part, n) "
+                        f"CROSS JOIN LATERAL unnest(ARRAY[{paths}]::jsonpath[]) WITH ORDINALITY AS k(path, n) "
+                        "CROSS JOIN LATERAL jsonb_path_query(p.part, k.path, '{}', true) WITH ORDINALITY AS v(value, n)"),
+        function.format("adk_lite_unaccent(t text)", unaccent),
+        function.format("adk_lite_words(t text)", "regexp_replace(adk_lite_unaccent(t), '[^[:alnum:]]+', ' ', 'g')"),
+        f"ALTER TABLE {EVENTS} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
+        f"adk_lite_words(left(adk_lite_search_text(body), {SEARCH_CHARS})))) STORED",
+        f"CREATE INDEX {EVENTS}_search ON {EVENTS} USING gin ({SEARCH_COLUMN})",
+    ]
+
 
 _LOCKED = ("55P03", "40001", "40P01", "57014")  # lock_not_available, serialization, deadlock, canceled
 _GONE = ("57P01", "57P02", "57P03", "3D000")  # admin/crash shutdown, cannot connect now, no such database
@@ -237,7 +281,12 @@ class PostgresBackend:
     DRIVER_ERRORS = (psycopg.Error, pw.PeeweeException)
     NO_LIMIT = None
     """``LIMIT NULL`` is no limit on PostgreSQL."""
+    QUERY_SYNTAX = "PostgreSQL tsquery"
+    """What ``search_events(raw=True)`` takes: ``to_tsquery`` syntax."""
     lock = None
+    searchable = False
+    """True when ``adk_events`` has the search column (a database opened read-only may
+    predate it)."""
 
     def __init__(self, target: PostgresTarget, *, synchronous: str = "normal", busy_timeout: float = 5.0,
                  read_only: bool = False) -> None:
@@ -299,8 +348,10 @@ class PostgresBackend:
         try:
             row = self._version(conn)
             if row is not None and schema.check_version(row or None, self.path) == schema.SCHEMA_VERSION:
-                return
-            if self.read_only:
+                self.searchable = self._has_search(conn.execute)
+                if self.searchable or self.read_only:
+                    return
+            elif self.read_only:
                 raise errors.DatabaseOpenError(f"database {self.path} has no adk_lite tables yet")
         finally:
             self.peewee.release(conn)
@@ -310,10 +361,13 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v2 is the first
+                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v4 is the first
                     raise errors.SchemaVersionError(
                         f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
                         f"{schema.SCHEMA_VERSION}, and this one cannot be migrated")
+                if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
+                    self._create_search()
+                self.searchable = True
                 return
             ours = sorted(have & set(TABLES))
             if ours:
@@ -322,9 +376,23 @@ class PostgresBackend:
                     f"{METADATA}: not an adk_lite database")
             for model in self.models.all:  # in order: the events' raw FOREIGN KEY needs adk_sessions first
                 model.create_table(safe=True)
+            self._create_search()
+            self.searchable = True
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
         self.peewee.close()
+
+    @staticmethod
+    def _has_search(execute: Any) -> bool:
+        """True when ``adk_events`` has the search column (through a connection's or Peewee's ``execute``)."""
+        return bool(execute(f"SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('{EVENTS}') "
+                            f"AND attname = '{SEARCH_COLUMN}' AND NOT attisdropped").fetchone())
+
+    def _create_search(self) -> None:
+        """Add full-text search (:func:`_search_ddl`) inside the schema transaction."""
+        encoding = self.peewee.execute_sql("SELECT current_setting('server_encoding')").fetchone()[0]
+        for statement in _search_ddl(encoding == "UTF8"):
+            self.peewee.execute_sql(statement)
 
     # -- the dialect: what the store asks of its backend ---------------------------
     def translate(self, exc: BaseException) -> errors.DatabaseError:
@@ -334,6 +402,79 @@ class PostgresBackend:
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter (a subquery)."""
         return "(SELECT jsonb_array_elements_text(%s::jsonb))"
+
+    @staticmethod
+    def match_query(text: str) -> str:
+        """The query for plain ``text``: a JSON array of its runs between spaces that
+        hold a letter or digit (``""`` when none does). :meth:`search` makes each run a
+        phrase (``phraseto_tsquery``) and requires all of them."""
+        runs = [run for run in text.split() if schema.WORD.search(run)]
+        return codec.dumps(runs) if runs else ""
+
+    def match_error(self, query: str) -> Optional[str]:
+        """PostgreSQL's message for a ``to_tsquery`` query it refuses, or None when it is valid.
+
+        Raises:
+            DatabaseError: the server could not be asked.
+        """
+        conn = self.peewee.acquire()
+        try:
+            conn.execute(f"SELECT to_tsquery({_CONFIG}, %s)", (query,))
+        except psycopg.errors.SyntaxError as e:
+            return e.diag.message_primary or str(e)
+        except self.DRIVER_ERRORS as e:
+            raise self.translate(e) from None
+        finally:
+            self.peewee.release(conn)
+        return None
+
+    def search(self, conn: PgConnection, match: str, raw: bool, filters: list[tuple[str, str]],
+               limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
+        """One page of full-text hits through the GIN index on :data:`SEARCH_COLUMN`,
+        ranked by ``-ts_rank`` with length normalization 1 (lower is better, as bm25
+        on SQLite: a word more often, in a shorter text, ranks first).
+
+        Args:
+            match: :meth:`match_query` of plain text, or (``raw``) ``to_tsquery`` syntax;
+                accents are removed from it as from the indexed text; plain runs are
+                split into words as the indexed text is (:func:`_search_ddl`).
+            filters: ``(column, value)`` equalities on the event row.
+            limit: page size; after: the keyset ``(rank, rowid)`` to start after, or None.
+
+        Returns:
+            ``(app_name, user_id, session_id, event_id, invocation_id, author,
+            timestamp, rank, rowid, snippet)`` tuples ordered by ``(rank, rowid)``; the
+            snippet is ``ts_headline`` of the text without accents.
+
+        Raises:
+            DatabaseError: the database predates search and was opened read-only.
+        """
+        if not self.searchable:
+            raise errors.DatabaseError(f"database {self.path} has no search index yet: open it once without "
+                                       "read_only to build it")
+        if raw:
+            query = f"to_tsquery({_CONFIG}, adk_lite_unaccent(%s))"
+        else:
+            query = (f"(SELECT string_agg('(' || w.q::text || ')', ' & ') FROM (SELECT phraseto_tsquery({_CONFIG}, "
+                     "adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) AS r) AS w "
+                     "WHERE numnode(w.q) > 0)::tsquery")
+        rank = f"(-ts_rank(e.{SEARCH_COLUMN}, q.q, 1))::float8"
+        where, params = [f"e.{SEARCH_COLUMN} @@ q.q"], [match]
+        for column, value in filters:
+            where.append(f"e.{column} = %s")
+            params.append(value)
+        if after is not None:
+            where.append(f"({rank}, e.id) > (%s, %s)")
+            params.extend(after)
+        mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
+        options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
+        return [tuple(r) for r in conn.execute(
+            f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank FROM {EVENTS} AS e CROSS JOIN q "
+            f"WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
+            "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
+            f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
+            f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
+            "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
 
     @staticmethod
     def tables_of(execute: Any) -> set[str]:

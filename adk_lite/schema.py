@@ -52,6 +52,8 @@ a tool response's name and values), in this order. Binary parts (``inline_data``
 ``file_data``), ``state_delta`` (so ``temp:`` values too) and other fields never."""
 
 
+WORD = re.compile(r"[^\W_]")
+"""A letter or digit: a run of plain query text without one is no word to search for."""
 SNIPPET = ("«", "»", "…", 16)
 """Snippets of search hits: the marks around a matched term, the mark of cut text, and
 the most words a snippet holds (FTS5's ``snippet()``, PostgreSQL's ``ts_headline``)."""

@@ -201,7 +201,7 @@ def search_rows(store: Store, query: Any, raw: Any, app_name: Any, user_id: Any,
     if raw:
         problem = store.match_error(text)
         if problem is not None:
-            raise ValueError(f"query {text!r:.200} is not a valid FTS5 query: {problem}")
+            raise ValueError(f"query {text!r:.200} is not a valid {store.db.QUERY_SYNTAX}: {problem}")
     scope = hashlib.blake2b(codec.dumps([match, app, user, sid, who]).encode(), digest_size=8).hexdigest()
     key = _decode_search_cursor(after, scope)
     if not match:  # plain text with no word in it

@@ -60,8 +60,6 @@ _MESSAGE_WORDS = (
 )
 """The fallback where the driver gives no result code (Python 3.10, Peewee's own errors)."""
 
-_WORD = re.compile(r"[^\W_]")
-"""A letter or digit: a run of text without one is no word to search for."""
 
 
 def _error_class(exc: BaseException) -> type:
@@ -555,6 +553,8 @@ class SqliteBackend:
     SINGLE_WRITER = True
     """SQLite lets one connection write at a time, so the store may gather the appends
     waiting for it into one transaction (group commit: no lock-order deadlock is possible)."""
+    QUERY_SYNTAX = "FTS5 query"
+    """What ``search_events(raw=True)`` takes: FTS5's query syntax."""
     BEGIN_WRITE = "BEGIN IMMEDIATE"
     """Every write takes the write lock at once: a deferred transaction that reads then
     writes fails at once under a second writer, whatever the busy timeout."""
@@ -625,7 +625,7 @@ class SqliteBackend:
         FTS5 tokenizes inside the quotes, so punctuation only separates words there
         (``order-7`` is the phrase ``order 7``) and no character is syntax. Runs with
         no letter or digit are left out; the result is ``""`` when nothing is left."""
-        return " ".join('"' + run.replace('"', '""') + '"' for run in text.split() if _WORD.search(run))
+        return " ".join('"' + run.replace('"', '""') + '"' for run in text.split() if schema.WORD.search(run))
 
     @staticmethod
     def match_error(query: str) -> Optional[str]:

@@ -24,10 +24,20 @@ from tests.workers import Lines, child_env
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def index_agrees(path: str) -> int:
-    """Assert the search index holds exactly each event's text (and FTS5's own check
-    passes); return the number of indexed events."""
-    conn = sqlite3.connect(path)
+PG_IN_STEP = ("SELECT count(*) FILTER (WHERE search IS NOT NULL), count(*) FILTER (WHERE search IS DISTINCT FROM "
+              "to_tsvector('simple', adk_lite_words(left(adk_lite_search_text(body), 100000)))) FROM adk_events")
+
+
+def index_agrees(where) -> int:
+    """Assert the search index holds exactly each event's text; return the number of
+    indexed events. ``where``: a file path, or a service on either backend. On SQLite
+    FTS5's own check must pass too; on PostgreSQL each event's ``search`` column must
+    equal the tsvector of its text now."""
+    if isinstance(where, DatabaseSessionService) and where.path.startswith("postgresql://"):
+        indexed, differ = where.store.read(lambda conn: conn.execute(PG_IN_STEP).fetchone())
+        assert differ == 0
+        return indexed
+    conn = sqlite3.connect(where if isinstance(where, str) else where.path)
     try:
         conn.execute("INSERT INTO adk_events_fts (adk_events_fts) VALUES ('integrity-check')")
         expected = {i: t for i, t in conn.execute(f"SELECT id, {search_text_sql('body')} FROM adk_events")
@@ -37,6 +47,16 @@ def index_agrees(path: str) -> int:
         conn.close()
     assert actual == expected
     return len(actual)
+
+
+@pytest.fixture
+def svc(svc_any):
+    """Search runs on both backends: FTS5 on SQLite, a tsvector column on PostgreSQL."""
+    return svc_any
+
+
+def on_postgres(svc) -> bool:
+    return svc.path.startswith("postgresql://")
 
 
 def say(svc, session, *texts, author="user"):
@@ -51,6 +71,12 @@ def ids(hits):
 
 # -- what is indexed, and ranking ----------------------------------------------------
 
+RAW_SQLITE = {"phrase": '"order 7"', "not": "refund NOT order", "near": "NEAR(weather refund, 10)",
+              "far": "NEAR(weather refund, 3)", "prefix_or": "weath* OR relevant", "prefix": "東京*"}
+RAW_POSTGRES = {"phrase": "order <-> 7", "not": "refund & !order", "near": "weather <10> refund",
+                "far": "weather <3> refund", "prefix_or": "weath:* | relevant", "prefix": "東京:*"}
+
+
 def test_ranking_order_on_a_fixed_corpus(svc):
     s = svc.create_session("app", "u", session_id="s")
     e1, e2, e3, _ = say(svc, s, "refund refund refund", "I want a refund for order 7",
@@ -62,11 +88,12 @@ def test_ranking_order_on_a_fixed_corpus(svc):
     assert isinstance(hits, SearchResults) and isinstance(hits[0], SearchHit) and hits.next_cursor is None
     assert hits[1].snippet == "I want a «refund» for order 7"
     assert (hits[0].app_name, hits[0].user_id, hits[0].session_id, hits[0].author) == ("app", "u", "s", "user")
-    assert ids(svc.search_events('"order 7"', raw=True)) == [e2]
-    assert ids(svc.search_events("refund NOT order", raw=True)) == [e1, e3]
-    assert ids(svc.search_events("NEAR(weather refund, 10)", raw=True)) == [e3]
-    assert ids(svc.search_events("NEAR(weather refund, 3)", raw=True)) == []
-    assert set(ids(svc.search_events("weath* OR relevant", raw=True))) == {e3, _}
+    raw = RAW_POSTGRES if on_postgres(svc) else RAW_SQLITE  # each backend's own syntax
+    assert ids(svc.search_events(raw["phrase"], raw=True)) == [e2]
+    assert ids(svc.search_events(raw["not"], raw=True)) == [e1, e3]
+    assert ids(svc.search_events(raw["near"], raw=True)) == [e3]
+    assert ids(svc.search_events(raw["far"], raw=True)) == []
+    assert set(ids(svc.search_events(raw["prefix_or"], raw=True))) == {e3, _}
 
 
 def test_what_is_indexed(svc):
@@ -86,7 +113,7 @@ def test_what_is_indexed(svc):
     assert ids(svc.search_events("cafe creme")) == [state.id]  # case and accents
     for hidden in ("c2VjcmV0YmluYXJ5", "statesecret", "tempsecret", "image"):
         assert ids(svc.search_events(hidden)) == [], hidden
-    index_agrees(svc.path)
+    index_agrees(svc)
 
 
 def test_cjk_runs_are_one_token(svc):
@@ -94,7 +121,8 @@ def test_cjk_runs_are_one_token(svc):
     (e,) = say(svc, s, "東京で会いましょう tokyo")
     assert ids(svc.search_events("東京で会いましょう")) == [e]
     assert ids(svc.search_events("東京")) == []  # the documented limit: no word breaks inside a CJK run
-    assert ids(svc.search_events("東京*", raw=True)) == [e]  # a prefix query finds it
+    prefix = (RAW_POSTGRES if on_postgres(svc) else RAW_SQLITE)["prefix"]
+    assert ids(svc.search_events(prefix, raw=True)) == [e]  # a prefix query finds it
 
 
 # -- filters and pages ---------------------------------------------------------------
@@ -183,14 +211,19 @@ def test_plain_words_are_all_required_and_punctuation_separates(svc):
     assert ids(svc.search_events("refund OR mail")) == []  # OR is a word in plain text
 
 
-@pytest.mark.parametrize("query", ['"', "refund OR", "NEAR(", "x:y", "(a", "a AND", "", "NEAR(a b, -1)", "*a",
-                                   "((" * 300 + "a" + "))" * 300])
-def test_malformed_raw_queries_are_value_errors(svc, query):
+MALFORMED = {"sqlite": ['"', "refund OR", "NEAR(", "x:y", "(a", "a AND", "", "NEAR(a b, -1)", "*a",
+                        "((" * 300 + "a" + "))" * 300],
+             "postgres": ["(a", "a &", "&", "a & (b", "!", "a <->", "a | | b", "a <-1> b", "refund refund", "((" * 300 + "a"]}
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_malformed_raw_queries_are_value_errors(svc, backend, index):
     s = svc.create_session("app", "u")
     say(svc, s, "refund")
-    with pytest.raises(ValueError, match="not a valid FTS5 query") as info:
-        svc.search_events(query, raw=True)
-    assert not isinstance(info.value, sqlite3.Error)
+    syntax = "PostgreSQL tsquery" if backend == "postgres" else "FTS5 query"
+    with pytest.raises(ValueError, match=f"not a valid {syntax}") as info:
+        svc.search_events(MALFORMED[backend][index], raw=True)
+    assert type(info.value) is ValueError
 
 
 def test_query_limits(svc):
@@ -206,7 +239,7 @@ def test_query_limits(svc):
 
 # -- every write path keeps the index in step ----------------------------------------
 
-def test_every_write_path_keeps_the_index(svc, tmp_path):
+def test_every_write_path_keeps_the_index(svc, target):
     sessions = []
     for i in range(6):
         s = svc.create_session("app", f"u{i % 2}", session_id=f"s{i}")
@@ -214,32 +247,38 @@ def test_every_write_path_keeps_the_index(svc, tmp_path):
         say(svc, s, f"alpha{i} batch one", f"alpha{i} batch two")
         sessions.append(s)
     svc.update_keys("app", "u0", "s0", {"k": 1, "user:x": None})
-    assert index_agrees(svc.path) == 18
+    assert index_agrees(svc) == 18
     assert len(svc.search_events("alpha0")) == 3
     svc.delete_session("app", "u1", "s1")
-    assert svc.search_events("alpha1") == [] and index_agrees(svc.path) == 15
+    assert svc.search_events("alpha1") == [] and index_agrees(svc) == 15
     svc.store.delete_sessions([("app", "u0", "s2"), ("app", "u1", "s3")])
-    assert svc.search_events("alpha2") == [] and index_agrees(svc.path) == 9
+    assert svc.search_events("alpha2") == [] and index_agrees(svc) == 9
     assert svc.store.prune(time.time() + 1, "app", "u0", 1, delete=True) == (1, 3)
-    assert index_agrees(svc.path) == 6
+    assert index_agrees(svc) == 6
     row = ("e1", "inv", "user", None, 1.0, '{"content": {"parts": [{"text": "imported words"}]}}')
     svc.store.import_session("app", "u9", "imp", 1.0, 1.0, [], [row], replace=False)
     assert ids(svc.search_events("imported")) == ["e1"]
     row2 = ("e2", "inv", "user", None, 1.0, '{"content": {"parts": [{"text": "replaced words"}]}}')
     svc.store.import_session("app", "u9", "imp", 1.0, 1.0, [], [row2], replace=True)
     assert svc.search_events("imported") == [] and ids(svc.search_events("replaced")) == ["e2"]
-    index_agrees(svc.path)
-    # a statement no adk_lite method runs (as a future fork/trim might): triggers still hold
-    svc.store.read(lambda conn: None)
-    conn = sqlite3.connect(svc.path)
-    conn.execute("PRAGMA foreign_keys=1")
-    with conn:
-        conn.execute("UPDATE adk_events SET body = '{\"content\": {\"parts\": [{\"text\": \"rewritten\"}]}}' "
-                     "WHERE event_id = 'e2'")
-        conn.execute("DELETE FROM adk_sessions WHERE session_id = 's4'")
-    conn.close()
+    index_agrees(svc)
+    # statements no adk_lite method runs (a user's own SQL): the index still follows
+    rewrite = ("UPDATE adk_events SET body = '{\"content\": {\"parts\": [{\"text\": \"rewritten\"}]}}' "
+               "WHERE event_id = 'e2'", "DELETE FROM adk_sessions WHERE session_id = 's4'")
+    if on_postgres(svc):
+        import psycopg
+        with psycopg.connect(target) as conn:  # one transaction, committed on exit
+            for sql in rewrite:
+                conn.execute(sql)
+    else:
+        conn = sqlite3.connect(target)
+        conn.execute("PRAGMA foreign_keys=1")
+        with conn:
+            for sql in rewrite:
+                conn.execute(sql)
+        conn.close()
     assert ids(svc.search_events("rewritten")) == ["e2"] and svc.search_events("alpha4") == []
-    index_agrees(svc.path)
+    index_agrees(svc)
 
 
 def test_a_failed_write_leaves_the_index_alone(svc):
@@ -250,7 +289,7 @@ def test_a_failed_write_leaves_the_index_alone(svc):
     with pytest.raises(Exception):
         svc.append_event(stale, Event(content={"parts": [{"text": "never stored"}]}))
     assert svc.search_events("never") == []
-    index_agrees(svc.path)
+    index_agrees(svc)
 
 
 CHILD = r'''
@@ -396,7 +435,8 @@ def test_both_listing_orders_with_cursors(svc):
 
 # -- the async twin, the ADK adapter, the command line ---------------------------------
 
-def test_async_twin_and_adk_adapter(db_path):
+def test_async_twin_and_adk_adapter(target):
+    db_path = target
     async def main():
         async with AsyncDatabaseSessionService(db_path) as aio:
             s = await aio.create_session("app", "u")
@@ -416,8 +456,9 @@ def test_async_twin_and_adk_adapter(db_path):
     asyncio.run(main())
 
 
-def test_cli_search_is_read_only(svc, db_path, capsys):
+def test_cli_search_is_read_only(db_path, capsys):
     from adk_lite.cli import main
+    svc = DatabaseSessionService(db_path)
     s = svc.create_session("app", "alice", session_id="chat")
     say(svc, s, "refund for order 7", "other refund")
     svc.close()
@@ -437,3 +478,42 @@ def test_cli_search_is_read_only(svc, db_path, capsys):
     assert [r["session_id"] for r in json.loads(capsys.readouterr().out)["sessions"]] == ["chat"]
     assert open(db_path, "rb").read() == before and os.stat(db_path).st_mtime_ns == mtime
     assert not os.path.exists(db_path + "-wal")
+
+
+# -- PostgreSQL: a database made before search, long texts, the command line -----------
+
+def test_postgres_database_made_before_search_gets_it_at_open(capsys):
+    """A PostgreSQL database adk_lite 0.2.0 made before search existed (schema_version 4,
+    no search column): a read-only open says so on search, the first read-write open
+    builds the column and its index from the stored events, under the schema lock."""
+    import psycopg
+    from adk_lite.cli import main
+    from tests.conftest import pg_databases
+    url = pg_databases().fresh(0)
+    with DatabaseSessionService(url) as svc:
+        s = svc.create_session("app", "u", session_id="old")
+        say(svc, s, "written before search existed", "an old refund")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP INDEX adk_events_search")
+        conn.execute("ALTER TABLE adk_events DROP COLUMN search")
+    with DatabaseSessionService(url, read_only=True) as ro:
+        with pytest.raises(DatabaseError, match="no search index yet"):
+            ro.search_events("refund")
+        assert ro.list_sessions()[0].id == "old"
+    with DatabaseSessionService(url) as svc:
+        assert ids(svc.search_events("refund")) and index_agrees(svc) == 2
+    assert main(["search", url, "existed", "--json"]) == 0
+    import json
+    assert [h["session_id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ["old"]
+    assert main(["search", url, "a & (", "--raw"]) == 2
+    assert "not a valid PostgreSQL tsquery" in capsys.readouterr().err
+
+
+def test_a_long_text_is_stored_and_its_start_found(svc):
+    """PostgreSQL refuses a tsvector over 1 MiB: only the text's first 100,000
+    characters are indexed there, and the event is stored whole on both backends."""
+    s = svc.create_session("app", "u")
+    words = " ".join(f"w{i}x" for i in range(400_000))  # 2.8 MB of distinct words
+    (e,) = say(svc, s, "opening " + words)
+    assert ids(svc.search_events("opening")) == [e]
+    assert svc.get_session("app", "u", s.id).events[0].content["parts"][0]["text"].endswith("w399999x")
