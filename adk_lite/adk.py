@@ -322,7 +322,7 @@ class DatabaseSessionService(BaseSessionService):
                             after: Optional[str] = None, raw: bool = False) -> SearchResults:
         """adk_lite extra: find events by their text, best match first; see
         :meth:`adk_lite.DatabaseSessionService.search_events` (the same arguments,
-        plain-text or ``raw`` FTS5 queries, and result: adk_lite's
+        plain-text or ``raw`` queries (FTS5, or ``to_tsquery`` on PostgreSQL), and result: adk_lite's
         :class:`~adk_lite.SearchResults` of :class:`~adk_lite.SearchHit`).
 
         Raises:

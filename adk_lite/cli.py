@@ -703,7 +703,7 @@ COMMANDS = {
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
     "sessions": (cmd_sessions, "list sessions, oldest update first (--newest: newest first), a page at a time",
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
-    "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 syntax)",
+    "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 or to_tsquery syntax)",
                'adk-lite search .adk/sessions.sqlite3 "refund order 7" --user alice'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
@@ -816,7 +816,8 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["search"].add_argument("--limit", type=_count(1), default=20, metavar="N", help="hits per page (default 20)")
     parsers["search"].add_argument("--after", metavar="CURSOR", help="the cursor printed after the previous page")
     parsers["search"].add_argument("--raw", action="store_true",
-                                   help='QUERY is FTS5 syntax: "a phrase", refund*, AND/OR/NOT, NEAR(a b, 5)')
+                                   help='QUERY is FTS5 syntax: "a phrase", refund*, AND/OR/NOT, NEAR(a b, 5) '
+                                        '(on PostgreSQL, to_tsquery: order <-> 7, refund:*, &, |, !)')
     parsers["show"].add_argument("--events", type=_count(0), default=10, metavar="N",
                                  help="show the last N events (default 10; 0 for none)")
     parsers["export"].add_argument("-o", "--output", metavar="FILE",

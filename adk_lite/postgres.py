@@ -267,7 +267,7 @@ class PostgresBackend:
             ``read_only``, the database has no adk_lite tables.
         ForeignDatabaseError: some of adk_lite's table names exist but not the metadata.
         SchemaVersionError: written by a newer adk_lite, or an older schema (there is no
-            PostgreSQL migration yet: PostgreSQL starts at the current schema version, without the SQLite-only search index).
+            PostgreSQL migration yet: PostgreSQL starts at the current schema version).
     """
 
     SINGLE_WRITER = False

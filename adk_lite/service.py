@@ -434,7 +434,7 @@ class DatabaseSessionService:
     def search_events(self, query: str, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
                       session_id: Optional[str] = None, author: Optional[str] = None, limit: int = 20,
                       after: Optional[str] = None, raw: bool = False) -> SearchResults:
-        """Find events by their text, best match (bm25) first.
+        """Find events by their text, best match first (bm25 on SQLite, ``ts_rank`` on PostgreSQL).
 
         Indexed: each ``content.parts[]`` element's ``text``, a ``function_call``'s
         name and argument values, a ``function_response``'s name and response values
@@ -448,12 +448,14 @@ class DatabaseSessionService:
                 character is syntax (``"``, ``-``, ``*``, ``:``, ``(`` are only
                 separators), so any string is a valid query. With ``raw=True``, FTS5's
                 query syntax: ``"a phrase"``, ``refund*`` (prefix), ``AND``, ``OR``,
-                ``NOT``, ``NEAR(a b, 5)``, parentheses. At most 4096 characters.
+                ``NOT``, ``NEAR(a b, 5)``, parentheses; on PostgreSQL, ``to_tsquery``
+                syntax instead (``order <-> 7``, ``refund:*``, ``&``, ``|``, ``!``).
+                At most 4096 characters.
             app_name, user_id, session_id, author: only events of this app, user,
                 session or author (None: any).
             limit: hits per page (>= 1; default 20).
             after: the ``next_cursor`` of the previous page of the same search.
-            raw: take ``query`` as FTS5 syntax.
+            raw: take ``query`` in the backend's syntax (FTS5, or ``to_tsquery``).
 
         Returns:
             :class:`SearchResults` of :class:`SearchHit` (ids, author, timestamp,
@@ -464,9 +466,11 @@ class DatabaseSessionService:
 
         Raises:
             TypeError, ValueError: a bad argument or cursor (a cursor of another
-                query or filters is refused), or with ``raw`` a query FTS5 refuses
-                (the message gives SQLite's reason).
-            DatabaseError: a file older than schema_version 4 opened read-only (no index yet).
+                query or filters is refused), or with ``raw`` a query the backend
+                refuses (the message gives its reason).
+            DatabaseError: a database with no search index yet, opened read-only (a
+                SQLite file older than schema_version 4, or a PostgreSQL database made
+                before search existed).
         """
         rows, next_cursor = search_rows(self._store, query, raw, app_name, user_id, session_id, author, limit, after)
         return SearchResults([SearchHit(*r.hit) for r in rows], next_cursor)

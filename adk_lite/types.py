@@ -227,10 +227,10 @@ class SearchHit:
         app_name, user_id, session_id: the session the event belongs to.
         event_id, invocation_id, author: the event's ids and author.
         timestamp: the event's time, epoch seconds.
-        rank: FTS5's bm25 score: lower (more negative) is a better match; hits
-            come best first.
+        rank: lower (more negative) is a better match; hits come best first.
+            FTS5's bm25 score on SQLite, ``-ts_rank`` on PostgreSQL.
         snippet: a piece of the event's indexed text with each matched term
-            marked ``«term»``; ``…`` where text was cut.
+            marked ``«term»``; on SQLite ``…`` where text was cut.
     """
 
     app_name: str
