@@ -1,4 +1,4 @@
-"""Full-text search figures: ``python -m bench.search [--sessions 10000] [--events 20] [--workdir DIR]``.
+"""Full-text search figures: ``python -m bench.search [--sessions 10000] [--events 20] [--workdir DIR] [--url URL]``.
 
 On the file :mod:`bench.make_big_db` writes (10,000 sessions x 20 events = 200k events
 of realistic text), measures:
@@ -10,6 +10,12 @@ of realistic text), measures:
   copy of the file with the index and a copy without it (its triggers and table
   dropped), interleaved in the same run so both see the same noise;
 - file size per event (bytes, after VACUUM) with and without the index.
+
+With ``--url postgresql://...`` the same figures on PostgreSQL: the data is written
+straight into that database and into ``<dbname>_noindex`` beside it (created when
+missing: the role needs CREATEDB; adk_lite's tables in both are dropped first), whose
+search column and index are then dropped; sizes are adk_lite's tables after
+``VACUUM ANALYZE``; the raw queries are written in ``to_tsquery`` syntax.
 
 Prints one JSON document. Figures, not assertions: targets are p50 <= 20 ms and
 p99 <= 100 ms for search, append with the index <= 1.3x without.
@@ -44,22 +50,26 @@ def _figures(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": _pct(samples, 0.5), "p99_ms": _pct(samples, 0.99), "n": len(samples)}
 
 
-def queries(rng: random.Random) -> dict[str, list[tuple[str, bool]]]:
-    """``REPS`` queries of each kind: (query, raw)."""
+def queries(rng: random.Random, postgres: bool = False) -> dict[str, list[tuple[str, bool]]]:
+    """``REPS`` queries of each kind: (query, raw); raw ones in FTS5 syntax, or
+    ``to_tsquery`` syntax with ``postgres``."""
     words = [w.lower() for w in TOPICS + CITIES if " " not in w]
+    phrase, prefix = ("{} <-> {}", "{}:*") if postgres else ('"{} {}"', "{}*")
     return {
         "one_word": [(rng.choice(words), False) for _ in range(REPS)],
-        "phrase": [(f'"{rng.choice(["to", "the", "a", "and"])} {rng.choice(words)}"', True) for _ in range(REPS)],
-        "prefix": [(rng.choice(words)[:4] + "*", True) for _ in range(REPS)],
+        "phrase": [(phrase.format(rng.choice(["to", "the", "a", "and"]), rng.choice(words)), True)
+                   for _ in range(REPS)],
+        "prefix": [(prefix.format(rng.choice(words)[:4]), True) for _ in range(REPS)],
     }
 
 
-def measure_search(path: str, seed: int = 1) -> dict:
+def measure_search(path: str, seed: int = 1, postgres: bool = False) -> dict:
+    """Search latency of each kind of query, unfiltered and for one user (figures in ms)."""
     rng = random.Random(seed)
     out = {}
     with DatabaseSessionService(path, read_only=True) as svc:
         svc.search_events("warm up")
-        for kind, qs in queries(rng).items():
+        for kind, qs in queries(rng, postgres).items():
             for scope in ("unfiltered", "one_user"):
                 samples, hits = [], 0
                 for query, raw in qs:
@@ -110,13 +120,64 @@ def measure_append(with_index: str, without_index: str) -> dict:
     return out
 
 
+def _postgres_database(url: str, suffix: str = "") -> str:
+    """The URL of database ``<dbname><suffix>`` on ``url``'s server (created when missing),
+    with adk_lite's tables dropped."""
+    import psycopg
+    from adk_lite.models import TABLES
+    base, dbname = url.split("?", 1)[0].rsplit("/", 1)
+    target = f"{base}/{dbname}{suffix}"
+    if suffix:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname + suffix,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{dbname}{suffix}"')
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE")
+    return target
+
+
+def _postgres_size(url: str, events: int) -> float:
+    with DatabaseSessionService(url) as svc:
+        svc.vacuum()
+        return svc.get_stats()["table_bytes"] / events
+
+
+def measure_postgres(url: str, sessions: int, events_each: int) -> dict:
+    """The same figures on PostgreSQL (see the module's docstring)."""
+    import psycopg
+    from adk_lite import postgres
+    indexed, plain = _postgres_database(url), _postgres_database(url, "_noindex")
+    started = time.perf_counter()
+    now = time.time()
+    build(indexed, sessions, events_each, now)
+    built = round(time.perf_counter() - started, 1)
+    build(plain, sessions, events_each, now)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE adk_events DROP COLUMN {postgres.SEARCH_COLUMN}")
+    # A read-write open adds a missing search column back: tell this process it is there.
+    postgres.PostgresBackend._has_search = staticmethod(lambda execute: True)
+    with DatabaseSessionService(indexed, read_only=True) as svc:
+        events = svc.get_stats()["events"]
+    result = {"backend": "postgres", "events": events, "build_s": built,
+              "search": measure_search(indexed, postgres=True)}
+    size_with, size_without = _postgres_size(indexed, events), _postgres_size(plain, events)
+    result["bytes_per_event"] = {"with_index": round(size_with, 1), "without_index": round(size_without, 1),
+                                 "ratio": round(size_with / size_without, 2)}
+    result["append"] = measure_append(indexed, plain)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=20, help="events per session")
     parser.add_argument("--workdir", help="where to build the files (default: a temporary folder)")
     parser.add_argument("--file", help="an existing file from bench/make_big_db.py to use (it is copied, not changed)")
+    parser.add_argument("--url", help="measure on this PostgreSQL database instead (its adk_lite tables are dropped)")
     args = parser.parse_args()
+    if args.url:
+        print(json.dumps(measure_postgres(args.url, args.sessions, args.events), indent=2))
+        return
     work = args.workdir or tempfile.mkdtemp(prefix="adk_lite_search_")
     os.makedirs(work, exist_ok=True)
     big = os.path.join(work, "big.sqlite3")
