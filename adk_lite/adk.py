@@ -45,6 +45,7 @@ from pydantic_core import PydanticSerializationError
 
 from . import errors, service, validate
 from . import scopes
+from .target import target_kind
 from .adk_cache import DEFAULT_SIZE, EventCache
 from .executor import Executor
 from .service import SessionHead, event_data
@@ -163,14 +164,17 @@ def _check_event(event: Any) -> None:
 
 
 class DatabaseSessionService(BaseSessionService):
-    """ADK's ``BaseSessionService`` on one adk_lite SQLite file.
+    """ADK's ``BaseSessionService`` on an adk_lite database: a SQLite file, or a
+    PostgreSQL server.
 
     Args:
         db: the database, as :class:`adk_lite.DatabaseSessionService` takes it: a
             path, ``":memory:"``, a ``sqlite:///path``, ``sqlite+aiosqlite:///path``
             or ``adklite:///path`` URL (three slashes then a relative path, four for
-            an absolute one), or None for the zero-config default (``$ADK_LITE_DB``,
-            else ``.adk/sessions.sqlite3``).
+            an absolute one), a PostgreSQL URL (``postgresql://``, ``postgres://``,
+            ``postgresql+asyncpg://``, ``postgresql+psycopg://``; the ``postgres``
+            extra), or None for the zero-config default (``$ADK_LITE_DB``, else
+            ``.adk/sessions.sqlite3``).
         db_url, uri: the same, by the keyword ADK's ``DatabaseSessionService`` and
             ADK's ``services.yaml`` loader use. Give at most one of db/db_url/uri.
         synchronous: ``"normal"`` (default) or ``"full"`` (survives power loss).
@@ -578,7 +582,9 @@ class DatabaseSessionService(BaseSessionService):
 
 def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> Callable[..., DatabaseSessionService]:
     """Register :class:`DatabaseSessionService` for ``<scheme>:///path/to/sessions.db``
-    URIs in ADK's service registry, for ``adk web --session_service_uri=...``.
+    URIs in ADK's service registry, for ``adk web --session_service_uri=...``; with a
+    PostgreSQL scheme (``"postgresql"``, which takes over ADK's own, or
+    ``"postgresql+asyncpg"``), for ``<scheme>://user:password@host/dbname`` URIs.
 
     Call it from ``<agents_dir>/services.py``, which ``adk web`` and
     ``adk api_server`` import at start (``adk run`` imports it from the agent's
@@ -602,7 +608,7 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
     prefix = scheme + "://"
 
     def factory(uri: str, **kwargs: Any) -> DatabaseSessionService:
-        if uri.startswith(prefix):
+        if uri.startswith(prefix) and target_kind(uri) != "postgres":
             uri = "sqlite://" + uri[len(prefix):]
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 

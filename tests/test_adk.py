@@ -314,22 +314,45 @@ _CLI_LOAD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["services.yaml", "services.py"])
-def test_adk_cli_loads_the_service(tmp_path, how):
+def _adk_cli_session(tmp_path, how: str, scheme: str, uri: str) -> list[str]:
+    """Register adk_lite for ``scheme`` in ``agents/<how>``, then open ``uri`` as ADK's
+    command line does in a new process; its printed class, path and session id."""
     agents = tmp_path / "agents"
     agents.mkdir()
     if how == "services.yaml":
-        (agents / how).write_text("services:\n  - scheme: adklite\n    type: session\n"
+        (agents / how).write_text(f"services:\n  - scheme: {scheme}\n    type: session\n"
                                   "    class: adk_lite.adk.DatabaseSessionService\n")
     else:
-        (agents / how).write_text("import adk_lite.adk\n\nadk_lite.adk.register()\n")
-    target = tmp_path / "data" / "sessions.db"
+        (agents / how).write_text(f"import adk_lite.adk\n\nadk_lite.adk.register(scheme={scheme!r})\n")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", _CLI_LOAD, str(agents), f"adklite:///{target}"],
+    out = subprocess.run([sys.executable, "-c", _CLI_LOAD, str(agents), uri],
                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["adk_lite.adk.DatabaseSessionService", str(target), "s"]
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("how", ["services.yaml", "services.py"])
+def test_adk_cli_loads_the_service(tmp_path, how):
+    target = tmp_path / "data" / "sessions.db"
+    printed = _adk_cli_session(tmp_path, how, "adklite", f"adklite:///{target}")
+    assert printed == ["adk_lite.adk.DatabaseSessionService", str(target), "s"]
     assert target.exists()
+
+
+@pytest.mark.parametrize("how", ["services.yaml", "services.py"])
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+asyncpg"])
+def test_adk_cli_loads_the_service_for_a_postgres_uri(tmp_path, how, scheme):
+    """A PostgreSQL URI in ``--session_service_uri`` reaches adk_lite, not ADK's own
+    DatabaseSessionService (which ADK registers for ``postgresql``), once the scheme is
+    registered; the ``+asyncpg`` form of ADK's configs works unchanged."""
+    from adk_lite.target import mask_password
+    from tests.conftest import pg_databases
+    url = pg_databases().fresh(0)
+    uri = url.replace("postgresql://", scheme + "://", 1)
+    assert _adk_cli_session(tmp_path, how, scheme, uri) == ["adk_lite.adk.DatabaseSessionService",
+                                                            mask_password(uri), "s"]
+    with adk_lite.DatabaseSessionService(url) as svc:
+        assert svc.get_session("a", "u", "s") is not None
 
 
 def test_register_uses_the_given_registry_and_scheme(tmp_path):
