@@ -40,6 +40,9 @@ class Backend(Protocol):
         NO_LIMIT: the ``LIMIT`` parameter meaning no limit (-1 on SQLite, None on PostgreSQL).
         check_json: None, or a function that refuses (ValueError) JSON texts the
             database cannot store (PostgreSQL: a NUL character its JSON operators refuse).
+        check_keys: None, or a function that refuses (ValueError) indexed values
+            ``(name, text)`` too long for the database's indexes (PostgreSQL: a
+            B-tree index row holds at most 2704 bytes).
     """
 
     path: str
@@ -53,6 +56,7 @@ class Backend(Protocol):
     DRIVER_ERRORS: tuple
     NO_LIMIT: Optional[int]
     check_json: Optional[Callable[[Iterable[str]], None]]
+    check_keys: Optional[Callable[[Iterable[tuple[str, str]]], None]]
     QUERY_SYNTAX: str
     """The name of the query syntax ``search_events(raw=True)`` takes (for messages)."""
 

@@ -28,6 +28,11 @@ MAX_CONNECTIONS = 16
 """Default pool size: at most this many connections per service (``?max_connections=``)."""
 POOL_TIMEOUT = 30.0
 """Default seconds a call waits for a free connection when all are busy (``?pool_timeout=``)."""
+MAX_KEY_BYTES = 600
+"""The longest app_name, user_id, session_id, event id or state key on PostgreSQL, in
+UTF-8 bytes: four of them make one entry of the events' or the state's B-tree index,
+and PostgreSQL refuses an index entry over 2704 bytes (a third of a page). 600 bytes is
+every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text."""
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
@@ -328,6 +333,22 @@ class PostgresBackend:
             if "\\u0000" in text and _NUL_ESCAPE.search(text):
                 raise ValueError("a JSON string (a state value or key, or a field of an event) contains a NUL "
                                  "character (\\x00), which PostgreSQL's JSON operators cannot handle")
+
+    @staticmethod
+    def check_keys(named: Any) -> None:
+        """Refuse an indexed value longer than :data:`MAX_KEY_BYTES` in UTF-8.
+
+        Args:
+            named: ``(name, text)`` pairs (``"app_name"``, ``"event id"``, ...).
+
+        Raises:
+            ValueError: naming the value, its size and the limit.
+        """
+        for name, text in named:
+            if len(text) > MAX_KEY_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+                raise ValueError(f"{name} {text[:40]!r}... is {len(text.encode('utf-8', 'surrogatepass'))} bytes "
+                                 f"in UTF-8; on PostgreSQL the limit is {MAX_KEY_BYTES} (a B-tree index entry "
+                                 "holds at most 2704 bytes, and four such values make one)")
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.path!r})"

@@ -566,6 +566,8 @@ class SqliteBackend:
     """The ``LIMIT`` value meaning no limit (a negative one, on SQLite)."""
     check_json = None
     """SQLite stores any JSON text: no extra check before writing."""
+    check_keys = None
+    """SQLite's index entries have no size limit: no extra check before writing."""
 
     def translate(self, exc: BaseException) -> errors.DatabaseError:
         """The :class:`~adk_lite.errors.DatabaseError` for a driver error (see :func:`translate`)."""

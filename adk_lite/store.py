@@ -376,19 +376,27 @@ class Store:
             raise
         return result
 
-    def _check_json(self, events: Sequence[tuple], rows: Sequence[tuple]) -> None:
-        """Before a write: let the backend refuse JSON texts it cannot store (the
+    def _check_writable(self, ids: Sequence[str], events: Sequence[tuple], rows: Sequence[tuple]) -> None:
+        """Before a write: let the backend refuse what it cannot store: JSON texts (the
         bodies of ``events``, :class:`EventRow` shaped; the values of state ``rows``
-        ``(scope, key, JSON)``; state keys are JSON strings too). A no-op on SQLite.
+        ``(scope, key, JSON)``; state keys are JSON strings too), and indexed values too
+        long for its indexes (``ids``: the app, user and session ids written, or fewer;
+        the events' ids; the state keys). A no-op on SQLite.
 
         Raises:
-            ValueError: from the backend's ``check_json`` (PostgreSQL: a NUL character).
+            ValueError: from the backend's ``check_json`` (PostgreSQL: a NUL
+                character) or ``check_keys`` (PostgreSQL: a value over 600 bytes).
         """
         check = self.db.check_json
         if check is not None:
             check(e[5] for e in events)
             check(r[2] for r in rows)
             check(codec.dumps(r[1]) for r in rows if "\x00" in r[1])
+        check = self.db.check_keys
+        if check is not None:
+            check(zip(("app_name", "user_id", "session_id"), ids))
+            check(("event id", e[0]) for e in events)
+            check(("state key", r[1]) for r in rows)
 
     def session_lock(self, app: str, user: str, session: str) -> threading.Lock:
         """Return the in-process lock that serializes appends to one session.
@@ -416,7 +424,7 @@ class Store:
         Raises:
             AlreadyExistsError: the session is already stored.
         """
-        self._check_json((), state)
+        self._check_writable((app, user, session), (), state)
 
         def run(conn):
             incarnation = self._insert_session(conn, app, user, session, state, now, now, initial)
@@ -514,7 +522,10 @@ class Store:
             SessionNotFoundError: ``source`` is not stored.
             InvocationNotFoundError: no event of ``before`` in ``source``.
             AlreadyExistsError: ``new`` is already stored.
+            ValueError: ``new`` is longer than the backend's indexes allow.
         """
+        self._check_writable((app, user, new), (), ())
+
         def run(conn):
             found = conn.execute(self._sql["session_lineage"], (app, user, source)).fetchone()
             if found is None:
@@ -752,7 +763,7 @@ class Store:
                 created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
-        self._check_json(events, upserts)
+        self._check_writable((), events, upserts)
 
         def run(conn):
             row = conn.execute(self._sql["session_row_lock"], (app, user, session)).fetchone()
@@ -807,7 +818,7 @@ class Store:
         one IMMEDIATE transaction, without touching any session row or event (so
         app and user state can be restored with no session). ``user``/``session``
         are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
-        self._check_json((), upserts)
+        self._check_writable((app, user, session), (), upserts)
         self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -865,7 +876,7 @@ class Store:
             DatabaseLockedError, DatabaseError: see :func:`adk_lite.database.translate`.
         """
         key = (app, user, session)
-        self._check_json(event_rows, state_rows)
+        self._check_writable(key, event_rows, state_rows)
 
         def run(conn):
             if replace:

@@ -152,6 +152,36 @@ def test_nul_is_refused_before_writing(url):
         assert svc.get_session("app", "u", "s").revision == s.revision + 1
 
 
+WIDE = "\U00020000"  # one character, four bytes in UTF-8
+
+
+def test_values_too_long_for_an_index_are_refused_before_writing(url):
+    """PostgreSQL refuses a B-tree entry over 2704 bytes: every id and state key is held
+    to 600 UTF-8 bytes there, checked before the write (a ValueError that names it,
+    nothing written), on every path that writes one; 600 bytes of each is stored."""
+    at_limit, over = WIDE * 150, WIDE * 151  # 600 and 604 bytes (both within 256 characters)
+    with DatabaseSessionService(url) as svc:
+        s = svc.create_session(at_limit, at_limit, session_id=at_limit, state={at_limit: 1, "user:" + WIDE * 148: 2})
+        svc.append_event(s, Event(id=at_limit, actions=EventActions(state_delta={"app:" + WIDE * 148: 3})))
+        assert svc.get_session(at_limit, at_limit, at_limit).state[at_limit] == 1
+        other = svc.create_session("app", "u", session_id="s")
+        before = svc.get_stats()
+        attempts = {
+            "app_name": lambda: svc.create_session(over, "u"),
+            "user_id": lambda: svc.create_session("app", over),
+            "session_id": lambda: svc.create_session("app", "u", session_id=over),
+            "state key": lambda: svc.create_session("app", "u", state={"app:" + over: 1}),
+            "event id": lambda: svc.append_event(other, Event(id=over)),
+            "state key ": lambda: svc.update_keys("app", "u", "s", {"user:" + over: 1}),
+            "session_id ": lambda: svc.fork_session("app", "u", "s", new_session_id=over),
+        }
+        for name, call in attempts.items():
+            with pytest.raises(ValueError, match=f"{name.strip()} .* bytes in UTF-8; on PostgreSQL the limit is 600"):
+                call()
+        assert svc.get_stats() == before
+        assert svc.get_session("app", "u", "s").revision == other.revision
+
+
 def test_nothing_of_postgres_is_imported_for_sqlite(tmp_path):
     script = ("import sys, adk_lite\n"
               "adk_lite.DatabaseSessionService(sys.argv[1]).close()\n"
