@@ -615,8 +615,10 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{result['bytes_before']} -> {result['bytes_after']} bytes (main file + WAL), "
-              f"{result['bytes_before'] - result['bytes_after']} reclaimed")
+        saved = result["bytes_before"] - result["bytes_after"]
+        sizes = "adk_lite's tables" if target_kind(svc.path) == "postgres" else "main file + WAL"
+        print(f"{result['bytes_before']} -> {result['bytes_after']} bytes ({sizes}), "
+              + (f"{saved} reclaimed" if saved > 0 else "nothing reclaimed"))
     return EXIT_OK
 
 
@@ -756,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``adk-lite`` argument parser (one sub-command per entry of :data:`COMMANDS`)."""
     parser = _Parser(
         prog="adk-lite", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Stats, inspection and maintenance of an adk_lite session file.",
+        description="Stats, inspection and maintenance of an adk_lite database (a SQLite file, or a PostgreSQL URL).",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
         + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts), 2 bad usage or "
         "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create (and "

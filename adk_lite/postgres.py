@@ -10,10 +10,11 @@ they hold the URL with ``***`` in its place.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import threading
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import peewee as pw
 import psycopg
@@ -541,6 +542,30 @@ class PostgresBackend:
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
         conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+
+    @staticmethod
+    @contextlib.contextmanager
+    def secure_delete(conn: PgConnection) -> Iterator[None]:
+        """Nothing to turn on: PostgreSQL has no ``secure_delete``. Deleted rows stay in
+        the tables' pages until ``VACUUM`` lets later writes reuse the space (``VACUUM
+        FULL`` rewrites the tables without them), and in the server's WAL and backups."""
+        yield
+
+    @staticmethod
+    def checkpoint(conn: PgConnection) -> bool:
+        """Nothing to do: the server checkpoints its own WAL (shared by every database
+        on it). Returns True."""
+        return True
+
+    def backup(self, conn: PgConnection, dest: str, progress: Any) -> int:
+        """Refused: ``backup`` copies a SQLite file page by page.
+
+        Raises:
+            DatabaseError: always, naming what to use instead.
+        """
+        raise errors.DatabaseError(
+            f"backup copies a SQLite file page by page, and {self.path} is a PostgreSQL database: use pg_dump, "
+            "or 'adk-lite copy URL FILE.sqlite3' (copy_database) for a SQLite copy of it")
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes of adk_lite's tables as ``{"db", "wal", "shm"}`` (``wal``/``shm`` are 0:

@@ -20,6 +20,7 @@ from typing import Any, Union
 
 from . import outfile
 from .sqlite import copy_database, exclusive, verify_copy
+from .target import mask_password, target_kind
 
 
 def _kept_name(db: str) -> str:
@@ -48,7 +49,8 @@ def restore(backup: Union[str, os.PathLike], db: Union[str, os.PathLike], *, kee
     Raises:
         TypeError: a path that is not a str or PathLike.
         ValueError: ``backup`` is ``db`` or one of its side files, has a ``-wal``
-            beside it (a live database: back it up first), or ``db`` is a directory.
+            beside it (a live database: back it up first), ``db`` is a directory, or
+            ``db`` is a PostgreSQL URL (load a backup there with ``adk-lite copy``).
         DatabaseError: the backup fails a check (:func:`adk_lite.sqlite.verify_copy`);
             ``DatabaseLockedError`` while another connection has ``db`` open. In
             every case ``db`` is left as it was.
@@ -57,6 +59,9 @@ def restore(backup: Union[str, os.PathLike], db: Union[str, os.PathLike], *, kee
         if not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{name} must be a str or PathLike, not {type(value).__name__}")
     backup, db = os.fspath(backup), os.fspath(db)
+    if target_kind(db) == "postgres":
+        raise ValueError(f"restore replaces a SQLite file, and {mask_password(db)} is a PostgreSQL database: "
+                         "load a backup into it with 'adk-lite copy BACKUP URL' (copy_database)")
     if outfile.is_database_file(backup, db):
         raise ValueError(f"backup {backup} is the database {db} or one of its side files")
     if os.path.lexists(backup + "-wal"):

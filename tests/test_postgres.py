@@ -182,6 +182,31 @@ def test_values_too_long_for_an_index_are_refused_before_writing(url):
         assert svc.get_session("app", "u", "s").revision == other.revision
 
 
+def test_what_only_a_file_has_is_refused_or_a_no_op_with_reason(url, tmp_path, capsys):
+    """backup and restore move SQLite files: on a server they say what to use instead
+    and write nothing; checkpoint has nothing to do (the server owns its WAL)."""
+    from adk_lite.cli import main
+    from adk_lite.errors import DatabaseError
+    from adk_lite.restore import restore
+    with DatabaseSessionService(url) as svc:
+        svc.create_session("app", "u", session_id="s")
+        with pytest.raises(DatabaseError, match="pg_dump"):
+            svc.backup(str(tmp_path / "b.db"))
+        assert svc.checkpoint() == {"busy": False, "wal_bytes_before": 0, "wal_bytes_after": 0}
+    assert os.listdir(tmp_path) == []
+    with DatabaseSessionService(str(tmp_path / "file.db")) as local:
+        local.create_session("app", "u", session_id="from-file")
+        local.backup(str(tmp_path / "b.db"))
+    with pytest.raises(ValueError, match="adk-lite copy BACKUP URL"):
+        restore(str(tmp_path / "b.db"), url)
+    assert main(["restore", str(tmp_path / "b.db"), url]) == 2
+    assert "is a PostgreSQL database" in capsys.readouterr().err
+    assert main(["backup", url, str(tmp_path / "c.db")]) != 0
+    assert "pg_dump" in capsys.readouterr().err and not os.path.exists(tmp_path / "c.db")
+    with DatabaseSessionService(url) as svc:
+        assert [x.id for x in svc.list_sessions()] == ["s"]
+
+
 def test_nothing_of_postgres_is_imported_for_sqlite(tmp_path):
     script = ("import sys, adk_lite\n"
               "adk_lite.DatabaseSessionService(sys.argv[1]).close()\n"
