@@ -481,13 +481,7 @@ class PostgresBackend:
                      "adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) AS r) AS w "
                      "WHERE numnode(w.q) > 0)::tsquery")
         rank = f"(-ts_rank(e.{SEARCH_COLUMN}, q.q, 1))::float8"
-        where, params = [f"e.{SEARCH_COLUMN} @@ q.q"], [match]
-        for column, value in filters:
-            where.append(f"e.{column} = %s")
-            params.append(value)
-        if after is not None:
-            where.append(f"({rank}, e.id) > (%s, %s)")
-            params.extend(after)
+        where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
         mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
         options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
         return [tuple(r) for r in conn.execute(

@@ -59,6 +59,26 @@ SNIPPET = ("«", "»", "…", 16)
 the most words a snippet holds (FTS5's ``snippet()``, PostgreSQL's ``ts_headline``)."""
 
 
+def search_where(match: str, key: str, param: str, match_value: str, filters: list[tuple[str, str]],
+                 after: Optional[tuple[float, int]]) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and parameters of a search page, in either dialect.
+
+    Args:
+        match: the match term (``adk_events_fts MATCH ?``, ``e.search @@ q.q``).
+        key: the SQL of the page's keyset ``(rank, row)``; param: the placeholder.
+        match_value: the match term's parameter; filters: ``(column, value)``
+            equalities on the event row ``e``; after: the keyset to start after, or None.
+    """
+    where, params = [match], [match_value]
+    for column, value in filters:
+        where.append(f"e.{column} = {param}")
+        params.append(value)
+    if after is not None:
+        where.append(f"{key} > ({param}, {param})")
+        params.extend(after)
+    return where, params
+
+
 def search_text_sql(body: str) -> str:
     """SQL for the text the index holds of an event whose body (JSON text) is the SQL
     expression ``body``: the strings and numbers under :data:`INDEXED_PATHS` of each

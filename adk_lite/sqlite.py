@@ -594,13 +594,8 @@ class SqliteBackend:
         Raises:
             DatabaseError: the file has no index yet (schema_version 3 opened read-only).
         """
-        where, params = [f"{EVENTS_FTS} MATCH ?"], [match]
-        for column, value in filters:
-            where.append(f"e.{column} = ?")
-            params.append(value)
-        if after is not None:
-            where.append(f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid) > (?, ?)")
-            params.extend(after)
+        where, params = schema.search_where(f"{EVENTS_FTS} MATCH ?", f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid)", "?",
+                                            match, filters, after)
         columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
         if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
             page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {EVENTS_FTS} "
