@@ -17,6 +17,7 @@ import time
 import pytest
 
 from adk_lite import DatabaseSessionService
+from adk_lite.models import TABLES
 from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
@@ -158,6 +159,18 @@ def settle(target: str) -> None:
     connections (see :meth:`PgDatabases.settle`); nothing to wait for on a file."""
     if on_postgres(target):
         pg_databases().settle(target)
+
+
+def stored_contents(svc) -> object:
+    """What a 'nothing was written' check compares: on SQLite the bytes of the file and
+    of its WAL; on PostgreSQL every row of adk_lite's tables (there is no file)."""
+    if not on_postgres(svc.path):
+        from tests.workers import file_bytes as main_and_wal
+
+        return main_and_wal(svc.path)
+    return svc.store.read(lambda conn: {
+        table: sorted((tuple(row) for row in conn.execute(f"SELECT * FROM {table}").fetchall()), key=repr)
+        for table in TABLES})
 
 
 def file_bytes(path: str) -> bytes:
