@@ -154,6 +154,14 @@ def on_postgres(target: str) -> bool:
     return target_kind(target) == "postgres"
 
 
+def pooled(target: str, connections: int) -> str:
+    """``target`` with a pool of at most ``connections`` on PostgreSQL (processes share the
+    server's ``max_connections``); a file path as it is."""
+    if not on_postgres(target):
+        return target
+    return f"{target}{'&' if '?' in target else '?'}max_connections={connections}"
+
+
 def settle(target: str) -> None:
     """After killing a client process: wait until the server has finished with its
     connections (see :meth:`PgDatabases.settle`); nothing to wait for on a file."""
