@@ -10,6 +10,7 @@ they hold the URL with ``***`` in its place.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import threading
@@ -379,6 +380,20 @@ class PostgresBackend:
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
         conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+
+    @staticmethod
+    def secure_delete(conn: PgConnection) -> contextlib.AbstractContextManager:
+        """Nothing to turn on: PostgreSQL has no secure delete. A deleted row's bytes
+        stay in its table's pages until (auto)vacuum reuses the space, and in the
+        server's WAL, archives and backups, which are the server's to manage."""
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def checkpoint(conn: PgConnection) -> bool:
+        """Nothing to do: every commit is in the database already, and the server's
+        WAL and checkpoints are the server's (``CHECKPOINT`` needs a superuser).
+        Always True (nothing left for adk_lite to move)."""
+        return True
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes of adk_lite's tables as ``{"db", "wal", "shm"}`` (``wal``/``shm`` are 0:
