@@ -192,12 +192,15 @@ def _path(args: argparse.Namespace, *, create: bool = False) -> str:
 
 
 def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False) -> DatabaseSessionService:
-    """Open the DB argument: read-only unless ``write``. A missing or empty file
-    (no adk_lite tables) is refused unless ``create``: no schema is written there."""
+    """Open the DB argument: read-only unless ``write``. A missing or empty file, or a
+    server database without adk_lite's tables, is refused unless ``create``: no schema
+    is written there."""
     path = _path(args, create=create)
     if write and not create and not _on_server(args) and inspect_file(path, args.busy_timeout) is None:
         raise UsageError(f"database {path} has no adk_lite tables: refusing to create them here"
                          + (f" ({args.command} --create does)" if args.command in ("import", "import-adk") else ""))
+    if write and not create and _on_server(args):  # a read-only open refuses a database without adk_lite's tables
+        DatabaseSessionService(args.db or path, busy_timeout=args.busy_timeout, read_only=True).close()
     # the DB argument as given: a URL's options (?busy_timeout=, ?synchronous=) still apply
     return DatabaseSessionService(args.db or path, busy_timeout=args.busy_timeout, read_only=not write)
 

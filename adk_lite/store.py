@@ -495,7 +495,8 @@ class Store:
 
     def _all_events(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> list[EventRow]:
         """Every event row of a session, oldest first (the order of ``read_session``)."""
-        rows = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (*key, float("-inf"), self.db.NO_LIMIT))))
+        rows = list(map(EventRow._make, conn.execute(self._sql["events_recent"],
+                                                     (*key, float("-inf"), self.db.NO_LIMIT))))
         rows.reverse()
         return rows
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import pytest
 
 from adk_lite import DatabaseSessionService
+from adk_lite.models import TABLES
+from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
 PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata"
@@ -75,6 +78,22 @@ class PgDatabases:
             conn.execute(f"DROP TABLE IF EXISTS {PG_TABLES} CASCADE")
         return f"{self.base}/{name}"
 
+    def settle(self, url: str, limit: float = 60.0) -> None:
+        """Wait until no client is connected to the database of ``url``: after a client
+        process was killed, its server process has then finished what it was doing
+        (a COMMIT received before the kill completes, an open transaction is rolled
+        back), so what a later read sees is final. ``limit`` only keeps a hung server
+        from hanging the run."""
+        from adk_lite.target import parse_postgres
+
+        dbname = parse_postgres(url).conninfo["dbname"]
+        end = time.monotonic() + limit
+        with self.admin() as conn:  # on the configured database: not one of the clients waited for
+            while conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s", (dbname,)).fetchone()[0]:
+                if time.monotonic() > end:
+                    raise TimeoutError(f"clients of {dbname} still connected after {limit} s")
+                time.sleep(0.01)
+
 
 _pg: dict = {}
 
@@ -128,6 +147,38 @@ def svc_any(request, backend, target):
     service = DatabaseSessionService(target)
     yield service
     service.close()
+
+
+def on_postgres(target: str) -> bool:
+    """True for a PostgreSQL URL (a target, or a service's masked ``path``)."""
+    return target_kind(target) == "postgres"
+
+
+def pooled(target: str, connections: int) -> str:
+    """``target`` with a pool of at most ``connections`` on PostgreSQL (processes share the
+    server's ``max_connections``); a file path as it is."""
+    if not on_postgres(target):
+        return target
+    return f"{target}{'&' if '?' in target else '?'}max_connections={connections}"
+
+
+def settle(target: str) -> None:
+    """After killing a client process: wait until the server has finished with its
+    connections (see :meth:`PgDatabases.settle`); nothing to wait for on a file."""
+    if on_postgres(target):
+        pg_databases().settle(target)
+
+
+def stored_contents(svc) -> object:
+    """What a 'nothing was written' check compares: on SQLite the bytes of the file and
+    of its WAL; on PostgreSQL every row of adk_lite's tables (there is no file)."""
+    if not on_postgres(svc.path):
+        from tests.workers import file_bytes as main_and_wal
+
+        return main_and_wal(svc.path)
+    return svc.store.read(lambda conn: {
+        table: sorted((tuple(row) for row in conn.execute(f"SELECT * FROM {table}").fetchall()), key=repr)
+        for table in TABLES})
 
 
 def file_bytes(path: str) -> bytes:

@@ -1,4 +1,5 @@
-"""The asyncio wrapper: same methods as coroutines, one executor hop, fds closed."""
+"""The asyncio wrapper: same methods as coroutines, one executor hop, fds closed
+(the calls on both backends; the file descriptors are SQLite's)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def test_every_sync_method_has_a_coroutine_twin():
         assert inspect.getdoc(getattr(DatabaseSessionService, name)) in method.__doc__
 
 
-def test_calls_run_off_the_event_loop_thread(db_path):
+def test_calls_run_off_the_event_loop_thread(target):
     async def main():
-        async with AsyncDatabaseSessionService(db_path) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             loop_thread = threading.get_ident()
             seen = await svc.run(threading.get_ident)
             s = await svc.create_session("app", "u", state={"user:x": 1}, session_id="s")
@@ -41,9 +42,9 @@ def test_calls_run_off_the_event_loop_thread(db_path):
     assert back == s and back.state == {"user:x": 1, "k": 1}
 
 
-def test_fifty_tasks_on_ten_shared_sessions(db_path):
+def test_fifty_tasks_on_ten_shared_sessions(target):
     async def main():
-        async with AsyncDatabaseSessionService(db_path) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             sessions = [await svc.create_session("app", f"u{i % 3}", session_id=f"s{i}") for i in range(10)]
 
             async def task(n):
@@ -60,9 +61,9 @@ def test_fifty_tasks_on_ten_shared_sessions(db_path):
     assert all(s.revision == 20 and len(s.events) == 20 for s in sessions)
 
 
-def test_stale_copy_still_raises(db_path):
+def test_stale_copy_still_raises(target):
     async def main():
-        async with AsyncDatabaseSessionService(db_path) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             s = await svc.create_session("app", "u", session_id="s")
             copy = await svc.get_session("app", "u", "s")
             await svc.append_event(s, Event())
@@ -89,9 +90,9 @@ def test_aclose_leaves_no_file_descriptor(tmp_path):
     assert open_fds_on(path) == []
 
 
-def test_calls_after_aclose_raise_service_closed(db_path):
+def test_calls_after_aclose_raise_service_closed(target):
     async def main():
-        svc = AsyncDatabaseSessionService(db_path)
+        svc = AsyncDatabaseSessionService(target)
         await svc.aclose()
         with pytest.raises(ServiceClosedError, match="closed"):
             await svc.list_sessions()

@@ -1,5 +1,7 @@
 """Bad input and hostile files: every refusal is a clear error that names the
-problem, and the database file is byte-for-byte unchanged afterwards."""
+problem, and the database is unchanged afterwards: byte for byte on SQLite (the file
+and its WAL), row for row on PostgreSQL. Bad input and hostile names run on both
+backends; hostile, damaged and misplaced files are SQLite's alone."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import dataclasses
 import datetime
 import os
+import re
 import sqlite3
 
 import pytest
@@ -30,23 +33,24 @@ from adk_lite import (
     SessionNotFoundError,
     StaleSessionError,
 )
+from tests.conftest import on_postgres, stored_contents
 from tests.workers import file_bytes, folder_listing
 
 LONG = "x" * (MAX_ID_LENGTH + 1)
 
 
 @pytest.fixture
-def world(tmp_path):
-    """A file with one session ``s`` (events and state in all scopes), a stale
-    copy of it, and a deleted session; everything checkpointed into the main file."""
-    path = str(tmp_path / "bad.db")
-    svc = DatabaseSessionService(path)
+def world(target):
+    """A database with one session ``s`` (events and state in all scopes), a stale
+    copy of it, and a deleted session; on SQLite everything checkpointed into the main file."""
+    svc = DatabaseSessionService(target)
     s = svc.create_session("app", "u", state={"k": 1, "user:lang": "en", "app:v": 2}, session_id="s")
     stale = svc.get_session("app", "u", "s")
     svc.append_event(s, Event(author="user", actions=EventActions(state_delta={"k": 2})))
     gone = svc.create_session("app", "u", session_id="gone")
     svc.delete_session("app", "u", "gone")
-    svc.store.db.peewee.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    if not on_postgres(target):
+        svc.store.db.peewee.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     yield svc, s, stale, gone
     svc.close()
 
@@ -206,11 +210,11 @@ _Color.RED = _Color(1)
 @pytest.mark.parametrize("call, kind, message", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_bad_input_is_refused_and_writes_nothing(world, call, kind, message):
     svc, s, stale, gone = world
-    before = file_bytes(svc.path)
+    before = stored_contents(svc)
     state_before, revision_before = dict(s.state), s.revision
     with pytest.raises(kind, match=message):
         call(svc, s, stale, gone)
-    assert file_bytes(svc.path) == before
+    assert stored_contents(svc) == before
     assert (s.state, s.revision) == (state_before, revision_before)  # the Session object is untouched too
     again = svc.get_session("app", "u", "s")
     assert (again.state, again.revision, len(again.events)) == ({"k": 2, "user:lang": "en", "app:v": 2}, 1, 1)
@@ -228,18 +232,18 @@ class _ViaAsync:
 
 
 @pytest.mark.parametrize("call, kind, message", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
-def test_bad_input_through_the_async_wrapper_is_refused_alike(world, call, kind, message):
+def test_bad_input_through_the_async_wrapper_is_refused_alike(world, target, call, kind, message):
     svc, s, stale, gone = world
-    before = file_bytes(svc.path)
+    before = stored_contents(svc)
     loop = asyncio.new_event_loop()
-    aio = AsyncDatabaseSessionService(svc.path)
+    aio = AsyncDatabaseSessionService(target)
     try:
         with pytest.raises(kind, match=message):
             call(_ViaAsync(aio, loop), s, stale, gone)
     finally:
         aio.close()
         loop.close()
-    assert file_bytes(svc.path) == before
+    assert stored_contents(svc) == before
 
 
 NAMES = [
@@ -254,8 +258,8 @@ NAMES = [
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_hostile_names_round_trip_exactly(tmp_path, name):
-    path = str(tmp_path / "names.db")
+def test_hostile_names_round_trip_exactly(target, name):
+    path = target
     with DatabaseSessionService(path) as svc:
         s = svc.create_session(name, name, state={name: name, "user:" + name: name, "app:" + name: name}, session_id=name)
         other = svc.create_session("app", "u", session_id="s")
@@ -565,20 +569,20 @@ def test_path_in_read_only_folder_is_refused(tmp_path):
         folder.chmod(0o700)
 
 
-def test_use_after_close_is_service_closed_error(tmp_path):
-    """Sync and async: a call after close raises ServiceClosedError naming the file
-    (the async wrapper used to leak the executor's raw RuntimeError)."""
-    path = str(tmp_path / "closed.db")
-    svc = DatabaseSessionService(path)
+def test_use_after_close_is_service_closed_error(target):
+    """Sync and async: a call after close raises ServiceClosedError naming the
+    database (the async wrapper used to leak the executor's raw RuntimeError)."""
+    svc = DatabaseSessionService(target)
     svc.close()
-    with pytest.raises(ServiceClosedError, match=r"closed\.db is closed"):
+    closed = re.escape(f"{svc.path} is closed")  # the file, or the URL with its password masked
+    with pytest.raises(ServiceClosedError, match=closed):
         svc.get_session("app", "u", "s")
     svc.close()  # closing twice is harmless
 
     async def main():
-        asvc = AsyncDatabaseSessionService(path)
+        asvc = AsyncDatabaseSessionService(target)
         await asvc.aclose()
         for call in (lambda: asvc.get_session("app", "u", "s"), lambda: asvc.run(len, "x")):
-            with pytest.raises(ServiceClosedError, match=r"closed\.db is closed"):
+            with pytest.raises(ServiceClosedError, match=closed):
                 await call()
     asyncio.run(main())

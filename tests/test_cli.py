@@ -1,4 +1,6 @@
-"""The ``adk-lite`` command, run through its entry points on real database files."""
+"""The ``adk-lite`` command, run through its entry points on real database files; the
+commands' results (stats, sessions, show, prune, export, import conflicts, a database
+that is missing or has no adk_lite tables) on PostgreSQL too."""
 
 import configparser
 import hashlib
@@ -15,6 +17,7 @@ import pytest
 
 from adk_lite import SCHEMA_VERSION, __version__, DatabaseSessionService, Event, EventActions
 from adk_lite.cli import COMMANDS, main
+from tests.conftest import on_postgres, pg_databases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400.0
@@ -27,17 +30,16 @@ def fingerprint(path):
         return hashlib.sha256(fh.read()).hexdigest(), os.stat(path).st_mtime_ns
 
 
-def tables(path):
-    """Every row of every adk_lite table, for comparing two files' contents."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+def tables(target):
+    """Every row of every adk_lite table, for comparing two databases' contents."""
+    def read(conn):
+        return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
                 for t in ("adk_sessions", "adk_state", "adk_metadata")} | {
-            "adk_events": conn.execute(
+            "adk_events": list(map(tuple, conn.execute(
                 "SELECT app_name, user_id, session_id, event_id, invocation_id, author, branch, timestamp, body "
-                "FROM adk_events ORDER BY app_name, user_id, session_id, id").fetchall()}
-    finally:
-        conn.close()
+                "FROM adk_events ORDER BY app_name, user_id, session_id, id").fetchall()))}
+    with DatabaseSessionService(target, read_only=True) as svc:
+        return svc.store.read(read)
 
 
 def make_db(path):
@@ -68,7 +70,14 @@ def make_db(path):
 
 @pytest.fixture
 def db(tmp_path):
+    """A database file made by make_db."""
     return make_db(str(tmp_path / "sessions.sqlite3"))
+
+
+@pytest.fixture
+def db_any(target):
+    """The same data on the test's backend (a file, or a PostgreSQL URL)."""
+    return make_db(target)
 
 
 def run(capsys, *argv):
@@ -140,10 +149,12 @@ def test_usage_errors_are_one_line_exit_2(capsys, db):
 
 # -- stats, sessions, show -----------------------------------------------------------
 
-def test_stats(capsys, db):
+def test_stats(capsys, db_any):
+    db = db_any
     stats = run_json(capsys, "stats", db, "--top", "2")
     assert (stats["sessions"], stats["events"], stats["apps"], stats["users"]) == (6, 3 * 4 + 6 + 6 + 1, 2, 4)
-    assert stats["db_bytes"] == os.path.getsize(db) and stats["wal_bytes"] == 0 and stats["shm_bytes"] == 0
+    if not on_postgres(db):  # a server has no file: its facts are in tests/test_postgres.py
+        assert stats["db_bytes"] == os.path.getsize(db) and stats["wal_bytes"] == 0 and stats["shm_bytes"] == 0
     assert stats["per_app"] == [{"app_name": "app", "sessions": 5, "users": 3, "events": 3 + 5 + 4 + 6 + 1},
                                 {"app_name": "other", "sessions": 1, "users": 1, "events": 6}]
     assert [(s["session_id"], s["events"]) for s in stats["largest_sessions"]] == [("chat-3", 6), ("chat-2", 5)]
@@ -154,7 +165,8 @@ def test_stats(capsys, db):
     assert re.search(r"^other\s+carol\s+chat-3\s+6$", out, re.M)
 
 
-def test_sessions_pages_with_the_cursor(capsys, db):
+def test_sessions_pages_with_the_cursor(capsys, db_any):
+    db = db_any
     seen, after = [], []
     while True:
         page = run_json(capsys, "sessions", db, "--limit", "4", *after)
@@ -175,7 +187,8 @@ def test_sessions_pages_with_the_cursor(capsys, db):
     assert "next page: --after " in out
 
 
-def test_show(capsys, db):
+def test_show(capsys, db_any):
+    db = db_any
     code, out, _ = run(capsys, "show", db, "app", "alice", "chat-1", "--events", "3")
     assert code == 0
     assert "chat-1: 4 events" in out
@@ -212,13 +225,28 @@ def test_read_only_commands_keep_a_writers_side_files(capsys, db):
     assert run_json(capsys, "stats", db)["sessions"] == 8
 
 
-@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS + (["vacuum"], ["prune", "--older-than", "1d"]))
-def test_missing_file_is_an_error_and_not_created(capsys, tmp_path, argv):
-    path = str(tmp_path / "sub" / "missing.sqlite3")
+def adk_tables(url):
+    """The adk_lite tables in a PostgreSQL database."""
+    with pg_databases().admin(url.rsplit("/", 1)[1]) as conn:
+        return conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", ("adk%",)).fetchall()
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS + (["vacuum"], ["prune", "--older-than", "1d"],
+                                                       ["erase", "--app", "app", "--user", "u", "--yes"], ["trim"]))
+def test_missing_database_is_an_error_and_not_created(capsys, backend, new_target, tmp_path, argv):
+    """A missing file, or a server database without adk_lite's tables: one line, exit 2,
+    and no file, folder or table made."""
+    if backend == "sqlite":
+        path, says = str(tmp_path / "sub" / "missing.sqlite3"), "does not exist"
+    else:
+        path, says = new_target(), "has no adk_lite tables"
     code, out, err = run(capsys, *with_db(argv, path))
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and f"{path} does not exist" in err
-    assert not (tmp_path / "sub").exists()
+    assert err.count("\n") == 1 and says in err, err
+    if backend == "sqlite":
+        assert not (tmp_path / "sub").exists()
+    else:
+        assert adk_tables(path) == []
 
 
 def test_default_path_is_the_library_zero_config_one(capsys, db, tmp_path, monkeypatch):
@@ -301,7 +329,8 @@ def test_a_writer_that_lets_go_in_time_is_waited_for(capsys, db):
 
 # -- prune and vacuum ---------------------------------------------------------------------
 
-def test_prune_dry_run_counts_and_real_run_deletes(capsys, db):
+def test_prune_dry_run_counts_and_real_run_deletes(capsys, db_any):
+    db = db_any
     dry = run_json(capsys, "prune", db, "--older-than", "30d", "--dry-run")
     assert (dry["dry_run"], dry["sessions"], dry["events"], dry["vacuum"]) == (True, 2, 6, None)
     assert run_json(capsys, "stats", db)["sessions"] == 6
@@ -309,7 +338,8 @@ def test_prune_dry_run_counts_and_real_run_deletes(capsys, db):
     assert run_json(capsys, "prune", db, "--older-than", "50d")["sessions"] == 0
     real = run_json(capsys, "prune", db, "--older-than", "30d", "--vacuum")
     assert (real["dry_run"], real["sessions"], real["events"]) == (False, 2, 6)
-    assert real["vacuum"]["bytes_after"] <= real["vacuum"]["bytes_before"]
+    if not on_postgres(db):  # PostgreSQL's VACUUM (not FULL) keeps freed space in the table for reuse
+        assert real["vacuum"]["bytes_after"] <= real["vacuum"]["bytes_before"]
     listed = run_json(capsys, "sessions", db)["sessions"]
     assert {s["session_id"] for s in listed} == {"chat-0", "chat-1", "chat-2", "chat-3"}
     with DatabaseSessionService(db) as svc:
@@ -386,7 +416,8 @@ def test_export_import_round_trip_into_an_empty_file(capsys, db, tmp_path):
     assert tables(target) == restored  # importing twice changes nothing
 
 
-def test_export_filters(capsys, db, tmp_path):
+def test_export_filters(capsys, db_any):
+    db = db_any
     code, out, _ = run(capsys, "export", db, "--app", "app", "--user", "bob")
     records = [orjson.loads(line) for line in out.splitlines()][1:]
     assert [(r["type"], r.get("user_id"), r.get("session_id")) for r in records] == [
@@ -395,7 +426,8 @@ def test_export_filters(capsys, db, tmp_path):
     assert len(records[2]["events"]) == 5 and records[2]["events"][1]["branch"] == "root.agent"
 
 
-def test_import_reports_conflicts_unless_replace(capsys, db, tmp_path):
+def test_import_reports_conflicts_unless_replace(capsys, db_any, tmp_path):
+    db = db_any
     export = tmp_path / "all.jsonl"
     run(capsys, "export", db, "-o", export)
     lines = export.read_bytes().splitlines()

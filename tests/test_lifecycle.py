@@ -1,12 +1,12 @@
 """fork_session, get_lineage, delete_user and trim_compacted on the sync API, the async
-twin and the CLI (adk_lite.lifecycle's rules); the Runner-based checks are in
-tests/test_adk_lifecycle.py."""
+twin and the CLI (adk_lite.lifecycle's rules), on both backends; the erasure from the
+file and its WAL, and a fork of a schema-2 file, are SQLite's. The Runner-based checks
+are in tests/test_adk_lifecycle.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sqlite3
 
 import pytest
@@ -14,8 +14,15 @@ import pytest
 from adk_lite import (SCHEMA_VERSION, AlreadyExistsError, AsyncDatabaseSessionService, DatabaseSessionService, Event,
                       EventActions, InvocationNotFoundError, SessionNotFoundError)
 from adk_lite import cli, lifecycle
+from tests.conftest import stored_contents
 
 APP, USER = "app", "alice"
+
+
+@pytest.fixture
+def svc(svc_any):
+    """On both backends (see tests/conftest.py)."""
+    return svc_any
 
 
 def ev(invocation, text="", **delta):
@@ -75,7 +82,7 @@ def test_replay_of_every_event_is_the_stored_state(svc, talk):
     assert sorted(lifecycle.replay(initial, rows)) == sorted(stored)
 
 
-def test_fork_errors_write_nothing(svc, talk, db_path):
+def test_fork_errors_write_nothing(svc, talk):
     before = svc.get_stats()["sessions"]
     with pytest.raises(SessionNotFoundError):
         svc.fork_session(APP, USER, "nope")
@@ -224,9 +231,9 @@ def test_trim_arguments(svc):
 
 
 # -- the async twin --------------------------------------------------------------------
-def test_async_twins(db_path):
+def test_async_twins(target):
     async def scenario():
-        async with AsyncDatabaseSessionService(db_path) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             s = await svc.create_session(APP, USER, {"a": 1}, "s")
             await svc.append_event(s, ev("i1", a=2))
             fork = await svc.fork_session(APP, USER, "s", new_session_id="f", before_invocation_id="i1")
@@ -244,7 +251,14 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_cli_fork_show_erase_trim(db_path, capsys, monkeypatch):
+def contents(target):
+    """What is stored, read by a read-only service (see conftest.stored_contents)."""
+    with DatabaseSessionService(target, read_only=True) as svc:
+        return stored_contents(svc)
+
+
+def test_cli_fork_show_erase_trim(target, capsys, monkeypatch):
+    db_path = target
     with DatabaseSessionService(db_path) as svc:
         s = svc.create_session(APP, USER, {"k": 0, "user:u": SECRET}, "s")
         svc.append_event(s, ev("i1", SECRET, k=1))
@@ -262,15 +276,13 @@ def test_cli_fork_show_erase_trim(db_path, capsys, monkeypatch):
     # export gives the user's data first
     code, out, _ = run_cli(capsys, "export", db_path, "--app", APP, "--user", USER)
     assert code == 0 and SECRET in out and '"b"' not in out and out.count('"session_id"') >= 2
-    copy = db_path + ".copy"
-    shutil.copy(db_path, copy)
+    before = contents(db_path)
     monkeypatch.setattr("sys.stdin", open("/dev/null"))
     code, _, err = run_cli(capsys, "erase", db_path, "--app", APP, "--user", USER)
     assert code == 2 and "--yes" in err
     code, out, _ = run_cli(capsys, "erase", db_path, "--app", APP, "--user", USER, "--dry-run", "--json")
     assert json.loads(out)["sessions"] == 2
-    with open(db_path, "rb") as a, open(copy, "rb") as b:
-        assert a.read() == b.read()  # the dry run and the refusal wrote nothing
+    assert contents(db_path) == before  # the dry run and the refusal wrote nothing
     code, out, _ = run_cli(capsys, "erase", db_path, "--app", APP, "--user", USER, "--yes")
     assert code == 0 and "erased 2 sessions, 3 events and 3 state keys of user 'alice'" in out
     code, out, _ = run_cli(capsys, "trim", db_path, "--dry-run", "--json")

@@ -1,6 +1,8 @@
-"""Concurrent writers on one file: processes, threads sharing one service, tasks on
-the async wrapper, a reader that must never see half an append, stale copies of
-one session, and a writer that holds the lock past the busy timeout."""
+"""Concurrent writers on one database: processes, threads sharing one service, tasks
+on the async wrapper, a reader that must never see half an append, and stale copies
+of one session, on both backends; and, SQLite's alone, a writer that holds the file's
+lock past the busy timeout, opens while others checkpoint, and a second open of the
+file in one process."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from adk_lite import (
 )
 from adk_lite.schema import SCHEMA_VERSION
 from adk_lite.sqlite import inspect_file
+from tests.conftest import pooled
 from tests.workers import UPDATE_EVERY, Lines, check_consistent, racer, start
 
 WRITERS, APPENDS = 4, 500
@@ -35,8 +38,8 @@ def _finish(proc, timeout=TIMEOUT):
     return proc.returncode, out.decode(), err.decode()
 
 
-def test_four_processes_and_a_reader(tmp_path):
-    path = str(tmp_path / "multi.db")
+def test_four_processes_and_a_reader(target, tmp_path):
+    path = pooled(target, 2)  # each child calls from one thread
     stop = tmp_path / "stop"
     DatabaseSessionService(path).close()
     reader = start("reader", path, stop, APPENDS)
@@ -69,11 +72,11 @@ def test_four_processes_and_a_reader(tmp_path):
     assert summary["midway"] > 0  # it did read while the writers ran
 
 
-def test_eight_threads_share_one_service(tmp_path):
+def test_eight_threads_share_one_service(target):
     """Four threads on their own sessions (with update_keys), four appending to one
     shared Session object: no error, no StaleSessionError, nothing lost."""
     per_thread = 60
-    with DatabaseSessionService(str(tmp_path / "threads.db")) as svc:
+    with DatabaseSessionService(target) as svc:
         shared = svc.create_session("app", "u", session_id="shared")
         start_line = threading.Barrier(8)
 
@@ -108,9 +111,9 @@ def test_eight_threads_share_one_service(tmp_path):
         assert svc.get_app_state("app") == {f"t{i}": per_thread for i in range(4)}
 
 
-def test_fifty_tasks_on_the_async_wrapper(tmp_path):
+def test_fifty_tasks_on_the_async_wrapper(target):
     async def main():
-        async with AsyncDatabaseSessionService(str(tmp_path / "tasks.db")) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             shared = await svc.create_session("app", "u", session_id="shared")
 
             async def task(i):
@@ -140,7 +143,7 @@ def test_fifty_tasks_on_the_async_wrapper(tmp_path):
 
 
 def test_two_processes_one_append_wins_per_revision(target):
-    path = target  # a file, or a PostgreSQL database (both backends, tests/conftest.py)
+    path = pooled(target, 2)
     rounds = 15
     with DatabaseSessionService(path) as svc:
         svc.create_session("app", "u", session_id="race")
@@ -166,9 +169,9 @@ def test_two_processes_one_append_wins_per_revision(target):
     assert session.revision == 2 * rounds
 
 
-def test_two_tasks_one_append_wins_per_revision(tmp_path):
+def test_two_tasks_one_append_wins_per_revision(target):
     async def main():
-        async with AsyncDatabaseSessionService(str(tmp_path / "race.db")) as svc:
+        async with AsyncDatabaseSessionService(target) as svc:
             await svc.create_session("app", "u", session_id="race")
             for r in range(10):
                 copies = [await svc.get_session("app", "u", "race") for _ in range(2)]

@@ -1,4 +1,5 @@
-"""The SQL layer: named rows, one transaction per call, a call gate around close()."""
+"""The SQL layer: named rows, one transaction per call, a call gate around close()
+(on both backends), and group commit (SQLite's alone: one writer at a time)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from adk_lite.store import EventRow, ListedSession, SessionRow
 
 
 @pytest.fixture
-def store(db_path):
-    with DatabaseSessionService(db_path) as svc:
-        yield svc.store
+def store(svc_any):
+    return svc_any.store
 
 
 def _row(event_id, ts=1.0):
@@ -44,8 +44,8 @@ def test_a_retry_returns_the_stored_rows_and_writes_nothing(store):
         store.append("app", "u", "s", (1, "0" * 16), [_row("e4")], [], [], 4.0)
 
 
-def test_close_waits_for_the_call_in_flight_then_refuses(db_path):
-    svc = DatabaseSessionService(db_path)
+def test_close_waits_for_the_call_in_flight_then_refuses(target):
+    svc = DatabaseSessionService(target)
     store = svc.store
     store.create_session("app", "u", "s", [], 1.0)
     inside, release, results = threading.Event(), threading.Event(), []

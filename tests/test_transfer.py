@@ -1,4 +1,6 @@
-"""The export/import format (adk_lite.transfer): header, whole-record validation, atomic sessions."""
+"""The export/import format (adk_lite.transfer): header, whole-record validation, atomic
+sessions. Imports run on both backends; a bad line is refused before any database is
+opened (transfer.check_file), so that check runs on SQLite only."""
 
 import os
 
@@ -94,17 +96,17 @@ def test_a_bad_line_anywhere_refuses_the_whole_file_with_its_line_number(tmp_pat
         assert [s.id for s in svc.list_sessions()] == ["kept"] and svc.get_app_state("app") == {}
 
 
-def test_scoped_keys_go_only_where_the_api_puts_them(tmp_path, capsys):
+def test_scoped_keys_go_only_where_the_api_puts_them(new_target, tmp_path, capsys):
     """An app_state record's keys are app keys as stored (the API's "app:" prefix removed),
     so an app key that itself looks like "user:x" round-trips; a session record's
     "user:x" would shadow user state and is refused."""
-    db = str(tmp_path / "a.db")
+    db = new_target("a")
     with DatabaseSessionService(db) as svc:
         s = svc.create_session("app", "u", session_id="s", state={"app:user:x": 1, "user:temp:y": 2, "k": 3})
         svc.append_events(s, [Event(actions=EventActions(state_delta={"app:v": 1, "user:w": 2, "z": 3}))])
     out = str(tmp_path / "a.jsonl")
     assert main(["export", db, "-o", out]) == 0
-    target = str(tmp_path / "b.db")
+    target = new_target("b")
     assert main(["import", out, target, "--create"]) == 0
     with DatabaseSessionService(target, read_only=True) as svc:
         assert svc.get_session("app", "u", "s").state == {"app:user:x": 1, "app:v": 1, "user:temp:y": 2,
@@ -112,9 +114,9 @@ def test_scoped_keys_go_only_where_the_api_puts_them(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_a_file_without_a_header_is_read_as_format_1(tmp_path, capsys):
+def test_a_file_without_a_header_is_read_as_format_1(target, tmp_path, capsys):
     path = write_lines(tmp_path / "old.jsonl", [session()])
-    db = str(tmp_path / "n.db")
+    db = target
     assert main(["import", path, db, "--create", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["created"] == 1
     path = write_lines(tmp_path / "two.jsonl", [transfer.header(), session(session_id="a"), transfer.header(),
@@ -124,10 +126,10 @@ def test_a_file_without_a_header_is_read_as_format_1(tmp_path, capsys):
         assert sorted(s.id for s in svc.list_sessions()) == ["a", "b", "s"]
 
 
-def test_an_imported_session_is_a_new_creation_and_equal_to_the_export(tmp_path, capsys):
+def test_an_imported_session_is_a_new_creation_and_equal_to_the_export(target, tmp_path, capsys):
     path = write_lines(tmp_path / "one.jsonl", [session(events=[dict(GOOD_EVENT, event_id=f"e{i}", timestamp=i)
                                                                 for i in range(1200)])])
-    db = str(tmp_path / "n.db")
+    db = target
     assert main(["import", path, db, "--create"]) == 0
     with DatabaseSessionService(db) as svc:
         got = svc.get_session("app", "u", "s")
@@ -145,10 +147,10 @@ def test_an_imported_session_is_a_new_creation_and_equal_to_the_export(tmp_path,
         svc.append_event(svc.get_session("app", "u", "s"), Event(author="user"))  # it takes appends
 
 
-def test_import_session_is_one_transaction(tmp_path):
+def test_import_session_is_one_transaction(target):
     """A failure inside the write (here: a duplicate event id slipped past the checks)
     leaves nothing of the session."""
-    db = str(tmp_path / "n.db")
+    db = target
     with DatabaseSessionService(db) as svc:
         rows = [("e", "i", "a", None, 1.0, "{}"), ("e", "i", "a", None, 2.0, "{}")]
         with pytest.raises(Exception):
