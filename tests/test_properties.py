@@ -38,7 +38,7 @@ KEYS = ("k", "m", "user:k", "user:m", "app:k", "app:m", "temp:k")
 LATE = float("inf")  # update_keys events are stamped time.time(): after every drawn timestamp
 TIMES = (100.0, 101.0, 101.0, 102.5)
 
-NUL = {"allowed": True}  # PostgreSQL's jsonb refuses NUL (a clear ValueError, tested in test_postgres.py)
+NUL = {"allowed": True}  # PostgreSQL's JSON operators and text refuse NUL (a clear ValueError, tested in test_postgres.py)
 
 
 def texts(max_size):
