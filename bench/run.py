@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from importlib import metadata
-from typing import Any
+from typing import Any, Optional
 
 from . import concurrency, floor, report
 from .drivers import SERVICES
@@ -54,7 +54,8 @@ def machine() -> dict[str, Any]:
             "peewee": version("peewee"), "orjson": version("orjson")}
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
+    """Print a progress line to stderr, with the time."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
@@ -80,33 +81,15 @@ def main(argv: Any = None) -> None:
     started = time.perf_counter()
     info = machine()
     try:
-        big = os.path.join(workdir, "big.db")
-        if os.path.exists(big):
-            os.remove(big)
-        from adk_lite import DatabaseSessionService
-
-        DatabaseSessionService(big).close()
-        t = time.perf_counter()
-        built = floor.fill(big, sizes["big_sessions"], sizes["big_events_per_session"], users=1000)
-        _log(f"big file: {built['sessions']:,} sessions, {built['events']:,} events in {time.perf_counter() - t:.1f} s")
-
-        results: dict[str, Any] = {}
+        big = build_big(workdir, sizes)
+        results = measure_each(args.services, measure_service, workdir, big, sizes)
         spawn = mp.get_context("spawn")
-        for name in args.services:
-            _log(f"{name} ...")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                try:
-                    results[name] = pool.submit(measure_service, name, workdir, big, sizes).result()
-                except Exception as e:  # a failing service is reported, the others still run
-                    results[name] = {"error": f"{type(e).__name__}: {e}"}
-            r = results[name]
-            _log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
 
         paired: dict[str, Any] = {}
         if {"adk_lite", "floor"} <= set(args.services):
             with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 paired = pool.submit(measure_paired, workdir, sizes).result()
-            _log("paired with the floor: " + ", ".join(f"{k} {v['ratio_p50']}x" for k, v in paired.items()))
+            log("paired with the floor: " + ", ".join(f"{k} {v['ratio_p50']}x" for k, v in paired.items()))
 
         adapter: dict[str, Any] = {}
         if "adk_lite_adk" in args.services and "figures" in results.get("adk_lite_adk", {}):
@@ -116,15 +99,15 @@ def main(argv: Any = None) -> None:
                         adapter[key] = pool.submit(fn, workdir, sizes).result()
                     except Exception as e:  # reported, and the run fails at the end
                         adapter[key] = {"error": f"{type(e).__name__}: {e}"}
-            _log("ADK adapter side by side: " + ", ".join(
+            log("ADK adapter side by side: " + ", ".join(
                 f"{k} {v.get('error') or v.get('full_1000', {}).get('ratio_p50') or v.get('over_budget_us')}"
                 for k, v in adapter.items()))
 
         conc = []
         if not args.no_concurrency:
-            conc = concurrency.run_all(workdir, sizes["processes"], sizes["process_events"],
-                                         sizes["process_repeats"])
-            _log("concurrency: " + ", ".join(f"{c['processes']} proc {c['events_per_s']:,.0f} ev/s" for c in conc))
+            conc = concurrency.run_all(concurrency.fresh_file(workdir), sizes["processes"], sizes["process_events"],
+                                       sizes["process_repeats"])
+            log("concurrency: " + ", ".join(f"{c['processes']} proc {c['events_per_s']:,.0f} ev/s" for c in conc))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -132,12 +115,50 @@ def main(argv: Any = None) -> None:
     ratio = report.ratios(results, sizes)
     goals = report.targets(results, conc, sizes, paired, adapter, args.quick)
     print(report.render(info, results, paired, conc, ratio, goals, sizes, adapter, args.quick))
-    _log(f"done in {time.perf_counter() - started:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
-                       "paired_append_event": paired, "adapter": adapter, "concurrency": conc, "ratios": ratio, "targets": goals}, f, indent=2)
-    if any("error" in r for r in [*results.values(), *adapter.values()]):
+    log(f"done in {time.perf_counter() - started:.0f} s")
+    finish(args.json, {"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
+                       "paired_append_event": paired, "adapter": adapter, "concurrency": conc, "ratios": ratio,
+                       "targets": goals}, [*results.values(), *adapter.values()])
+
+
+def build_big(workdir: str, sizes: dict[str, Any]) -> str:
+    """Write ``big.db`` in ``workdir`` with the floor (``big_sessions`` sessions of
+    ``big_events_per_session`` events over 1,000 users); return its path."""
+    big = os.path.join(workdir, "big.db")
+    if os.path.exists(big):
+        os.remove(big)
+    from adk_lite import DatabaseSessionService
+
+    DatabaseSessionService(big).close()
+    t = time.perf_counter()
+    built = floor.fill(big, sizes["big_sessions"], sizes["big_events_per_session"], users=1000)
+    log(f"big file: {built['sessions']:,} sessions, {built['events']:,} events in {time.perf_counter() - t:.1f} s")
+    return big
+
+
+def measure_each(services: list[str], measure: Any, *args: Any) -> dict[str, Any]:
+    """``measure(name, *args)`` for each service name, each in a fresh (spawned) process,
+    logged as it goes; a service that raised gets ``{"error": "Type: message"}`` and the
+    others still run."""
+    results: dict[str, Any] = {}
+    for name in services:
+        log(f"{name} ...")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+            try:
+                results[name] = pool.submit(measure, name, *args).result()
+            except Exception as e:  # a failing service is reported, the others still run
+                results[name] = {"error": f"{type(e).__name__}: {e}"}
+        r = results[name]
+        log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
+    return results
+
+
+def finish(json_path: Optional[str], everything: dict[str, Any], outcomes: list[dict[str, Any]]) -> None:
+    """Write ``everything`` to ``json_path`` (if given); exit 1 if any of ``outcomes`` is an error."""
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(everything, f, indent=2)
+    if any("error" in r for r in outcomes):
         sys.exit(1)
 
 
