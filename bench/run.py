@@ -4,6 +4,9 @@ Builds the big adk_lite file with the floor, measures each service in a fresh
 process (same events, same sizes), runs the multi-process append test, then
 prints the table, the ratios and the targets, and writes every figure as JSON.
 Exits 1 if a service that is installed failed (so CI notices a rotten harness).
+
+``--backend postgres`` (with ``--url`` or ``$ADK_LITE_BENCH_PG``) runs the same
+workload on a PostgreSQL server instead: see :mod:`bench.postgres`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from importlib import metadata
 from typing import Any, Optional
 
 from . import concurrency, floor, report
-from .drivers import SERVICES
+from .drivers import POSTGRES_SERVICES, SERVICES
 from .adapter import measure_reads, measure_single_call
 from .suite import measure_paired, measure_service
 
@@ -39,6 +42,8 @@ QUICK = dict(
     page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
     processes=(1, 2, 4), process_events=200, process_repeats=1)
 """Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
+PG_ENV = "ADK_LITE_BENCH_PG"
+"""The environment variable naming the PostgreSQL database of ``--backend postgres``."""
 
 
 def machine() -> dict[str, Any]:
@@ -71,9 +76,31 @@ def main(argv: Any = None) -> None:
     p.add_argument("--workdir", metavar="DIR", help="where the database files go (default: a temporary folder, "
                    "removed at the end)")
     p.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES), metavar="NAME",
-                   help="services to measure (default: all): " + ", ".join(SERVICES))
+                   help="services to measure (default: all): " + ", ".join(SERVICES) + "; with --backend postgres: "
+                   + ", ".join(POSTGRES_SERVICES))
     p.add_argument("--no-concurrency", action="store_true", help="skip the multi-process append test")
+    p.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite", help=(
+        "sqlite (default): files in --workdir; postgres: adk_lite (sync, ADK adapter) and ADK's "
+        "DatabaseSessionService (postgresql+asyncpg) on one PostgreSQL server, each on emptied tables"))
+    p.add_argument("--url", metavar="URL", help="with --backend postgres: the database, as in postgresql://user:password@"
+                   f"host:5432/dbname (default: ${PG_ENV}); its adk_lite and ADK tables are DROPPED, so give the "
+                   "benchmark a database of its own")
     args = p.parse_args(argv)
+    if args.backend == "postgres":
+        from . import postgres
+
+        url = args.url or os.environ.get(PG_ENV)
+        if not url:
+            p.error(f"--backend postgres needs a server: pass --url postgresql://user:password@host:5432/dbname "
+                    f"or set ${PG_ENV}")
+        if not set(args.services) <= set(POSTGRES_SERVICES):
+            if args.services != list(SERVICES):
+                p.error("--backend postgres measures " + ", ".join(POSTGRES_SERVICES))
+            args.services = list(POSTGRES_SERVICES)
+        postgres.main(args, url)
+        return
+    if args.url:
+        p.error("--url is for --backend postgres")
     sizes = dict(QUICK if args.quick else FULL)
     sizes["big_events"] = sizes["big_sessions"] * sizes["big_events_per_session"]
     workdir = args.workdir or tempfile.mkdtemp(prefix="adk_lite_bench_")
