@@ -25,7 +25,12 @@ from .suite import maybe_await
 
 
 def _writer(path: str, index: int, events: int, sessions: int, barrier: Any, results: Any, service: str) -> None:
-    results.put(asyncio.run(_write(path, index, events, sessions, barrier, service)))
+    try:
+        result = asyncio.run(_write(path, index, events, sessions, barrier, service))
+    except BaseException as e:  # setup failed: release the others from the barrier, report it
+        barrier.abort()
+        result = {"failed": f"{type(e).__name__}: {e}"}
+    results.put(result)
 
 
 async def _write(path: str, index: int, events: int, sessions: int, barrier: Any, service: str) -> dict[str, Any]:
@@ -63,6 +68,9 @@ def run(path: str, processes: int, events: int, sessions: int = 8, service: str 
         ``{"service", "processes", "events", "seconds", "events_per_s", "errors", "locked"}``:
         total events stored, wall seconds, their rate, errors by type and the
         count of "database is locked" errors.
+
+    Raises:
+        RuntimeError: a process failed before its appends (opening, creating its sessions).
     """
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
@@ -73,6 +81,10 @@ def run(path: str, processes: int, events: int, sessions: int = 8, service: str 
     got = [results.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
+    failed = [g["failed"] for g in got if "failed" in g]
+    if failed:
+        raise RuntimeError(f"{service}: {len(failed)} of {processes} processes failed: "
+                           + "; ".join(sorted(set(failed))))
     seconds = max(g["end"] for g in got) - min(g["start"] for g in got)
     errors: Counter = Counter()
     for g in got:

@@ -117,7 +117,8 @@ async def _measure(name: str, url: str, big_path: str, z: dict[str, Any]) -> dic
         reset(url)
         t = time.perf_counter()
         done = copy_in(big_path, url)
-        notes["big"] = f"{done['created']:,} sessions, {done['events']:,} events copied in {time.perf_counter() - t:.0f} s"
+        seconds = time.perf_counter() - t
+        notes["big"] = f"{done['created']:,} sessions, {done['events']:,} events copied in {seconds:.0f} s"
         b = drivers.make(name, url)
         fig.update(await suite.measure_pages(b, z))
         await suite.maybe_await(b.close())
@@ -136,7 +137,7 @@ def with_pool(url: str, size: int) -> str:
 def appends(url: str, services: list[str], z: dict[str, Any]) -> list[dict[str, Any]]:
     """:func:`bench.concurrency.run_all` for each service, each round on emptied tables
     whose schema one service made before the processes start (so they do not race to
-    make it)."""
+    make it). A service whose processes failed gets ``{"service", "error"}`` instead."""
     pooled = with_pool(url, PROCESS_POOL)
     out = []
     for name in services:
@@ -144,9 +145,13 @@ def appends(url: str, services: list[str], z: dict[str, Any]) -> list[dict[str, 
             reset(url)
             asyncio.run(_prepare(name, pooled))
             return pooled
-        out += concurrency.run_all(fresh, z["processes"], z["process_events"], z["process_repeats"], service=name)
-        log(f"{name} appends: " + ", ".join(f"{c['processes']} proc {c['events_per_s']:,.0f} ev/s"
-                                           for c in out if c["service"] == name))
+        try:
+            runs = concurrency.run_all(fresh, z["processes"], z["process_events"], z["process_repeats"], service=name)
+        except Exception as e:  # reported; the other services still run and the run fails at the end
+            runs = [{"service": name, "error": f"{type(e).__name__}: {e}"}]
+        out += runs
+        log(f"{name} appends: " + ", ".join(r.get("error") or f"{r['processes']} proc {r['events_per_s']:,.0f} ev/s"
+                                           for r in runs))
     return out
 
 
@@ -186,4 +191,4 @@ def main(args: argparse.Namespace, url: str) -> None:
     log(f"done in {time.perf_counter() - started:.0f} s")
     finish(args.json, {"machine": info, "backend": "postgres", "quick": args.quick, "sizes": sizes,
                        "services": results, "concurrency": conc, "ratios": ratio, "targets": goals},
-           list(results.values()))
+           [*results.values(), *conc])

@@ -239,6 +239,9 @@ def concurrency_table(conc: list[dict[str, Any]], named: bool = False) -> str:
     lines = [("| service " if named else "") + "| processes | events | seconds | events/s total | errors | "
              "database is locked |", "|---" * (6 + named) + "|"]
     for c in conc:
+        if "error" in c:
+            lines.append((f"| {SHORT[c['service']]} " if named else "") + f"| failed: {c['error']} | | | | | |")
+            continue
         errs = ", ".join(f"{k}: {v}" for k, v in c["errors"].items()) or "0"
         lines.append((f"| {SHORT[c['service']]} " if named else "") +
                      f"| {c['processes']} | {c['events']:,} | {c['seconds']} | {c['events_per_s']:,.0f} | {errs} | "
