@@ -6,7 +6,10 @@ in a fresh process, every phase on emptied tables: :func:`reset` drops adk_lite'
 tables and ADK's before the calls (create, append, get, list, update_keys), before
 ``get_session(num_recent_events=20)`` on sessions of 100 to 100,000 events, and, for
 the sync API, before the keyset pages over 10,000 sessions (filled by the floor into a
-SQLite file and copied in with ``adk-lite copy``'s code). Then N processes append at
+SQLite file and copied in with ``adk-lite copy``'s code). What the targets compare is
+timed again interleaved call by call in one process: the recent-20 reads of the
+smallest and the biggest session, and the adapter's appends beside ADK's
+(:func:`measure_append_pair`). Then N processes append at
 once through each service (:mod:`bench.concurrency`, a pool of :data:`PROCESS_POOL`
 connections per process). The table and the targets are :mod:`bench.report`'s.
 
@@ -25,8 +28,10 @@ import time
 from importlib import metadata
 from typing import Any
 
-from . import concurrency, drivers, report, suite
-from .run import FULL, QUICK, build_big, finish, log, machine, measure_each
+from . import concurrency, drivers, report, suite, workload
+from .adapter import interleaved, recent_pair
+from .suite import summary
+from .run import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
 
 LITE_TABLES = ("adk_events", "adk_state", "adk_sessions", "adk_metadata")
 """adk_lite's tables (``adk_lite.models.TABLES``)."""
@@ -104,12 +109,18 @@ def measure_service(name: str, url: str, big_path: str, sizes: dict[str, Any]) -
 
 
 async def _measure(name: str, url: str, big_path: str, z: dict[str, Any]) -> dict[str, Any]:
-    fig: dict[str, Any] = {}
-    for phase in (suite.measure_calls, suite.measure_recent):
-        reset(url)
-        d = drivers.make(name, url)
-        fig.update(await phase(d, z))
-        await suite.maybe_await(d.close())
+    reset(url)
+    d = drivers.make(name, url)
+    fig = await suite.measure_calls(d, z)
+    await suite.maybe_await(d.close())
+
+    reset(url)
+    r = drivers.make(name, url)
+    fig.update(await suite.measure_recent(r, z))
+    small, big = z["recent"][0], z["recent"][-1]
+    fig["get_session_recent20_pair"] = await recent_pair(
+        r, workload.session_id("recent", small), workload.session_id("recent", big), big, z["recent_reps"])
+    await suite.maybe_await(r.close())
     fig.pop("events")
     fig.pop("json_bytes")
     notes: dict[str, str] = {}
@@ -125,6 +136,36 @@ async def _measure(name: str, url: str, big_path: str, z: dict[str, Any]) -> dic
     else:
         notes["list_sessions_page"] = "ADK's list_sessions has no paging"
     return {"figures": fig, "notes": notes}
+
+
+def measure_append_pair(url: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """The ADK adapter's ``append_event`` and ADK ``DatabaseSessionService``'s interleaved
+    call by call in one process (child-process entry point), each on its own emptied
+    tables of the same database: the same turns, round-robin over ``append_sessions``
+    sessions of each.
+
+    Returns:
+        ``{"adapter": summary, "adk": summary, "ratio_p50": ADK p50 / adapter p50}``.
+    """
+    return asyncio.run(_append_pair(url, sizes))
+
+
+async def _append_pair(url: str, z: dict[str, Any]) -> dict[str, Any]:
+    reset(url)
+    t0, calls = time.time(), []
+    for label, name in (("adapter", "adk_lite_adk"), ("adk", "adk_database")):
+        d = drivers.make(name, url)
+        handles = [await d.create(f"user-{i % z['users']}", workload.session_id("pair", i), {})
+                   for i in range(z["append_sessions"])]
+        events = [[d.event(e) for e in workload.events(("pair", i), 4 * z["turns"], t0)] for i in range(len(handles))]
+        order = iter([(handles[i], events[i][k]) for k in range(4 * z["turns"]) for i in range(len(handles))])
+        calls.append((label, d, lambda d=d, order=order: d.append(*next(order))))
+    times = await interleaved([(label, fn) for label, _, fn in calls], 4 * z["turns"] * z["append_sessions"])
+    for _, d, _ in calls:
+        await d.close()
+    reset(url)
+    a, b = summary(times["adapter"]), summary(times["adk"])
+    return {"adapter": a, "adk": b, "ratio_p50": round(b["p50_us"] / a["p50_us"], 2)}
 
 
 def with_pool(url: str, size: int) -> str:
@@ -177,18 +218,22 @@ def main(args: argparse.Namespace, url: str) -> None:
     try:
         big = build_big(workdir, sizes)
         results = measure_each(args.services, measure_service, url, big, sizes)
+        paired: dict[str, Any] = {}
+        if {"adk_lite_adk", "adk_database"} <= set(args.services):
+            paired = in_child(measure_append_pair, url, sizes)
+            log(f"adapter and ADK appends interleaved: {paired.get('error') or str(paired['ratio_p50']) + 'x'}")
         conc = [] if args.no_concurrency else appends(url, args.services, sizes)
     finally:
         reset(url)
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     ratio = report.ratios(results, sizes, report.POSTGRES_PAIRS)
-    goals = report.postgres_targets(results, sizes, args.quick)
+    goals = report.postgres_targets(results, sizes, paired, args.quick)
     print(report.render(info, results, {}, conc, ratio, goals, sizes, None, args.quick, services=tuple(args.services),
                         labels=drivers.POSTGRES_LABELS, conc_title=(
                             f"Concurrent appends to one database (one service per process, at most {PROCESS_POOL} "
                             "connections each):")))
     log(f"done in {time.perf_counter() - started:.0f} s")
     finish(args.json, {"machine": info, "backend": "postgres", "quick": args.quick, "sizes": sizes,
-                       "services": results, "concurrency": conc, "ratios": ratio, "targets": goals},
-           [*results.values(), *conc])
+                       "services": results, "paired_append_event": paired, "concurrency": conc, "ratios": ratio,
+                       "targets": goals}, [*results.values(), paired, *conc])

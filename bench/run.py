@@ -82,9 +82,9 @@ def main(argv: Any = None) -> None:
     p.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite", help=(
         "sqlite (default): files in --workdir; postgres: adk_lite (sync, ADK adapter) and ADK's "
         "DatabaseSessionService (postgresql+asyncpg) on one PostgreSQL server, each on emptied tables"))
-    p.add_argument("--url", metavar="URL", help="with --backend postgres: the database, as in postgresql://user:password@"
-                   f"host:5432/dbname (default: ${PG_ENV}); its adk_lite and ADK tables are DROPPED, so give the "
-                   "benchmark a database of its own")
+    p.add_argument("--url", metavar="URL", help=(
+        f"with --backend postgres: the database, as in postgresql://user:password@host:5432/dbname (default: "
+        f"${PG_ENV}); its adk_lite and ADK tables are DROPPED, so give the benchmark a database of its own"))
     args = p.parse_args(argv)
     if args.backend == "postgres":
         from . import postgres
@@ -121,11 +121,7 @@ def main(argv: Any = None) -> None:
         adapter: dict[str, Any] = {}
         if "adk_lite_adk" in args.services and "figures" in results.get("adk_lite_adk", {}):
             for key, fn in (("reads", measure_reads), ("call", measure_single_call)):
-                with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    try:
-                        adapter[key] = pool.submit(fn, workdir, sizes).result()
-                    except Exception as e:  # reported, and the run fails at the end
-                        adapter[key] = {"error": f"{type(e).__name__}: {e}"}
+                adapter[key] = in_child(fn, workdir, sizes)
             log("ADK adapter side by side: " + ", ".join(
                 f"{k} {v.get('error') or v.get('full_1000', {}).get('ratio_p50') or v.get('over_budget_us')}"
                 for k, v in adapter.items()))
@@ -163,18 +159,23 @@ def build_big(workdir: str, sizes: dict[str, Any]) -> str:
     return big
 
 
+def in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a fresh (spawned) process; ``{"error": "Type: message"}`` if it raised."""
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        try:
+            return pool.submit(fn, *args).result()
+        except Exception as e:  # reported by the caller, and the run fails at the end
+            return {"error": f"{type(e).__name__}: {e}"}
+
+
 def measure_each(services: list[str], measure: Any, *args: Any) -> dict[str, Any]:
-    """``measure(name, *args)`` for each service name, each in a fresh (spawned) process,
-    logged as it goes; a service that raised gets ``{"error": "Type: message"}`` and the
-    others still run."""
+    """``measure(name, *args)`` for each service name, each in a fresh (spawned) process
+    (:func:`in_child`), logged as it goes; a service that raised gets ``{"error": ...}``
+    and the others still run."""
     results: dict[str, Any] = {}
     for name in services:
         log(f"{name} ...")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-            try:
-                results[name] = pool.submit(measure, name, *args).result()
-            except Exception as e:  # a failing service is reported, the others still run
-                results[name] = {"error": f"{type(e).__name__}: {e}"}
+        results[name] = in_child(measure, name, *args)
         r = results[name]
         log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
     return results
