@@ -43,7 +43,7 @@ PROCESS_POOL = 4
 FULL_PG = dict(FULL, big_sessions=10_000, big_events_per_session=10, deep_at=9_000, processes=(1, 8),
                process_events=500, process_repeats=1)
 """Sizes of the full run on PostgreSQL: the SQLite run's, with 10,000 sessions to page
-through and 500 appends per process (about 10 minutes on 2 cores)."""
+through and 500 appends per process (about 3 minutes on 2 cores)."""
 QUICK_PG = dict(QUICK, big_sessions=1_000, big_events_per_session=4, deep_at=800, processes=(1, 8),
                 process_events=40, process_repeats=1)
 """Sizes of ``--backend postgres --quick`` (a smoke run, about a minute)."""
