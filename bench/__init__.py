@@ -5,5 +5,6 @@ figure); see the README's "Performance" section. Modules: :mod:`bench.workload`
 (the events), :mod:`bench.floor` (the stdlib-sqlite3 floor and the big-file
 builder), :mod:`bench.drivers` (one interface per service), :mod:`bench.suite`
 (the per-service figures), :mod:`bench.concurrency` (several processes on one
-file), :mod:`bench.report` (table, ratios, targets), :mod:`bench.run` (the command).
+file), :mod:`bench.report` (table, ratios, targets), :mod:`bench.run` (the command),
+:mod:`bench.postgres` (``--backend postgres``: the same figures on a PostgreSQL server).
 """

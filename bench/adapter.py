@@ -28,7 +28,7 @@ from .suite import summary
 from .workload import APP
 
 
-async def _interleaved(calls: list[tuple[str, Callable[[], Any]]], reps: int) -> dict[str, list[float]]:
+async def interleaved(calls: list[tuple[str, Callable[[], Any]]], reps: int) -> dict[str, list[float]]:
     """Run each named call once per round, ``reps`` rounds; seconds per call by name."""
     clock = time.perf_counter
     times: dict[str, list[float]] = {name: [] for name, _ in calls}
@@ -66,17 +66,27 @@ async def _reads(workdir: str, z: dict[str, Any]) -> dict[str, Any]:
             await lite.seed(handle, part)
     got = await lite.get("user-0", "full")
     assert len(got.events) == len((await memory.get("user-0", "full")).events) == 1000
-    full = await _interleaved([("adapter", lambda: lite.get("user-0", "full")),
+    full = await interleaved([("adapter", lambda: lite.get("user-0", "full")),
                                ("inmemory", lambda: memory.get("user-0", "full"))], z["get_full_reps"])
-    recent = await _interleaved([("small", lambda: lite.get("user-0", "recent-100", 20)),
-                                 ("big", lambda: lite.get("user-0", f"recent-{big}", 20))], z["recent_reps"])
+    recent = await recent_pair(lite, "recent-100", f"recent-{big}", big, z["recent_reps"])
     cache = lite.svc.cache_info() if hasattr(lite.svc, "cache_info") else None  # None: an adapter without a cache
     await lite.close()
     a, m = summary(full["adapter"]), summary(full["inmemory"])
-    s, b = summary(recent["small"]), summary(recent["big"])
     return {"full_1000": {"adapter": a, "inmemory": m, "ratio_p50": round(a["p50_us"] / m["p50_us"], 2)},
-            "recent20": {"small": s, "big": b, "events_big": big, "ratio_p50": round(b["p50_us"] / s["p50_us"], 2)},
-            "cache": cache}
+            "recent20": recent, "cache": cache}
+
+
+async def recent_pair(d: Any, small: str, big: str, events_big: int, reps: int) -> dict[str, Any]:
+    """``get_session(num_recent_events=20)`` of the session ids ``small`` (100 events) and
+    ``big`` (``events_big`` events) of ``user-0`` through driver ``d``, interleaved.
+
+    Returns:
+        ``{"small", "big": summary, "events_big", "ratio_p50": big p50 / small p50}``.
+    """
+    times = await interleaved([("small", lambda: d.get("user-0", small, 20)),
+                               ("big", lambda: d.get("user-0", big, 20))], reps)
+    s, b = summary(times["small"]), summary(times["big"])
+    return {"small": s, "big": b, "events_big": events_big, "ratio_p50": round(b["p50_us"] / s["p50_us"], 2)}
 
 
 def measure_single_call(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,10 @@ session_id, state)``, ``append(handle, event)``, ``append_batch(handle, events)`
 ``update_keys(user, session_id, delta)``, ``stats()``, ``seed(handle, dicts)``
 (add these events to a session made by ``create``, by the fastest path into the
 same schema; never timed), ``close()`` and ``path`` (None in memory).
+
+``path`` may also be a PostgreSQL URL (``postgresql://user:password@host/dbname``)
+for the services of :data:`POSTGRES_SERVICES`: adk_lite opens it with psycopg 3,
+ADK's ``DatabaseSessionService`` as ``postgresql+asyncpg://`` (:func:`adk_database_url`).
 """
 
 from __future__ import annotations
@@ -35,8 +39,70 @@ LABELS = {
     "adk_database": "ADK DatabaseSessionService (sqlite+aiosqlite)",
 }
 
+POSTGRES_SERVICES = ("adk_lite", "adk_lite_adk", "adk_database")
+"""The services ``python -m bench --backend postgres`` measures, in order."""
+
+POSTGRES_LABELS = dict(LABELS, adk_database="ADK DatabaseSessionService (postgresql+asyncpg)")
+""":data:`LABELS` for a run on PostgreSQL."""
+
+SEED_BATCH = 1000
+"""Events per ``append_events`` call when seeding adk_lite's schema on PostgreSQL."""
+
 LITE_FAMILY = ("floor", "adk_lite", "adk_lite_async", "adk_lite_adk")
 """Services that write adk_lite's schema (seeded by :func:`bench.floor.seed`)."""
+
+
+def is_postgres(target: Optional[str]) -> bool:
+    """True when ``target`` is a PostgreSQL URL (not a file path, not None)."""
+    from adk_lite.target import target_kind
+
+    return target is not None and target_kind(target) == "postgres"
+
+
+def adk_database_url(target: str) -> tuple[str, dict[str, Any]]:
+    """The URL and engine options of ADK's ``DatabaseSessionService`` for ``target``.
+
+    A file path becomes ``sqlite+aiosqlite:///<absolute path>``. A PostgreSQL URL
+    becomes ``postgresql+asyncpg://`` with the same user, password, host and database,
+    without adk_lite's query options; its ``max_connections`` (adk_lite's pool size),
+    if given, becomes SQLAlchemy's ``pool_size`` with no overflow, so both systems
+    hold at most as many connections.
+    """
+    if not is_postgres(target):
+        return "sqlite+aiosqlite:///" + os.path.abspath(target), {}
+    from adk_lite.target import parse_postgres
+
+    pool = parse_postgres(target).options.get("max_connections")
+    url = "postgresql+asyncpg://" + target.split("://", 1)[1].split("?", 1)[0]
+    return url, ({"pool_size": pool, "max_overflow": 0} if pool else {})
+
+
+def seed_lite(target: str, user: str, sid: str, dicts: list[dict[str, Any]]) -> None:
+    """Add workload dicts to a stored session in adk_lite's schema (never timed).
+
+    On a SQLite file, the floor's ``executemany`` (:func:`bench.floor.seed`). On
+    PostgreSQL, adk_lite's own batch path: ``append_events`` of :data:`SEED_BATCH`
+    events, with ``vacuum()`` (``VACUUM ANALYZE``) after the first batch and the
+    last. An append checks that its event ids are new with an index lookup per id,
+    but on tables the server has no statistics for yet (freshly made, before
+    autovacuum's first ANALYZE) the planner expects one row per session and scans
+    all of the session's events for each id instead, which makes filling one
+    session quadratic.
+    """
+    if not is_postgres(target):
+        floor.seed(target, APP, user, sid, dicts)
+        return
+    import adk_lite
+
+    with adk_lite.DatabaseSessionService(target) as svc:
+        session = svc.get_session(APP, user, sid, num_recent_events=0)
+        events = [adk_lite.Event.from_dict(d) for d in dicts]
+        for i in range(0, len(events), SEED_BATCH):
+            svc.append_events(session, events[i:i + SEED_BATCH])
+            if i == 0:
+                svc.vacuum()
+            session.events.clear()  # keep the seeding process small
+        svc.vacuum()
 
 
 def _schema(path: str) -> None:
@@ -140,7 +206,7 @@ class LiteDriver(Driver):
         return self.svc.update_keys(APP, user, sid, delta)
 
     def seed(self, handle, dicts):
-        floor.seed(self.path, APP, handle.user_id, handle.id, dicts)
+        seed_lite(self.path, handle.user_id, handle.id, dicts)
 
 
 class AdkDriver(Driver):
@@ -167,7 +233,8 @@ class AdkDriver(Driver):
         elif name == "adk_database":
             from google.adk.sessions import DatabaseSessionService
 
-            self.svc = DatabaseSessionService("sqlite+aiosqlite:///" + os.path.abspath(path))
+            url, options = adk_database_url(path)
+            self.svc = DatabaseSessionService(url, **options)
         else:
             from adk_lite.adk import DatabaseSessionService  # the adapter (the adk extra)
 
@@ -217,8 +284,10 @@ class AdkDriver(Driver):
                 rows.append({c.key: getattr(stored, c.key) for c in table.__table__.columns})
             async with self.svc.db_engine.begin() as conn:
                 await conn.execute(insert(table.__table__), rows)
+                if is_postgres(self.path):  # fresh statistics, as adk_lite's seeding has them
+                    await conn.exec_driver_sql("ANALYZE")
         else:  # the adapter writes adk_lite's schema
-            floor.seed(self.path, APP, user, sid, dicts)
+            seed_lite(self.path, user, sid, dicts)
 
     async def close(self):
         close = getattr(self.svc, "close", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .drivers import LABELS, SERVICES
+from .drivers import LABELS, POSTGRES_LABELS, SERVICES
 
 SHORT = {"floor": "floor", "adk_lite": "lite sync", "adk_lite_async": "lite async", "adk_lite_adk": "lite adapter",
          "adk_inmemory": "ADK memory", "adk_sqlite": "ADK Sqlite", "adk_database": "ADK Database"}
@@ -44,19 +44,23 @@ def rows(results: dict[str, Any], sizes: dict[str, Any]) -> list[tuple[str, str,
     return out
 
 
-def table(results: dict[str, Any], sizes: dict[str, Any]) -> str:
-    """A markdown table: one row per figure, one column per service."""
-    head = "| figure | " + " | ".join(SHORT[s] for s in SERVICES) + " |"
-    lines = [head, "|---" * (len(SERVICES) + 1) + "|"]
+def table(results: dict[str, Any], sizes: dict[str, Any], services: tuple[str, ...] = SERVICES) -> str:
+    """A markdown table: one row per figure, one column per service of ``services``;
+    rows no service has are left out."""
+    head = "| figure | " + " | ".join(SHORT[s] for s in services) + " |"
+    lines = [head, "|---" * (len(services) + 1) + "|"]
     for key, label, show in rows(results, sizes):
+        if not any(key in results.get(s, {}).get("figures", {}) for s in services) and any(
+                "figures" in results.get(s, {}) for s in services):
+            continue
         cells = []
-        for s in SERVICES:
+        for s in services:
             r = results.get(s, {})
             fig = r.get("figures", {}).get(key)
             cells.append(show(fig) if fig else ("error" if "error" in r else "n/a"))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     cells = [f"{results[s]['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in results.get(s, {}) else "n/a"
-             for s in SERVICES]
+             for s in services]
     lines.append("| peak RSS (process) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -66,17 +70,24 @@ def _p50(results: dict[str, Any], service: str, key: str) -> Optional[float]:
     return fig["p50_us"] if fig else None
 
 
-def ratios(results: dict[str, Any], sizes: dict[str, Any]) -> dict[str, dict[str, Optional[float]]]:
-    """p50 ratios: each ADK service over each adk_lite face, and adk_lite over the floor.
+POSTGRES_PAIRS = [("adk_database", "adk_lite_adk"), ("adk_database", "adk_lite")]
+"""The p50 ratios of a run on PostgreSQL: ADK's DatabaseSessionService over each adk_lite face."""
+
+
+def ratios(results: dict[str, Any], sizes: dict[str, Any],
+           pairs: Optional[list[tuple[str, str]]] = None) -> dict[str, dict[str, Optional[float]]]:
+    """p50 ratios ``a / b`` of each pair of services: by default each ADK service over
+    each adk_lite face, and adk_lite over the floor.
 
     Returns:
         ``{figure: {"ADK Sqlite / lite adapter": x, ...}}``; None where either side is missing.
     """
     keys = ["create_session", "append_event", "get_session_full_100", "get_session_full_1000",
             f"get_session_recent20_{sizes['recent'][-1]}", "list_sessions_user"]
-    pairs = [(a, b) for b in ("adk_lite_adk", "adk_lite_async")
-             for a in ("adk_inmemory", "adk_sqlite", "adk_database")]
-    pairs += [("adk_lite", "floor"), ("adk_lite_async", "floor"), ("adk_lite_adk", "floor")]
+    if pairs is None:
+        pairs = [(a, b) for b in ("adk_lite_adk", "adk_lite_async")
+                 for a in ("adk_inmemory", "adk_sqlite", "adk_database")]
+        pairs += [("adk_lite", "floor"), ("adk_lite_async", "floor"), ("adk_lite_adk", "floor")]
     out = {}
     for key in keys + ["append_events_100"]:
         row = {}
@@ -97,6 +108,25 @@ def ratio_table(r: dict[str, dict[str, Optional[float]]]) -> str:
     return "\n".join(lines)
 
 
+def _goal(name: str, value: Optional[float], ok: Optional[bool], shown: str, missing: str,
+          quick: bool) -> dict[str, Any]:
+    """One target's row: ``met`` / ``missed`` / ``n/a: why`` (``not judged`` for a smoke run)."""
+    verdict = ("met" if ok else "missed") if value is not None else f"n/a: {missing}"
+    if quick and value is not None:
+        verdict = "not judged (smoke run)"
+    return {"target": name, "value": value, "shown": shown if value is not None else "-", "verdict": verdict}
+
+
+def _div(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return round(a / b, 2) if a and b else None
+
+
+def _why(results: dict[str, Any], *services: str) -> str:
+    """Why a figure of ``services`` is missing: each one's skip reason or error."""
+    return "; ".join(f"{SHORT[s]}: {results.get(s, {}).get('skipped') or results.get(s, {}).get('error', 'not run')}"
+                     for s in services if "figures" not in results.get(s, {})) or "figure missing"
+
+
 def targets(results: dict[str, Any], conc: list[dict[str, Any]], sizes: dict[str, Any],
             paired: dict[str, Any], adapter: Optional[dict[str, Any]] = None,
             quick: bool = False) -> list[dict[str, Any]]:
@@ -110,17 +140,12 @@ def targets(results: dict[str, Any], conc: list[dict[str, Any]], sizes: dict[str
     adapter = adapter or {}
 
     def check(name: str, value: Optional[float], ok: Optional[bool], shown: str, missing: str = "") -> None:
-        verdict = ("met" if ok else "missed") if value is not None else f"n/a: {missing}"
-        if quick and value is not None:
-            verdict = "not judged (smoke run)"
-        out.append({"target": name, "value": value, "shown": shown if value is not None else "-", "verdict": verdict})
+        out.append(_goal(name, value, ok, shown, missing, quick))
 
-    def div(a: Optional[float], b: Optional[float]) -> Optional[float]:
-        return round(a / b, 2) if a and b else None
+    div = _div
 
     def why(*services: str) -> str:
-        return "; ".join(f"{SHORT[s]}: {results.get(s, {}).get('skipped') or results.get(s, {}).get('error', 'not run')}"
-                         for s in services if "figures" not in results.get(s, {})) or "figure missing"
+        return _why(results, *services)
 
     paired_one = paired.get("append_event", {})
     x = paired_one.get("ratio_p50") or div(_p50(results, "adk_lite", "append_event"), _p50(results, "floor", "append_event"))
@@ -183,12 +208,50 @@ def targets(results: dict[str, Any], conc: list[dict[str, Any]], sizes: dict[str
     return out
 
 
-def concurrency_table(conc: list[dict[str, Any]]) -> str:
-    """The concurrency runs as a markdown table."""
-    lines = ["| processes | events | seconds | events/s total | errors | database is locked |", "|---|---|---|---|---|---|"]
+def postgres_targets(results: dict[str, Any], sizes: dict[str, Any], paired: Optional[dict[str, Any]] = None,
+                     quick: bool = False) -> list[dict[str, Any]]:
+    """The targets of a run on PostgreSQL (``python -m bench --backend postgres``), each
+    named with what it compares, with the measured value and its verdict (as :func:`targets`);
+    the append target is judged on the interleaved run (``paired``) when there is one."""
+    out = []
+    if paired and "ratio_p50" in paired:
+        adapter, adk, how = paired["adapter"]["p50_us"], paired["adk"]["p50_us"], "interleaved"
+    else:
+        adapter, adk = _p50(results, "adk_lite_adk", "append_event"), _p50(results, "adk_database", "append_event")
+        how = "separate processes"
+    x = _div(adk, adapter)
+    out.append(_goal(f"ADK adapter append_event p50 >= 5x faster than {POSTGRES_LABELS['adk_database']}'s on the "
+                     "same server (interleaved)", x, x is not None and x >= 5,
+                     f"{x}x ({_us(adk or 0)} vs {_us(adapter or 0)}, {how})",
+                     (paired or {}).get("error") or _why(results, "adk_lite_adk", "adk_database"), quick))
+    big = sizes["recent"][-1]
+    for service in ("adk_lite", "adk_lite_adk"):
+        pair = results.get(service, {}).get("figures", {}).get("get_session_recent20_pair")
+        x = pair["ratio_p50"] if pair else None
+        out.append(_goal(f"{LABELS[service]} get_session(num_recent_events=20) p50 on a {big:,}-event session <= 2x "
+                         "on a 100-event one (interleaved)", x, x is not None and x <= 2,
+                         f"{x}x ({_us(pair['big']['p50_us'])} vs {_us(pair['small']['p50_us'])})" if pair else "",
+                         _why(results, service), quick))
+    first, deep = (_p50(results, "adk_lite", key) for key in ("list_sessions_page_first", "list_sessions_page_deep"))
+    x = round(max(first, deep) / 1000, 2) if first and deep else None
+    out.append(_goal(f"sync list_sessions page of 100 from {sizes['big_sessions']:,} sessions p50 <= 10 ms (the first "
+                     f"page and the page at {sizes['deep_at']:,}, the slower of the two)", x, x is not None and x <= 10,
+                     f"{x} ms (first {_us(first or 0)}, at {sizes['deep_at']:,} {_us(deep or 0)})",
+                     _why(results, "adk_lite"), quick))
+    return out
+
+
+def concurrency_table(conc: list[dict[str, Any]], named: bool = False) -> str:
+    """The concurrency runs as a markdown table; ``named``: with a column for the service."""
+    lines = [("| service " if named else "") + "| processes | events | seconds | events/s total | errors | "
+             "database is locked |", "|---" * (6 + named) + "|"]
     for c in conc:
+        if "error" in c:
+            lines.append((f"| {SHORT[c['service']]} " if named else "") + f"| failed: {c['error']} | | | | | |")
+            continue
         errs = ", ".join(f"{k}: {v}" for k, v in c["errors"].items()) or "0"
-        lines.append(f"| {c['processes']} | {c['events']:,} | {c['seconds']} | {c['events_per_s']:,.0f} | {errs} | "
+        lines.append((f"| {SHORT[c['service']]} " if named else "") +
+                     f"| {c['processes']} | {c['events']:,} | {c['seconds']} | {c['events_per_s']:,.0f} | {errs} | "
                      f"{c['locked']} |")
     return "\n".join(lines)
 
@@ -198,10 +261,14 @@ SMOKE = ("SMOKE RUN (--quick): small sizes, to check that the benchmark runs. Th
 
 
 def machine_line(machine: dict[str, Any]) -> str:
-    """What the figures were measured on, in one line."""
+    """What the figures were measured on, in one line (with the PostgreSQL server and
+    drivers when ``machine`` names them)."""
+    server = (f"; PostgreSQL {machine['postgres']} ({machine['postgres_at']}), psycopg {machine['psycopg']}, "
+              f"asyncpg {machine['asyncpg']}" if "postgres" in machine else "")
     return (f"Measured on: {machine['cpus']} CPUs ({machine['cpu']}, load {machine['load_avg_1m']} at start), "
             f"{machine['os']}; Python {machine['python']}, SQLite {machine['sqlite']}, Peewee {machine['peewee']}, "
-            f"google-adk {machine['google-adk']}, SQLAlchemy {machine['sqlalchemy']}, orjson {machine['orjson']}")
+            f"google-adk {machine['google-adk']}, SQLAlchemy {machine['sqlalchemy']}, orjson {machine['orjson']}"
+            + server)
 
 
 def adapter_table(adapter: dict[str, Any]) -> list[str]:
@@ -235,15 +302,17 @@ def adapter_table(adapter: dict[str, Any]) -> list[str]:
 
 def render(machine: dict[str, Any], results: dict[str, Any], paired: dict[str, Any], conc: list[dict[str, Any]],
            ratio: dict, goals: list[dict[str, Any]], sizes: dict[str, Any], adapter: Optional[dict[str, Any]] = None,
-           quick: bool = False) -> str:
-    """The whole stdout report."""
+           quick: bool = False, services: tuple[str, ...] = SERVICES, labels: Optional[dict[str, str]] = None,
+           conc_title: str = "Concurrent appends to one file (adk_lite sync, one service per process):") -> str:
+    """The whole stdout report: of the SQLite run by default, or of ``services`` named by ``labels``."""
+    labels = labels or LABELS
     parts = ([SMOKE, ""] if quick else []) + [machine_line(machine), "",
-                                              "Services: " + "; ".join(f"{SHORT[s]} = {LABELS[s]}" for s in SERVICES), ""]
-    skipped = [f"{SHORT[s]}: {results[s].get('skipped') or results[s].get('error')}" for s in SERVICES
+                                              "Services: " + "; ".join(f"{SHORT[s]} = {labels[s]}" for s in services), ""]
+    skipped = [f"{SHORT[s]}: {results[s].get('skipped') or results[s].get('error')}" for s in services
                if s in results and "figures" not in results[s]]
     if skipped:
         parts += ["Not measured: " + "; ".join(skipped), ""]
-    parts += [table(results, sizes), "", ratio_table(ratio), ""]
+    parts += [table(results, sizes, services), "", ratio_table(ratio), ""]
     if paired:
         parts += ["Interleaved call by call with the floor in one process (the steadiest adk_lite / floor ratio):", "",
                   "| call | calls | adk_lite sync p50 / p99 | floor p50 / p99 | p50 ratio | events/s at p50: adk_lite, floor |",
@@ -254,8 +323,7 @@ def render(machine: dict[str, Any], results: dict[str, Any], paired: dict[str, A
                          f"{_us(f['p99_us'])} | {p['ratio_p50']}x | {_rate(a['p50_per_s'])}, {_rate(f['p50_per_s'])} |")
         parts.append("")
     if conc:
-        parts += ["Concurrent appends to one file (adk_lite sync, one service per process):", "",
-                  concurrency_table(conc), ""]
+        parts += [conc_title, "", concurrency_table(conc, named=services != SERVICES), ""]
     parts += adapter_table(adapter or {})
     parts += ["| target (what it compares) | measured | verdict |", "|---|---|---|"]
     parts += [f"| {g['target']} | {g['shown']} | {g['verdict']} |" for g in goals]

@@ -51,7 +51,8 @@ async def timed(fn: Callable, argsets: Iterable[tuple], cap_s: float) -> tuple[l
     return times, results
 
 
-async def _await(result: Any) -> Any:
+async def maybe_await(result: Any) -> Any:
+    """``result``, awaited first when it is awaitable (a driver method's return)."""
     return await result if inspect.isawaitable(result) else result
 
 
@@ -79,10 +80,17 @@ def measure_service(name: str, workdir: str, big_path: str, sizes: dict[str, Any
         ``{"figures": {...}, "rss_start_mib", "peak_rss_mib", "seconds"}``, or
         ``{"skipped": reason}`` when the service cannot be imported.
     """
+    return measured(_measure, name, workdir, big_path, sizes)
+
+
+def measured(measure: Callable, *args: Any) -> dict[str, Any]:
+    """Run the coroutine function ``measure(*args)`` (which returns a dict of figures) in
+    a new event loop, and add this process's ``rss_start_mib``, ``peak_rss_mib`` and the
+    ``seconds`` it took; ``{"skipped": reason}`` when an import failed."""
     started = time.perf_counter()
     rss0 = _rss_mib()
     try:
-        out = asyncio.run(_measure(name, workdir, big_path, sizes))
+        out = asyncio.run(measure(*args))
     except ImportError as e:
         return {"skipped": f"not installed ({e.name or e})"}
     out.update(rss_start_mib=round(rss0, 1), seconds=round(time.perf_counter() - started, 1),
@@ -91,17 +99,54 @@ def measure_service(name: str, workdir: str, big_path: str, sizes: dict[str, Any
 
 
 async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) -> dict[str, Any]:
-    cap = z["cap_s"]
-    fig: dict[str, Any] = {}
-    notes: dict[str, str] = {}
     persistent = name != "adk_inmemory"
     path = os.path.join(workdir, f"{name}.db") if persistent else None
     d = drivers.make(name, path)
+    fig = await measure_calls(d, z)
+    await maybe_await(d.close())
+
+    # get_session(num_recent_events=20) in a file of its own, which then gives the file
+    # bytes per event after VACUUM.
+    recent_path = os.path.join(workdir, f"{name}-recent.db") if persistent else None
+    r = drivers.make(name, recent_path)
+    recent = await measure_recent(r, z)
+    await maybe_await(r.close())
+    del r
+    events, json_bytes = recent.pop("events"), recent.pop("json_bytes")
+    fig.update(recent)
+    if persistent:
+        size = file_bytes_after_vacuum(recent_path)
+        fig["file_bytes_per_event"] = {"bytes_per_event": round(size / events, 1),
+                                       "json_bytes_per_event": round(json_bytes / events, 1),
+                                       "ratio": round(size / json_bytes, 3), "events": events}
+
+    # The big file (built once by the floor): keyset pages deep into it, and get_stats.
+    notes: dict[str, str] = {}
+    if name in ("adk_lite", "adk_lite_async"):
+        b = drivers.make(name, big_path)
+        fig.update(await measure_pages(b, z))
+        await maybe_await(b.close())
+    elif name == "adk_lite_adk":
+        notes["list_sessions_page"] = "ADK's list_sessions has no paging"
+    return {"figures": fig, "notes": notes}
+
+
+async def measure_calls(d: drivers.Driver, z: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one service on an empty database: create_session, append_event,
+    append_events of 100, get_session of every event (100 and 1,000), list_sessions (one
+    user, the whole app) and update_keys, each of what the driver has.
+
+    Returns:
+        ``{figure: summary}``; the driver stays open.
+    """
+    cap = z["cap_s"]
+    fig: dict[str, Any] = {}
     t0 = time.time()
     users = z["users"]
 
     # create_session: many sessions over many users, state in all four scopes.
-    created = [(f"user-{i % users}", workload.session_id("s", i), workload.initial_state(i)) for i in range(z["create"])]
+    created = [(f"user-{i % users}", workload.session_id("s", i), workload.initial_state(i))
+               for i in range(z["create"])]
     times, handles = await timed(d.create, created, cap)
     fig["create_session"] = summary(times)
 
@@ -114,7 +159,7 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
 
     # append_events: batches of 100 into one session.
     if d.append_batch is not None:
-        handle = await _await(d.create("user-0", workload.session_id("batch"), {}))
+        handle = await maybe_await(d.create("user-0", workload.session_id("batch"), {}))
         dicts = workload.events("batch", 100 * z["batches"], t0)
         batches = [([d.event(e) for e in dicts[i:i + 100]],) for i in range(0, len(dicts), 100)]
         times, _ = await timed(lambda evs: d.append_batch(handle, evs), batches, cap)
@@ -123,9 +168,9 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
     # get_session, every event, of sessions of 100 and 1000 events.
     for n in (100, 1000):
         sid = workload.session_id("full", n)
-        await _await(d.seed(await _await(d.create("user-0", sid, {})), workload.events(("full", n), n, t0)))
+        await maybe_await(d.seed(await maybe_await(d.create("user-0", sid, {})), workload.events(("full", n), n, t0)))
         times, got = await timed(d.get, [("user-0", sid)] * z["get_full_reps"], cap)
-        assert drivers.count(got[0]) == n, (name, n, drivers.count(got[0]))
+        assert drivers.count(got[0]) == n, (d, n, drivers.count(got[0]))
         fig[f"get_session_full_{n}"] = summary(times)
 
     # list_sessions as ADK has it: every session of one user, and of the whole app.
@@ -141,49 +186,54 @@ async def _measure(name: str, workdir: str, big_path: str, z: dict[str, Any]) ->
                    for i in range(z["update_keys"])]
         times, _ = await timed(d.update_keys, argsets, cap)
         fig["update_keys"] = summary(times)
-    await _await(d.close())
+    return fig
 
-    # get_session(num_recent_events=20) on sessions of 100 .. 100k events, in a file of their own,
-    # which then gives the file bytes per event after VACUUM.
-    recent_path = os.path.join(workdir, f"{name}-recent.db") if persistent else None
-    r = drivers.make(name, recent_path)
+
+async def measure_recent(r: drivers.Driver, z: dict[str, Any]) -> dict[str, Any]:
+    """``get_session(num_recent_events=20)`` on sessions of each size of ``z["recent"]``
+    (100 .. 100k events), each seeded (untimed) then read.
+
+    Returns:
+        ``{"get_session_recent20_<n>": summary, ..., "events": int, "json_bytes": int}``:
+        the events seeded and their stored JSON bytes. The driver stays open.
+    """
+    fig: dict[str, Any] = {}
+    t0 = time.time()
     json_bytes = events = 0
     for n in z["recent"]:
         sid = workload.session_id("recent", n)
-        handle = await _await(r.create("user-0", sid, {}))
+        handle = await maybe_await(r.create("user-0", sid, {}))
         for dicts in workload.chunks(("recent", n), n, t0):
             json_bytes += sum(workload.stored_json_bytes(e) for e in dicts)
-            await _await(r.seed(handle, dicts))
+            await maybe_await(r.seed(handle, dicts))
         events += n
-        times, got = await timed(r.get, [("user-0", sid, 20)] * z["recent_reps"], cap)
-        assert drivers.count(got[0]) == 20, (name, n, drivers.count(got[0]))
+        times, got = await timed(r.get, [("user-0", sid, 20)] * z["recent_reps"], z["cap_s"])
+        assert drivers.count(got[0]) == 20, (r, n, drivers.count(got[0]))
         fig[f"get_session_recent20_{n}"] = summary(times)
-    await _await(r.close())
-    del r
-    if persistent:
-        size = file_bytes_after_vacuum(recent_path)
-        fig["file_bytes_per_event"] = {"bytes_per_event": round(size / events, 1),
-                                       "json_bytes_per_event": round(json_bytes / events, 1),
-                                       "ratio": round(size / json_bytes, 3), "events": events}
+    return dict(fig, events=events, json_bytes=json_bytes)
 
-    # The big file (built once by the floor): keyset pages deep into it, and get_stats.
-    if name in ("adk_lite", "adk_lite_async"):
-        b = drivers.make(name, big_path)
-        times, got = await timed(b.page, [(100, None)] * z["page_reps"], cap)
-        fig["list_sessions_page_first"] = summary(times)
-        cursor, walked = None, 0
-        while walked < z["deep_at"]:
-            page = await _await(b.page(min(10_000, z["deep_at"] - walked), cursor))
-            cursor, walked = page.next_cursor, walked + len(page)
-        times, got = await timed(b.page, [(100, cursor)] * z["page_reps"], cap)
-        assert len(got[0]) == 100
-        fig["list_sessions_page_deep"] = dict(summary(times), offset=walked)
-        times, got = await timed(b.stats, [()] * z["stats_reps"], cap)
-        fig["get_stats"] = dict(summary(times), events=got[0]["events"], sessions=got[0]["sessions"])
-        await _await(b.close())
-    elif name == "adk_lite_adk":
-        notes["list_sessions_page"] = "ADK's list_sessions has no paging"
-    return {"figures": fig, "notes": notes}
+
+async def measure_pages(b: drivers.Driver, z: dict[str, Any]) -> dict[str, Any]:
+    """Keyset pages of 100 on a big database (the first page, and one ``z["deep_at"]``
+    sessions in) and ``get_stats``.
+
+    Returns:
+        ``{"list_sessions_page_first", "list_sessions_page_deep", "get_stats"}`` summaries.
+    """
+    cap = z["cap_s"]
+    fig: dict[str, Any] = {}
+    times, got = await timed(b.page, [(100, None)] * z["page_reps"], cap)
+    fig["list_sessions_page_first"] = summary(times)
+    cursor, walked = None, 0
+    while walked < z["deep_at"]:
+        page = await maybe_await(b.page(min(10_000, z["deep_at"] - walked), cursor))
+        cursor, walked = page.next_cursor, walked + len(page)
+    times, got = await timed(b.page, [(100, cursor)] * z["page_reps"], cap)
+    assert len(got[0]) == 100
+    fig["list_sessions_page_deep"] = dict(summary(times), offset=walked)
+    times, got = await timed(b.stats, [()] * z["stats_reps"], cap)
+    fig["get_stats"] = dict(summary(times), events=got[0]["events"], sessions=got[0]["sessions"])
+    return fig
 
 
 def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
