@@ -66,6 +66,10 @@ class Backend(Protocol):
     def json_array_values(self) -> str:
         """SQL for the values of a JSON array given as one parameter."""
 
+    def json_tuples(self, width: int) -> str:
+        """SQL for the rows of a JSON array of ``width``-element arrays given as one
+        parameter (a subquery with columns ``k0`` .. ``k<width-1>``, as text)."""
+
     def search(self, conn: Any, match: str, raw: bool, filters: list[tuple[str, str]], limit: int,
                after: Any) -> list[tuple]:
         """One page of full-text hits: ``(ids..., timestamp, rank, rowid, snippet)``, best first."""

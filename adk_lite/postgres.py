@@ -426,6 +426,13 @@ class PostgresBackend:
         return "(SELECT jsonb_array_elements_text(%s::jsonb))"
 
     @staticmethod
+    def json_tuples(width: int) -> str:
+        """SQL for the rows of a JSON array of ``width``-element arrays given as one
+        parameter (a subquery with text columns ``k0`` .. ``k<width-1>``)."""
+        columns = ", ".join(f"k->>{i} AS k{i}" for i in range(width))
+        return f"(SELECT {columns} FROM jsonb_array_elements(%s::jsonb) AS k)"
+
+    @staticmethod
     def match_query(text: str) -> str:
         """The query for plain ``text``: a JSON array of its runs between spaces that
         hold a letter or digit (``""`` when none does). :meth:`search` makes each run a

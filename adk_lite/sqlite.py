@@ -577,6 +577,12 @@ class SqliteBackend:
         """SQL for the values of a JSON array given as one parameter (a subquery)."""
         return f"(SELECT value FROM json_each({self.peewee.param}))"
 
+    def json_tuples(self, width: int) -> str:
+        """SQL for the rows of a JSON array of ``width``-element arrays given as one
+        parameter (a subquery with columns ``k0`` .. ``k<width-1>``)."""
+        columns = ", ".join(f"json_extract(value, '$[{i}]') AS k{i}" for i in range(width))
+        return f"(SELECT {columns} FROM json_each({self.peewee.param}))"
+
     def search(self, conn: sqlite3.Connection, match: str, raw: bool, filters: list[tuple[str, str]],
                limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
         """One page of full-text hits from the FTS5 index, ranked by bm25 (lower is better).
