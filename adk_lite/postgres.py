@@ -113,28 +113,99 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
                         f"busy_timeout={busy_timeout:g} s, or the transaction lost a race")
 
 
+class _PipedCursor:
+    """A cursor of a statement sent in pipeline mode: rows are read as psycopg reads
+    them (a fetch waits for the server), and ``rowcount`` waits for it too."""
+
+    __slots__ = ("_cursor", "_pipeline")
+
+    def __init__(self, cursor: psycopg.Cursor, pipeline: Any) -> None:
+        self._cursor, self._pipeline = cursor, pipeline
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the statement changed (after a round trip that collects its result)."""
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list:
+        """Every remaining row."""
+        return self._cursor.fetchall()
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+
 class PgConnection:
     """A psycopg connection (autocommit) with the sqlite3-like face the store uses:
-    ``execute`` (returns a cursor), ``executemany``, ``in_transaction``, ``close``."""
+    ``execute`` (returns a cursor), ``executemany``, ``in_transaction``, ``close``.
 
-    __slots__ = ("raw",)
+    A transaction runs in psycopg's pipeline mode, from ``BEGIN`` to ``COMMIT`` or
+    ``ROLLBACK``: statements are sent without waiting for their results, and the
+    client waits only where it reads one (a fetch, ``rowcount``) and at the end. An
+    append (BEGIN, the session row lock and the event-id check, then the inserts, the
+    state, the session row and COMMIT) takes two round trips instead of seven. An error
+    comes out where the client next waits, with the statements after it skipped by the
+    server, and the transaction is rolled back, as before.
+    """
+
+    __slots__ = ("raw", "_pipeline", "_entered")
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        self._pipeline: Any = None  # the pipeline, while a transaction runs
+        self._entered: Any = None  # its context manager, to leave it
 
-    def execute(self, sql: str, params: Any = None) -> psycopg.Cursor:
-        """Run one statement; ``params`` a sequence for its ``%s`` placeholders."""
-        return self.raw.execute(sql, params if params else None)
+    def execute(self, sql: str, params: Any = None) -> Any:
+        """Run one statement; ``params`` a sequence for its ``%s`` placeholders.
+        ``BEGIN ...`` enters pipeline mode; ``COMMIT`` and ``ROLLBACK`` leave it."""
+        if self._pipeline is None:
+            if not sql.startswith("BEGIN"):
+                return self.raw.execute(sql, params if params else None)
+            self._entered = self.raw.pipeline()
+            self._pipeline = self._entered.__enter__()
+        elif sql in ("COMMIT", "ROLLBACK"):
+            return self._end(sql)
+        return _PipedCursor(self.raw.execute(sql, params if params else None), self._pipeline)
+
+    def _end(self, sql: str) -> None:
+        """Leave pipeline mode with ``COMMIT`` (raising the transaction's first error,
+        if any) or ``ROLLBACK`` (an error being handled already is not raised again)."""
+        entered, self._pipeline, self._entered = self._entered, None, None
+        if sql == "COMMIT":
+            try:
+                self.raw.execute(sql)
+            finally:
+                entered.__exit__(None, None, None)
+            return
+        try:
+            entered.__exit__(None, None, None)
+        except psycopg.Error:
+            pass  # the error the caller is rolling back for
+        if not (self.raw.closed or self.raw.broken) and self.raw.info.transaction_status != TransactionStatus.IDLE:
+            self.raw.execute(sql)
 
     def executemany(self, sql: str, rows: Any) -> None:
-        """Run one statement for each parameter sequence of ``rows``."""
+        """Run one statement for each parameter sequence of ``rows``. In a transaction
+        each is queued in the pipeline (psycopg's ``executemany`` would wait for the
+        server at its end)."""
+        if self._pipeline is None:
+            with self.raw.cursor() as cur:
+                cur.executemany(sql, rows)
+            return
         with self.raw.cursor() as cur:
-            cur.executemany(sql, rows)
+            for row in rows:
+                cur.execute(sql, row)
 
     @property
     def in_transaction(self) -> bool:
-        """True inside a transaction (or a failed one)."""
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        """True inside a transaction (or a failed one), or with statements of one
+        still unsent."""
+        return self._pipeline is not None or self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def usable(self) -> bool:
         """The health check before reuse, without a round trip: open, not broken, idle,
