@@ -553,6 +553,8 @@ class SqliteBackend:
     SINGLE_WRITER = True
     """SQLite lets one connection write at a time, so the store may gather the appends
     waiting for it into one transaction (group commit: no lock-order deadlock is possible)."""
+    PIPELINED = False
+    """Statements run in-process: one ``IN (json_each(?))`` lookup of a batch's ids."""
     QUERY_SYNTAX = "FTS5 query"
     """What ``search_events(raw=True)`` takes: FTS5's query syntax."""
     BEGIN_WRITE = "BEGIN IMMEDIATE"

@@ -212,6 +212,8 @@ class Store:
             "events_existing": _compile(
                 E.select(*ev_cols).where(where_key(E) & E.event_id.in_(
                     pw.SQL(self.db.json_array_values(), [_SENTINEL + "ids"]))), *key, "ids"),
+            "event_existing": _compile(E.select(*ev_cols).where(where_key(E) & (E.event_id == _p("id"))),
+                                       *key, "id"),
             "event_insert": _compile(
                 E.insert_many([tuple(_p(n) for n in key + ev_names)],
                               fields=[E.app_name, E.user_id, E.session_id, *ev_cols]).returning(), *key, *ev_names),
@@ -771,15 +773,20 @@ class Store:
         self._check_writable((), events, upserts)
 
         def run(conn):
-            row = conn.execute(self._sql["session_row_lock"], (app, user, session)).fetchone()
+            locked = conn.execute(self._sql["session_row_lock"], (app, user, session))
+            if not events:
+                found = []
+            elif self.db.PIPELINED:  # one lookup on the unique index per id, sent with the lock
+                found = [conn.execute(self._sql["event_existing"], (app, user, session, e[0])) for e in events]
+            else:
+                found = [conn.execute(self._sql["events_existing"], (app, user, session,
+                                                                     codec.dumps([e[0] for e in events])))]
+            row = locked.fetchone()
             if row is None:
                 raise errors.SessionNotFoundError(
                     f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
-            stored = {}
+            stored = {r[0]: EventRow._make(r) for cursor in found for r in cursor.fetchall()}
             if events:
-                ids = codec.dumps([e[0] for e in events])
-                stored = {r[0]: EventRow._make(r)
-                          for r in conn.execute(self._sql["events_existing"], (app, user, session, ids))}
                 if len(stored) == len(events):
                     return None, stored
                 if stored:
