@@ -118,6 +118,13 @@ def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.Data
                         f"busy_timeout={busy_timeout:g} s, or the transaction lost a race")
 
 
+ROWS_PER_INSERT = 500
+"""Rows per multi-row INSERT (:meth:`PgConnection.executemany`): 500 x 9 columns stays far
+under PostgreSQL's 65,535 parameters of one statement."""
+_PLAIN_INSERT = re.compile(r"(INSERT INTO .* VALUES )(\((?:%s, )*%s\))$", re.S)
+"""An INSERT of one row of parameters and nothing after it (no ON CONFLICT, no RETURNING)."""
+
+
 class _PipedCursor:
     """A cursor of a statement sent in pipeline mode: rows are read as psycopg reads
     them (a fetch waits for the server), and ``rowcount`` waits for it too."""
@@ -196,15 +203,25 @@ class PgConnection:
 
     def executemany(self, sql: str, rows: Any) -> None:
         """Run one statement for each parameter sequence of ``rows``. In a transaction
-        each is queued in the pipeline (psycopg's ``executemany`` would wait for the
-        server at its end)."""
+        they are queued in the pipeline (psycopg's ``executemany`` would wait for the
+        server at its end), and a plain ``INSERT ... VALUES (...)`` of several rows is
+        sent as multi-row INSERTs of up to :data:`ROWS_PER_INSERT` rows (a statement
+        costs the client about 0.1 ms whatever its size)."""
         if self._pipeline is None:
             with self.raw.cursor() as cur:
                 cur.executemany(sql, rows)
             return
+        rows = list(rows)
+        values = _PLAIN_INSERT.match(sql) if len(rows) > 1 else None
         with self.raw.cursor() as cur:
-            for row in rows:
-                cur.execute(sql, row)
+            if values is None:
+                for row in rows:
+                    cur.execute(sql, row)
+                return
+            for start in range(0, len(rows), ROWS_PER_INSERT):  # one multi-row INSERT per chunk
+                chunk = rows[start:start + ROWS_PER_INSERT]
+                cur.execute(values.group(1) + ", ".join([values.group(2)] * len(chunk)),
+                            [value for row in chunk for value in row])
 
     @property
     def in_transaction(self) -> bool:
