@@ -409,7 +409,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported {plural(report['created'], 'new session')} ({plural(report['events'], 'event')}, "
               f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
               f"{plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(len(report['conflicts']), 'conflict')}")
+              f"{plural(len(report['conflicts']), 'conflict')}"
+              + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
@@ -479,7 +480,9 @@ def cmd_export_adk(args: argparse.Namespace) -> int:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     """``adk-lite copy SRC DST``: every session, event and app/user state from one database
-    to another (a file or a PostgreSQL URL each), one transaction per session, resumable."""
+    to another (a file or a PostgreSQL URL each), one transaction per session, resumable.
+    A PostgreSQL DST that received sessions is vacuumed (``VACUUM ANALYZE``) at the end, so
+    its planner has statistics for the new rows before the first call."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
@@ -491,7 +494,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
             report = transfer.copy_database(src.store, dst.store, plan, bar.update)
         finally:
             bar.close()
-        report.update(source=src.path, destination=dst.path)
+        report.update(source=src.path, destination=dst.path, analyzed=False)
+        if _on_server(dest) and report["created"]:  # fresh rows, no statistics yet: plans would guess
+            dst.vacuum()
+            report["analyzed"] = True
     if args.json:
         _print_json(report)
     else:

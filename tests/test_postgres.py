@@ -296,12 +296,16 @@ def test_copy_sqlite_to_postgres_and_back_is_equal_and_resumable(url, tmp_path):
                                     capture_output=True, text=True, timeout=120)
     done = run(first, url)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["created"] == 5
+    assert json.loads(done.stdout)["created"] == 5 and json.loads(done.stdout)["analyzed"] is True
+    import psycopg
+    with psycopg.connect(url) as conn:  # the planner has statistics for the copied rows (-1: never analyzed)
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'adk_events'").fetchone()[0] == 15
     again = run(first, url)  # a re-run completes an interrupted copy: nothing twice
     assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == 5
-    assert json.loads(again.stdout)["created"] == 0
+    assert json.loads(again.stdout)["created"] == 0 and json.loads(again.stdout)["analyzed"] is False
     back = str(tmp_path / "back.db")
-    assert run(url, back).returncode == 0
+    done = run(url, back)
+    assert done.returncode == 0 and json.loads(done.stdout)["analyzed"] is False  # a file needs no ANALYZE
     assert _export(first, tmp_path, "a.jsonl") == _export(url, tmp_path, "b.jsonl") == _export(back, tmp_path, "c.jsonl")
     stats = subprocess.run([sys.executable, "-m", "adk_lite", "stats", url, "--json"], capture_output=True,
                            text=True, timeout=60)
