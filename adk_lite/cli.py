@@ -389,8 +389,19 @@ def cmd_export(args: argparse.Namespace) -> int:
                    f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
 
 
+def _analyze_after_load(args: argparse.Namespace, svc: DatabaseSessionService, sessions: int) -> bool:
+    """After ``sessions`` were written in bulk into a PostgreSQL database, vacuum it
+    (``VACUUM ANALYZE``): fresh rows have no statistics, and the server's plans guess until
+    autovacuum comes by. Returns True when it ran (never for a file)."""
+    if not sessions or not _on_server(args):
+        return False
+    svc.vacuum()
+    return True
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    """``adk-lite import``: restore an export; idempotent; conflicts reported unless --replace."""
+    """``adk-lite import``: restore an export; idempotent; conflicts reported unless --replace;
+    a PostgreSQL database that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
     if not os.path.isfile(args.file):
         raise UsageError(f"import file {args.file} does not exist or is not a file")
     path = _path(args, create=args.create)
@@ -403,6 +414,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             report = transfer.import_file(svc.store, args.file, replace=args.replace, on_record=bar.update)
         finally:
             bar.close()
+        report["analyzed"] = _analyze_after_load(args, svc, report["created"] + report["replaced"])
     if args.json:
         _print_json(report)
     else:
@@ -410,7 +422,7 @@ def cmd_import(args: argparse.Namespace) -> int:
               f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
               f"{plural(report['state_keys'], 'app/user state key')} written, "
               f"{plural(len(report['conflicts']), 'conflict')}"
-              + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
+              + ("; analyzed the database (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
@@ -481,8 +493,7 @@ def cmd_export_adk(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     """``adk-lite copy SRC DST``: every session, event and app/user state from one database
     to another (a file or a PostgreSQL URL each), one transaction per session, resumable.
-    A PostgreSQL DST that received sessions is vacuumed (``VACUUM ANALYZE``) at the end, so
-    its planner has statistics for the new rows before the first call."""
+    A PostgreSQL DST that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
@@ -494,16 +505,15 @@ def cmd_copy(args: argparse.Namespace) -> int:
             report = transfer.copy_database(src.store, dst.store, plan, bar.update)
         finally:
             bar.close()
-        report.update(source=src.path, destination=dst.path, analyzed=False)
-        if _on_server(dest) and report["created"]:  # fresh rows, no statistics yet: plans would guess
-            dst.vacuum()
-            report["analyzed"] = True
+        report.update(source=src.path, destination=dst.path,
+                      analyzed=_analyze_after_load(dest, dst, report["created"]))
     if args.json:
         _print_json(report)
     else:
         print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
               f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(len(report['conflicts']), 'conflict')}")
+              f"{plural(len(report['conflicts']), 'conflict')}"
+              + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")

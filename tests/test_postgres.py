@@ -307,6 +307,12 @@ def test_copy_sqlite_to_postgres_and_back_is_equal_and_resumable(url, tmp_path):
     done = run(url, back)
     assert done.returncode == 0 and json.loads(done.stdout)["analyzed"] is False  # a file needs no ANALYZE
     assert _export(first, tmp_path, "a.jsonl") == _export(url, tmp_path, "b.jsonl") == _export(back, tmp_path, "c.jsonl")
+    other = pg_databases().fresh(1)
+    subprocess.run([sys.executable, "-m", "adk_lite", "export", first, "-o", str(tmp_path / "all.jsonl")], check=True,
+                   timeout=120)
+    loaded = subprocess.run([sys.executable, "-m", "adk_lite", "import", str(tmp_path / "all.jsonl"), other,
+                             "--create", "--json"], capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and json.loads(loaded.stdout)["analyzed"] is True, loaded.stderr
     stats = subprocess.run([sys.executable, "-m", "adk_lite", "stats", url, "--json"], capture_output=True,
                            text=True, timeout=60)
     assert stats.returncode == 0 and json.loads(stats.stdout)["events"] == 15
