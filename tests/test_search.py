@@ -24,17 +24,17 @@ from tests.workers import Lines, child_env
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-PG_IN_STEP = ("SELECT count(*) FILTER (WHERE search IS NOT NULL), count(*) FILTER (WHERE search IS DISTINCT FROM "
-              "to_tsvector('simple', adk_lite_words(left(adk_lite_search_text(body), 100000)))) FROM adk_events")
-
-
 def index_agrees(where) -> int:
     """Assert the search index holds exactly each event's text; return the number of
     indexed events. ``where``: a file path, or a service on either backend. On SQLite
     FTS5's own check must pass too; on PostgreSQL each event's ``search`` column must
     equal the tsvector of its text now."""
     if isinstance(where, DatabaseSessionService) and where.path.startswith("postgresql://"):
-        indexed, differ = where.store.read(lambda conn: conn.execute(PG_IN_STEP).fetchone())
+        from adk_lite.postgres import SEARCH_CHARS, SEARCH_COLUMN  # needs psycopg: imported on PostgreSQL only
+        in_step = (f"SELECT count(*) FILTER (WHERE {SEARCH_COLUMN} IS NOT NULL), count(*) FILTER (WHERE "
+                   f"{SEARCH_COLUMN} IS DISTINCT FROM to_tsvector('simple', adk_lite_words(left("
+                   f"adk_lite_search_text(body), {SEARCH_CHARS})))) FROM adk_events")
+        indexed, differ = where.store.read(lambda conn: conn.execute(in_step).fetchone())
         assert differ == 0
         return indexed
     conn = sqlite3.connect(where if isinstance(where, str) else where.path)
