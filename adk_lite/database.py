@@ -58,10 +58,10 @@ class Backend(Protocol):
     check_json: Optional[Callable[[Iterable[str]], None]]
     check_keys: Optional[Callable[[Iterable[tuple[str, str]]], None]]
     QUERY_SYNTAX: str
+    """The name of the query syntax ``search_events(raw=True)`` takes (for messages)."""
     PIPELINED: bool
     """True when statements of a transaction cost no round trip each (PostgreSQL's
     pipeline mode), so the store may send one small statement per item."""
-    """The name of the query syntax ``search_events(raw=True)`` takes (for messages)."""
 
     def translate(self, exc: BaseException) -> errors.DatabaseError:
         """The adk_lite error for a driver error."""
