@@ -449,9 +449,9 @@ def _moved(args: argparse.Namespace, verb: str, report: dict[str, Any]) -> int:
 
 
 def _adk_transfer():
-    """:mod:`adk_lite.adk_transfer`, or a usage error without the ``adk`` extra."""
+    """:mod:`adk_lite.adk.transfer`, or a usage error without the ``adk`` extra."""
     try:
-        from . import adk_transfer
+        from .adk import transfer as adk_transfer
     except ImportError as e:
         raise UsageError(f"this command needs google-adk: pip install 'adk_lite[adk]' ({e})") from e
     return adk_transfer

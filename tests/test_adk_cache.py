@@ -1,4 +1,4 @@
-"""The ADK adapter's cache of validated events (adk_lite.adk_cache): reads hand out
+"""The ADK adapter's cache of validated events (adk_lite.adk.cache): reads hand out
 independent copies, never a stale event (delete and re-create, other writers, other
 processes, ``adk-lite import --replace``), the bound holds, and it can be turned off."""
 
@@ -20,7 +20,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig  # noqa: E
 from google.genai import types  # noqa: E402
 
 from adk_lite.adk import DatabaseSessionService  # noqa: E402
-from adk_lite.adk_cache import DEFAULT_SIZE, EventCache, build, recipe  # noqa: E402
+from adk_lite.adk.cache import DEFAULT_SIZE, EventCache, build, recipe  # noqa: E402
 
 pytestmark = pytest.mark.adk
 

@@ -277,7 +277,7 @@ def test_cli_import_and_export(adk_files, tmp_path, capsys):
 def test_adk_lite_and_its_cli_do_not_import_google_adk_until_a_command_needs_it(adk_files, tmp_path):
     code = "import sys, adk_lite, adk_lite.cli; assert 'google.adk' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-    # a fresh process, where the CLI imports adk_lite.adk_transfer before adk_lite.adk
+    # a fresh process, where the CLI imports adk_lite.adk.transfer before adk_lite.adk
     target = str(tmp_path / "lite.sqlite3")
     proc = subprocess.run([sys.executable, "-m", "adk_lite", "import-adk", adk_files["sqlite"], target, "--create",
                            "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -33,9 +33,9 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from . import scopes, service, transfer
-from .adk import _event_from_row, _event_row
-from .store import EventRow
+from .. import scopes, service, transfer
+from ..store import EventRow
+from .convert import event_from_row, event_row
 
 __all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "MIGRATE_HINT"]
 
@@ -189,10 +189,10 @@ def _read_plain(copy: str) -> tuple[list[tuple[str, str]], dict[str, dict[str, A
 
 def _session_record(session: Any) -> dict[str, Any]:
     """An ADK ``Session`` (read with its events) as a record of :mod:`adk_lite.transfer`;
-    event bodies as the adapter stores them (:func:`adk_lite.adk._event_row`).
+    event bodies as the adapter stores them (:func:`adk_lite.adk.event_row`).
     ADK's classes do not give a session's creation time: the first event's time
     (or the last update's) stands in for it."""
-    rows = [_event_row(e) for e in session.events]
+    rows = [event_row(e) for e in session.events]
     events = [{"event_id": r.event_id, "invocation_id": r.invocation_id, "author": r.author, "branch": r.branch,
                "timestamp": r.timestamp, "body": orjson.loads(r.body)} for r in rows]
     created = min([session.last_update_time] + [e.timestamp for e in session.events[:1]])
@@ -371,7 +371,7 @@ async def _export_session(adk: BaseSessionService, key: tuple, found: tuple, rep
     app, user, sid = key
     _row, state_rows, event_rows = found
     state = {k: orjson.loads(v) for scope, k, v in state_rows if scope == scopes.SESSION}
-    events = [_event_from_row(EventRow(*r)) for r in event_rows]
+    events = [event_from_row(EventRow(*r)) for r in event_rows]
     existing = await adk.get_session(app_name=app, user_id=user, session_id=sid)
     done = 0
     if existing is not None:

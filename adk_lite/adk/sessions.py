@@ -1,27 +1,6 @@
-"""A drop-in ``google.adk`` session service on adk_lite's store (the ``adk`` extra).
-
-Change one import and an ADK ``Runner``, ``adk web`` or ``adk api_server`` keeps its
-sessions in one SQLite file in WAL mode::
-
-    from adk_lite.adk import DatabaseSessionService   # was: from google.adk.sessions import ...
-    session_service = DatabaseSessionService("sessions.db")
-
-:class:`DatabaseSessionService` takes and returns ADK's own types (``Session``,
-``Event``, ``GetSessionConfig``, ``ListSessionsResponse``) and raises ADK's own
-errors. Each call is one hop to the core's thread executor
-(:class:`adk_lite.AsyncDatabaseSessionService`), where the rows are read or written
-by :class:`adk_lite.store.Store` and converted to ADK types: an event is serialized
-once (pydantic's ``model_dump_json``) into the ``body`` column and parsed once on
-its first read (``orjson.loads`` + ``Event.model_validate``); later reads get
-copies from a bounded cache of the validated events
-(:class:`adk_lite.adk_cache.EventCache`, ``event_cache_size=``).
-
-For ``adk web`` / ``adk api_server``, :func:`register` adds the ``adklite://`` URI
-scheme to ADK's service registry (call it from ``<agents_dir>/services.py``), or a
-``services.yaml`` names the class; see the README, "Using with ADK".
-
-This is the only module of adk_lite that imports ``google.adk``.
-"""
+"""ADK's ``BaseSessionService`` on adk_lite's store: :class:`DatabaseSessionService`,
+ADK's error classes that are also adk_lite's, and :func:`register` for ADK's
+service registry. See the package's docstring (:mod:`adk_lite.adk`)."""
 
 from __future__ import annotations
 
@@ -41,26 +20,19 @@ from google.adk.platform import time as platform_time
 from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
-from pydantic_core import PydanticSerializationError
 
-from . import errors, service, validate
-from . import scopes
-from .target import target_kind
-from .adk_cache import DEFAULT_SIZE, EventCache
-from .executor import Executor
-from .service import SessionHead, event_data
-from .store import EventRow
-from .types import SearchResults
+from .. import errors, scopes, service, validate
+from ..executor import Executor
+from ..service import SessionHead
+from ..target import target_kind
+from ..types import SearchResults
+from .cache import DEFAULT_SIZE, EventCache
+from .convert import event_from_row, event_row
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
-           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
-           "import_from_adk", "export_to_adk"]
+           "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError"]
 
 logger = logging.getLogger(__name__)
-
-_COLUMNS = {"id", "invocation_id", "author", "branch", "timestamp"}
-"""Event fields kept in their own columns, left out of the ``body`` JSON. A set, not
-a frozenset: pydantic's ``exclude=`` takes a set twice as fast (8 vs 16 us)."""
 
 _REGISTRY_KWARGS = frozenset({"agents_dir"})
 """Keyword arguments ADK's service registry passes that this service does not use."""
@@ -121,25 +93,6 @@ def _json_state(delta: Any, arg: str) -> dict[str, Any]:
     except Exception as e:  # what ADK's services raise here varies (UnicodeDecodeError, ...)
         raise TypeError(f"{arg}: a value cannot be stored as JSON, even as a string: {e}") from e
     return scopes.check_delta(safe, arg)
-
-
-def _event_row(event: Event) -> EventRow:
-    """The store's event row; the body is the event's JSON minus the column fields.
-
-    Raises:
-        ValueError: pydantic cannot serialize the event (a lone surrogate in a
-            text, nesting deeper than pydantic's limit, ...).
-    """
-    try:
-        body = event.model_dump_json(exclude_none=True, exclude=_COLUMNS)
-    except PydanticSerializationError as e:
-        raise ValueError(f"event {event.id!r} cannot be stored as JSON: {e}") from e
-    return EventRow(event.id, event.invocation_id, event.author, event.branch, event.timestamp, body)
-
-
-def _event_from_row(row: EventRow) -> Event:
-    """Parse a stored event once: ``orjson.loads`` then ``Event.model_validate``."""
-    return Event.model_validate(event_data(row))
 
 
 _MARKER = re.compile(r"([0-9]{1,19}):([0-9a-f]{16})")
@@ -294,7 +247,7 @@ class DatabaseSessionService(BaseSessionService):
             return None
         head, rows = found
         key = (head.app_name, head.user_id, head.session_id, head.incarnation)
-        return _session(head, self._events.events(key, rows, _event_from_row))
+        return _session(head, self._events.events(key, rows, event_from_row))
 
     async def list_sessions(self, *, app_name: str, user_id: Optional[str] = None, limit: Optional[int] = None,
                             after: Optional[str] = None, order: str = "oldest") -> ListSessionsPage:
@@ -465,9 +418,9 @@ class DatabaseSessionService(BaseSessionService):
             session._storage_update_marker = _marker(revision, read_at[-1][1])
 
         try:
-            stored = service.append_rows(self._store, key, expected, [_event_row(event)], upserts, event.timestamp,
+            stored = service.append_rows(self._store, key, expected, [event_row(event)], upserts, event.timestamp,
                                          commit)
-            if stored is not None and _event_from_row(stored[event.id]) != event:
+            if stored is not None and event_from_row(stored[event.id]) != event:
                 raise AlreadyExistsError(
                     f"event id {event.id!r} is already stored in session {key[2]!r} with other content")
             return event
@@ -614,13 +567,3 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
 
     registry.register_session_service(scheme, factory)
     return factory
-
-
-def __getattr__(name: str) -> Any:
-    """``import_from_adk`` and ``export_to_adk`` live in :mod:`adk_lite.adk_transfer`,
-    which builds on this module; they are loaded on first use (no import cycle)."""
-    if name in ("import_from_adk", "export_to_adk"):
-        from . import adk_transfer
-
-        return getattr(adk_transfer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
