@@ -721,6 +721,20 @@ class _Parser(argparse.ArgumentParser):
 
 _DB_HELP = f"the database file or a postgresql:// URL (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``adk-lite serve``: a local read-only web browser on the database
+    (:mod:`adk_lite.web`, the ``web`` extra) until Ctrl-C."""
+    try:
+        from . import web
+    except ImportError as e:
+        raise UsageError(f'adk-lite serve needs the web extra: pip install -e ".[web]" ({e})') from e
+    web.check_bind(args.host, args.token)
+    with _open(args) as svc:
+        print(f"serving {svc.path} read-only on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        web.serve(svc, args.host, args.port, token=args.token, open_browser=args.open)
+    return EXIT_OK
+
+
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
@@ -750,6 +764,8 @@ COMMANDS = {
              "adk-lite fork .adk/sessions.sqlite3 my_app alice chat-1 --before-invocation e-42 --new-id chat-1b"),
     "erase": (cmd_erase, "erase one user of one app: sessions, events, session and user state, from the file too",
               "adk-lite erase .adk/sessions.sqlite3 --app my_app --user alice --dry-run"),
+    "serve": (cmd_serve, "a local read-only web browser: sessions, search, one session's events, usage, stats",
+              "adk-lite serve .adk/sessions.sqlite3 --port 8765 --open"),
     "trim": (cmd_trim, "delete raw events that a compaction summarised (ADK no longer sends them to the model)",
              "adk-lite trim .adk/sessions.sqlite3 --app my_app --dry-run"),
     "vacuum": (cmd_vacuum, "checkpoint the WAL, VACUUM and optimize; print bytes before and after",
@@ -773,6 +789,13 @@ def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> Non
     parser.add_argument("--busy-timeout", type=_seconds, metavar="SECONDS",
                         default=argparse.SUPPRESS if after_command else 5.0,
                         help="wait this long for another connection's lock (default 5)")
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0 to 65535)")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -870,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["erase"].add_argument("--user", required=True, help="the user_id to erase")
     parsers["erase"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
     parsers["erase"].add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parsers["serve"].add_argument("--host", default="127.0.0.1",
+                                  help="address to listen on (default 127.0.0.1; beyond loopback only with --token)")
+    parsers["serve"].add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
+    parsers["serve"].add_argument("--token", help="every request must carry it (Authorization: Bearer T, or ?token=T)")
+    parsers["serve"].add_argument("--open", action="store_true", help="open the default browser on it")
     parsers["trim"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
     return parser
 

@@ -101,7 +101,10 @@ def measure_single_call(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
 
 async def _single_call(workdir: str, z: dict[str, Any]) -> dict[str, Any]:
     import adk_lite
+    from google.adk.events import Event as AdkEvent
+
     from adk_lite import adk
+    from adk_lite.adk.convert import event_row
     from adk_lite.executor import Executor
 
     lite = adk_lite.DatabaseSessionService(os.path.join(workdir, "call-sync.db"))
@@ -114,8 +117,8 @@ async def _single_call(workdir: str, z: dict[str, Any]) -> dict[str, Any]:
             for i in range(n_sessions)]
     direct = [await adapter.create_session(app_name=APP, user_id=f"user-{i}", session_id=f"d{i}")
               for i in range(n_sessions)]
-    calls = [(syncs[i], adk_lite.Event.from_dict(dicts[i][k]), adks[i], adk.Event.model_validate(dicts[i][k]),
-              adk.Event.model_validate(dicts[i][k]), direct[i], adk.Event.model_validate(dicts[i][k]))
+    calls = [(syncs[i], adk_lite.Event.from_dict(dicts[i][k]), adks[i], AdkEvent.model_validate(dicts[i][k]),
+              AdkEvent.model_validate(dicts[i][k]), direct[i], AdkEvent.model_validate(dicts[i][k]))
              for k in range(4 * turns) for i in range(n_sessions)]
     clock = time.perf_counter
     times: dict[str, list[float]] = {"sync": [], "adapter": [], "hop": [], "serialize": [], "adapter_no_hop": []}
@@ -128,7 +131,7 @@ async def _single_call(workdir: str, z: dict[str, Any]) -> dict[str, Any]:
         end = clock()
         await hop.run(noop)
         after = clock()
-        adk._event_row(spare)  # the adapter's one serialization of an event (model_dump_json)
+        event_row(spare)  # the adapter's one serialization of an event (model_dump_json)
         last = clock()
         adapter._append(d_session, d_event)  # what the hop runs, on this thread
         done = clock()

@@ -31,7 +31,7 @@ from typing import Any
 from . import concurrency, drivers, report, suite, workload
 from .adapter import interleaved, recent_pair
 from .suite import summary
-from .run import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
+from .harness import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
 
 LITE_TABLES = ("adk_events", "adk_state", "adk_sessions", "adk_metadata")
 """adk_lite's tables (``adk_lite.models.TABLES``)."""

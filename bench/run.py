@@ -13,55 +13,21 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
-import sqlite3
-import sys
 import tempfile
 import time
-from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
-from . import concurrency, floor, report
+from . import concurrency, report
 from .drivers import POSTGRES_SERVICES, SERVICES
 from .adapter import measure_reads, measure_single_call
+from .harness import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
 from .suite import measure_paired, measure_service
 
-FULL = dict(
-    users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
-    update_keys=1000, paired_sessions=100, paired_turns=20, recent=(100, 10_000, 100_000), recent_reps=200,
-    page_reps=100, deep_at=90_000, stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
-    processes=(1, 2, 4), process_events=4000, process_repeats=3)
-"""Sizes of the full run (about 10 minutes on 2 cores)."""
-QUICK = dict(
-    users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
-    update_keys=100, paired_sessions=20, paired_turns=10, recent=(100, 1000, 5000), recent_reps=20,
-    page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
-    processes=(1, 2, 4), process_events=200, process_repeats=1)
-"""Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
 PG_ENV = "ADK_LITE_BENCH_PG"
 """The environment variable naming the PostgreSQL database of ``--backend postgres``."""
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-    return {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "cpu": platform.processor() or
-            platform.machine(), "os": platform.platform(terse=True), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "google-adk": version("google-adk"), "sqlalchemy": version("sqlalchemy"),
-            "peewee": version("peewee"), "orjson": version("orjson")}
-
-
-def log(msg: str) -> None:
-    """Print a progress line to stderr, with the time."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv: Any = None) -> None:
@@ -142,52 +108,6 @@ def main(argv: Any = None) -> None:
     finish(args.json, {"machine": info, "quick": args.quick, "sizes": sizes, "services": results,
                        "paired_append_event": paired, "adapter": adapter, "concurrency": conc, "ratios": ratio,
                        "targets": goals}, [*results.values(), *adapter.values()])
-
-
-def build_big(workdir: str, sizes: dict[str, Any]) -> str:
-    """Write ``big.db`` in ``workdir`` with the floor (``big_sessions`` sessions of
-    ``big_events_per_session`` events over 1,000 users); return its path."""
-    big = os.path.join(workdir, "big.db")
-    if os.path.exists(big):
-        os.remove(big)
-    from adk_lite import DatabaseSessionService
-
-    DatabaseSessionService(big).close()
-    t = time.perf_counter()
-    built = floor.fill(big, sizes["big_sessions"], sizes["big_events_per_session"], users=1000)
-    log(f"big file: {built['sessions']:,} sessions, {built['events']:,} events in {time.perf_counter() - t:.1f} s")
-    return big
-
-
-def in_child(fn: Any, *args: Any) -> dict[str, Any]:
-    """``fn(*args)`` in a fresh (spawned) process; ``{"error": "Type: message"}`` if it raised."""
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        try:
-            return pool.submit(fn, *args).result()
-        except Exception as e:  # reported by the caller, and the run fails at the end
-            return {"error": f"{type(e).__name__}: {e}"}
-
-
-def measure_each(services: list[str], measure: Any, *args: Any) -> dict[str, Any]:
-    """``measure(name, *args)`` for each service name, each in a fresh (spawned) process
-    (:func:`in_child`), logged as it goes; a service that raised gets ``{"error": ...}``
-    and the others still run."""
-    results: dict[str, Any] = {}
-    for name in services:
-        log(f"{name} ...")
-        results[name] = in_child(measure, name, *args)
-        r = results[name]
-        log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
-    return results
-
-
-def finish(json_path: Optional[str], everything: dict[str, Any], outcomes: list[dict[str, Any]]) -> None:
-    """Write ``everything`` to ``json_path`` (if given); exit 1 if any of ``outcomes`` is an error."""
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(everything, f, indent=2)
-    if any("error" in r for r in outcomes):
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import sqlite3
-import statistics
 import tempfile
 import time
 

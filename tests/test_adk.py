@@ -381,6 +381,7 @@ def test_public_names_have_docstrings_and_are_in_the_readme():
 
     readme = (pathlib.Path(ROOT) / "README.md").read_text()
     assert "## Using with ADK" in readme and "adk_lite.adk.register()" in readme
+    assert "adk_lite.adk.register()" in (pathlib.Path(ROOT) / "docs" / "adk.md").read_text()
     for name in adk.__all__:
         obj = getattr(adk, name)
         assert inspect.getdoc(obj), name

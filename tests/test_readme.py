@@ -1,6 +1,7 @@
-"""README.md works as written: every ```python block runs as pasted (in a new process, in
-an empty folder), the two commands it begins with are the ones CI runs, the SQL and the
-services.yaml / services.py it shows do what it says, and every file it names exists.
+"""README.md and docs/ work as written: every ```python block runs as pasted (in a new
+process, in an empty folder), the two commands the README begins with are the ones CI runs,
+the SQL and the services.yaml / services.py shown do what they say, every file named exists
+and every relative link resolves (to a file, and to a heading where it names one).
 
 A ```python block that is not meant to run on its own is marked ```python no-run; blocks
 that use google.adk are skipped without it."""
@@ -16,23 +17,17 @@ import textwrap
 
 import pytest
 
+from tests.docs import FENCE, PAGES, TEXT, blocks
 from tests.test_examples import QUICKSTART, ROOT, run
 
-README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```$", re.M | re.S)
-
-
-def blocks(language: str) -> list[tuple[int, str, str]]:
-    """``(line, info, code)`` of every fenced block of ``language`` in the README."""
-    return [(README.count("\n", 0, m.start()) + 1, m.group(2).strip(), m.group(3))
-            for m in FENCE.finditer(README) if m.group(1) == language]
+README = TEXT["README.md"]
 
 
 def uses_adk(code: str) -> bool:
     return "google.adk" in code or "adk_lite.adk" in code
 
 
-RUNNABLE = [(line, code) for line, info, code in blocks("python") if "no-run" not in info.split()]
+RUNNABLE = [(f"{page}:{line}", code) for page, line, info, code in blocks("python") if "no-run" not in info.split()]
 
 
 def run_code(code: str, cwd, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -44,15 +39,17 @@ def run_code(code: str, cwd, timeout: float = 120) -> subprocess.CompletedProces
 
 
 def test_the_readme_has_runnable_python_blocks():
-    assert len(RUNNABLE) >= 4  # the API tour, the async snippet, the ADK snippet, services.py
+    in_readme = [where for where, _code in RUNNABLE if where.startswith("README.md:")]
+    assert len(in_readme) >= 3  # the API tour, the async snippet, the ADK snippet
+    assert len(RUNNABLE) >= 6
 
 
-@pytest.mark.parametrize("line, code", RUNNABLE, ids=[f"README.md:{line}" for line, _ in RUNNABLE])
-def test_python_block_runs_as_pasted(tmp_path, line, code):
+@pytest.mark.parametrize("where, code", RUNNABLE, ids=[where for where, _ in RUNNABLE])
+def test_python_block_runs_as_pasted(tmp_path, where, code):
     if uses_adk(code):
         pytest.importorskip("google.adk")
     out = run_code(code, tmp_path)
-    assert out.returncode == 0, f"README.md line {line} failed:\n{out.stderr}"
+    assert out.returncode == 0, f"{where} failed:\n{out.stderr}"
     assert "Traceback" not in out.stderr
 
 
@@ -86,24 +83,49 @@ def test_readme_begins_with_the_two_commands_ci_runs():
 
 def test_no_install_line_needs_a_package_index():
     """adk_lite is installed from the clone: every `pip install` of it is editable."""
-    for match in re.finditer(r"pip install ([^`\n]*)", README):
+    for match in re.finditer(r"pip install ([^`\n]*)", "\n".join(TEXT.values())):
         args = match.group(1)
         if "adk_lite" in args or args.lstrip().startswith(('".', "'.", ".")):
             assert args.lstrip().startswith("-e "), match.group(0)
 
 
 def test_files_the_readme_names_exist():
-    named = set(re.findall(r"\]\(([^)#:]+)\)", README))  # relative links
-    named |= set(re.findall(r"\b((?:examples|tests|docs|bench|adk_lite)/[\w/.-]*\w)", README))
-    named |= set(re.findall(r"(?<![\w/.-])([\w-]+\.md)\b", README))
+    named = set(re.findall(r"\b((?:examples|tests|docs|bench|adk_lite)/[\w/.-]*\w)", README))
     missing = sorted(p for p in named if not os.path.exists(os.path.join(ROOT, p)))
     assert missing == []
     assert "docs/architecture.md" in named
 
 
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors of a page's headings (outside code blocks)."""
+    text = FENCE.sub("", text)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", TEXT[page])):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue  # https:, mailto:
+        path, _, anchor = target.partition("#")
+        where = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+        if not os.path.exists(os.path.join(ROOT, where)):
+            broken.append(target)
+        elif anchor and where.endswith(".md") and anchor not in _anchors(TEXT.get(where) or open(
+                os.path.join(ROOT, where), encoding="utf-8").read()):
+            broken.append(target)
+    assert broken == []
+
+
+def test_the_readme_stays_short():
+    assert len(README.splitlines()) <= 400
+
+
 def test_the_sql_history_query_runs_on_the_quickstart_file(tmp_path):
     """The README's `sqlite3 .adk/sessions.sqlite3 "..."` shows the history of a key."""
-    bash = next(code for _line, _info, code in blocks("bash") if code.startswith("sqlite3 .adk/sessions.sqlite3"))
+    bash = next(code for _page, _line, _info, code in blocks("bash") if code.startswith("sqlite3 .adk/sessions.sqlite3"))
     sql = re.search(r'"(.*)"', bash, re.S).group(1)
     for _ in range(2):
         assert run(tmp_path, QUICKSTART).returncode == 0
@@ -132,7 +154,8 @@ def _registry_check(agents_dir, uri: str) -> subprocess.CompletedProcess:
 def test_the_services_file_makes_adk_use_adk_lite(tmp_path, filename):
     pytest.importorskip("google.adk")
     language = "yaml" if filename.endswith(".yaml") else "python"
-    shown = [code for _line, _info, code in blocks(language) if "adklite" in code or "register()" in code]
+    shown = [code for _page, _line, _info, code in blocks(language, ["docs/adk.md"])
+             if "adklite" in code or "register()" in code]
     assert len(shown) == 1
     agents = tmp_path / "agents"
     agents.mkdir()

@@ -1,0 +1,13 @@
+"""``adk-lite serve``: a local, read-only web browser on an adk_lite database (the
+``web`` extra: Starlette, Jinja2, uvicorn).
+
+Pages are rendered on the server (Jinja2 templates with autoescaping, charts as
+inline SVG); there is no JavaScript and nothing is fetched from elsewhere, so the
+browser works offline. Every page has a JSON twin under ``/api/``. See
+:func:`adk_lite.web.app.make_app` for the routes and :func:`adk_lite.web.app.serve`
+for running it.
+"""
+
+from .app import check_bind, make_app, serve
+
+__all__ = ["check_bind", "make_app", "serve"]

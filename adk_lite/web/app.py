@@ -1,0 +1,376 @@
+"""The routes of ``adk-lite serve``: a read-only Starlette app on an open
+:class:`adk_lite.DatabaseSessionService`.
+
+Routes (scripts and bookmarks rely on these paths):
+
+- ``/``: sessions, newest update first (``?app=``, ``?user=``, ``?after=`` cursor), or
+  with ``?q=`` the events that match (``search_events``, best first, each hit
+  linking to its event); ``/api/sessions`` and ``/api/search?q=`` are their JSON.
+- ``/sessions/{app}/{user}/{session_id}``: one session (``?page=``, at most
+  :data:`EVENTS_PER_PAGE` events a page); ids are percent-encoded path segments
+  (``%2F`` for a ``/`` inside an id). ``/api/sessions/{app}/{user}/{session_id}``.
+- ``/usage`` (tokens by day and by model, when the service has ``get_usage``) and
+  ``/stats`` (``get_stats()``); ``/api/usage``, ``/api/stats``.
+
+Every request that is not ``GET`` gets 405 and nothing else happens: the service
+is opened read-only as well. With a token, every request must carry it
+(``Authorization: Bearer T``, or ``?token=T`` once, which sets a cookie and
+redirects to the same page without it). Without a token, only requests whose
+``Host`` is a loopback name are answered (a page of another site cannot reach the
+server through DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import ipaddress
+import math
+import pathlib
+import urllib.parse
+from typing import Any, Optional
+
+import jinja2
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import errors
+from ..service import DatabaseSessionService
+from .charts import bar_chart
+from .timeline import event_view, iso, state_by_scope
+
+EVENTS_PER_PAGE = 500
+"""Events on one page of a session (a huge session is paged, never rendered whole)."""
+SESSIONS_PER_PAGE = 50
+"""Sessions (or search hits) on one page of the list."""
+FORK_SCAN = 500
+"""How many of the user's sessions (newest first) are looked at for forks of a session."""
+COOKIE = "adk_lite_token"
+HERE = pathlib.Path(__file__).parent
+LOOPBACK_NAMES = ("localhost",)
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+
+_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1`` (brackets allowed)."""
+    host = host.strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The name or address of a ``Host`` header, without its port (``[::1]:80`` -> ``::1``)."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def check_bind(host: str, token: Optional[str]) -> None:
+    """Refuse to serve beyond this machine without a token.
+
+    Raises:
+        ValueError: ``host`` is not a loopback name or address and ``token`` is
+            empty or None; or ``token`` is given but blank.
+    """
+    if token is not None and not token.strip():
+        raise ValueError("--token must not be empty")
+    if not is_loopback(host) and not token:
+        raise ValueError(f"refusing to serve on {host}, beyond this machine, without --token "
+                         "(every request must then carry it)")
+
+
+def session_url(app_name: str, user_id: str, session_id: str, api: bool = False) -> str:
+    """The path of a session's page (or its JSON, ``api=True``): each id one
+    percent-encoded segment, so ids with ``/``, ``?``, ``#`` or ``..`` stay ids."""
+    ids = "/".join(urllib.parse.quote(part, safe="") for part in (app_name, user_id, session_id))
+    return ("/api" if api else "") + "/sessions/" + ids
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+                    media_type="application/json")
+
+
+def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(session_url=session_url, iso=iso, **context),
+                        status_code=status)
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return _json({"error": message}, status)
+    return _html("error.html", status, title="error", message=message)
+
+
+def _param(request: Request, name: str) -> Optional[str]:
+    value = request.query_params.get(name)
+    return value if value else None
+
+
+def _session_ids(request: Request, prefix: str) -> Optional[tuple[str, str, str]]:
+    """The three ids of a session path, decoded segment by segment from the raw path
+    (so ``%2F`` inside an id is not taken for a separator); None if not three."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else urllib.parse.quote(request.url.path)
+    path = path.split("?", 1)[0]
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix):].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    try:
+        return tuple(urllib.parse.unquote(p, errors="strict") for p in parts)  # type: ignore[return-value]
+    except UnicodeDecodeError:
+        return None
+
+
+def _session_dict(session: Any) -> dict[str, Any]:
+    return {"app_name": session.app_name, "user_id": session.user_id, "id": session.id, "state": session.state,
+            "last_update_time": session.last_update_time, "revision": session.revision}
+
+
+class _Views:
+    """The pages and their JSON twins, on one read-only service."""
+
+    def __init__(self, svc: DatabaseSessionService) -> None:
+        self.svc = svc
+
+    # -- data ------------------------------------------------------------------
+    def sessions(self, request: Request) -> dict[str, Any]:
+        page = self.svc.list_sessions(_param(request, "app"), _param(request, "user"), limit=SESSIONS_PER_PAGE,
+                                      after=_param(request, "after"), order="newest")
+        rows = []
+        for s in page:
+            row = _session_dict(s)
+            row["events"] = self.svc.get_event_count(s.app_name, s.user_id, s.id)
+            rows.append(row)
+        return {"sessions": rows, "next_cursor": page.next_cursor}
+
+    def search(self, request: Request, query: str) -> dict[str, Any]:
+        hits = self.svc.search_events(query, app_name=_param(request, "app"), user_id=_param(request, "user"),
+                                      limit=SESSIONS_PER_PAGE, after=_param(request, "after"))
+        return {"query": query, "hits": [dataclasses.asdict(h) for h in hits], "next_cursor": hits.next_cursor}
+
+    def session(self, request: Request, ids: tuple[str, str, str]) -> Optional[dict[str, Any]]:
+        app, user, sid = ids
+        head = self.svc.get_session(app, user, sid, num_recent_events=0)
+        if head is None:
+            return None
+        count = self.svc.get_event_count(app, user, sid)
+        pages = max(1, math.ceil(count / EVENTS_PER_PAGE))
+        wanted = request.query_params.get("page")
+        if wanted is None:
+            page = pages
+        elif wanted.isascii() and wanted.isdigit() and 1 <= int(wanted) <= pages:
+            page = int(wanted)
+        else:
+            raise ValueError(f"page must be a whole number from 1 to {pages}, not {wanted[:40]!r}")
+        skip = (page - 1) * EVENTS_PER_PAGE
+        session = self.svc.get_session(app, user, sid, num_recent_events=max(0, count - skip))
+        events = [e.to_dict() for e in session.events[:EVENTS_PER_PAGE]]
+        lineage = self.svc.get_lineage(app, user, sid)
+        forks = [s.id for s in self.svc.list_sessions(app, user, limit=FORK_SCAN, order="newest")
+                 if s.id != sid and (self.svc.get_lineage(app, user, s.id) or {}).get("session_id") == sid]
+        return {"session": {**_session_dict(session), "events": events}, "event_count": count, "page": page,
+                "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
+                "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
+
+    def usage(self, request: Request) -> Optional[dict[str, Any]]:
+        get_usage = getattr(self.svc, "get_usage", None)
+        if get_usage is None:
+            return None
+        where = {"app_name": _param(request, "app"), "user_id": _param(request, "user")}
+        return {"total": get_usage(**where), "by_day": get_usage(**where, group_by=("day",)),
+                "by_model": get_usage(**where, group_by=("model",))}
+
+    # -- routes ----------------------------------------------------------------
+    def home(self, request: Request) -> Response:
+        query = _param(request, "q")
+        data = self.search(request, query) if query else self.sessions(request)
+        filters = {k: request.query_params.get(k, "") for k in ("app", "user", "q")}
+        return _html("sessions.html", title="search" if query else "sessions", filters=filters, **data)
+
+    def api_sessions(self, request: Request) -> Response:
+        return _json(self.sessions(request))
+
+    def api_search(self, request: Request) -> Response:
+        query = _param(request, "q")
+        if query is None:
+            return _error(request, 400, "give the words to find as ?q=")
+        return _json(self.search(request, query))
+
+    def session_page(self, request: Request) -> Response:
+        api = request.url.path.startswith("/api/")
+        ids = _session_ids(request, "/api/sessions/" if api else "/sessions/")
+        if ids is None:
+            return _error(request, 404, "a session's path is /sessions/APP/USER/SESSION_ID "
+                                        "(each id percent-encoded)")
+        data = self.session(request, ids)
+        if data is None:
+            return _error(request, 404, f"no session {ids[2]!r} of user {ids[1]!r} in app {ids[0]!r}")
+        if api:
+            return _json(data)
+        events = [event_view(e) for e in data["session"]["events"]]
+        return _html("session.html", title=f"session {ids[2]}", events=events,
+                     scopes=state_by_scope(data["session"]["state"]), **data)
+
+    def usage_page(self, request: Request) -> Response:
+        data = self.usage(request)
+        if data is None:
+            return _error(request, 404, "this adk_lite has no token usage accounting (get_usage)")
+        if request.url.path.startswith("/api/"):
+            return _json(data)
+        charts = {name: bar_chart([(str(r.get(key) or "(none)"), int(r["total_tokens"])) for r in data[name]],
+                                  f"total tokens by {key}")
+                  for name, key in (("by_day", "day"), ("by_model", "model"))}
+        filters = {k: request.query_params.get(k, "") for k in ("app", "user")}
+        return _html("usage.html", title="usage", charts=charts, filters=filters, **data)
+
+    def stats_page(self, request: Request) -> Response:
+        stats = self.svc.get_stats()
+        if request.url.path.startswith("/api/"):
+            return _json(stats)
+        return _html("stats.html", title="stats", stats=stats)
+
+    def style(self, request: Request) -> Response:
+        return FileResponse(HERE / "static" / "style.css", media_type="text/css")
+
+
+class _Guard:
+    """ASGI middleware: only GET; the token (when set) or a loopback ``Host``
+    (when not); security headers on every answer; library errors as one line."""
+
+    def __init__(self, app: Any, token: Optional[str]) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.decode("latin-1").lower() not in SECURITY_HEADERS]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, request: Request) -> Optional[Response]:
+        if request.method != "GET":
+            return PlainTextResponse("read-only: only GET is answered\n", status_code=405,
+                                     headers={"allow": "GET", **SECURITY_HEADERS})
+        if self.token is None:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
+                return PlainTextResponse("this server answers only to localhost names\n", status_code=403,
+                                         headers=SECURITY_HEADERS)
+            return None
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + ("?" + urllib.parse.urlencode(rest) if rest else "")
+            response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            return response
+        auth = request.headers.get("authorization", "")
+        bearer = auth[7:] if auth[:7].lower() == "bearer " else None
+        for candidate in (bearer, request.cookies.get(COOKIE)):
+            if candidate is not None and hmac.compare_digest(candidate.encode(), self.token.encode()):
+                return None
+        return PlainTextResponse("a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN once\n",
+                                 status_code=401, headers={"www-authenticate": "Bearer", **SECURITY_HEADERS})
+
+
+def _guarded(view: Any) -> Any:
+    """Run a view; a bad argument (a forged cursor, page or query) is a 400 page, and a
+    database error a 503, each one line, never a traceback."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            return view(request)
+        except (TypeError, ValueError) as e:
+            return _error(request, 400, str(e))
+        except errors.AdkLiteError as e:
+            return _error(request, 503, str(e))
+
+    return endpoint
+
+
+def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any:
+    """The ASGI app of ``adk-lite serve`` on ``svc`` (open it with ``read_only=True``).
+
+    Args:
+        svc: the service the pages read; it stays open (the caller closes it).
+        token: None (answer only requests addressed to a loopback name), or the
+            token every request must carry.
+
+    Returns:
+        An ASGI application (Starlette's, wrapped by the read-only guard).
+
+    Raises:
+        ValueError: a blank token.
+    """
+    if token is not None and not token.strip():
+        raise ValueError("the token must not be empty")
+    views = _Views(svc)
+    routes = [Route(path, _guarded(view), methods=["GET"]) for path, view in (
+        ("/", views.home), ("/usage", views.usage_page), ("/stats", views.stats_page),
+        ("/api/sessions", views.api_sessions), ("/api/search", views.api_search),
+        ("/api/usage", views.usage_page), ("/api/stats", views.stats_page),
+        ("/sessions/{rest:path}", views.session_page), ("/api/sessions/{rest:path}", views.session_page),
+        ("/static/style.css", views.style))]
+    return _Guard(Starlette(routes=routes), token)
+
+
+def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765, *,
+          token: Optional[str] = None, open_browser: bool = False) -> None:
+    """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C).
+
+    Args:
+        host: the address to bind; beyond loopback only with ``token``.
+        port: the TCP port (0 picks a free one).
+        token: see :func:`make_app`.
+        open_browser: open the default browser on the first page once listening.
+
+    Raises:
+        ValueError: :func:`check_bind` refuses ``host`` without ``token``.
+        OSError: the address cannot be bound (in use, not on this machine).
+    """
+    import uvicorn
+
+    check_bind(host, token)
+    config = uvicorn.Config(make_app(svc, token=token), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    if open_browser:
+        import threading
+        import webbrowser
+
+        shown = "localhost" if is_loopback(host) else host
+        url = f"http://{shown}:{port}/" + (f"?token={urllib.parse.quote(token)}" if token else "")
+        threading.Timer(1.0, webbrowser.open, (url,)).start()
+    server.run()
+    if not server.started:
+        raise OSError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")

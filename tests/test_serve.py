@@ -1,0 +1,326 @@
+"""``adk-lite serve``: the read-only browser, driven in a real headless Chromium
+(Debian's ``chromium`` and ``chromium-driver``, through selenium), plus the rules a
+browser cannot show (methods, tokens, the bind rule, hostile paths) over HTTP.
+
+The browser tests skip with a reason where Chromium, its driver or selenium is
+absent; under ``CI=true`` they fail instead (CI installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("jinja2")
+pytest.importorskip("uvicorn")
+
+from adk_lite import DatabaseSessionService, Event, EventActions  # noqa: E402
+from adk_lite.web.app import EVENTS_PER_PAGE, check_bind, session_url  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+XSS = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, *, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, str]:
+    """One request without following redirects: (status, headers, body)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def _fill(path: str) -> None:
+    """alice and bob in two apps; a fork with a cut; an event with markup; a compaction."""
+    with DatabaseSessionService(path) as svc:
+        a = svc.create_session("shop", "alice", state={"user:lang": "en", "app:motd": "hi"}, session_id="chat-1")
+        svc.append_events(a, [
+            Event(author="user", invocation_id="inv-1",
+                  content={"role": "user", "parts": [{"text": "Where is my zebrafrog order?"}]},
+                  actions=EventActions(state_delta={"topic": "orders"})),
+            Event(author="agent", invocation_id="inv-1",
+                  content={"role": "model", "parts": [{"function_call": {"name": "lookup", "args": {"order": 7}}}]}),
+            Event(author="user", invocation_id="inv-2", content={"role": "user", "parts": [{"text": XSS}]}),
+            Event(author="agent", invocation_id="inv-3", actions=EventActions(extra={"compaction": {
+                "start_timestamp": 1.0, "end_timestamp": 2.0,
+                "compacted_content": {"role": "model", "parts": [{"text": "user asked about an order"}]}}})),
+        ])
+        svc.fork_session("shop", "alice", "chat-1", new_session_id="chat-1-fork", before_invocation_id="inv-2")
+        b = svc.create_session("help desk", "bob/x", session_id="a/b ?#%")
+        svc.append_event(b, Event(author="user", content={"role": "user", "parts": [{"text": "hello there"}]}))
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``adk-lite serve`` on a filled file, in a subprocess; yields (base URL, path)."""
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    yield from _serve(path)
+
+
+def _serve(path: str, *extra: str):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "adk_lite", "serve", path, "--port", str(port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode())
+            time.sleep(0.1)
+    try:
+        yield base, path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (Debian's), driven by selenium through chromedriver."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    if not (chromium and driver and webdriver):
+        reason = "browser tests need Debian's chromium and chromium-driver and selenium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    b = webdriver.Chrome(service=Service(driver), options=options)
+    b.set_page_load_timeout(30)
+    yield b
+    b.quit()
+
+
+def _by(b, css):
+    from selenium.webdriver.common.by import By
+
+    return b.find_elements(By.CSS_SELECTOR, css)
+
+
+# -- in the browser ------------------------------------------------------------------------
+
+def test_sessions_page_lists_every_session_newest_first(server, browser):
+    base, _path = server
+    browser.get(base + "/")
+    rows = [r.text for r in _by(browser, "#sessions tr.session")]
+    assert len(rows) == 3
+    assert rows[0].startswith("help desk bob/x a/b ?#%")  # the last written comes first
+    assert {r.split()[2] for r in rows[1:]} == {"chat-1", "chat-1-fork"}
+    assert _by(browser, "nav a[href='/stats']") and _by(browser, "#search input[name=q]")
+
+
+def test_every_session_link_resolves_even_with_slashes_and_marks_in_ids(server, browser):
+    base, _path = server
+    browser.get(base + "/")
+    links = [a.get_attribute("href") for a in _by(browser, "#sessions a")]
+    assert len(links) == 3
+    titles = []
+    for link in links:
+        browser.get(link)
+        titles.append(browser.find_element("id", "session-title").text)
+    assert titles == ["help desk / bob/x / a/b ?#%", "shop / alice / chat-1-fork", "shop / alice / chat-1"]
+
+
+def test_search_box_finds_a_word_and_links_to_its_event(server, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    base, _path = server
+    browser.get(base + "/")
+    box = _by(browser, "#search input[name=q]")[0]
+    box.send_keys("zebrafrog", Keys.ENTER)
+    deadline = time.monotonic() + 10
+    while not _by(browser, "#hits li.hit") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hits = _by(browser, "#hits li.hit")
+    assert len(hits) == 2  # the source and the fork's copy
+    assert [m.text for m in _by(browser, "#hits mark")][:1] == ["zebrafrog"]
+    href = _by(hits[0], "a")[0].get_attribute("href")
+    browser.get(href)
+    fragment = urllib.parse.urlsplit(href).fragment
+    assert fragment.startswith("event-")
+    event = browser.find_element("id", fragment)
+    assert "zebrafrog" in event.text
+
+
+def test_a_fork_links_to_its_source_and_the_source_to_its_fork(server, browser):
+    base, _path = server
+    browser.get(base + session_url("shop", "alice", "chat-1-fork"))
+    source = browser.find_element("css selector", "#forked-from a")
+    assert source.text == "chat-1" and "inv-2" in browser.find_element("id", "forked-from").text
+    source.click()
+    assert browser.find_element("id", "session-title").text == "shop / alice / chat-1"
+    assert [f.text for f in _by(browser, "#forks a.fork")] == ["chat-1-fork"]
+
+
+def test_stored_markup_is_shown_as_text_never_run(server, browser):
+    base, _path = server
+    browser.get(base + session_url("shop", "alice", "chat-1"))
+    assert browser.title.endswith("adk-lite") and "pwned" not in browser.title
+    texts = [p.text for p in _by(browser, "p.text")]
+    assert XSS in texts
+    assert not _by(browser, "main script") and not _by(browser, "main img")
+
+
+def test_session_page_shows_calls_state_and_compaction(server, browser):
+    base, _path = server
+    browser.get(base + session_url("shop", "alice", "chat-1"))
+    assert "lookup" in _by(browser, "details.call summary")[0].text
+    assert "topic" in _by(browser, "details.state-delta")[0].get_attribute("innerHTML")
+    assert "user asked about an order" in _by(browser, "p.compaction-summary")[0].text
+    assert [d.text for d in _by(browser, "dl.state-user dt")] == ["lang"]
+    assert [d.text for d in _by(browser, "dl.state-app dt")] == ["motd"]
+
+
+def test_stats_page_shows_get_stats(server, browser):
+    base, _path = server
+    browser.get(base + "/stats")
+    cells = {r.find_element("css selector", "th").text: r.find_element("css selector", "td").text
+             for r in _by(browser, "#stats tr")}
+    assert cells["sessions"] == "3" and cells["events"] == "7"
+
+
+# -- over HTTP: what a browser does not show -------------------------------------------------
+
+def test_every_method_but_get_is_refused_and_writes_nothing(server):
+    base, path = server
+    before = open(path, "rb").read()
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        status, _headers, _body = _get(base + "/", method=method)
+        assert status == 405, method
+    assert open(path, "rb").read() == before
+
+
+def test_json_twins_have_the_library_shapes(server):
+    base, path = server
+    status, _h, body = _get(base + "/api/sessions")
+    import json
+
+    data = json.loads(body)
+    assert status == 200 and len(data["sessions"]) == 3 and "next_cursor" in data
+    with DatabaseSessionService(path, read_only=True) as svc:
+        assert {s["id"] for s in data["sessions"]} == {s.id for s in svc.list_sessions()}
+        hits = json.loads(_get(base + "/api/search?q=zebrafrog")[2])["hits"]
+        assert [h["event_id"] for h in hits] == [h.event_id for h in svc.search_events("zebrafrog")]
+        one = json.loads(_get(base + session_url("shop", "alice", "chat-1", api=True))[2])
+        assert one["session"]["events"] == [e.to_dict() for e in svc.get_session("shop", "alice", "chat-1").events]
+        assert json.loads(_get(base + "/api/stats")[2])["sessions"] == svc.get_stats()["sessions"]
+
+
+@pytest.mark.parametrize("path", ["/sessions/shop/alice", "/sessions/shop/alice/nope", "/sessions/%2e%2e/x/y",
+                                  "/sessions/shop/alice/chat-1/extra", "/?after=forged", "/sessions/a/b/%ff",
+                                  "/sessions/shop/alice/chat-1?page=0", "/sessions/shop/alice/chat-1?page=x"])
+def test_hostile_paths_are_one_line_errors(server, path):
+    base, _path = server
+    status, _headers, body = _get(base + path)
+    assert status in (400, 404)
+    assert "Traceback" not in body and 'id="error"' in body
+
+
+def test_security_headers_on_every_page(server):
+    base, _path = server
+    for path in ("/", "/stats", "/api/sessions", session_url("shop", "alice", "chat-1")):
+        _status, headers, _body = _get(base + path)
+        lower = {k.lower(): v for k, v in headers.items()}
+        assert "script-src" not in lower["content-security-policy"]  # default-src 'none': no script runs
+        assert lower["x-content-type-options"] == "nosniff"
+
+
+def test_a_request_for_another_host_name_is_refused_without_a_token(server):
+    base, _path = server
+    status, _headers, _body = _get(base + "/", headers={"Host": "attacker.example:8765"})
+    assert status == 403
+
+
+def test_token_is_required_on_every_route_and_sets_a_cookie(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    for base, _p in _serve(path, "--token", "s3cret"):
+        for route in ("/", "/stats", "/api/sessions", "/api/stats", session_url("shop", "alice", "chat-1")):
+            assert _get(base + route)[0] == 401
+            assert _get(base + route, headers={"Authorization": "Bearer wrong"})[0] == 401
+            assert _get(base + route, headers={"Authorization": "Bearer s3cret"})[0] == 200
+        status, headers, _body = _get(base + "/stats?token=s3cret")
+        assert status == 303 and headers["location"] == "/stats"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert "httponly" in headers["set-cookie"].lower()
+        assert _get(base + "/stats", headers={"Cookie": cookie})[0] == 200
+        assert _get(base + "/stats?token=nope")[0] == 401
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
+def test_binding_beyond_loopback_needs_a_token(tmp_path, host):
+    with pytest.raises(ValueError, match="--token"):
+        check_bind(host, None)
+    check_bind(host, "t")
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    out = subprocess.run([sys.executable, "-m", "adk_lite", "serve", path, "--host", host], capture_output=True,
+                         text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "--token" in out.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_needs_no_token(host):
+    check_bind(host, None)
+
+
+def test_a_missing_database_is_one_line_and_not_created(tmp_path):
+    missing = tmp_path / "nope.sqlite3"
+    out = subprocess.run([sys.executable, "-m", "adk_lite", "serve", str(missing)], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert not missing.exists()
+
+
+def test_a_huge_session_is_paged(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    with DatabaseSessionService(path) as svc:
+        s = svc.create_session("a", "u", session_id="long")
+        svc.append_events(s, [Event(author="user", content={"parts": [{"text": f"message {i}"}]})
+                              for i in range(EVENTS_PER_PAGE + 20)])
+    for base, _p in _serve(path):
+        import json
+
+        last = json.loads(_get(base + session_url("a", "u", "long", api=True))[2])
+        assert last["pages"] == 2 and last["page"] == 2 and len(last["session"]["events"]) == 20
+        first = json.loads(_get(base + session_url("a", "u", "long", api=True) + "?page=1")[2])
+        assert len(first["session"]["events"]) == EVENTS_PER_PAGE
+        assert first["session"]["events"][0]["content"]["parts"][0]["text"] == "message 0"
+        status, _h, body = _get(base + session_url("a", "u", "long"))
+        assert status == 200 and body.count('class="event') == 20
