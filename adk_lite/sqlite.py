@@ -8,7 +8,8 @@ created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
 
 An existing file is checked read-only before any pragma or write touches it (the
 SQLite header, its size, our four tables with their columns and unique keys,
-``schema_version``), so a foreign, corrupt or newer file is refused and left
+``schema_version``, and nothing in its schema that adk_lite does not make at that
+version: :mod:`adk_lite.schema_check`), so a foreign, corrupt or newer file is refused and left
 byte-for-byte unchanged; so is a file that cannot be written, for a read-write open.
 
 Names never reach SQLite as they were given: :func:`adk_lite.target.parse_target`
