@@ -19,7 +19,9 @@ check at every open is one read of ``sqlite_master``. SQLite's own tables
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
+import tempfile
 from typing import Any, Iterable, Optional
 
 import peewee as pw
@@ -186,8 +188,8 @@ def search_index_problems(conn: sqlite3.Connection) -> list[str]:
     text (:func:`adk_lite.schema.search_text_sql`) and no row of no event.
 
     FTS5 runs its check only on a writable database, so the index's shadow tables
-    are copied (in ``conn``'s snapshot) into a private temporary database, which
-    SQLite deletes when it is closed, and checked there; the file is only read.
+    are copied (in ``conn``'s snapshot) into a file in a private temporary folder
+    (removed at the end) and checked there; the database is only read.
     Costs a read of the whole index and of every event (like ``integrity_check``).
 
     Returns:
@@ -197,26 +199,30 @@ def search_index_problems(conn: sqlite3.Connection) -> list[str]:
     names = {row[1] for row in read_objects(conn)}
     if EVENTS_FTS not in names:
         return []
-    scratch = sqlite3.connect("", isolation_level=None)  # "": a temporary file, deleted at close
-    try:
-        scratch.execute(schema.search_table_sql())
-        shadows = [r[0] for r in scratch.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? "
-                                                 "ESCAPE '^'", (EVENTS_FTS + "^_%",)).fetchall()]
-        missing = [name for name in shadows if name not in names]
-        if missing:
-            return [f"{EVENTS_FTS}: its tables {', '.join(missing)} are missing"]
-        scratch.execute("BEGIN")
-        for name in shadows:
-            width = len(scratch.execute(f'PRAGMA table_info("{name}")').fetchall())
-            scratch.execute(f'DELETE FROM "{name}"')
-            scratch.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * width)})',
-                                conn.execute(f'SELECT * FROM "{name}"'))
-        scratch.execute("COMMIT")
-        scratch.execute(f"INSERT INTO {EVENTS_FTS} ({EVENTS_FTS}, rank) VALUES ('integrity-check', 1)")
-    except sqlite3.Error as e:
-        return [f"{EVENTS_FTS}: FTS5's integrity-check fails: {e}"]
-    finally:
-        scratch.close()
+    with tempfile.TemporaryDirectory(prefix="adk_lite-check-") as folder:
+        copy = os.path.join(folder, "index.sqlite3")
+        scratch = sqlite3.connect(copy, isolation_level=None)
+        try:
+            scratch.execute(schema.search_table_sql())
+            shadows = [r[0] for r in scratch.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name "
+                                                     "LIKE ? ESCAPE '^'", (EVENTS_FTS + "^_%",)).fetchall()]
+            missing = [name for name in shadows if name not in names]
+            if missing:
+                return [f"{EVENTS_FTS}: its tables {', '.join(missing)} are missing"]
+            scratch.execute("BEGIN")
+            for name in shadows:
+                width = len(scratch.execute(f'PRAGMA table_info("{name}")').fetchall())
+                scratch.execute(f'DELETE FROM "{name}"')
+                scratch.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * width)})',
+                                    conn.execute(f'SELECT * FROM "{name}"'))
+            scratch.execute("COMMIT")
+            scratch.close()  # a new connection reads the copied configuration, not the one made above
+            scratch = sqlite3.connect(copy, isolation_level=None)
+            scratch.execute(f"INSERT INTO {EVENTS_FTS} ({EVENTS_FTS}, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.Error as e:
+            return [f"{EVENTS_FTS}: FTS5's integrity-check fails: {e}"]
+        finally:
+            scratch.close()
     problems = []
     try:
         differ = conn.execute(f"SELECT count(*) FROM {EVENTS} AS e LEFT JOIN {EVENTS_FTS} AS f ON f.rowid = e.id "

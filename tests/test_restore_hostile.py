@@ -97,7 +97,16 @@ def _ghost_row(path):
     sql(path, "INSERT INTO adk_events_fts (rowid, text) VALUES (987654321, 'a ghost event')")
 
 
+def _sizes_changed(path):
+    sql(path, "UPDATE adk_events_fts_docsize SET sz = x'00' WHERE id = (SELECT max(id) FROM adk_events_fts_docsize)")
+
+
+def _other_format(path):
+    sql(path, "UPDATE adk_events_fts_config SET v = 5 WHERE k = 'version'")
+
+
 FTS_DAMAGE = {"leaf blocks zeroed": _zero_leaves, "an idx row deleted": _index_row_gone,
+              "document sizes changed": _sizes_changed, "another index format": _other_format,
               "content changed": _content_changed, "other text for an event": _forged_text,
               "an event not indexed": _event_not_indexed, "an index row of no event": _ghost_row}
 
