@@ -88,7 +88,10 @@ def restore(backup: Union[str, os.PathLike], db: Union[str, os.PathLike], *, kee
                          "(make one with adk-lite backup)")
     if os.path.isdir(db):
         raise ValueError(f"database {given} is a directory")
-    links = os.stat(db).st_nlink if os.path.lexists(db) else 1
+    try:
+        links = os.stat(db).st_nlink if os.path.lexists(db) else 1
+    except OSError as e:  # a loop of symbolic links, a folder that cannot be read
+        raise ValueError(f"database {given} cannot be reached: {e.strerror or e}") from e
     if links > 1:
         raise ValueError(f"database {given} has {links - 1} other hard link(s): restore would give only this name "
                          "the backup, and the others would keep the old database (remove them first)")

@@ -373,9 +373,12 @@ def test_restore_through_a_linked_folder_and_relative_spellings(tmp_path, backup
     os.symlink(backup_of_ten, link_to_backup)
     with pytest.raises(ValueError, match="is the database"):
         restore(backup_of_ten, link_to_backup)
-    for bad in (":memory:", "file:db.sqlite3"):
+    os.symlink(tmp_path / "loop-b", tmp_path / "loop-a")
+    os.symlink(tmp_path / "loop-a", tmp_path / "loop-b")
+    for bad in (":memory:", "file:db.sqlite3", "loop-a"):
         with pytest.raises(ValueError):
             restore(backup_of_ten, bad)
+    assert count_events(real) == 10
 
 
 def test_restore_refuses_a_database_with_another_hard_link(tmp_path, backup_of_ten):
