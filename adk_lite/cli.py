@@ -677,11 +677,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``adk-lite check``: integrity_check, foreign_key_check, schema version, stray state rows."""
+    """``adk-lite check``: integrity_check (and the search index's), foreign_key_check, the
+    schema against adk_lite's, schema version, stray state rows."""
     with _open(args) as svc:
         found = svc.store.check()
     problems = [f"missing table {t}" for t in found["missing_tables"]]
     problems += [f"integrity_check: {line}" for line in found["integrity_check"] if line != "ok"]
+    problems += [f"schema: {line}" for line in found["schema_problems"]]
     problems += [f"foreign_key_check: {table} row {rowid} has no parent in {parent}"
                  for table, rowid, parent in found["foreign_key_violations"]]
     stray = found["stray_state_rows"]

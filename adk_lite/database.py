@@ -92,6 +92,9 @@ class Backend(Protocol):
     def integrity(self, conn: Any) -> tuple[list[str], list[tuple]]:
         """The backend's own consistency checks."""
 
+    def schema_problems(self, conn: Any, version: Any) -> list[str]:
+        """What in the database's schema adk_lite does not make at schema ``version``, one line each."""
+
     def vacuum(self, conn: Any) -> None:
         """Reclaim space and refresh the planner's statistics."""
 

@@ -972,13 +972,15 @@ class Store:
 
     def check(self) -> dict[str, Any]:
         """Check the database in one snapshot: the backend's integrity and
-        foreign-key checks, our tables, the stored ``schema_version``, and
-        session-scope state rows of no session.
+        foreign-key checks (SQLite: with the search index's own check), our tables,
+        the schema against what adk_lite makes at the stored ``schema_version``
+        (``schema_problems`` of the backend), and session-scope state rows of no session.
 
         Returns:
             ``{"missing_tables": [name], "integrity_check": [line] (["ok"] when
             sound), "foreign_key_violations": [(table, rowid, parent table)],
-            "schema_version": int or None, "stray_state_rows": int}``.
+            "schema_version": int or None, "schema_problems": [line],
+            "stray_state_rows": int}``.
         """
         m = self.db.models
         sessions, state = m.Session._meta.table_name, m.State._meta.table_name
@@ -992,10 +994,12 @@ class Store:
                     "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)
+            version = self._stored_version(conn)
             return {
                 "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
-                "schema_version": self._stored_version(conn), "stray_state_rows": stray,
+                "schema_version": version, "schema_problems": self.db.schema_problems(conn, version),
+                "stray_state_rows": stray,
             }
         return self._run(run)
 
