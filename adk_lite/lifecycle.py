@@ -188,7 +188,8 @@ def compacted(rows: Sequence[EventRow]) -> list[str]:
     - compaction and rewind events, and every event of an invocation a rewind names
       (the first one decides where the rewind starts);
     - tool results the user posted back, and function calls still waiting for a
-      response (a long-running tool's result may come later), whose id is an
+      response that survives the rewinds (a long-running tool's result may come
+      later; ADK then puts the call back), whose id is an
       isolation scope in the session (a task agent's first turn is built from it) or
       ends a ``name@id`` branch segment (a tool's sub-branch);
     - any event linked by a function-call id (calls, responses, siblings) to an
@@ -213,7 +214,7 @@ def compacted(rows: Sequence[EventRow]) -> list[str]:
                       for j, c in summaries)}
     scopes = {s.scope for s in seen if isinstance(s.scope, str)}
     tools = {seg.rpartition("@")[2] for s in seen for seg in _segments(s.branch) if "@" in seg}
-    answered = {i for s in seen for i in s.responses if isinstance(i, str)}
+    answered = {i for s, alive in zip(seen, live) if alive for i in s.responses if isinstance(i, str)}
     held = {i for i, s in enumerate(seen) if s.submitted or any(c in scopes or c in tools or c not in answered
                                                                   for c in s.calls if isinstance(c, str) and c)}
     # a group linked by call ids goes whole or not at all

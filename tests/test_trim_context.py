@@ -351,3 +351,42 @@ def test_the_adk_adapter_trims_to_the_same_requests(target, case):
     result, before, after = asyncio.run(scenario())
     assert result["events"] == len(before) - len(after) > 0
     assert_same_requests(before, after)
+
+
+def test_a_rewind_committed_while_trim_waits_is_seen(backend, target):
+    """Another writer holds the session (as an append does) and commits a rewind marker
+    naming i2 while trim waits: trim must decide on the log with the marker in it."""
+    import threading
+    import time
+
+    svc = adk_lite.DatabaseSessionService(target)
+    try:
+        session = svc.create_session(APP, USER, session_id="s")
+        svc.append_events(session, [adk_lite.Event.from_dict(e) for e in STORED[2][:5]])  # i2 starts at 3.0
+        svc.append_events(svc.get_session(APP, USER, "s"), [adk_lite.Event.from_dict(
+            event(7, "i4", "user", 6.0, kind="compaction", value=(3.0, 3.0, True)))])
+        marker = rows_of([event(6, "r", "user", 5.0, kind="rewind", value="i2")])[0]
+        insert = ("INSERT INTO adk_events (app_name, user_id, session_id, event_id, invocation_id, author, branch, "
+                  "timestamp, body) VALUES ({0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0})")
+        if backend == "postgres":
+            import psycopg
+            writer = psycopg.connect(target)
+            writer.execute("SELECT 1 FROM adk_sessions WHERE app_name = %s AND user_id = %s AND session_id = %s "
+                           "FOR UPDATE", (APP, USER, "s"))
+            writer.execute(insert.format("%s"), (APP, USER, "s", *marker))
+        else:
+            import sqlite3
+            writer = sqlite3.connect(target, isolation_level=None)
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute(insert.format("?"), (APP, USER, "s", *marker))
+        result = {}
+        trimmer = threading.Thread(target=lambda: result.update(svc.trim_compacted(APP, USER, "s")))
+        trimmer.start()
+        time.sleep(1.0)  # let trim reach its read (not a timing assertion: it must wait either way)
+        writer.commit()
+        trimmer.join()
+        writer.close()
+        assert result["events"] == 0
+        assert [e.id for e in svc.get_session(APP, USER, "s").events] == ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]
+    finally:
+        svc.close()
