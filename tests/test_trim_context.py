@@ -164,7 +164,10 @@ def rows_of(events: list[dict]) -> list[EventRow]:
     """The store's rows for ADK-shaped dicts (the columns out of the body)."""
     rows = []
     for data in ordered(events):
-        body = {k: v for k, v in data.items() if k not in ("id", "invocation_id", "author", "branch", "timestamp")}
+        body = {k: v for k, v in data.items()
+                if k not in ("id", "invocation_id", "author", "branch", "timestamp", "body_branch")}
+        if "body_branch" in data and data.get("branch") is None:
+            body["branch"] = data["body_branch"]
         rows.append(EventRow(data["id"], data["invocation_id"], data["author"], data.get("branch"),
                              data["timestamp"], orjson.dumps(body).decode()))
     return rows
@@ -212,8 +215,18 @@ def sessions(draw) -> list[dict]:
         events.append(event(n, draw(st.sampled_from(["i1", "i2", "i3", "i4"])), author, draw(timestamps),
                             branch=draw(st.sampled_from(BRANCHES)), scope=draw(st.sampled_from(SCOPES)),
                             camel=draw(st.booleans()), path=draw(st.sampled_from(PATHS)), kind=kind, value=value))
-        if draw(st.integers(0, 9)) == 0:  # a body that names another invocation (pydantic reads it first)
+        extra = draw(st.integers(0, 19))
+        if extra == 0:  # a body that names another invocation (pydantic reads it first)
             events[-1]["invocationId"] = draw(st.sampled_from(["i1", "i2", "i3", "i4"]))
+        elif extra == 1:  # a branch in the body only (the row's column empty)
+            events[-1]["body_branch"] = draw(st.sampled_from(BRANCHES[2:]))
+        elif extra == 2:  # a transfer (not the start of a turn)
+            events[-1].setdefault("actions", {})["transfer_to_agent"] = "task"
+        elif extra == 3 and "content" in events[-1]:  # a thought: shown only with include_thoughts
+            events[-1]["content"]["parts"][0]["thought"] = True
+        elif extra == 4:  # a transcription instead of content
+            events[-1].pop("content", None)
+            events[-1]["input_transcription"] = {"text": f"heard {n}"}
     return events
 
 
