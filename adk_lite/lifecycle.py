@@ -7,6 +7,8 @@ text), shared by the sync API and the ADK adapter through the store.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from typing import Any, Optional, Sequence
 
 from . import codec
@@ -208,10 +210,20 @@ def compacted(rows: Sequence[EventRow]) -> list[str]:
     if not summaries:
         return []
     rewound = {s.rewind for s in seen if s.rewind}
+    by_scope: dict[Any, list[tuple[int, _Seen]]] = {}
+    for j, c in summaries:
+        by_scope.setdefault(c.scope if isinstance(c.scope, (str, type(None))) else repr(c.scope), []).append((j, c))
+    starts = {scope: [j for j, _ in found] for scope, found in by_scope.items()}
+
+    def hidden(i: int, s: _Seen) -> bool:
+        found = by_scope.get(s.scope)
+        if not found:
+            return False
+        later = itertools.islice(found, bisect.bisect_right(starts[s.scope], i), None)  # summaries after i
+        return any(c.range[0] <= s.timestamp <= c.range[1] and _summary_reaches(c, s) for _, c in later)
+
     picked = {i for i, s in enumerate(seen)
-              if s.plain and s.invocation not in rewound
-              and any(j > i and c.range[0] <= s.timestamp <= c.range[1] and _summary_reaches(c, s)
-                      for j, c in summaries)}
+              if s.plain and s.invocation not in rewound and isinstance(s.scope, (str, type(None))) and hidden(i, s)}
     scopes = {s.scope for s in seen if isinstance(s.scope, str)}
     tools = {seg.rpartition("@")[2] for s in seen for seg in _segments(s.branch) if "@" in seg}
     answered = {i for s, alive in zip(seen, live) if alive for i in s.responses if isinstance(i, str)}
