@@ -566,10 +566,11 @@ class DatabaseSessionService:
 
         ADK records a compaction (``EventsCompactionConfig``) as an event whose
         ``actions.compaction`` holds ``start_timestamp``, ``end_timestamp`` and the
-        summary. Deleted: events whose timestamp lies inside such a range, except
-        compaction and rewind events, and the rules of
-        :func:`adk_lite.lifecycle.compacted` (which keep the LLM request a Runner
-        builds the same). State is unchanged. What is lost: the raw events
+        summary. Deleted: events whose timestamp lies inside such a range, when the
+        summary hides them from every agent, branch and isolation scope that sees
+        them, by the rules of :func:`adk_lite.lifecycle.compacted` (which keep the LLM
+        request ADK builds for every view the same; compaction and rewind events and
+        every event of a rewound invocation stay). State is unchanged. What is lost: the raw events
         themselves, so rewinding to an invocation inside a trimmed range is no
         longer possible, and a fork can only cut at events that are left.
 

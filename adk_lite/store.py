@@ -614,7 +614,9 @@ class Store:
     def trim_session(self, key: tuple[str, str, str], pick: Callable[[list[EventRow]], list[str]],
                      delete: bool) -> tuple[int, int]:
         """Delete the events ``pick(rows)`` names (event ids) from one session, in one
-        transaction (IMMEDIATE when ``delete``); state and the session row stay.
+        transaction (IMMEDIATE when ``delete``, with the session row locked as appends
+        lock it, so ``pick`` sees every event committed before the delete); state and
+        the session row stay.
 
         Args:
             pick: given the session's event rows oldest first, returns the ids to delete.
@@ -629,6 +631,8 @@ class Store:
         sql = f"DELETE FROM {table} WHERE app_name = {p} AND user_id = {p} AND session_id = {p} AND event_id = {p}"
 
         def run(conn):
+            if delete:  # as an append does: a writer of this session waits, and trim reads what it committed
+                conn.execute(self._sql["session_row_lock"], key).fetchall()
             rows = self._all_events(conn, key)
             ids = set(pick(rows))
             gone = [r for r in rows if r.event_id in ids]
