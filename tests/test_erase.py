@@ -18,7 +18,7 @@ import pytest
 from adk_lite import DatabaseSessionService, Event, EventActions, SessionNotFoundError, cli
 from tests.conftest import on_postgres, pooled, pg_databases
 
-APP, USER, OTHER = "app", "alice", "bob"
+APP, USER, OTHER = "app", "zqalice31337", "bob"  # the user id is a word of the user too
 TIMEOUT = 120
 # one token each (no separator), so FTS5 indexes each whole and a byte search finds it
 WORDS = {
@@ -33,6 +33,7 @@ WORDS = {
     "invocation": "zqinvoc55123",
     "author": "zqauthor7777",
     "branch": "zqbranch8181",
+    "user_id": USER,
 }
 BOB_WORD = "zqbobkeeps2020"
 
@@ -81,12 +82,13 @@ def found(path, words=WORDS.values()):
 def test_erase_leaves_no_word_of_the_user_in_the_file_wal_backups_or_after_vacuum(db_path, tmp_path):
     with DatabaseSessionService(db_path) as svc:
         fill(svc)
+        svc.fork_session(APP, USER, WORDS["session_id"], new_session_id="fork")  # forked_from names the source
         svc.checkpoint()
         assert found(db_path) == sorted(WORDS.values())  # the test can fail: every word is there before
         for conn_sql in ("PRAGMA secure_delete = 0",):  # off on every pooled connection, as in most builds
             svc.store.read(lambda c: c.execute(conn_sql))
         result = svc.delete_user(APP, USER)
-        assert result["sessions"] == 12 and result["events"] == 72 and result["checkpointed"] is True
+        assert result["sessions"] == 13 and result["events"] == 78 and result["checkpointed"] is True
         assert found(db_path) == []  # right after the erase, the service still open
         assert list(svc.search_events(WORDS["text"])) == [] and len(svc.search_events(BOB_WORD)) > 0
         svc.backup(str(tmp_path / "later.sqlite3"))
@@ -104,6 +106,14 @@ def test_erase_leaves_no_word_of_the_user_in_the_file_wal_backups_or_after_vacuu
                             (BOB_WORD,)).fetchone()[0] == 12 * 6
     finally:
         conn.close()
+
+
+def test_cli_erase_leaves_no_word_of_the_user_in_the_file(db_path):
+    with DatabaseSessionService(db_path) as svc:
+        fill(svc, sessions=4, events=3)
+    assert found(db_path) == sorted(WORDS.values())
+    assert cli.main(["erase", db_path, "--app", APP, "--user", USER, "--yes"]) == 0
+    assert found(db_path) == [] and found(db_path, [BOB_WORD]) == [BOB_WORD]
 
 
 def test_erase_purges_the_words_of_sessions_deleted_before(db_path):
