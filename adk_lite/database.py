@@ -101,6 +101,15 @@ class Backend(Protocol):
     def secure_delete(self, conn: Any) -> Any:
         """A context manager: deleted content is overwritten inside it (for erasure)."""
 
+    def lock_user(self, conn: Any, app: str, user: str, exclusive: bool) -> None:
+        """Inside a write transaction: keep an erase of ``(app, user)`` and the writes
+        of that user from interleaving (shared for a writer, exclusive for the erase);
+        a no-op where a write transaction already excludes every other (SQLite)."""
+
+    def purge_search(self, conn: Any) -> None:
+        """Inside the write transaction that deleted events: remove what the full-text
+        index still keeps of them (for erasure)."""
+
     def checkpoint(self, conn: Any) -> bool:
         """Move the write-ahead log into the main file and empty it; False if blocked."""
 

@@ -11,6 +11,7 @@ they hold the URL with ``***`` in its place.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import select
 import threading
@@ -37,6 +38,15 @@ every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
+
+
+def user_lock_key(app: str, user: str) -> int:
+    """The advisory lock key of one ``(app_name, user_id)``: a signed 64-bit hash of
+    both (two users sharing a key only wait for each other's erase; never
+    :data:`SCHEMA_LOCK`)."""
+    digest = hashlib.blake2b(f"{app}\x00{user}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    return key + 1 if key == SCHEMA_LOCK else key
 
 SEARCH_COLUMN = "search"
 """The ``tsvector`` column of ``adk_events`` that full-text search reads: generated from
@@ -665,6 +675,21 @@ class PostgresBackend:
         the tables' pages until ``VACUUM`` lets later writes reuse the space (``VACUUM
         FULL`` rewrites the tables without them), and in the server's WAL and backups."""
         yield
+
+    @staticmethod
+    def lock_user(conn: PgConnection, app: str, user: str, exclusive: bool) -> None:
+        """Take the transaction-level advisory lock of one ``(app, user)``
+        (:func:`user_lock_key`): shared for a write that adds or changes rows of that
+        user (append, create, fork, import, state), exclusive for an erase. Writers of
+        one user run at once; an erase waits for those in flight and holds off new
+        ones until it commits, so none of their rows slips past it. Sent without
+        waiting (pipeline): a wait beyond ``lock_timeout`` fails the transaction at
+        its next read as :class:`~adk_lite.errors.DatabaseLockedError`."""
+        conn.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", (user_lock_key(app, user),))
+
+    @staticmethod
+    def purge_search(conn: PgConnection) -> None:
+        """Nothing to purge: the search column is part of the event's row, deleted with it."""
 
     @staticmethod
     def checkpoint(conn: PgConnection) -> bool:

@@ -734,6 +734,23 @@ class SqliteBackend:
             conn.execute(f"PRAGMA secure_delete = {int(before)}")
 
     @staticmethod
+    def lock_user(conn: sqlite3.Connection, app: str, user: str, exclusive: bool) -> None:
+        """Nothing to take: every write is one ``BEGIN IMMEDIATE`` transaction holding
+        the file's only write lock, so no write of a user can run beside an erase."""
+
+    @staticmethod
+    def purge_search(conn: sqlite3.Connection) -> None:
+        """Drop what the FTS5 index still holds of deleted events, inside the caller's
+        write transaction: a delete only adds a tombstone to a new segment, and the
+        deleted rows' tokens stay in the older segments (``adk_events_fts_data``) until
+        they are merged. ``optimize`` merges every segment into one, without them (the
+        old segments' rows are deleted, so under ``secure_delete`` zeroed). It rewrites
+        the whole index: its cost grows with the index, not with what was deleted
+        (SQLite 3.40 has no FTS5 ``secure-delete`` option, which would cost less)."""
+        if conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{EVENTS_FTS}'").fetchone():
+            conn.execute(f"INSERT INTO {EVENTS_FTS} ({EVENTS_FTS}) VALUES ('optimize')")
+
+    @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> bool:
         """Copy the WAL into the main file and truncate it to 0 bytes
         (``wal_checkpoint(TRUNCATE)``, outside a transaction).

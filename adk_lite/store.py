@@ -205,6 +205,11 @@ class Store:
                                       S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
+            # the row fork reads first: shared-locked where the database has row locks, so no
+            # append (which locks it FOR UPDATE) commits between fork's reads of events and state
+            "session_lineage_lock": _compile(
+                S.select(S.initial_state, S.forked_from).where(where_key(S)).for_update("FOR SHARE")
+                if self.db.peewee.for_update else S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
             "session_touch": _compile(
                 S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
                 "updated_at", *key),
@@ -434,6 +439,7 @@ class Store:
         self._check_writable((app, user, session), (), state)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             incarnation = self._insert_session(conn, app, user, session, state, now, now, initial)
             return incarnation, conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
         return self._run(run, write=True)
@@ -512,7 +518,10 @@ class Store:
         """Create session ``new`` as a copy of ``source`` (same app and user) in one
         IMMEDIATE transaction: its events (all, or those before the first event of
         invocation ``before``, the cut ADK's rewind makes) with their ids, and its
-        session-scope state at that cut; the source is not changed.
+        session-scope state at that cut; the source is not changed. Events and state
+        are read at one moment: SQLite's write lock excludes every other writer, and on
+        PostgreSQL the source's row is locked ``FOR SHARE`` first, so no append to it
+        (which locks it ``FOR UPDATE``) commits between the two reads.
 
         Args:
             before: an invocation id, or None for every event and the current state.
@@ -535,7 +544,10 @@ class Store:
         self._check_writable((app, user, new), (), ())
 
         def run(conn):
-            found = conn.execute(self._sql["session_lineage"], (app, user, source)).fetchone()
+            self.db.lock_user(conn, app, user, False)
+            # the source's row locked FOR SHARE (PostgreSQL): appends wait, so its events and
+            # its state below are read at one moment, each statement at READ COMMITTED
+            found = conn.execute(self._sql["session_lineage_lock"], (app, user, source)).fetchone()
             if found is None:
                 raise errors.SessionNotFoundError(
                     f"session {source!r} not found for app_name={app!r}, user_id={user!r}")
@@ -570,39 +582,62 @@ class Store:
             raise errors.SessionNotFoundError(f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
         return None if found[1] is None else codec.loads(found[1])
 
+    def user_tables(self) -> list[tuple[str, str]]:
+        """Every table that holds rows of one ``(app_name, user_id)``, as ``(the name
+        :meth:`delete_user` reports its count under, table)``, in the order an erase
+        deletes them (rows that refer to others first). A table added for a user's data
+        belongs here: the erase, its dry run and its counts then cover it."""
+        m = self.db.models
+        return [("state_keys", m.State._meta.table_name), ("events", m.Event._meta.table_name),
+                ("sessions", m.Session._meta.table_name)]
+
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
-        """Erase one user of one app: every session with its events and session
-        state, and the user's ``user:`` state, in one IMMEDIATE transaction with
-        the backend's secure delete on (deleted content overwritten), then a WAL
-        checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+        """Erase one user of one app: the user's rows of every table of
+        :meth:`user_tables` (sessions with their events and session state, the
+        ``user:`` state), in one write transaction with the backend's secure delete on
+        (deleted content overwritten) that also purges the full-text index
+        (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL checkpoint
+        (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+
+        Exact under concurrent writers: the transaction holds the user's exclusive lock
+        (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
+        of that user takes shared, and (PostgreSQL) locks the user's session rows before
+        deleting. A write of that user in flight when the erase starts commits first and
+        is erased; one that starts later waits until the erase has committed, and then
+        finds no session (an append or ``update_keys`` raises ``SessionNotFoundError``
+        and writes nothing) or makes new rows (a new session, a new ``user:`` key).
 
         Args:
             dry_run: only count (a read transaction; works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys" (session and user rows),
-            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
+            ``{"sessions", "events", "state_keys" (session and user rows), ...one count
+            per table of :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
+            this erase deleted (a dry run: counted); ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
+
+        Raises:
+            DatabaseLockedError: the lock or a row was not had within the busy timeout
+                (or, PostgreSQL, a deadlock with another writer); nothing was deleted.
         """
-        m = self.db.models
-        tables = [t._meta.table_name for t in (m.Session, m.Event, m.State)]
+        tables = self.user_tables()
         where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
-
-        def count(conn):
-            sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
-                                            for t in tables)
-            return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
-                    "checkpointed": None}
-
+        sessions = self.db.models.Session._meta.table_name
         if dry_run:
-            return self._run(count)
+            return self._run(lambda conn: {
+                **{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
+                   for name, table in reversed(tables)}, "dry_run": True, "checkpointed": None})
 
         def erase(conn):
-            counts = count(conn)
-            for table in (tables[2], tables[1], tables[0]):
-                conn.execute(f"DELETE FROM {table}{where}", (app, user))
-            return counts
+            self.db.lock_user(conn, app, user, True)
+            if self.db.peewee.for_update:  # a writer holding one of them (without the user lock) commits first
+                conn.execute(f"SELECT session_id FROM {sessions}{where} FOR UPDATE", (app, user)).fetchall()
+            counts = {name: conn.execute(f"DELETE FROM {table}{where}", (app, user)).rowcount
+                      for name, table in tables}
+            # always: the index may still hold words of this user's sessions deleted before
+            self.db.purge_search(conn)
+            return {**{name: counts[name] for name, _table in reversed(tables)}, "dry_run": False}
 
         def run(conn):
             with self.db.secure_delete(conn):
@@ -777,6 +812,7 @@ class Store:
         self._check_writable((), events, upserts)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             locked = conn.execute(self._sql["session_row_lock"], (app, user, session))
             if not events:
                 found = []
@@ -835,7 +871,11 @@ class Store:
         app and user state can be restored with no session). ``user``/``session``
         are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
         self._check_writable((app, user, session), (), upserts)
-        self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
+
+        def run(conn):
+            self.db.lock_user(conn, app, user, False)
+            self._write_state(conn, app, user, session, upserts, deletes, now)
+        self._run(run, write=True)
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
@@ -895,6 +935,7 @@ class Store:
         self._check_writable(key, event_rows, state_rows)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             if replace:
                 self._delete_keys(conn, [key])
             incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at)
