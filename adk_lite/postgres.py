@@ -106,6 +106,27 @@ def _error_class(exc: BaseException) -> type:
     return errors.DatabaseError
 
 
+QUERY_ERRORS = ("42601", "22023", "54000", "54001")
+"""SQLSTATEs the server gives a ``to_tsquery`` text it refuses: ``syntax_error`` (``a &``,
+``!!``), ``invalid_parameter_value`` (a phrase distance outside 0..16384: ``a <100000> b``),
+``program_limit_exceeded`` and ``statement_too_complex`` (a query too large or too deep).
+On the search statement they are the caller's query, not the database."""
+CHECK_ERRORS = ("22", "42", "54", "XX")
+"""SQLSTATE classes that, on the statement that only parses a query (:meth:`PostgresBackend.match_error`,
+which reads nothing stored), are the query's problem too: ``!!!...!a`` fails there with
+``XX000`` "tsquery stack too small", which is not a corrupt database."""
+
+
+def _query_problem(exc: BaseException, checking: bool = False) -> Optional[str]:
+    """The server's message when ``exc`` refused a tsquery (:data:`QUERY_ERRORS`, or when
+    ``checking``, any class of :data:`CHECK_ERRORS`), else None."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state not in QUERY_ERRORS and not (checking and state[:2] in CHECK_ERRORS):
+        return None
+    diag = getattr(exc, "diag", None)
+    return (diag.message_primary if diag is not None else None) or str(exc).strip().splitlines()[0]
+
+
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
     """Map a psycopg or Peewee error to the matching :class:`DatabaseError`, keyed on
     its SQLSTATE: lock timeouts, serialization failures and deadlocks are
@@ -546,8 +567,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             conn.execute(f"SELECT to_tsquery({_CONFIG}, %s)", (query,))
-        except psycopg.errors.SyntaxError as e:
-            return e.diag.message_primary or str(e)
+        except psycopg.Error as e:
+            problem = _query_problem(e, checking=True)
+            if problem is None:
+                raise self.translate(e) from None
+            return problem
         except self.DRIVER_ERRORS as e:
             raise self.translate(e) from None
         finally:
@@ -573,6 +597,8 @@ class PostgresBackend:
             snippet is ``ts_headline`` of the text without accents.
 
         Raises:
+            ValueError: (``raw``) the server refused the query when it ran (a class of
+                :data:`QUERY_ERRORS` the check of :meth:`match_error` let through).
             DatabaseError: the database predates search and was opened read-only.
         """
         if not self.searchable:
@@ -586,6 +612,17 @@ class PostgresBackend:
                      "WHERE numnode(w.q) > 0)::tsquery")
         rank = f"(-ts_rank(e.{SEARCH_COLUMN}, q.q, 1))::float8"
         where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
+        try:
+            return self._search_page(conn, query, rank, where, params, limit)
+        except psycopg.Error as e:
+            problem = _query_problem(e) if raw else None
+            if problem is None:
+                raise
+            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {problem}") from None
+
+    @staticmethod
+    def _search_page(conn: PgConnection, query: str, rank: str, where: list[str], params: list, limit: int) -> list:
+        """Run the statement of :meth:`search` (its pieces built there)."""
         mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
         options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
         return [tuple(r) for r in conn.execute(
