@@ -33,7 +33,7 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from .. import scopes, service, transfer
+from .. import errors, scopes, service, transfer
 from ..store import EventRow
 from .convert import event_from_row, event_row
 
@@ -64,7 +64,7 @@ def _adk_service(kind: str, where: str) -> BaseSessionService:
         return DatabaseSessionService(where)
     except ImportError as e:
         raise ValueError(f"ADK's session services need aiosqlite and sqlalchemy[asyncio] "
-                         f"(pip install 'adk_lite[adk]'): {e}") from e
+                         f"({errors.install_hint('adk')}): {e}") from e
 
 
 def _run(make: Callable[[], Awaitable[Any]]) -> Any:
