@@ -340,3 +340,12 @@ def test_hiding_is_skipped_without_setproctitle(monkeypatch, capsys):
     from adk_lite.cli import _hide_passwords
     _hide_passwords()  # no error
     assert capsys.readouterr() == ("", "")
+
+
+def test_adk_source_and_register_read_schemes_in_any_case():
+    """The ADK side decides a URL's kind as the core does: ``SQLITE+AIOSQLITE:///x.db`` is
+    the file ``x.db`` (so a move into or out of the same file is seen as such)."""
+    pytest.importorskip("google.adk")
+    from adk_lite.adk.transfer import source_file
+    assert source_file("SQLITE+AIOSQLITE:///x.db?mode=ro") == source_file("sqlite+aiosqlite:///x.db") == "x.db"
+    assert source_file("Sqlite:////abs/x.db") == "/abs/x.db" and source_file("POSTGRESQL://h/db") is None
