@@ -64,6 +64,11 @@ class PostgresTarget(NamedTuple):
     conninfo: dict
     options: dict
 
+    def __repr__(self) -> str:
+        """The parts with the password shown as :data:`MASK` (a repr lands in logs and tracebacks)."""
+        info = {k: (MASK if k == "password" else v) for k, v in self.conninfo.items()}
+        return f"PostgresTarget(display={self.display!r}, conninfo={info!r}, options={self.options!r})"
+
 
 def resolve_env(target: Union[str, os.PathLike, None]) -> Union[str, os.PathLike]:
     """``target``, or when None the zero-config one: ``$ADK_LITE_DB`` if set, else :data:`DEFAULT_PATH`."""

@@ -11,6 +11,8 @@ could end a URL's password for a naive matcher; neither half may show anywhere.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 import os
 import socket
@@ -139,6 +141,17 @@ def test_every_service_surface_hides_the_password(pg, caplog):
         shown.append(str(closed.value))
         assert all(password not in text for text in shown), shown
         assert svc.path.startswith(f"{scheme}://") and "***" in svc.path
+    loud = _spelled(url, "POSTGRESQL")
+    shown = [repr(parse_postgres(loud)), str(parse_postgres(loud))]
+    from adk_lite import AsyncDatabaseSessionService
+    aio = AsyncDatabaseSessionService(loud)
+    shown += [repr(aio), str(aio)]
+    asyncio.run(aio.close()) if asyncio.iscoroutinefunction(aio.close) else aio.close()
+    if importlib.util.find_spec("google") and importlib.util.find_spec("google.adk"):
+        from adk_lite.adk import DatabaseSessionService as AdkService
+        adk = AdkService(loud)
+        shown += [repr(adk), str(adk), adk.path, repr(vars(adk))]
+    assert all(password not in text for text in shown), shown
     failures = {
         "wrong password": _spelled(url, "POSTGRES", "Qx7a Zk9b"),
         "wrong password, raw @": _spelled(url, "PostgreSQL", "Qx7a@Zk9b"),
