@@ -96,7 +96,7 @@ def url_scheme(target: str) -> str:
 MASK = "***"
 """What a password is shown as."""
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_PASSWORD_OPTION = re.compile(r"([?&;]password=)((?:[^&\n]|&(?![\w.+-]*=))*)", re.IGNORECASE)
+_PASSWORD_OPTION = re.compile(r"([?&;]password=)((?:[^&]|&(?![\w.+-]*=))*)", re.IGNORECASE)
 """A ``password=`` query option; its value runs to the next ``&name=`` (a raw ``&`` stays in it)."""
 _CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
 
@@ -107,7 +107,7 @@ def mask_password(text: str) -> str:
     ``svc.path``, reprs, every error message, CLI output and logs come from here.
 
     Parsed, not matched on spelling: a URL of any scheme in any case (``POSTGRESQL://``,
-    ``Postgres://``, ``sqlite://``, ...) runs to the next URL or the end of its line; its
+    ``Postgres://``, ``sqlite://``, ...) runs to the next URL or the end of the text; its
     userinfo is everything before the last ``@`` of its host part (or, when that has no
     ``@``, before the last ``@`` of the URL: a raw ``/``, ``?``, ``#``, space or ``@`` in a
     password still counts as password), and all after the first ``:`` there is masked. A
@@ -115,14 +115,29 @@ def mask_password(text: str) -> str:
     parameter (``password=x`` or ``password='a b'``) are masked too. When in doubt more
     is hidden, never less (``postgresql://h:5432/db?application_name=a@b`` shows as
     ``postgresql://h:***@b``). Never raises for a str."""
-    starts = [m.start() for m in _URL_START.finditer(text)]
-    pieces = [text[:starts[0]] if starts else text]
-    for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(text)
-        line_end = text.find("\n", start, end)
-        url_end = end if line_end < 0 else line_end
-        pieces += [_mask_url(text[start:url_end]), text[url_end:end]]
+    starts = [m.start() for m in _URL_START.finditer(text)] + [len(text)]
+    pieces = [text[:starts[0]]]
+    i = 0
+    while i < len(starts) - 1:
+        j = i + 1  # a "scheme://" inside an unfinished userinfo (u:pass://word@h) is still password
+        while j < len(starts) - 1 and _open_secret(text[starts[i]:starts[j]]):
+            j += 1
+        pieces.append(_mask_url(text[starts[i]:starts[j]]))
+        i = j
     return _CONNINFO_PASSWORD.sub(_masked_value, "".join(pieces))
+
+
+def _open_secret(url: str) -> bool:
+    """True when ``url`` (``scheme://...``) ends inside what may be a password: it began a
+    ``user:`` and holds no ``@`` yet, or its last ``password=`` option runs to its end. What
+    follows (another ``scheme://`` included) is then still part of it."""
+    rest = url.partition("://")[2]
+    if "@" not in rest and re.match(r"[^/?#@]*:", rest) is not None:
+        return True
+    last = None
+    for last in _PASSWORD_OPTION.finditer(rest):
+        pass
+    return last is not None and last.end() == len(rest)
 
 
 def _masked_value(match: "re.Match[str]") -> str:
