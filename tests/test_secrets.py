@@ -264,7 +264,9 @@ def test_cli_output_and_json_never_show_the_password(pg, capsys, tmp_path, monke
     assert orjson.loads(out)["destination"].startswith("POSTGRESQL://") and "***" in orjson.loads(out)["destination"]
     wrong = _spelled(url, "Postgres", "Qx7a Zk9b")
     for argv in (["stats", wrong], ["copy", src, wrong], ["sessions", url, wrong],  # argparse echoes the extra one
-                 ["stats", f"{url}?password=Qx7a&sslmode=disable"]):
+                 ["stats", f"{url}?password=Qx7a&sslmode=disable"],
+                 ["backup", loud, tmp_path / "b.sqlite3"], ["restore", src, loud],  # refused: files only
+                 ["backup", wrong, tmp_path / "b.sqlite3"], ["restore", src, wrong]):
         for extra in ([], ["--json"]):
             code, out, err = _run(capsys, *argv, *extra)
             assert code == 2 and not shows_secret(out + err) and password not in out + err, (argv, err)
