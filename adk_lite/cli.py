@@ -4,7 +4,8 @@ Run it as ``adk-lite COMMAND ...`` (console script) or ``python -m adk_lite``.
 Every command prints a readable table by default and one JSON document with
 ``--json`` (``export`` always writes JSON Lines). ``--json`` and ``--busy-timeout``
 may come before or after the command. Exit codes: 0 success, 1 a problem found
-(``check``; ``import``, ``import-adk``, ``export-adk`` conflicts), 2 bad usage or an unusable file (missing,
+(``check``; ``import``, ``import-adk``, ``export-adk`` conflicts; a confirmation answered no),
+2 bad usage or an unusable file (missing,
 empty, corrupt, foreign, newer schema, locked). Errors are one line on stderr
 (``{"error": "..."}`` with ``--json``); a closed pipe (``| head``) ends quietly
 with 0.
@@ -15,8 +16,8 @@ except these, which say so: ``import --create`` and ``import-adk --create``, ``c
 when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exits 1.
 A password in a URL argument is masked in the process's command line once it starts
 (``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
-``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
-change it. Files are written through :mod:`adk_lite.outfile` (never over the
+``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of
+``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
 ``backup`` reads the database read-only (an online copy); ``restore`` is
 :func:`adk_lite.restore.restore`.
@@ -845,7 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adk-lite", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Stats, inspection and maintenance of an adk_lite database (a SQLite file, or a PostgreSQL URL).",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
-        + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts), 2 bad usage or "
+        + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts) or a confirmation "
+        "answered no, 2 bad usage or "
         "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create, copy (its "
         "DST) and restore (from a backup) make one\nkeep passwords out of URLs: PGPASSWORD or ~/.pgpass, as in "
         "PGPASSWORD=... adk-lite copy .adk/sessions.sqlite3 postgresql://user@host:5432/dbname")
