@@ -17,8 +17,9 @@ when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exi
 A password in a URL argument is masked in the process's command line once it starts
 (``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
 ``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of
-``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files are written through :mod:`adk_lite.outfile` (never over the
-database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
+``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files
+are written through :mod:`adk_lite.outfile` (never over the database, 0600, replaced
+atomically); the export format is :mod:`adk_lite.transfer`.
 ``backup`` reads the database read-only (an online copy); ``restore`` is
 :func:`adk_lite.restore.restore`.
 Progress bars (tqdm, the ``cli`` extra) appear on stderr only when stderr is a

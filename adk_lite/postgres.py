@@ -107,24 +107,18 @@ def _error_class(exc: BaseException) -> type:
 
 
 QUERY_ERRORS = ("42601", "22023", "54000", "54001")
-"""SQLSTATEs the server gives a ``to_tsquery`` text it refuses: ``syntax_error`` (``a &``,
-``!!``), ``invalid_parameter_value`` (a phrase distance outside 0..16384: ``a <100000> b``),
-``program_limit_exceeded`` and ``statement_too_complex`` (a query too large or too deep).
-On the search statement they are the caller's query, not the database."""
-CHECK_ERRORS = ("22", "42", "54", "XX")
-"""SQLSTATE classes that, on the statement that only parses a query (:meth:`PostgresBackend.match_error`,
-which reads nothing stored), are the query's problem too: ``!!!...!a`` fails there with
-``XX000`` "tsquery stack too small", which is not a corrupt database."""
+"""SQLSTATEs of a ``to_tsquery`` text the server refuses, the caller's query on the search
+statement: syntax (``a &``), a phrase distance outside 0..16384 (``a <100000> b``), too large
+or deep. On :meth:`PostgresBackend.match_error`'s statement, which reads nothing stored, any
+class ``22``, ``42``, ``54`` or ``XX`` is too (``!!!...!a``: XX000 "tsquery stack too small")."""
 
 
 def _query_problem(exc: BaseException, checking: bool = False) -> Optional[str]:
-    """The server's message when ``exc`` refused a tsquery (:data:`QUERY_ERRORS`, or when
-    ``checking``, any class of :data:`CHECK_ERRORS`), else None."""
+    """The server's message when ``exc`` refused a tsquery (see :data:`QUERY_ERRORS`), else None."""
     state = getattr(exc, "sqlstate", None) or ""
-    if state not in QUERY_ERRORS and not (checking and state[:2] in CHECK_ERRORS):
-        return None
-    diag = getattr(exc, "diag", None)
-    return (diag.message_primary if diag is not None else None) or str(exc).strip().splitlines()[0]
+    if state in QUERY_ERRORS or (checking and state[:2] in ("22", "42", "54", "XX")):
+        return exc.diag.message_primary or str(exc)  # type: ignore[attr-defined]
+    return None
 
 
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
@@ -612,26 +606,20 @@ class PostgresBackend:
                      "WHERE numnode(w.q) > 0)::tsquery")
         rank = f"(-ts_rank(e.{SEARCH_COLUMN}, q.q, 1))::float8"
         where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
-        try:
-            return self._search_page(conn, query, rank, where, params, limit)
-        except psycopg.Error as e:
-            problem = _query_problem(e) if raw else None
-            if problem is None:
-                raise
-            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {problem}") from None
-
-    @staticmethod
-    def _search_page(conn: PgConnection, query: str, rank: str, where: list[str], params: list, limit: int) -> list:
-        """Run the statement of :meth:`search` (its pieces built there)."""
         mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
         options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
-        return [tuple(r) for r in conn.execute(
-            f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank FROM {EVENTS} AS e CROSS JOIN q "
-            f"WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
-            "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
-            f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
-            f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
-            "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        try:
+            return [tuple(r) for r in conn.execute(
+                f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank "
+                f"FROM {EVENTS} AS e CROSS JOIN q WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
+                "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
+                f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
+                f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
+                "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        except psycopg.Error as e:
+            if not raw or _query_problem(e) is None:
+                raise
+            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {_query_problem(e)}") from None
 
     @staticmethod
     def tables_of(execute: Any) -> set[str]:

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import orjson
 import pytest
@@ -67,7 +66,8 @@ def test_mask_hides_a_userinfo_password_of_any_spelling(scheme, sep):
 @pytest.mark.parametrize("sep", SEPARATORS)
 def test_mask_hides_a_password_option_and_a_libpq_parameter(sep):
     password = sep.join(HALVES)
-    for url in (f"postgresql://adk@h/db?password={password}", f"POSTGRES://adk@h/db?sslmode=disable&PassWord={password}",
+    for url in (f"postgresql://adk@h/db?password={password}",
+                f"POSTGRES://adk@h/db?sslmode=disable&PassWord={password}",
                 f"postgresql://adk@h/db?password={password}&application_name=x"):
         assert not shows_secret(mask_password(url)), mask_password(url)
         with pytest.raises(ValueError) as caught:  # refused (unknown option), and the value is not echoed
@@ -158,9 +158,9 @@ def test_every_service_surface_hides_the_password(pg, caplog):
         "wrong password": _spelled(url, "POSTGRES", "Qx7a Zk9b"),
         "wrong password, raw @": _spelled(url, "PostgreSQL", "Qx7a@Zk9b"),
         "unknown database": _spelled(url, "POSTGRESQL").rsplit("/", 1)[0] + "/no_such_db_h5",
-        "unknown host": f"POSTGRESQL://adk:Qx7a%20Zk9b@no-such-host.invalid:5432/x?connect_timeout=5",
-        "closed port": f"Postgres://adk:Qx7a%2FZk9b@127.0.0.1:1/x",
-        "a raw / (no URL: refused)": f"Postgres://adk:Qx7a/Zk9b@127.0.0.1:1/x",
+        "unknown host": "POSTGRESQL://adk:Qx7a%20Zk9b@no-such-host.invalid:5432/x?connect_timeout=5",
+        "closed port": "Postgres://adk:Qx7a%2FZk9b@127.0.0.1:1/x",
+        "a raw / (no URL: refused)": "Postgres://adk:Qx7a/Zk9b@127.0.0.1:1/x",
     }
     for what, bad in failures.items():
         with pytest.raises(ValueError if "refused" in what else DatabaseOpenError) as caught:
