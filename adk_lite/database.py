@@ -152,7 +152,7 @@ def open_database(target: Union[str, os.PathLike, None] = None, *, synchronous: 
         except ImportError as e:
             raise errors.DatabaseOpenError(
                 f"database {parsed.display} is a PostgreSQL URL, which needs psycopg 3: "
-                "pip install 'adk_lite[postgres]'") from e
+                f"{errors.install_hint('postgres')}") from e
         return PostgresBackend(parsed, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only)
     from .sqlite import SqliteBackend
 

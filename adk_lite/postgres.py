@@ -116,6 +116,21 @@ def _error_class(exc: BaseException) -> type:
     return errors.DatabaseError
 
 
+QUERY_ERRORS = ("42601", "22023", "54000", "54001")
+"""SQLSTATEs of a ``to_tsquery`` text the server refuses, the caller's query on the search
+statement: syntax (``a &``), a phrase distance outside 0..16384 (``a <100000> b``), too large
+or deep. On :meth:`PostgresBackend.match_error`'s statement, which reads nothing stored, any
+class ``22``, ``42``, ``54`` or ``XX`` is too (``!!!...!a``: XX000 "tsquery stack too small")."""
+
+
+def _query_problem(exc: BaseException, checking: bool = False) -> Optional[str]:
+    """The server's message when ``exc`` refused a tsquery (see :data:`QUERY_ERRORS`), else None."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in QUERY_ERRORS or (checking and state[:2] in ("22", "42", "54", "XX")):
+        return exc.diag.message_primary or str(exc)  # type: ignore[attr-defined]
+    return None
+
+
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
     """Map a psycopg or Peewee error to the matching :class:`DatabaseError`, keyed on
     its SQLSTATE: lock timeouts, serialization failures and deadlocks are
@@ -556,8 +571,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             conn.execute(f"SELECT to_tsquery({_CONFIG}, %s)", (query,))
-        except psycopg.errors.SyntaxError as e:
-            return e.diag.message_primary or str(e)
+        except psycopg.Error as e:
+            problem = _query_problem(e, checking=True)
+            if problem is None:
+                raise self.translate(e) from None
+            return problem
         except self.DRIVER_ERRORS as e:
             raise self.translate(e) from None
         finally:
@@ -583,6 +601,8 @@ class PostgresBackend:
             snippet is ``ts_headline`` of the text without accents.
 
         Raises:
+            ValueError: (``raw``) the server refused the query when it ran (a class of
+                :data:`QUERY_ERRORS` the check of :meth:`match_error` let through).
             DatabaseError: the database predates search and was opened read-only.
         """
         if not self.searchable:
@@ -598,13 +618,18 @@ class PostgresBackend:
         where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
         mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
         options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
-        return [tuple(r) for r in conn.execute(
-            f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank FROM {EVENTS} AS e CROSS JOIN q "
-            f"WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
-            "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
-            f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
-            f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
-            "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        try:
+            return [tuple(r) for r in conn.execute(
+                f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank "
+                f"FROM {EVENTS} AS e CROSS JOIN q WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
+                "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
+                f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
+                f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
+                "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        except psycopg.Error as e:
+            if not raw or _query_problem(e) is None:
+                raise
+            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {_query_problem(e)}") from None
 
     @staticmethod
     def tables_of(execute: Any) -> set[str]:

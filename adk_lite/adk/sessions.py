@@ -24,7 +24,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig, ListSessi
 from .. import errors, scopes, service, validate
 from ..executor import Executor
 from ..service import SessionHead
-from ..target import target_kind
+from ..target import target_kind, url_scheme
 from ..types import SearchResults
 from .cache import DEFAULT_SIZE, EventCache
 from .convert import event_from_row, event_row
@@ -562,7 +562,7 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
     prefix = scheme + "://"
 
     def factory(uri: str, **kwargs: Any) -> DatabaseSessionService:
-        if uri.startswith(prefix) and target_kind(uri) != "postgres":
+        if url_scheme(uri) == prefix.lower() and target_kind(uri) != "postgres":
             uri = "sqlite://" + uri[len(prefix):]
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 

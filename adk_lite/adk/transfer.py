@@ -33,7 +33,8 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from .. import scopes, service, transfer
+from .. import errors, scopes, service, transfer
+from ..target import url_scheme
 from ..store import EventRow
 from .convert import event_from_row, event_row
 
@@ -64,7 +65,7 @@ def _adk_service(kind: str, where: str) -> BaseSessionService:
         return DatabaseSessionService(where)
     except ImportError as e:
         raise ValueError(f"ADK's session services need aiosqlite and sqlalchemy[asyncio] "
-                         f"(pip install 'adk_lite[adk]'): {e}") from e
+                         f"({errors.install_hint('adk')}): {e}") from e
 
 
 def _run(make: Callable[[], Awaitable[Any]]) -> Any:
@@ -110,11 +111,11 @@ def _session_state(merged: dict[str, Any]) -> dict[str, Any]:
 def source_file(source: str) -> Optional[str]:
     """The file behind a bare path or a ``sqlite://`` / ``sqlite+aiosqlite://`` URL
     (three slashes then a relative path, four for an absolute one); None for
-    another URL."""
+    another URL. The scheme is read in any case (``SQLITE:///x.db``)."""
     if "://" not in source:
         return source
     for prefix in _SQLITE_URLS:
-        if source.startswith(prefix + "/"):
+        if url_scheme(source) == prefix and source[len(prefix):].startswith("/"):
             return source[len(prefix) + 1:].split("?", 1)[0]
     return None
 
