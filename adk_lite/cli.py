@@ -476,12 +476,9 @@ def cmd_import_adk(args: argparse.Namespace) -> int:
 
 def cmd_export_adk(args: argparse.Namespace) -> int:
     """``adk-lite export-adk``: write every session of DB into ADK's own store TARGET."""
-    path = _path(args)
+    _path(args)
     moving = _adk_transfer()
-    target = moving.source_file(args.target)
-    if target is not None and outfile.is_database_file(target, path):
-        raise UsageError(f"target {args.target} is the database {path} or one of its side files")
-    with _open(args) as svc:
+    with _open(args) as svc:  # export_to_adk refuses a target that is this database, in any spelling
         bar = _progress(moving.count_sessions(svc), "export-adk", "session")
         try:
             report = moving.export_to_adk(svc, args.target, replace=args.replace, on_session=bar.update)
