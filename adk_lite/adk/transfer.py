@@ -128,7 +128,8 @@ def sqlite_files(where: str, *, adk_sqlite: bool = False) -> Optional[list[str]]
     into a connection: a URL with ``://`` through SQLAlchemy's own SQLite dialect
     (``create_connect_args``, as ADK's ``DatabaseSessionService`` does), or with
     ``adk_sqlite`` a path or ``sqlite:`` URL through the rules of ADK's
-    ``SqliteSessionService`` (its ``_parse_db_path``). A name that starts with
+    ``SqliteSessionService`` (its ``_parse_db_path``); a ``file:`` URI as SQLite
+    reads it. A name that starts with
     ``file:`` is given both ways, as a plain name and as the file its SQLite URI
     names (this SQLite reads such names as URIs even without ``uri=True``).
 
@@ -136,7 +137,9 @@ def sqlite_files(where: str, *, adk_sqlite: bool = False) -> Optional[list[str]]
         The names (possibly relative to the current folder; ``[]`` in memory),
         or None for a URL of another database (a server).
     """
-    if "://" in where and not (adk_sqlite and where.startswith("sqlite:")):
+    if where.startswith("file:"):  # an SQLite URI filename (file:///path too)
+        names = [where]
+    elif "://" in where and not (adk_sqlite and where.startswith("sqlite:")):
         try:
             from sqlalchemy.engine import make_url
             url = make_url(where)
