@@ -493,6 +493,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
     A PostgreSQL DST that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
+    if not _on_server(source) and not _on_server(dest):  # by name, symlink or hard link, side files too
+        src_path, dst_path = _path(source), _path(dest, create=True)
+        if outfile.is_database_file(dst_path, src_path) or outfile.is_database_file(src_path, dst_path):
+            raise UsageError(f"copy: DST {args.dst} is SRC {src_path} or one of its side files")
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
         if src.path == dst.path:
             raise UsageError(f"copy: SRC and DST are the same database {src.path}")

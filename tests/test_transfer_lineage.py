@@ -6,6 +6,8 @@ Both backends."""
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 
@@ -174,3 +176,19 @@ def test_a_forged_session_record_is_refused_with_its_line_and_writes_nothing(nam
     with DatabaseSessionService(target) as svc:
         assert stored_contents(svc) == before
         assert [s.id for s in svc.list_sessions(APP, USER)] == ["kept"]
+
+
+def test_copy_refuses_the_source_itself_in_another_spelling(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = str(tmp_path / "src.sqlite3")
+    with DatabaseSessionService(src) as svc:
+        fill(svc)
+    os.symlink(src, tmp_path / "link.sqlite3")
+    os.link(src, tmp_path / "hard.sqlite3")
+    before = open(src, "rb").read()
+    for dst in ("src.sqlite3", "./src.sqlite3", str(tmp_path / "link.sqlite3"), "hard.sqlite3", src + "-wal",
+                src + "-shm", src + "-journal"):
+        assert main(["copy", src, dst]) == 2, dst
+        assert "is SRC" in capsys.readouterr().err
+        assert not os.path.exists(src + "-wal") and not os.path.exists(src + "-journal"), dst
+    assert open(src, "rb").read() == before
