@@ -12,7 +12,6 @@ import pickle
 import sqlite3
 import urllib.parse
 
-import orjson
 import pytest
 
 pytest.importorskip("google.adk")

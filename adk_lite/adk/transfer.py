@@ -27,7 +27,6 @@ import shutil
 import sqlite3
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -35,16 +34,16 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from .. import codec, outfile, scopes, service, transfer
-from ..target import MEMORY, resolve, target_kind
+from .. import codec, scopes, service, transfer
 from ..store import EventRow
+from ..target import resolve, target_kind
 from .convert import event_from_row, event_row
+from .sources import check_source, refuse_same, source_file, sqlite_files
 
 __all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "sqlite_files",
            "initial_state", "MIGRATE_HINT"]
 
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
-_SQLITE_URLS = ("sqlite://", "sqlite+aiosqlite://")
 MIGRATE_HINT = ("upgrade it first with ADK's own command: adk migrate session --source_db_url=URL "
                 "--dest_db_url=NEW_URL")
 """What a refused pickled (v0) ADK database is told to do."""
@@ -111,84 +110,6 @@ def _session_state(merged: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in merged.items() if not k.startswith(_SCOPED)}
 
 
-def _uri_file(uri: str) -> Optional[str]:
-    """The file an SQLite URI filename names (``file:path``, ``file:///path``,
-    ``file://localhost/path``; percent-decoded, query and fragment dropped), or
-    None for an in-memory one. SQLite's rules (https://sqlite.org/uri.html)."""
-    rest, _, query = uri[len("file:"):].split("#", 1)[0].partition("?")
-    if "mode=memory" in query.split("&"):
-        return None
-    if rest.startswith("//"):
-        rest = "/" + rest[2:].partition("/")[2]
-    return urllib.parse.unquote(rest) or None
-
-
-def sqlite_files(where: str, *, adk_sqlite: bool = False) -> Optional[list[str]]:
-    """Every file name SQLite may open for a path or URL, as ADK's services turn it
-    into a connection: a URL with ``://`` through SQLAlchemy's own SQLite dialect
-    (``create_connect_args``, as ADK's ``DatabaseSessionService`` does), or with
-    ``adk_sqlite`` a path or ``sqlite:`` URL through the rules of ADK's
-    ``SqliteSessionService`` (its ``_parse_db_path``); a ``file:`` URI as SQLite
-    reads it. A name that starts with
-    ``file:`` is given both ways, as a plain name and as the file its SQLite URI
-    names (this SQLite reads such names as URIs even without ``uri=True``).
-
-    Returns:
-        The names (possibly relative to the current folder; ``[]`` in memory),
-        or None for a URL of another database (a server).
-    """
-    if where.startswith("file:"):  # an SQLite URI filename (file:///path too)
-        names = [where]
-    elif "://" in where and not (adk_sqlite and where.startswith("sqlite:")):
-        try:
-            from sqlalchemy.engine import make_url
-            url = make_url(where)
-            if url.get_backend_name() != "sqlite":
-                return None
-            names = [url.get_dialect()().create_connect_args(url)[0][0]]
-        except ImportError:
-            names = [where.split("://", 1)[1][1:].split("?", 1)[0]] if where.startswith(_SQLITE_URLS) else []
-        except Exception:  # a URL SQLAlchemy refuses: ADK refuses it too, with its own message
-            return None
-    else:
-        try:
-            from google.adk.sessions.sqlite_session_service import _parse_db_path
-            names = [_parse_db_path(where)[1]]
-        except ImportError:
-            names = [where]
-    files = []
-    for name in names:
-        if name in ("", ":memory:"):
-            continue
-        files.append(name)
-        if name.startswith("file:"):
-            files += [f for f in [_uri_file(name)] if f]
-    return files
-
-
-def source_file(source: str) -> Optional[str]:
-    """The file behind a bare path, a ``file:`` URI or a ``sqlite://`` /
-    ``sqlite+aiosqlite://`` URL (three slashes then a relative path, four for an
-    absolute one, ``/file:...?uri=true`` too; see :func:`sqlite_files`): the first
-    name that is an existing file, else the first name; None for another URL."""
-    files = sqlite_files(source)
-    if files is None:
-        return None
-    if not files:
-        return ":memory:"
-    return next((f for f in files if os.path.isfile(f)), files[0])
-
-
-def _refuse_same(files: Optional[list[str]], db_path: str, message: str) -> None:
-    """Raise ``ValueError(message)`` when one of ``files`` is the adk_lite database
-    ``db_path`` or one of its side files (:func:`adk_lite.outfile.is_database_file`:
-    by name once symlinks are resolved, and by device and inode)."""
-    if db_path == MEMORY or target_kind(db_path) == "postgres":
-        return
-    if any(outfile.is_database_file(f, db_path) for f in files or ()):
-        raise ValueError(message)
-
-
 # -- moving in -------------------------------------------------------------------------
 
 def _snapshot(path: str, folder: str) -> str:
@@ -245,74 +166,9 @@ def _source_kind(copy: str, source: str) -> str:
     return "database"
 
 
-# (table, the columns that name a row, the JSON column) ADK's two services share
-_JSON_COLUMNS = (("app_states", ("app_name",), "state"),
-                 ("user_states", ("app_name", "user_id"), "state"),
-                 ("sessions", ("app_name", "user_id", "id"), "state"),
-                 ("events", ("app_name", "user_id", "session_id", "id"), "event_data"))
-_ROW_NAMES = {"id": "session_id"}
-
-
-def _decode(value: Any, where: str) -> Any:
-    """One JSON column of the snapshot, decoded exactly (:func:`adk_lite.codec.loads_exact`)
-    and held to adk_lite's JSON rules; bytes are never unpickled.
-
-    Raises:
-        ValueError: the message starts with ``where`` (table, row, column).
-    """
-    if not isinstance(value, str):
-        kind = {bytes: "binary data (a BLOB: pickled or foreign; never unpickled)",
-                type(None): "NULL"}.get(type(value), type(value).__name__)
-        raise ValueError(f"{where} holds {kind}, not JSON text")
-    try:
-        decoded = codec.loads_exact(value)
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{where} is not valid JSON: {' '.join(str(e).split())}") from e
-    if not isinstance(decoded, dict):
-        raise ValueError(f"{where} holds a JSON {type(decoded).__name__}, not an object")
-    try:
-        codec.check_json(decoded, "value")
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: {e}") from e
-    return decoded
-
-
-def _check_source(copy: str, kind: str, source: str) -> None:
-    """Read every JSON column of the snapshot with plain SQL before anything is
-    written, so a forged or damaged file is refused whole, with the table, the row
-    (app, user, session and event ids) and the column named: text that is not JSON
-    (truncated, binary, pickled), a value that is not an object, an integer beyond
-    64 bits (never read as a float), a value adk_lite cannot store, and an
-    ``event_data`` that is not an ADK ``Event``.
-
-    Raises:
-        ValueError: the first bad cell, named.
-    """
-    with contextlib.closing(sqlite3.connect(copy)) as conn:
-        for table, names, column in _JSON_COLUMNS:
-            for row in conn.execute(f"SELECT {', '.join(names)}, {column} FROM {table}"):
-                row_names = ", ".join(f"{_ROW_NAMES.get(n, n) if table == 'sessions' else n}={v!r}"
-                                      for n, v in zip(names, row))
-                where = f"ADK source {source}: table {table}, {row_names}, column {column}"
-                data = _decode(row[-1], where)
-                if table == "events":
-                    _check_event(data, row, kind, where)
-
-
-def _check_event(data: dict[str, Any], row: tuple, kind: str, where: str) -> None:
-    """An ``event_data`` as ADK's service will read it (its ``Event`` model)."""
-    if kind == "database":  # ADK's DatabaseSessionService takes the id and invocation id from columns
-        data = dict(data, id=row[3], invocation_id=data.get("invocation_id", ""),
-                    timestamp=data.get("timestamp", 0.0))
-    try:
-        Event.model_validate(data)
-    except Exception as e:  # pydantic's ValidationError, or whatever a validator raises
-        raise ValueError(f"{where} is not an ADK Event: {' '.join(str(e).split())[:500]}") from e
-
-
 def _read_plain(copy: str) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
     """What ADK's classes cannot list, by plain SQL on the snapshot (checked by
-    :func:`_check_source`): every ``(app_name, user_id)`` with sessions or user
+    :func:`adk_lite.adk.sources.check_source`): every ``(app_name, user_id)`` with sessions or user
     state, sorted, and every app's state (``BaseSessionService`` has no app-state
     reader)."""
     with contextlib.closing(sqlite3.connect(copy)) as conn:
@@ -504,13 +360,13 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         db_path = target.path
     else:
         db_path = target if target_kind(target) == "postgres" else resolve(target)
-    _refuse_same([path], db_path, f"ADK source {source} is the adk_lite database {db_path} itself or one of its side "
+    refuse_same([path], db_path, f"ADK source {source} is the adk_lite database {db_path} itself or one of its side "
                  "files (-wal, -shm, -journal): refusing to read it as ADK's")
     folder = tempfile.mkdtemp(prefix="adk_lite_import_")
     try:
         copy = _snapshot(path, folder)
         kind = _source_kind(copy, source)
-        _check_source(copy, kind, source)
+        check_source(copy, kind, source)
         report = _summary(started)
         svc, owned = _open_target(target)
         try:
@@ -644,7 +500,7 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
         svc, owned = service.DatabaseSessionService(source, read_only=True), True
     try:
         target = os.fspath(target)
-        _refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path,
+        refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path,
                      f"export target {target} is the adk_lite database {svc.path} itself or one of its "
                      "side files (-wal, -shm, -journal): refusing to write ADK's tables into it")
         pairs = _with_adk(lambda: _adk_target(target), lambda adk: _export(svc, adk, replace, on_session, report))
