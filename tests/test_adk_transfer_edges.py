@@ -282,3 +282,26 @@ def test_64_bit_integers_at_the_limits_move_exactly(tmp_path):
         state, metadata = asyncio.run(read(svc))
         assert state == values == metadata
         assert all(type(v) is int for v in [*state.values(), *metadata.values()])
+
+
+def test_export_adk_never_writes_into_the_same_postgresql_database():
+    from adk_lite.adk import sources
+    from adk_lite.target import parse_postgres
+    from tests.conftest import pg_databases
+
+    dbs = pg_databases()  # skips without a server
+    url, other = dbs.fresh(0), dbs.fresh(1)
+    asyncpg = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    with DatabaseSessionService(url) as svc:
+        svc.create_session("app", "u", session_id="s")
+        for target in (asyncpg, asyncpg.replace("@127.0.0.1:", "@localhost:"),
+                       url.replace("postgresql://", "postgres://", 1)):
+            for source in (svc, url):
+                with pytest.raises(ValueError, match="is the adk_lite database") as caught:
+                    lite.export_to_adk(source, target)
+                password = parse_postgres(url).conninfo.get("password")
+                assert not password or password not in str(caught.value)
+        tables = svc.store.read(lambda conn: {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()})
+        assert "sessions" not in tables and "adk_internal_metadata" not in tables
+        sources.refuse_same_server(other.replace("postgresql://", "postgresql+asyncpg://", 1), svc, "not raised")

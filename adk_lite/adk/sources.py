@@ -17,9 +17,9 @@ from typing import Any, Optional
 from google.adk.events import Event
 
 from .. import codec, outfile
-from ..target import MEMORY, target_kind
+from ..target import MEMORY, parse_postgres, target_kind
 
-__all__ = ["sqlite_files", "source_file", "refuse_same", "check_source"]
+__all__ = ["sqlite_files", "source_file", "refuse_same", "refuse_same_server", "check_source"]
 
 _SQLITE_URLS = ("sqlite://", "sqlite+aiosqlite://")
 
@@ -99,6 +99,31 @@ def refuse_same(files: Optional[list[str]], db_path: str, message: str) -> None:
     if db_path == MEMORY or target_kind(db_path) == "postgres":
         return
     if any(outfile.is_database_file(f, db_path) for f in files or ()):
+        raise ValueError(message)
+
+
+_SERVER_IDENTITY = ("SELECT pg_postmaster_start_time()::text, oid::text FROM pg_database "
+                    "WHERE datname = current_database()")
+"""What tells one database of one PostgreSQL server from any other, whatever the host is called."""
+
+
+def refuse_same_server(target: str, svc: Any, message: str) -> None:
+    """Raise ``ValueError(message)`` when ``svc`` (an open adk_lite service) is on
+    PostgreSQL and the ADK ``target`` URL names the same database of the same server,
+    compared by what the servers answer (the server's start time and the database's
+    oid), never by host names (``localhost``, ``127.0.0.1`` and a socket are one
+    server). A target that cannot be parsed or reached is left to ADK to refuse."""
+    if target_kind(svc.path) != "postgres" or target_kind(target) != "postgres":
+        return
+    try:
+        import psycopg
+
+        with psycopg.connect(**parse_postgres(target).conninfo, connect_timeout=10) as conn:
+            theirs = tuple(conn.execute(_SERVER_IDENTITY).fetchone())
+        ours = tuple(svc.store.read(lambda conn: conn.execute(_SERVER_IDENTITY).fetchone()))
+    except Exception:  # unreachable, refused, not parsed: ADK says why when it tries
+        return
+    if theirs == ours:
         raise ValueError(message)
 
 

@@ -36,9 +36,9 @@ from google.adk.sessions import BaseSessionService
 
 from .. import codec, scopes, service, transfer
 from ..store import EventRow
-from ..target import resolve, target_kind
+from ..target import mask_password, resolve, target_kind
 from .convert import event_from_row, event_row
-from .sources import check_source, refuse_same, source_file, sqlite_files
+from .sources import check_source, refuse_same, refuse_same_server, source_file, sqlite_files
 
 __all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "sqlite_files",
            "initial_state", "MIGRATE_HINT"]
@@ -500,9 +500,10 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
         svc, owned = service.DatabaseSessionService(source, read_only=True), True
     try:
         target = os.fspath(target)
-        refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path,
-                     f"export target {target} is the adk_lite database {svc.path} itself or one of its "
-                     "side files (-wal, -shm, -journal): refusing to write ADK's tables into it")
+        same = (f"export target {mask_password(target)} is the adk_lite database {svc.path} itself or one of its "
+                "side files (-wal, -shm, -journal): refusing to write ADK's tables into it")
+        refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path, same)
+        refuse_same_server(target, svc, same)
         pairs = _with_adk(lambda: _adk_target(target), lambda adk: _export(svc, adk, replace, on_session, report))
     finally:
         if owned:
