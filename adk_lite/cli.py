@@ -464,13 +464,12 @@ def cmd_import_adk(args: argparse.Namespace) -> int:
     source = moving.source_file(args.source)
     if source is not None and outfile.is_database_file(source, path):
         raise UsageError(f"ADK source {args.source} is the database {path} or one of its side files")
-    total = moving.count_adk_sessions(args.source)
-    with _open(args, write=True, create=args.create) as svc:
-        bar = _progress(total, "import-adk", "session")
-        try:
-            report = moving.import_from_adk(args.source, svc, replace=args.replace, on_session=bar.update)
-        finally:
-            bar.close()
+    bar = _progress(moving.count_adk_sessions(args.source), "import-adk", "session")
+    try:  # DB is opened (or created) only once the source passed its checks
+        report = moving.import_from_adk(args.source, lambda: _open(args, write=True, create=args.create),
+                                        replace=args.replace, on_session=bar.update)
+    finally:
+        bar.close()
     return _moved(args, "imported", report)
 
 

@@ -226,6 +226,9 @@ def test_a_forged_adk_file_is_refused_by_table_row_and_column(name, adk_file, tm
     message = str(caught.value)
     assert adk_file in message and all(w in message for w in words), message
     assert not os.path.exists(target)  # refused before the target is opened
+    assert main(["import-adk", adk_file, target, "--create"]) == 2  # nor created
+    err = capsys.readouterr().err
+    assert not os.path.exists(target) and all(w in err for w in words), err
     with DatabaseSessionService(target) as svc:
         svc.create_session("app", "u", session_id="kept")
     assert main(["import-adk", adk_file, target]) == 2

@@ -252,9 +252,12 @@ def _import_session(store: Any, session: Any, replace: bool, report: dict[str, A
 
 
 def _open_target(target: Any) -> tuple[Any, bool]:
-    """An adk_lite core service for ``target`` (opened here unless one is given)."""
+    """An adk_lite core service for ``target`` (opened here unless one is given; a
+    callable is called to open it) and whether it is ours to close."""
     if isinstance(target, service.DatabaseSessionService):
         return target, False
+    if callable(target):
+        return target(), True
     return service.DatabaseSessionService(target), True
 
 
@@ -335,7 +338,9 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
             (``sqlite:///path`` too). A path is read as a SqliteSessionService
             file first, then as a DatabaseSessionService one.
         target: an adk_lite database as :class:`adk_lite.DatabaseSessionService`
-            takes it (created if missing), or an open one (left open).
+            takes it (created if missing), an open one (left open), or a callable
+            that opens one (called only once the source passed its checks, so a
+            refused source creates no database; closed at the end).
         replace: overwrite sessions and app/user keys that differ.
         on_session: called after each source session (a progress bar).
 
@@ -356,12 +361,14 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
     path = source_file(os.fspath(source) if isinstance(source, os.PathLike) else source)
     if path is None:
         raise ValueError(_URL_REFUSED.format(source=source))
+
+    def refuse_itself(db_path: str) -> None:
+        refuse_same([path], db_path, f"ADK source {source} is the adk_lite database {db_path} itself or one of its "
+                    "side files (-wal, -shm, -journal): refusing to read it as ADK's")
     if isinstance(target, service.DatabaseSessionService):
-        db_path = target.path
-    else:
-        db_path = target if target_kind(target) == "postgres" else resolve(target)
-    refuse_same([path], db_path, f"ADK source {source} is the adk_lite database {db_path} itself or one of its side "
-                 "files (-wal, -shm, -journal): refusing to read it as ADK's")
+        refuse_itself(target.path)
+    elif not callable(target):
+        refuse_itself(target if target_kind(target) == "postgres" else resolve(target))
     folder = tempfile.mkdtemp(prefix="adk_lite_import_")
     try:
         copy = _snapshot(path, folder)
@@ -370,6 +377,7 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         report = _summary(started)
         svc, owned = _open_target(target)
         try:
+            refuse_itself(svc.path)
             pairs = _with_adk(lambda: _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy),
                               lambda adk: _import(adk, copy, source, svc.store, replace, on_session, report))
         finally:
