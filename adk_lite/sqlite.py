@@ -158,6 +158,11 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
     schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
     version = schema.check_version(row, path)
+    missing = sorted(schema.tables_of(version) - tables)
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database: schema_version {version} has the tables "
+            f"{', '.join(missing)}, which it lacks")
     schema.check_columns(columns, keys, version, path)
     return version
 
@@ -294,7 +299,8 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns, keys = {}, {}
-        for table in (t for t in TABLES if t in tables):
+        added = sorted(t for names in schema.ADDED_TABLES.values() for t in names)
+        for table in (t for t in (*TABLES, *added) if t in tables):
             info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
             columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
             keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
@@ -527,6 +533,7 @@ class SqliteBackend:
                     version = 0
                     self.peewee.create_tables(self.models.all, safe=True)
                     schema.create_search(conn)
+                    schema.create_memory_tables(conn)
                 if version != schema.SCHEMA_VERSION:
                     conn.execute(f"INSERT OR REPLACE INTO {METADATA} (key, value) VALUES ('schema_version', ?)",
                                  (str(schema.SCHEMA_VERSION),))

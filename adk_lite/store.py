@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors
+from . import codec, errors, memory
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -497,6 +497,7 @@ class Store:
         self._run(self._delete_keys, keys, write=True)
 
     def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+        conn.executemany(memory.forget_sessions_sql(self.db), keys)  # the memories that came from them
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
 
@@ -572,7 +573,8 @@ class Store:
 
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
         """Erase one user of one app: every session with its events and session
-        state, and the user's ``user:`` state, in one IMMEDIATE transaction with
+        state, the user's ``user:`` state and memories (their index merged, so no
+        segment keeps their words), in one IMMEDIATE transaction with
         the backend's secure delete on (deleted content overwritten), then a WAL
         checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
@@ -581,27 +583,31 @@ class Store:
 
         Returns:
             ``{"sessions", "events", "state_keys" (session and user rows),
-            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
+            "memories" (every memory of the user, deleted ones included), "dry_run",
+            "checkpointed"}``; ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
         """
         m = self.db.models
-        tables = [t._meta.table_name for t in (m.Session, m.Event, m.State)]
+        tables = [t._meta.table_name for t in (m.Session, m.Event, m.State, m.Memory)]
         where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
 
         def count(conn):
-            sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
-                                            for t in tables)
-            return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
-                    "checkpointed": None}
+            present = self.db.tables(conn)  # a read-only file of schema version 4 has no memories
+            sessions, events, state_keys, memories = (
+                conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0] if t in present else 0
+                for t in tables)
+            return {"sessions": sessions, "events": events, "state_keys": state_keys, "memories": memories,
+                    "dry_run": dry_run, "checkpointed": None}
 
         if dry_run:
             return self._run(count)
 
         def erase(conn):
             counts = count(conn)
-            for table in (tables[2], tables[1], tables[0]):
+            for table in (tables[3], tables[2], tables[1], tables[0]):
                 conn.execute(f"DELETE FROM {table}{where}", (app, user))
+            memory.purge_index(self.db, conn)  # the index's old segments still hold the words
             return counts
 
         def run(conn):
@@ -833,6 +839,16 @@ class Store:
         self._check_writable((app, user, session), (), upserts)
         self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
 
+    def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one write transaction (IMMEDIATE on SQLite) and return its
+        result: all of it commits, or nothing when it raises. For modules above the
+        store with statements of their own (:mod:`adk_lite.memory`).
+
+        Raises:
+            DatabaseOpenError: the service is read-only. ServiceClosedError: closed.
+        """
+        return self._run(fn, write=True)
+
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
 
@@ -928,8 +944,8 @@ class Store:
             top: how many of the largest sessions (by event count) to list (0: none).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
-            (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            ``{"sessions", "events", "state_keys", "apps", "users", "memories" (not
+            deleted ones), "schema_version" (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
             "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
             when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
@@ -953,6 +969,7 @@ class Store:
             figures = {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
+                "memories": memory.count(self.db, conn),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
