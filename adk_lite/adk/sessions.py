@@ -535,7 +535,10 @@ class DatabaseSessionService(BaseSessionService):
 
 def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> Callable[..., DatabaseSessionService]:
     """Register :class:`DatabaseSessionService` for ``<scheme>:///path/to/sessions.db``
-    URIs in ADK's service registry, for ``adk web --session_service_uri=...``; with a
+    URIs in ADK's service registry, for ``adk web --session_service_uri=...``, and
+    :class:`adk_lite.adk.DatabaseMemoryService` for the same URIs in
+    ``--memory_service_uri=...`` (its options: ``synchronous``, ``busy_timeout``,
+    ``max_workers``); with a
     PostgreSQL scheme (``"postgresql"``, which takes over ADK's own, or
     ``"postgresql+asyncpg"``), for ``<scheme>://user:password@host/dbname`` URIs.
 
@@ -566,4 +569,13 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 
     registry.register_session_service(scheme, factory)
+    from .memory import DatabaseMemoryService  # for --memory_service_uri (a module that imports this one)
+
+    def memory_factory(uri: str, **kwargs: Any) -> DatabaseMemoryService:
+        if uri.startswith(prefix) and target_kind(uri) != "postgres":
+            uri = "sqlite://" + uri[len(prefix):]
+        known = {k: v for k, v in options.items() if k in ("synchronous", "busy_timeout", "max_workers")}
+        return DatabaseMemoryService(uri=uri, **{**known, **kwargs})
+
+    registry.register_memory_service(scheme, memory_factory)
     return factory
