@@ -478,3 +478,34 @@ def test_postgres_path_hides_the_password(backend, target):
     mem = DatabaseMemoryService(target)
     assert "devpw" not in repr(mem) and "devpw" not in mem.path
     run(mem.close())
+
+
+# -- the command line ----------------------------------------------------------------
+
+
+def test_cli_memory_stats_and_erase(target, capsys):
+    import json
+
+    from adk_lite.cli import main
+
+    async def main_():
+        async with DatabaseMemoryService(target) as mem:
+            await mem.add_events_to_memory(app_name="app", user_id="alice", session_id="s",
+                                           events=[text_event("my favourite colour is teal")])
+            await mem.add_events_to_memory(app_name="app", user_id="bob", events=[text_event("teal for bob")])
+    run(main_())
+    assert main(["memory", target, "app", "alice", "colour* NEAR(", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["text"] for m in doc["memories"]] == ["my favourite colour is teal"]
+    assert doc["memories"][0]["session_id"] == "s" and doc["memories"][0]["memory_id"]
+    assert main(["memory", target, "app", "alice", "nothing-here"]) == 0
+    assert "no match" in capsys.readouterr().out
+    assert main(["stats", target, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["memories"] == 2
+    assert main(["erase", target, "--app", "app", "--user", "alice", "--yes"]) == 0
+    assert "with 1 memory" in capsys.readouterr().out
+    assert main(["memory", target, "app", "alice", "teal", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["memories"] == []
+    assert main(["memory", target, "app", "bob", "teal", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["memories"]) == 1
+    assert main(["memory", target, " ", "bob", "teal"]) == 2
