@@ -509,3 +509,67 @@ def test_cli_memory_stats_and_erase(target, capsys):
     assert main(["memory", target, "app", "bob", "teal", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["memories"]) == 1
     assert main(["memory", target, " ", "bob", "teal"]) == 2
+
+
+def test_export_import_and_copy_carry_memories(new_target, tmp_path, capsys):
+    import json
+
+    from adk_lite.cli import main
+
+    src, dst, again = new_target("src"), new_target("dst"), new_target("again")
+
+    async def fill():
+        sessions, mem = DatabaseSessionService(src), DatabaseMemoryService(src)
+        session = await stored_session(sessions, "app", "u", "s", ["heron by the lake", "drop me"])
+        await mem.add_session_to_memory(session)
+        await mem.add_memory(app_name="app", user_id="u", memories=[MemoryEntry(
+            id="x1", content=types.Content(parts=[types.Part(text="heron facts")]), timestamp="2024-05-01",
+            custom_metadata={"n": 1})])
+        dropped = (await mem.search_memory(app_name="app", user_id="u", query="drop")).memories[0]
+        await mem.delete_memory(app_name="app", user_id="u", memory_id=dropped.id)
+        await mem.close()
+        await sessions.close()
+    run(fill())
+
+    async def seen(target):
+        async with DatabaseMemoryService(target) as mem:
+            found = (await mem.search_memory(app_name="app", user_id="u", query="heron drop")).memories
+            return sorted((m.id, m.content.parts[0].text, m.timestamp, m.custom_metadata.get("n")) for m in found)
+
+    expected = run(seen(src))
+    assert len(expected) == 2
+    out = tmp_path / "e.jsonl"
+    assert main(["export", src, "-o", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["format"] == 2 and [r["type"] for r in records].count("memory") == 3  # one a marker
+    assert main(["import", str(out), dst, "--create"]) == 0
+    assert main(["import", str(out), dst]) == 0  # again: nothing new
+    capsys.readouterr()
+    assert run(seen(dst)) == expected
+    assert main(["copy", src, again]) == 0
+    assert run(seen(again)) == expected
+    # the marker came along: adding the session again does not bring the deleted memory back
+    async def readd(target):
+        async with DatabaseSessionService(target) as sessions, DatabaseMemoryService(target) as mem:
+            await mem.add_session_to_memory(await sessions.get_session(app_name="app", user_id="u", session_id="s"))
+            return (await mem.get_stats())["memories"]
+    assert run(readd(dst)) == 2 and run(readd(again)) == 2
+
+
+def test_a_forged_memory_record_is_refused(tmp_path):
+    import json
+
+    from adk_lite import transfer
+    from adk_lite.errors import ImportFileError
+
+    good = {"type": "memory", "app_name": "a", "user_id": "u", "memory_id": "m", "session_id": "", "event_id": "",
+            "author": None, "timestamp": 1.0, "body": {"content": {"parts": [{"text": "x"}]}},
+            "outlives_session": True, "created_at": 1.0}
+    for bad in ({"memory_id": ""}, {"body": {"content": 3}}, {"timestamp": float("nan")}, {"outlives_session": 1},
+                {"user_id": " "}, {"author": "a\x00"}, {"session_id": " \t"}):
+        path = tmp_path / "bad.jsonl"
+        path.write_text(json.dumps({**good, **bad}) + "\n")
+        with pytest.raises(ImportFileError):
+            transfer.check_file(str(path))
+    path.write_text(json.dumps(good) + "\n")
+    assert transfer.check_file(str(path)) == 1
