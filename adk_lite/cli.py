@@ -11,7 +11,7 @@ with 0.
 
 Every command refuses a missing or empty (0-byte) database and never creates one;
 only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
-backup). ``stats``, ``sessions``, ``search``, ``show``,
+backup). ``stats``, ``sessions``, ``search``, ``memory``, ``show``,
 ``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
