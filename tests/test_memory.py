@@ -573,3 +573,84 @@ def test_a_forged_memory_record_is_refused(tmp_path):
             transfer.check_file(str(path))
     path.write_text(json.dumps(good) + "\n")
     assert transfer.check_file(str(path)) == 1
+
+
+class EchoRequestLlm(BaseLlm):
+    """Answers with every text of the request it was given (preload_memory adds the memories to it)."""
+
+    model: str = "scripted-echo"
+
+    async def generate_content_async(self, llm_request: LlmRequest,
+                                     stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
+        seen = " ".join(p.text for c in llm_request.contents for p in (c.parts or []) if p.text)
+        yield LlmResponse(content=types.Content(role="model", parts=[types.Part(text=seen)]))
+
+
+def test_preload_memory_puts_the_users_memories_in_the_request(target):
+    from google.adk.tools import preload_memory
+
+    async def main():
+        sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
+        await mem.add_events_to_memory(app_name="app", user_id="u", events=[text_event("the wifi password is kumquat")])
+        await mem.add_events_to_memory(app_name="app", user_id="v", events=[text_event("the wifi password is damson")])
+        runner = Runner(app_name="app", agent=LlmAgent(name="preloader", model=EchoRequestLlm(),
+                                                       tools=[preload_memory]),
+                        session_service=sessions, memory_service=mem)
+        await sessions.create_session(app_name="app", user_id="u", session_id="s")
+        said = []
+        async for event in runner.run_async(user_id="u", session_id="s", new_message=types.Content(
+                role="user", parts=[types.Part(text="what is the wifi password?")])):
+            said += [p.text for p in (event.content.parts if event.content else []) if p.text]
+        assert any("kumquat" in s for s in said) and not any("damson" in s for s in said), said
+        await runner.close()
+        await mem.close()
+    run(main())
+
+
+def test_a_version_4_database_gets_memories_at_its_first_read_write_open(backend, target):
+    from adk_lite import schema
+    from tests.conftest import drop_later_tables, pg_databases
+
+    with adk_lite.DatabaseSessionService(target) as svc:
+        svc.create_session("app", "u", session_id="old")
+    if on_postgres(target):
+        with pg_databases().admin(target.rsplit("/", 1)[1]) as conn:
+            conn.execute("DROP TABLE adk_memories")
+            conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
+    else:
+        import sqlite3
+        conn = sqlite3.connect(target)
+        with conn:
+            drop_later_tables(conn, 4)
+            conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
+        conn.close()
+    with adk_lite.DatabaseSessionService(target, read_only=True) as ro:  # read-only: no migration, no memories
+        assert ro.get_stats()["schema_version"] == 4 and ro.get_stats()["memories"] == 0
+        assert ro.delete_user("app", "u", dry_run=True)["memories"] == 0
+
+    async def main():
+        async with DatabaseMemoryService(target) as mem:
+            await mem.add_events_to_memory(app_name="app", user_id="u", events=[text_event("migrated words")])
+            assert len((await mem.search_memory(app_name="app", user_id="u", query="migrated")).memories) == 1
+            assert (await mem.get_stats())["schema_version"] == schema.SCHEMA_VERSION == 5
+    run(main())
+    with adk_lite.DatabaseSessionService(target) as svc:
+        assert svc.get_session("app", "u", "old") is not None
+
+
+def test_a_version_4_file_with_a_memories_table_is_refused_unchanged(tmp_path):
+    import sqlite3
+
+    from tests.conftest import drop_later_tables
+    path = str(tmp_path / "odd.db")
+    adk_lite.DatabaseSessionService(path).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        drop_later_tables(conn, 4)
+        conn.execute("CREATE TABLE adk_memories (x)")
+        conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
+    conn.close()
+    before = open(path, "rb").read()
+    with pytest.raises(adk_lite.errors.ForeignDatabaseError, match="adk_memories"):
+        DatabaseMemoryService(path)
+    assert open(path, "rb").read() == before
