@@ -337,8 +337,8 @@ class DatabaseSessionService(BaseSessionService):
 
     async def delete_user(self, *, app_name: str, user_id: str, dry_run: bool = False) -> dict[str, Any]:
         """adk_lite extra: erase one user's sessions, events, session and ``user:``
-        state in one app (secure delete, then a WAL checkpoint); returns the counts
-        ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``. See
+        state and memories in one app (secure delete, then a WAL checkpoint); returns the counts
+        ``{"sessions", "events", "state_keys", "memories", "dry_run", "checkpointed"}``. See
         :meth:`adk_lite.DatabaseSessionService.delete_user`.
 
         Raises:
