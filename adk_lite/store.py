@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors, memory
+from . import codec, errors, memory, schema
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -1009,10 +1009,14 @@ class Store:
                     "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)
-            return {
-                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
+            version = self._stored_version(conn)
+            later = set() if version is None else set().union(
+                *(names for added_in, names in schema.ADDED_TABLES.items() if added_in > version))
+            return {  # a file of an older version (opened read-only, not migrated) lacks the later tables
+                "missing_tables": [t._meta.table_name for t in m.all
+                                   if t._meta.table_name not in tables and t._meta.table_name not in later],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
-                "schema_version": self._stored_version(conn), "stray_state_rows": stray,
+                "schema_version": version, "stray_state_rows": stray,
             }
         return self._run(run)
 

@@ -627,6 +627,7 @@ def test_a_version_4_database_gets_memories_at_its_first_read_write_open(backend
     with adk_lite.DatabaseSessionService(target, read_only=True) as ro:  # read-only: no migration, no memories
         assert ro.get_stats()["schema_version"] == 4 and ro.get_stats()["memories"] == 0
         assert ro.delete_user("app", "u", dry_run=True)["memories"] == 0
+        assert ro.store.check()["missing_tables"] == []  # adk-lite check: a version 4 file is whole
 
     async def main():
         async with DatabaseMemoryService(target) as mem:
