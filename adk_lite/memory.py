@@ -220,8 +220,10 @@ def add(store: Any, rows: Sequence[MemoryRow], *, replace: bool = False, skip_em
 
 def search(store: Any, app_name: str, user_id: str, query: str, limit: int = MAX_RESULTS) -> list[MemoryRow]:
     """The memories of one ``(app_name, user_id)`` holding any word of ``query``
-    (:func:`query_words`), best first (bm25 on SQLite, ``-ts_rank`` with length
-    normalization on PostgreSQL; then the order they were stored), at most ``limit``.
+    (:func:`query_words`), best first (bm25 on SQLite, ``-ts_rank`` on PostgreSQL,
+    without the length normalization ``search_events`` uses, so a memory holding more
+    of the words comes before a shorter one holding fewer, as ADK's in-memory service
+    ranks; then the order they were stored), at most ``limit``.
     Never a memory of another app or user, and never a deleted one; ``[]`` for a
     query without a word. One read transaction.
 
@@ -245,7 +247,7 @@ def search(store: Any, app_name: str, user_id: str, query: str, limit: int = MAX
                "phraseto_tsquery('simple'::regconfig, adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) "
                "AS r) AS w WHERE numnode(w.q) > 0)::tsquery AS q) "
                f"SELECT {columns} FROM {MEMORIES} AS m CROSS JOIN q WHERE m.app_name = %s AND m.user_id = %s "
-               "AND m.search @@ q.q AND m.body IS NOT NULL ORDER BY -ts_rank(m.search, q.q, 1), m.id LIMIT %s")
+               "AND m.search @@ q.q AND m.body IS NOT NULL ORDER BY -ts_rank(m.search, q.q), m.id LIMIT %s")
         params = (codec.dumps(words), app_name, user_id, limit)
     return [_row(r) for r in store.read(lambda conn: conn.execute(sql, params).fetchall())]
 

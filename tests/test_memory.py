@@ -216,6 +216,17 @@ def test_ranked_and_bounded(target):
     run(main())
 
 
+def test_more_of_the_words_ranks_first(target):
+    """ADK's in-memory service ranks by the number of query words a memory holds."""
+    async def main():
+        async with DatabaseMemoryService(target) as mem:
+            await mem.add_events_to_memory(app_name="a", user_id="u", events=[
+                text_event("The deploy is ready."), text_event("Ready."), text_event("The deploy status is ready.")])
+            assert texts(await mem.search_memory(app_name="a", user_id="u", query="deploy status ready")) == [
+                "The deploy status is ready.", "The deploy is ready.", "Ready."]
+    run(main())
+
+
 def test_bad_input_raises_clear_errors_and_writes_nothing(target):
     async def main():
         async with DatabaseMemoryService(target) as mem:
