@@ -16,7 +16,7 @@ except these, which say so: ``import --create`` and ``import-adk --create``, ``c
 when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exits 1.
 A password in a URL argument is masked in the process's command line once it starts
 (``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
-``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of
+``stats``, ``sessions``, ``search``, ``memory``, ``show``, ``export``, ``check`` and ``--dry-run`` of
 ``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files
 are written through :mod:`adk_lite.outfile` (never over the database, 0600, replaced
 atomically); the export format is :mod:`adk_lite.transfer`.
@@ -38,7 +38,7 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, outfile, restore, transfer, validate
+from . import codec, errors, memory, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
@@ -239,6 +239,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"sessions    {stats['sessions']} in {plural(stats['apps'], 'app')}, {plural(stats['users'], 'user')}")
     print(f"events      {stats['events']}")
     print(f"state keys  {stats['state_keys']}")
+    print(f"memories    {stats['memories']}")
     if server:
         print(f"bytes       tables {stats['table_bytes']}, whole database {stats['database_bytes']}")
     else:
@@ -309,6 +310,31 @@ def cmd_search(args: argparse.Namespace) -> int:
                       for r in rows])
     if hits.next_cursor:  # on stderr: a pipe gets only the rows
         print(f"next page: --after {hits.next_cursor}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    """``adk-lite memory``: one user's memories holding any word of QUERY, best first (read-only)."""
+    app, user = validate.names(args.app, args.user)
+    with _open(args) as svc:
+        found = memory.search(svc.store, app, user, args.query, min(args.limit, memory.MAX_RESULTS * 100))
+    rows = []
+    for m in found:
+        body = codec.loads(m.body)
+        parts = (body.get("content") or {}).get("parts") or []
+        text = " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+        rows.append({"memory_id": m.memory_id, "session_id": m.session_id, "event_id": m.event_id,
+                     "author": m.author, "timestamp": m.timestamp, "time": iso(m.timestamp), "text": text,
+                     "content": body.get("content"), "custom_metadata": body.get("custom_metadata") or {}})
+    if args.json:
+        _print_json({"memories": rows})
+        return EXIT_OK
+    if not rows:
+        print("no match")
+    else:
+        _print_table(("memory", "session", "author", "time", "text"),
+                     [(r["memory_id"], r["session_id"], r["author"] or "", r["time"], _one_line(r["text"]))
+                      for r in rows])
     return EXIT_OK
 
 
@@ -637,7 +663,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
     def what(counts: dict[str, Any]) -> str:
         return (f"{plural(counts['sessions'], 'session')}, {plural(counts['events'], 'event')} and "
-                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}")
+                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}, with "
+                f"{plural(counts['memories'], 'memory', 'memories')}")
     with _open(args, write=not args.dry_run) as svc:
         result = svc.delete_user(app, user, dry_run=True)
         if not args.dry_run:
@@ -787,6 +814,8 @@ COMMANDS = {
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
     "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 or to_tsquery syntax)",
                'adk-lite search .adk/sessions.sqlite3 "refund order 7" --user alice'),
+    "memory": (cmd_memory, "search one user's memories (ADK's memory service) for any of the words, best first",
+               'adk-lite memory .adk/sessions.sqlite3 my_app alice "favourite colour"'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
     "export": (cmd_export, "write sessions and app/user state as JSON Lines (to stdout, or -o FILE)",
@@ -888,6 +917,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("session", help="session_id")
+        elif name == "memory":
+            p.add_argument("db", help="the database file")
+            p.add_argument("app", help="app_name")
+            p.add_argument("user", help="user_id")
+            p.add_argument("query", help="words to find (any of them; no query syntax)")
         elif name == "export-adk":
             p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
@@ -913,6 +947,8 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["search"].add_argument("--raw", action="store_true",
                                    help='QUERY is FTS5 syntax: "a phrase", refund*, AND/OR/NOT, NEAR(a b, 5) '
                                         '(on PostgreSQL, to_tsquery: order <-> 7, refund:*, &, |, !)')
+    parsers["memory"].add_argument("--limit", type=_count(1), default=memory.MAX_RESULTS, metavar="N",
+                                   help=f"most memories to show (default {memory.MAX_RESULTS})")
     parsers["show"].add_argument("--events", type=_count(0), default=10, metavar="N",
                                  help="show the last N events (default 10; 0 for none)")
     parsers["export"].add_argument("-o", "--output", metavar="FILE",

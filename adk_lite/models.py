@@ -27,6 +27,17 @@ treats NULLs in a key as distinct):
   (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
   event's ``id``; kept in step by triggers on ``adk_events`` (see
   :mod:`adk_lite.schema`). It stores its own copy of the indexed text.
+- ``adk_memories``: one row per memory (ADK's memory service, schema version 5): the
+  integer ``id`` (rowid of the index), ``app_name``, ``user_id``, ``memory_id`` (UNIQUE
+  with them), ``session_id`` and ``event_id`` it came from (``''`` for an explicit
+  memory), ``author`` (NULL: none), ``timestamp`` (epoch seconds), ``body`` (JSON: the
+  ``content``, ``custom_metadata`` and a given ``timestamp`` text; NULL once the memory
+  was deleted, a marker that keeps a later re-add of its event out), ``text`` (the
+  words indexed, see :mod:`adk_lite.memory`; NULL when deleted), ``outlives_session``
+  (1: kept when its session is deleted) and ``created_at``.
+- ``adk_memories_fts``: its full-text index on SQLite, an FTS5 table with external
+  content (``text`` of ``adk_memories``), kept in step by triggers; on PostgreSQL a
+  generated ``tsvector`` column ``search`` with a GIN index instead.
 """
 
 from __future__ import annotations
@@ -40,6 +51,10 @@ SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "
 TABLES = (SESSIONS, EVENTS, STATE, METADATA)
 EVENTS_FTS = "adk_events_fts"
 """The full-text index of events (not in :data:`TABLES`: a file of schema version 2 lacks it)."""
+MEMORIES = "adk_memories"
+"""Memories (schema version 5): ADK's ``BaseMemoryService`` on the same database."""
+MEMORIES_FTS = "adk_memories_fts"
+"""The full-text index of memories on SQLite (FTS5, external content: ``adk_memories.text``)."""
 TOKENIZER = "unicode61 remove_diacritics 2"
 """FTS5's tokenizer for the index: Unicode case folding, accents removed (``café`` =
 ``cafe``); a run of CJK characters without spaces is one token."""
@@ -56,8 +71,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     """Create model classes bound to ``db``.
 
     Returns:
-        A namespace with ``Session``, ``Event``, ``State`` and ``Metadata`` models,
-        and ``all``, the list of them in creation order; and ``EventText``, the
+        A namespace with ``Session``, ``Event``, ``State``, ``Metadata`` and
+        ``Memory`` models, and ``all``, the list of them in creation order; and ``EventText``, the
         FTS5 index of events (created by :func:`adk_lite.schema.create_search`
         with its triggers, not by ``all``).
     """
@@ -133,6 +148,27 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = EVENTS_FTS
             options = {"tokenize": TOKENIZER}
 
+    class Memory(Base):
+        id = pw.BigAutoField()
+        app_name = pw.TextField()
+        user_id = pw.TextField()
+        memory_id = pw.TextField()
+        session_id = pw.TextField()
+        event_id = pw.TextField()
+        author = pw.TextField(null=True)
+        timestamp = pw.DoubleField()
+        body = JsonTextField(null=True)
+        text = pw.TextField(null=True)
+        outlives_session = pw.IntegerField()
+        created_at = pw.DoubleField()
+
+        class Meta:
+            table_name = MEMORIES
+            indexes = (
+                (("app_name", "user_id", "memory_id"), True),
+                (("app_name", "user_id", "session_id"), False),
+            )
+
     class Metadata(Base):
         key = pw.TextField(primary_key=True)
         value = pw.TextField()
@@ -141,4 +177,4 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = METADATA
 
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           all=[Session, Event, State, Metadata])
+                           Memory=Memory, all=[Session, Event, State, Metadata, Memory])

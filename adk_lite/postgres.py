@@ -23,7 +23,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
 from . import codec, errors, schema
-from .models import EVENTS, METADATA, TABLES, make_models
+from .models import EVENTS, MEMORIES, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
 MAX_CONNECTIONS = 16
@@ -94,6 +94,19 @@ def _search_ddl(utf8: bool) -> list[str]:
         f"ALTER TABLE {EVENTS} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
         f"adk_lite_words(left(adk_lite_search_text(body), {SEARCH_CHARS})))) STORED",
         f"CREATE INDEX {EVENTS}_search ON {EVENTS} USING gin ({SEARCH_COLUMN})",
+    ]
+
+
+def _memory_ddl() -> list[str]:
+    """The statements that add full-text search to ``adk_memories``: the generated
+    ``tsvector`` column :data:`SEARCH_COLUMN` over its ``text`` (words split and accents
+    removed by ``adk_lite_words`` of :func:`_search_ddl`, which must exist first; at most
+    :data:`SEARCH_CHARS` characters) and its GIN index. A deleted memory (``text`` NULL)
+    has an empty vector."""
+    return [
+        f"ALTER TABLE {MEMORIES} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
+        f"adk_lite_words(left(coalesce(text, ''), {SEARCH_CHARS})))) STORED",
+        f"CREATE INDEX {MEMORIES}_search ON {MEMORIES} USING gin ({SEARCH_COLUMN})",
     ]
 
 
@@ -491,7 +504,8 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             row = self._version(conn)
-            if row is not None and schema.check_version(row or None, self.path) == schema.SCHEMA_VERSION:
+            stored = None if row is None else schema.check_version(row or None, self.path)
+            if stored == schema.SCHEMA_VERSION or (stored == 4 and self.read_only):  # read-only never migrates
                 self.searchable = self._has_search(conn.execute)
                 if self.searchable or self.read_only:
                     return
@@ -505,12 +519,16 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v4 is the first
+                if version < 4:  # PostgreSQL schemas start at 4
                     raise errors.SchemaVersionError(
-                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
-                        f"{schema.SCHEMA_VERSION}, and this one cannot be migrated")
+                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at 4, "
+                        "and this one cannot be migrated")
                 if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
                     self._create_search()
+                if version == 4:
+                    self._to_v5()
+                    self.peewee.execute_sql(f"UPDATE {METADATA} SET value = %s WHERE key = 'schema_version'",
+                                            (str(schema.SCHEMA_VERSION),))
                 self.searchable = True
                 return
             ours = sorted(have & set(TABLES))
@@ -521,6 +539,7 @@ class PostgresBackend:
             for model in self.models.all:  # in order: the events' raw FOREIGN KEY needs adk_sessions first
                 model.create_table(safe=True)
             self._create_search()
+            self._to_v5()
             self.searchable = True
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
@@ -537,6 +556,20 @@ class PostgresBackend:
         encoding = self.peewee.execute_sql("SELECT current_setting('server_encoding')").fetchone()[0]
         for statement in _search_ddl(encoding == "UTF8"):
             self.peewee.execute_sql(statement)
+
+    def _to_v5(self) -> None:
+        """Schema version 4 to 5, inside the schema transaction (under the advisory lock):
+        the tables of this version's features."""
+        self.create_memory_tables()
+
+    def create_memory_tables(self) -> None:
+        """Create ``adk_memories`` (kept if a new database's ``create_table`` made it) and
+        its search column and index (:func:`_memory_ddl`), inside the schema transaction."""
+        self.models.Memory.create_table(safe=True)
+        if not self.peewee.execute_sql(f"SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('{MEMORIES}') "
+                                       f"AND attname = '{SEARCH_COLUMN}' AND NOT attisdropped").fetchone():
+            for statement in _memory_ddl():
+                self.peewee.execute_sql(statement)
 
     # -- the dialect: what the store asks of its backend ---------------------------
     def translate(self, exc: BaseException) -> errors.DatabaseError:
@@ -658,7 +691,7 @@ class PostgresBackend:
         return int(conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relkind = 'r' AND c.relname = ANY(%s)", (list(TABLES),)).fetchone()[0])
+            "AND c.relkind = 'r' AND c.relname = ANY(%s)", ([*TABLES, MEMORIES],)).fetchone()[0])
 
     @staticmethod
     def integrity(conn: PgConnection) -> tuple[list[str], list[tuple]]:
@@ -691,7 +724,8 @@ class PostgresBackend:
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
-        conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+        present = [t for t in (*TABLES, MEMORIES) if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+        conn.execute("VACUUM ANALYZE " + ", ".join(present))
 
     @staticmethod
     @contextlib.contextmanager

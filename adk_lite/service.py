@@ -534,7 +534,8 @@ class DatabaseSessionService:
 
     def delete_user(self, app_name: str, user_id: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Erase one user's data in one app: every session of theirs with its events
-        and session state, and their ``user:`` state, in one transaction. App state stays.
+        and session state, their ``user:`` state and their memories (ADK's memory
+        service, :mod:`adk_lite.memory`), in one transaction. App state stays.
 
         Erased from the file too: SQLite's ``secure_delete`` is on for that
         transaction (deleted content is overwritten with zeros), the search index is
@@ -552,7 +553,7 @@ class DatabaseSessionService:
             dry_run: only count; nothing is written (works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``:
+            ``{"sessions", "events", "state_keys", "memories", "dry_run", "checkpointed"}``:
             rows deleted (or that would be); ``checkpointed`` is False when another
             connection's reader kept the WAL from being emptied (call again, or
             ``vacuum``, once it is gone), None for a dry run.

@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors
+from . import codec, errors, memory, schema
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -519,6 +519,7 @@ class Store:
         self._run(self._delete_keys, keys, write=True)
 
     def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+        conn.executemany(memory.forget_sessions_sql(self.db), keys)  # the memories that came from them
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
 
@@ -604,14 +605,14 @@ class Store:
         deletes them (rows that refer to others first). A table added for a user's data
         belongs here: the erase, its dry run and its counts then cover it."""
         m = self.db.models
-        return [("state_keys", m.State._meta.table_name), ("events", m.Event._meta.table_name),
-                ("sessions", m.Session._meta.table_name)]
+        return [("memories", m.Memory._meta.table_name), ("state_keys", m.State._meta.table_name),
+                ("events", m.Event._meta.table_name), ("sessions", m.Session._meta.table_name)]
 
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
         """Erase one user of one app: the user's rows of every table of
         :meth:`user_tables` (sessions with their events and session state, the
-        ``user:`` state), in one write transaction with the backend's secure delete on
-        (deleted content overwritten) that also purges the full-text index
+        ``user:`` state, memories), in one write transaction with the backend's secure delete on
+        (deleted content overwritten) that also purges the full-text indexes
         (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL checkpoint
         (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
@@ -627,8 +628,9 @@ class Store:
             dry_run: only count (a read transaction; works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys" (session and user rows), ...one count
-            per table of :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
+            ``{"sessions", "events", "state_keys" (session and user rows), "memories"
+            (deleted ones' markers included), ...one count per table of
+            :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
             this erase deleted (a dry run: counted); ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
@@ -641,9 +643,12 @@ class Store:
         where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
         sessions = self.db.models.Session._meta.table_name
         if dry_run:
-            return self._run(lambda conn: {
-                **{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
-                   for name, table in reversed(tables)}, "dry_run": True, "checkpointed": None})
+            def count(conn):  # a read-only file of an older schema lacks the later tables
+                present = self.db.tables(conn)
+                return {**{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
+                           if table in present else 0 for name, table in reversed(tables)},
+                        "dry_run": True, "checkpointed": None}
+            return self._run(count)
 
         def erase(conn):
             self.db.lock_user(conn, app, user, True)
@@ -893,6 +898,16 @@ class Store:
             self._write_state(conn, app, user, session, upserts, deletes, now)
         self._run(run, write=True)
 
+    def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one write transaction (IMMEDIATE on SQLite) and return its
+        result: all of it commits, or nothing when it raises. For modules above the
+        store with statements of their own (:mod:`adk_lite.memory`).
+
+        Raises:
+            DatabaseOpenError: the service is read-only. ServiceClosedError: closed.
+        """
+        return self._run(fn, write=True)
+
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
 
@@ -994,8 +1009,8 @@ class Store:
             top: how many of the largest sessions (by event count) to list (0: none).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
-            (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            ``{"sessions", "events", "state_keys", "apps", "users", "memories" (not
+            deleted ones), "schema_version" (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
             "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
             when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
@@ -1019,6 +1034,7 @@ class Store:
             figures = {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
+                "memories": memory.count(self.db, conn),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
@@ -1061,8 +1077,11 @@ class Store:
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)
             version = self._stored_version(conn)
-            return {
-                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
+            later = set() if version is None else set().union(
+                *(names for added_in, names in schema.ADDED_TABLES.items() if added_in > version))
+            return {  # a file of an older version (opened read-only, not migrated) lacks the later tables
+                "missing_tables": [t._meta.table_name for t in m.all
+                                   if t._meta.table_name not in tables and t._meta.table_name not in later],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
                 "schema_version": version, "schema_problems": self.db.schema_problems(conn, version),
                 "stray_state_rows": stray,

@@ -17,6 +17,10 @@ One JSON object per line:
   at a cut equals a fork of the original. The three are optional when read: a
   format 1 record imports with an unknown initial state, no lineage and the number
   of its events as its revision.
+- ``{"type": "memory", "app_name", "user_id", "memory_id", "session_id", "event_id",
+  "author", "timestamp", "body", "outlives_session", "created_at"}`` (format 2): one
+  memory (:mod:`adk_lite.memory`), ``body`` as stored (null: the marker of a deleted
+  memory of an event), written after the sessions.
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -32,13 +36,14 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequ
 
 import orjson
 
-from . import codec, errors, scopes, validate
+from . import codec, errors, memory, scopes, validate
 from ._version import __version__
 
 FORMAT = 2
-"""The format version this release writes and the newest it reads (format 1 is read too)."""
+"""The format version this release writes and the newest it reads (2: a session's
+revision, initial state and lineage, and memory records; format 1 is read too)."""
 HEADER_TYPE = "adk_lite_export"
-KINDS = ("app_state", "user_state", "session")
+KINDS = ("app_state", "user_state", "session", "memory")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
@@ -94,10 +99,19 @@ def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, 
 
 
 class ExportPlan(NamedTuple):
-    """What an export writes: the session keys (sorted) and the state records."""
+    """What an export writes: the session keys (sorted), the state records and the
+    memory records."""
 
     keys: list[tuple[str, str, str]]
     state_records: list[dict[str, Any]]
+    memory_records: list[dict[str, Any]] = []
+
+
+def memory_record(row: memory.MemoryRow) -> dict[str, Any]:
+    """A memory as an export record, its body embedded as stored."""
+    record = row._asdict()
+    record["body"] = None if row.body is None else orjson.Fragment(row.body)
+    return {"type": "memory", **record}
 
 
 def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPlan:
@@ -106,7 +120,8 @@ def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPl
     Raises:
         DatabaseError: a read failed (translated driver error).
     """
-    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)))
+    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)),
+                      [memory_record(r) for r in memory.rows(store, app, user)])
 
 
 def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
@@ -119,12 +134,13 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
         on_session: called after each session key (for a progress bar).
 
     Returns:
-        ``{"sessions": int, "events": int, "state_records": int}`` written.
+        ``{"sessions": int, "events": int, "state_records": int, "memories": int}`` written.
 
     Raises:
         DatabaseError: a read failed. OSError: the write failed (BrokenPipeError too).
     """
-    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records)}
+    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records),
+              "memories": len(plan.memory_records)}
     out.write(dumps_line(header()))
     for record in plan.state_records:
         out.write(dumps_line(record))
@@ -136,6 +152,8 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
             counts["events"] += len(record["events"])
         if on_session is not None:
             on_session()
+    for record in plan.memory_records:  # after the sessions: an import replacing one keeps them
+        out.write(dumps_line(record))
     return counts
 
 
@@ -251,6 +269,36 @@ def _check_events(events: Any) -> None:
         _check_body(e.get("body"), where)
 
 
+def _check_memory(record: dict[str, Any]) -> None:
+    """Check a memory record's fields with the memory service's rules."""
+    memory_id = validate.event_text(record.get("memory_id"), "memory_id")
+    if not memory_id.strip():
+        raise ValueError("memory_id must not be blank")
+    session_id = validate.event_text(record.get("session_id"), "session_id")
+    if session_id:
+        validate.session_id(session_id)
+    validate.event_text(record.get("event_id"), "event_id")
+    validate.event_text(record.get("author"), "author", optional=True)
+    for field in ("timestamp", "created_at"):
+        validate.timestamp(record.get(field), field, optional=False)
+    if not isinstance(record.get("outlives_session"), bool):
+        raise TypeError("outlives_session must be true or false")
+    body = record.get("body")
+    if body is not None:
+        if not isinstance(body, dict) or not isinstance(body.get("content"), dict):
+            raise TypeError("body must be null or an object with a content object")
+        _check_json(body, "body")
+
+
+def memory_row(key: tuple[str, str, str], record: dict[str, Any]) -> memory.MemoryRow:
+    """The :class:`adk_lite.memory.MemoryRow` of a checked memory record."""
+    body = record["body"]
+    return memory.MemoryRow(key[0], key[1], record["memory_id"], record["session_id"], record["event_id"],
+                            record["author"], float(record["timestamp"]),
+                            None if body is None else codec.dumps(body), record["outlives_session"],
+                            float(record["created_at"]))
+
+
 def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
     """Check one record whole, with the API's rules; return ``(kind, key, record)``.
 
@@ -268,6 +316,9 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
     app = validate.name(record.get("app_name"), "app_name")
     user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
     sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
+    if kind == "memory":
+        _check_memory(record)
+        return kind, (app, user, sid), record
     _check_state(kind, record.get("state"))
     if kind == "session":
         for field in ("created_at", "updated_at"):
@@ -376,8 +427,11 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     App/user state keys are added, and differing ones overwritten only with
     ``replace``, one transaction per record.
 
+    Memory records: a memory id not stored in its app and user is added; a stored one
+    is left alone, or overwritten with ``replace`` (one transaction per record).
+
     Returns:
-        ``{"created", "unchanged", "replaced", "events", "state_keys": int,
+        ``{"created", "unchanged", "replaced", "events", "state_keys", "memories": int,
         "conflicts": [{"line", "type", "app_name", "user_id", "session_id" or "keys"}]}``.
 
     Raises:
@@ -386,11 +440,13 @@ def import_file(store: Any, path: str, *, replace: bool = False,
             before it stay, each whole).
     """
     report: dict[str, Any] = {"created": 0, "unchanged": 0, "replaced": 0, "events": 0, "state_keys": 0,
-                              "conflicts": []}
+                              "memories": 0, "conflicts": []}
     for number, kind, key, record in read_records(path):
         app, user, sid = key
         where = {"line": number, "type": kind, "app_name": app, "user_id": user}
-        if kind != "session":
+        if kind == "memory":
+            report["memories"] += memory.add(store, [memory_row(key, record)], replace=replace)
+        elif kind != "session":
             written, differ = _import_state(store, kind, key, record, replace)
             report["state_keys"] += written
             if differ and not replace:
@@ -417,15 +473,18 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
     is left alone, so a re-run completes an interrupted copy without duplicates; one that
     differs is reported, not overwritten, and so is a differing app/user key.
 
+    Memories (``plan.memory_records``) come last; a memory id already in ``dst`` is left alone.
+
     Returns:
-        ``{"created", "unchanged", "events", "state_keys": int, "conflicts":
+        ``{"created", "unchanged", "events", "state_keys", "memories": int, "conflicts":
         [{"type", "app_name", "user_id", "session_id" or "keys"}]}``.
 
     Raises:
         DatabaseLockedError, DatabaseError: a read or write failed (the sessions copied
             before it stay, each whole); ValueError: a value ``dst`` cannot store.
     """
-    report: dict[str, Any] = {"created": 0, "unchanged": 0, "events": 0, "state_keys": 0, "conflicts": []}
+    report: dict[str, Any] = {"created": 0, "unchanged": 0, "events": 0, "state_keys": 0, "memories": 0,
+                              "conflicts": []}
     for record in plan.state_records:
         record = orjson.loads(dumps_line(record))
         key = (record["app_name"], record.get("user_id", ""), "")
@@ -445,9 +504,13 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
                 report["events"] += len(record["events"]) if outcome == "created" else 0
         if on_session is not None:
             on_session()
+    rows = [memory_row((r["app_name"], r["user_id"], ""), orjson.loads(dumps_line(r))) for r in plan.memory_records]
+    if rows:
+        report["memories"] = memory.add(dst, rows)
     return report
 
 
-__all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "ExportPlan",
+__all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "memory_record",
+           "memory_row", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
            "copy_database"]

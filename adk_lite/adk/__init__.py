@@ -20,7 +20,10 @@ For ``adk web`` / ``adk api_server``, :func:`register` adds the ``adklite://`` U
 scheme to ADK's service registry (call it from ``<agents_dir>/services.py``), or a
 ``services.yaml`` names the class; see the README, "Using with ADK".
 
-This package (sessions, its event cache, the conversions, the moves in from and out
+:class:`DatabaseMemoryService` is ADK's ``BaseMemoryService`` on the same database
+(``load_memory`` / ``preload_memory`` search it); see ``docs/memory.md``.
+
+This package (sessions, memory, its event cache, the conversions, the moves in from and out
 to ADK's stores) is the only part of adk_lite that imports ``google.adk``.
 """
 
@@ -34,9 +37,10 @@ except ImportError as _missing:
 
 from .sessions import (AlreadyExistsError, DatabaseSessionService, InvocationNotFoundError, ListSessionsPage,
                        SessionNotFoundError, StaleSessionError, register)
+from .memory import DatabaseMemoryService
 from .transfer import export_to_adk, import_from_adk
 
-__all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
+__all__ = ["DatabaseSessionService", "DatabaseMemoryService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
            "import_from_adk", "export_to_adk"]
 

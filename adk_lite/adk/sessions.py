@@ -337,9 +337,9 @@ class DatabaseSessionService(BaseSessionService):
 
     async def delete_user(self, *, app_name: str, user_id: str, dry_run: bool = False) -> dict[str, Any]:
         """adk_lite extra: erase one user's sessions, events, session and ``user:``
-        state in one app (secure delete and a search index merge, then a WAL checkpoint;
-        exact under concurrent writers); returns the counts
-        ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``. See
+        state and memories in one app (secure delete and a search index merge, then a WAL
+        checkpoint; exact under concurrent writers); returns the counts
+        ``{"sessions", "events", "state_keys", "memories", "dry_run", "checkpointed"}``. See
         :meth:`adk_lite.DatabaseSessionService.delete_user`.
 
         Raises:
@@ -536,7 +536,10 @@ class DatabaseSessionService(BaseSessionService):
 
 def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> Callable[..., DatabaseSessionService]:
     """Register :class:`DatabaseSessionService` for ``<scheme>:///path/to/sessions.db``
-    URIs in ADK's service registry, for ``adk web --session_service_uri=...``; with a
+    URIs in ADK's service registry, for ``adk web --session_service_uri=...``, and
+    :class:`adk_lite.adk.DatabaseMemoryService` for the same URIs in
+    ``--memory_service_uri=...`` (its options: ``synchronous``, ``busy_timeout``,
+    ``max_workers``); with a
     PostgreSQL scheme (``"postgresql"``, which takes over ADK's own, or
     ``"postgresql+asyncpg"``), for ``<scheme>://user:password@host/dbname`` URIs.
 
@@ -567,4 +570,13 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 
     registry.register_session_service(scheme, factory)
+    from .memory import DatabaseMemoryService  # for --memory_service_uri (a module that imports this one)
+
+    def memory_factory(uri: str, **kwargs: Any) -> DatabaseMemoryService:
+        if uri.startswith(prefix) and target_kind(uri) != "postgres":
+            uri = "sqlite://" + uri[len(prefix):]
+        known = {k: v for k, v in options.items() if k in ("synchronous", "busy_timeout", "max_workers")}
+        return DatabaseMemoryService(uri=uri, **{**known, **kwargs})
+
+    registry.register_memory_service(scheme, memory_factory)
     return factory
