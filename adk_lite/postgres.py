@@ -21,7 +21,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from . import codec, errors, schema
+from . import codec, errors, schema, usage
 from .models import EVENTS, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
@@ -36,6 +36,12 @@ and PostgreSQL refuses an index entry over 2704 bytes (a third of a page). 600 b
 every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text."""
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
+FIRST_VERSION = 4
+"""The schema version of the first PostgreSQL databases; later ones are migrated by
+:data:`PG_MIGRATIONS` (``MIGRATIONS`` of :mod:`adk_lite.schema` are SQLite SQL)."""
+PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5()}
+"""``PG_MIGRATIONS[v](backend)`` upgrades a PostgreSQL database from version v to v + 1,
+inside the schema transaction holding :data:`SCHEMA_LOCK`."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
 
 SEARCH_COLUMN = "search"
@@ -466,10 +472,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             row = self._version(conn)
-            if row is not None and schema.check_version(row or None, self.path) == schema.SCHEMA_VERSION:
+            if row is not None:
+                version = schema.check_version(row or None, self.path)
                 self.searchable = self._has_search(conn.execute)
-                if self.searchable or self.read_only:
-                    return
+                if (self.searchable and version == schema.SCHEMA_VERSION) or self.read_only:
+                    return  # read-only: an older schema is read as it is (migrated at a read-write open)
             elif self.read_only:
                 raise errors.DatabaseOpenError(f"database {self.path} has no adk_lite tables yet")
         finally:
@@ -480,15 +487,20 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v4 is the first
+                if version not in PG_MIGRATIONS and version != schema.SCHEMA_VERSION:
                     raise errors.SchemaVersionError(
                         f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
-                        f"{schema.SCHEMA_VERSION}, and this one cannot be migrated")
+                        f"{FIRST_VERSION}, and this one cannot be migrated")
                 if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
                     self._create_search()
+                for step in range(version, schema.SCHEMA_VERSION):
+                    PG_MIGRATIONS[step](self)
+                if version != schema.SCHEMA_VERSION:
+                    self.peewee.execute_sql(f"UPDATE {METADATA} SET value = %s WHERE key = 'schema_version'",
+                                            (str(schema.SCHEMA_VERSION),))
                 self.searchable = True
                 return
-            ours = sorted(have & set(TABLES))
+            ours = sorted(have & {*TABLES, *schema.ADDED_TABLES})
             if ours:
                 raise errors.ForeignDatabaseError(
                     f"database {self.path} has tables named like adk_lite's ({', '.join(ours)}) but no "
@@ -500,6 +512,16 @@ class PostgresBackend:
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
         self.peewee.close()
+
+    def _create_usage_tables(self) -> None:
+        """Create ``adk_usage`` (with its indexes) and fill it from the stored events
+        (:func:`adk_lite.usage.backfill`), inside the schema transaction."""
+        self.models.Usage.create_table(safe=False)
+        usage.backfill(self.peewee.execute_sql, "%s", "body::text ILIKE '%%usage%%metadata%%'")
+
+    def _to_v5(self) -> None:
+        """Version 4 to 5 on PostgreSQL: the token usage table, filled from the stored events."""
+        self._create_usage_tables()
 
     @staticmethod
     def _has_search(execute: Any) -> bool:
@@ -623,7 +645,7 @@ class PostgresBackend:
         return int(conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relkind = 'r' AND c.relname = ANY(%s)", (list(TABLES),)).fetchone()[0])
+            "AND c.relkind = 'r' AND c.relname = ANY(%s)", ([*TABLES, *schema.ADDED_TABLES],)).fetchone()[0])
 
     @staticmethod
     def integrity(conn: PgConnection) -> tuple[list[str], list[tuple]]:
@@ -639,7 +661,8 @@ class PostgresBackend:
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
-        conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+        have = PostgresBackend.tables_of(conn.execute)
+        conn.execute("VACUUM ANALYZE " + ", ".join(t for t in (*TABLES, *schema.ADDED_TABLES) if t in have))
 
     @staticmethod
     @contextlib.contextmanager

@@ -14,14 +14,15 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import EVENTS, EVENTS_FTS, METADATA, SESSIONS, make_models
+from . import usage
+from .models import EVENTS, EVENTS_FTS, METADATA, SESSIONS, USAGE, make_models
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
 
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
-index ``adk_events_fts`` and its triggers."""
+index ``adk_events_fts`` and its triggers; 5, ``adk_usage`` (token usage per event)."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -117,7 +118,43 @@ def _add_search(conn: sqlite3.Connection) -> None:
 
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search}
+def create_usage_tables(conn: sqlite3.Connection) -> None:
+    """Create ``adk_usage`` (the ``Usage`` model, with its indexes) and fill it from
+    the stored events (:func:`adk_lite.usage.backfill`), in the caller's transaction."""
+    model = make_models(pw.SqliteDatabase(None)).Usage
+    conn.execute(model._schema._create_table(safe=False).query()[0])
+    for index in model._schema._create_indexes(safe=False):
+        conn.execute(index.query()[0])
+    usage.backfill(conn.execute, "?", "body LIKE '%usage%metadata%'")
+
+
+def _to_v5(conn: sqlite3.Connection) -> None:
+    """Version 4 to 5: the token usage table, filled from the stored events."""
+    create_usage_tables(conn)
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
+
+ADDED_TABLES: dict[str, int] = {USAGE: 5}
+"""Tables that are not in every version (beyond :data:`adk_lite.models.TABLES`): the
+schema version that added each."""
+
+
+def check_tables(tables: set[str], version: int, path: str) -> None:
+    """Refuse a file at schema ``version`` that lacks a table of that version, or
+    already has one that a later version's migration creates.
+
+    Raises:
+        ForeignDatabaseError: naming the tables.
+    """
+    missing = sorted(t for t, since in ADDED_TABLES.items() if since <= version and t not in tables)
+    early = sorted(t for t, since in ADDED_TABLES.items() if since > version and t in tables)
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
+    if early:
+        raise errors.ForeignDatabaseError(
+            f"{path} has the tables {', '.join(early)}, which schema_version {version} does not")
 
 ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}},
                                                  3: {SESSIONS: {"initial_state", "forked_from"}}}

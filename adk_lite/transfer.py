@@ -2,15 +2,21 @@
 
 One JSON object per line:
 
-- a header, first: ``{"type": "adk_lite_export", "format": 1, "adk_lite": "<version>"}``
-  (files written before the header existed have none; both are read);
+- a header, first: ``{"type": "adk_lite_export", "format": 2, "adk_lite": "<version>"}``
+  (files written before the header existed have none; formats 1 and 2 are read);
 - ``{"type": "app_state", "app_name", "state"}`` and
   ``{"type": "user_state", "app_name", "user_id", "state"}``: app and user state,
   keys stored without their ``app:``/``user:`` prefix;
 - ``{"type": "session", "app_name", "user_id", "session_id", "created_at",
   "updated_at", "state", "events"}``: a session with its session-scope state and
   every event ``{"event_id", "invocation_id", "author", "branch", "timestamp",
-  "body"}`` in append order (times in epoch seconds; bodies and values as stored).
+  "body"}`` in append order (times in epoch seconds; bodies and values as stored);
+  since format 2 also ``"usage"``: the session's token usage rows ``{"event_id",
+  "invocation_id", "model", "timestamp", "prompt_tokens", "output_tokens",
+  "cached_tokens", "thoughts_tokens", "tool_use_prompt_tokens", "total_tokens"}``
+  (:mod:`adk_lite.usage`), those of trimmed events included and none for a fork's
+  copied events: the accounting itself, imported as it is. A session record without
+  ``usage`` (format 1, an ADK store) gets rows made from its events.
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -26,11 +32,12 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
 
 import orjson
 
-from . import codec, errors, scopes, validate
+from . import codec, errors, scopes, usage, validate
 from ._version import __version__
 
-FORMAT = 1
-"""The format version this release writes and the newest it reads."""
+FORMAT = 2
+"""The format version this release writes and the newest it reads (2: the session
+record's ``usage``; format 1 files are read too)."""
 HEADER_TYPE = "adk_lite_export"
 KINDS = ("app_state", "user_state", "session")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
@@ -51,19 +58,23 @@ def dumps_line(record: dict[str, Any]) -> bytes:
 # -- export ------------------------------------------------------------------------
 
 def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optional[dict[str, Any]]:
-    """A session as an export record, from ``Store.read_session``'s result (None: gone).
+    """A session as an export record, from ``Store.read_session``'s result, or
+    ``Store.export_session``'s, which adds the usage rows (None: gone).
 
     State values and event bodies are embedded as stored, byte for byte
     (``orjson.Fragment``); the incarnation and revision are not exported.
     """
     if found is None:
         return None
-    row, state_rows, event_rows = found
-    return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
-            "created_at": row.created_at, "updated_at": row.updated_at,
-            "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
-            "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
-                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
+    row, state_rows, event_rows = found[:3]
+    record = {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
+              "created_at": row.created_at, "updated_at": row.updated_at,
+              "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
+              "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
+                          "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
+    if len(found) > 3:
+        record["usage"] = [usage.to_record(u) for u in found[3]]
+    return record
 
 
 def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, Any]]:
@@ -114,7 +125,7 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
     for record in plan.state_records:
         out.write(dumps_line(record))
     for key in plan.keys:
-        record = session_record(key, store.read_session(*key, None, None))
+        record = session_record(key, store.export_session(*key))
         if record is not None:
             out.write(dumps_line(record))
             counts["sessions"] += 1
@@ -224,6 +235,8 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
         for field in ("created_at", "updated_at"):
             validate.timestamp(record.get(field), field, optional=False)
         _check_events(record.get("events"))
+        if record.get("usage") is not None:
+            usage.check_records(record["usage"])
     return kind, (app, user, sid), record
 
 
@@ -298,9 +311,10 @@ def _import_one(store: Any, key: tuple, record: dict, replace: bool) -> str:
     state = [(scopes.SESSION, k, codec.dumps(v)) for k, v in record["state"].items()]
     events = [(e["event_id"], e["invocation_id"], e["author"], e.get("branch"), float(e["timestamp"]),
                codec.dumps(e["body"])) for e in record["events"]]
+    used = None if record.get("usage") is None else usage.check_records(record["usage"])
     try:
         store.import_session(*key, float(record["created_at"]), float(record["updated_at"]), state, events,
-                             replace=existing is not None)
+                             replace=existing is not None, usage_rows=used)
     except errors.AlreadyExistsError:  # created by another writer since it was read
         return "conflict"
     return "created" if existing is None else "replaced"
@@ -375,7 +389,7 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
         if differ:
             report["conflicts"].append({"type": record["type"], "app_name": key[0], "user_id": key[1], "keys": differ})
     for key in plan.keys:
-        record = session_record(key, src.read_session(*key, None, None))
+        record = session_record(key, src.export_session(*key))
         if record is not None:
             outcome = _import_one(dst, key, orjson.loads(dumps_line(record)), False)
             if outcome == "conflict":
