@@ -12,7 +12,7 @@ with 0.
 Every command refuses a missing or empty (0-byte) database and never creates one;
 only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
 backup). ``stats``, ``sessions``, ``search``, ``show``,
-``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
+``export``, ``check``, ``usage`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
 change it. Files are written through :mod:`adk_lite.outfile` (never over the
 database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
 ``backup`` reads the database read-only (an online copy); ``restore`` is
@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, outfile, restore, transfer, validate
+from . import cli_usage, codec, errors, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
@@ -627,6 +627,22 @@ def cmd_trim(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``adk-lite usage``: token usage totals, grouped (``get_usage``; read-only)."""
+    app, user = _filters(args)
+    now = time.time()
+    since, until = (cli_usage.parse_time(args.since, "--since", now, parse_duration),
+                    cli_usage.parse_time(args.until, "--until", now, parse_duration))
+    groups = cli_usage.parse_groups(args.by)
+    with _open(args) as svc:
+        rows = svc.get_usage(app, user, args.session, since=since, until=until, group_by=groups)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(*cli_usage.table(rows))
+    return EXIT_OK
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """``adk-lite vacuum``: checkpoint (TRUNCATE), VACUUM, optimize; bytes before and after."""
     with _open(args, write=True) as svc:
@@ -722,6 +738,9 @@ _DB_HELP = f"the database file or a postgresql:// URL (default: ${ENV_VAR}, else
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
+    "usage": (cmd_usage, "token usage totals of the stored LLM calls, grouped by app, user, session, invocation, "
+                         "model or day",
+              "adk-lite usage .adk/sessions.sqlite3 --user alice --since 30d --by day,model"),
     "sessions": (cmd_sessions, "list sessions, oldest update first (--newest: newest first), a page at a time",
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
     "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 or to_tsquery syntax)",
@@ -823,9 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("query", help="words to find (all of them); with --raw, an FTS5 query")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
-        if name in ("sessions", "export", "prune", "trim", "search"):
+        if name in ("sessions", "export", "prune", "trim", "search", "usage"):
             p.add_argument("--app", help="only this app_name")
             p.add_argument("--user", help="only this user_id")
+    cli_usage.add_arguments(parsers["usage"])
     parsers["stats"].add_argument("--top", type=_count(1), default=10, metavar="N",
                                   help="largest sessions to list (default 10)")
     parsers["sessions"].add_argument("--limit", type=_count(1), default=100, metavar="N",
