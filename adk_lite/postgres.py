@@ -517,7 +517,7 @@ class PostgresBackend:
         """Create ``adk_usage`` (with its indexes) and fill it from the stored events
         (:func:`adk_lite.usage.backfill`), inside the schema transaction."""
         self.models.Usage.create_table(safe=False)
-        usage.backfill(self.peewee.execute_sql, "%s", "body::text ILIKE '%%usage%%metadata%%'")
+        usage.backfill(self.peewee.execute_sql, "%s", "body::text ILIKE '%%usage%%metadata%%'", "body::text")
 
     def _to_v5(self) -> None:
         """Version 4 to 5 on PostgreSQL: the token usage table, filled from the stored events."""

@@ -281,7 +281,7 @@ BACKFILL_BATCH = 500
 """Events read, and rows written, per statement of :func:`backfill`."""
 
 
-def backfill(execute: Callable[..., Any], mark: str, like: str) -> int:
+def backfill(execute: Callable[..., Any], mark: str, like: str, body: str = "body") -> int:
     """Fill ``adk_usage`` from every stored event that carries usage, except a fork's
     copied events (the first ``forked_from.events`` events of a fork, in append
     order: they count 0), inside the caller's transaction; return the rows written.
@@ -293,6 +293,8 @@ def backfill(execute: Callable[..., Any], mark: str, like: str) -> int:
         like: the SQL test that picks the bodies that may carry usage
             (``body LIKE '%usage%metadata%'``: case-insensitive for ASCII on SQLite;
             ``body::text ILIKE ...`` on PostgreSQL).
+        body: the SQL that reads the body as text (``body::text`` where the driver
+            would decode a ``json`` column).
     """
     copies: dict[tuple, int] = {}
     for app, user, session, lineage in execute(
@@ -313,7 +315,7 @@ def backfill(execute: Callable[..., Any], mark: str, like: str) -> int:
     columns = "app_name, user_id, session_id, event_id, invocation_id, model, timestamp, day, " + ", ".join(SUMS)
     while True:
         batch = execute(f"SELECT id, app_name, user_id, session_id, event_id, invocation_id, author, branch, "
-                        f"timestamp, body FROM {EVENTS} WHERE id > {mark} AND {like} ORDER BY id LIMIT {mark}",
+                        f"timestamp, {body} FROM {EVENTS} WHERE id > {mark} AND {like} ORDER BY id LIMIT {mark}",
                         (last, BACKFILL_BATCH)).fetchall()
         if not batch:
             return written
