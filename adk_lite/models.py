@@ -26,8 +26,9 @@ treats NULLs in a key as distinct):
 - ``adk_usage``: one row per stored event that carried ``usage_metadata`` (schema
   version 5): the event's ids, ``model`` (its ``model_version``, NULL when it had
   none), ``timestamp``, ``day`` (the UTC date ``YYYY-MM-DD`` of ``timestamp``) and six
-  token counts; PK ``(app_name, user_id, session_id, event_id)``, indexes
-  ``(app_name, user_id, timestamp)`` and ``(user_id, timestamp)``; deleted with its
+  token counts; PK ``(app_name, user_id, timestamp, session_id, event_id)`` (``WITHOUT
+  ROWID`` on SQLite: one user's rows in a time range are one sequential read), UNIQUE
+  ``(app_name, user_id, session_id, event_id)``, index ``(user_id, timestamp)``; deleted with its
   session (the foreign key's ``ON DELETE CASCADE``), kept when its event is trimmed.
   Written by :mod:`adk_lite.usage`'s rules in the appending transaction.
 - ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
@@ -149,9 +150,11 @@ def make_models(db: pw.Database) -> SimpleNamespace:
 
         class Meta:
             table_name = USAGE
-            primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "event_id")
+            # rows of one user lie together in time order: a user's range is one sequential read
+            primary_key = pw.CompositeKey("app_name", "user_id", "timestamp", "session_id", "event_id")
+            without_rowid = isinstance(db, pw.SqliteDatabase)  # a SQLite table option only
             indexes = (
-                (("app_name", "user_id", "timestamp"), False),
+                (("app_name", "user_id", "session_id", "event_id"), True),
                 (("user_id", "timestamp"), False),
             )
             constraints = [
