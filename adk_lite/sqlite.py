@@ -158,8 +158,8 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
     schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
     version = schema.check_version(row, path)
-    schema.check_tables(tables, version, path)
     schema.check_columns(columns, keys, version, path)
+    schema.check_tables(tables, version, path)
     return version
 
 

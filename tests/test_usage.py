@@ -393,14 +393,18 @@ def test_a_file_with_the_wrong_tables_for_its_version_is_refused_untouched(tmp_p
     data = open(path, "rb").read()
     with pytest.raises(ForeignDatabaseError, match="lacks the tables adk_usage"):
         DatabaseSessionService(path)
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE adk_usage (x)")
+    assert open(path, "rb").read() == data
+    other = str(tmp_path / "b.db")
+    with DatabaseSessionService(other) as svc:
+        svc.create_session("app", "u", session_id="s")
+    conn = sqlite3.connect(other)  # says version 4 but already has the table the migration to 5 creates
     conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
+    data = open(other, "rb").read()
     with pytest.raises(ForeignDatabaseError, match="adk_usage, which schema_version 4 does not"):
-        DatabaseSessionService(path)
-    assert len(data) > 0
+        DatabaseSessionService(other)
+    assert open(other, "rb").read() == data
 
 
 # -- the three interfaces and the command ----------------------------------------------------
