@@ -16,7 +16,7 @@ except these, which say so: ``import --create`` and ``import-adk --create``, ``c
 when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exits 1.
 A password in a URL argument is masked in the process's command line once it starts
 (``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
-``stats``, ``sessions``, ``search``, ``memory``, ``show``, ``export``, ``check`` and ``--dry-run`` of
+``stats``, ``sessions``, ``search``, ``memory``, ``usage``, ``show``, ``export``, ``check`` and ``--dry-run`` of
 ``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files
 are written through :mod:`adk_lite.outfile` (never over the database, 0600, replaced
 atomically); the export format is :mod:`adk_lite.transfer`.
@@ -38,7 +38,7 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, memory, outfile, restore, transfer, validate
+from . import cli_usage, codec, errors, memory, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
@@ -698,6 +698,22 @@ def cmd_trim(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``adk-lite usage``: token usage totals, grouped (``get_usage``; read-only)."""
+    app, user = _filters(args)
+    now = time.time()
+    since, until = (cli_usage.parse_time(args.since, "--since", now, parse_duration),
+                    cli_usage.parse_time(args.until, "--until", now, parse_duration))
+    groups = cli_usage.parse_groups(args.by)
+    with _open(args) as svc:
+        rows = svc.get_usage(app, user, args.session, since=since, until=until, group_by=groups)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(*cli_usage.table(rows))
+    return EXIT_OK
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """``adk-lite vacuum``: checkpoint (TRUNCATE), VACUUM, optimize; bytes before and after."""
     with _open(args, write=True) as svc:
@@ -810,6 +826,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
+    "usage": (cmd_usage, "token usage totals of the stored LLM calls, grouped by app, user, session, invocation, "
+                         "model or day",
+              "adk-lite usage .adk/sessions.sqlite3 --user alice --since 30d --by day,model"),
     "sessions": (cmd_sessions, "list sessions, oldest update first (--newest: newest first), a page at a time",
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
     "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 or to_tsquery syntax)",
@@ -931,9 +950,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("query", help="words to find (all of them); with --raw, an FTS5 query")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
-        if name in ("sessions", "export", "prune", "trim", "search"):
+        if name in ("sessions", "export", "prune", "trim", "search", "usage"):
             p.add_argument("--app", help="only this app_name")
             p.add_argument("--user", help="only this user_id")
+    cli_usage.add_arguments(parsers["usage"])
     parsers["stats"].add_argument("--top", type=_count(1), default=10, metavar="N",
                                   help="largest sessions to list (default 10)")
     parsers["sessions"].add_argument("--limit", type=_count(1), default=100, metavar="N",

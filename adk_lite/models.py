@@ -23,6 +23,14 @@ treats NULLs in a key as distinct):
 - ``adk_state``: one row per state key; ``scope`` is ``app``, ``user`` or
   ``session``; ``state_value`` is JSON text.
 - ``adk_metadata``: ``key``/``value`` pairs, at least ``schema_version``.
+- ``adk_usage``: one row per stored event that carried ``usage_metadata`` (schema
+  version 5): the event's ids, ``model`` (its ``model_version``, NULL when it had
+  none), ``timestamp``, ``day`` (the UTC date ``YYYY-MM-DD`` of ``timestamp``) and six
+  token counts; PK ``(app_name, user_id, timestamp, session_id, event_id)`` (``WITHOUT
+  ROWID`` on SQLite: one user's rows in a time range are one sequential read), UNIQUE
+  ``(app_name, user_id, session_id, event_id)``, index ``(user_id, timestamp)``; deleted with its
+  session (the foreign key's ``ON DELETE CASCADE``), kept when its event is trimmed.
+  Written by :mod:`adk_lite.usage`'s rules in the appending transaction.
 - ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
   (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
   event's ``id``; kept in step by triggers on ``adk_events`` (see
@@ -49,6 +57,8 @@ from playhouse.sqlite_ext import FTS5Model, SearchField
 
 SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "adk_metadata"
 TABLES = (SESSIONS, EVENTS, STATE, METADATA)
+USAGE = "adk_usage"
+"""Token usage per event (schema version 5; not in :data:`TABLES`, which every version has)."""
 EVENTS_FTS = "adk_events_fts"
 """The full-text index of events (not in :data:`TABLES`: a file of schema version 2 lacks it)."""
 MEMORIES = "adk_memories"
@@ -72,7 +82,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
 
     Returns:
         A namespace with ``Session``, ``Event``, ``State``, ``Metadata`` and
-        ``Memory`` models, and ``all``, the list of them in creation order; and ``EventText``, the
+        ``Memory`` and ``Usage`` models, and ``all``, the list of them in creation order; and ``EventText``, the
         FTS5 index of events (created by :func:`adk_lite.schema.create_search`
         with its triggers, not by ``all``).
     """
@@ -138,6 +148,37 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "scope", "state_key")
             without_rowid = isinstance(db, pw.SqliteDatabase)  # a SQLite table option only
 
+    class Usage(Keyed):
+        """One row per stored event that carried ``usage_metadata`` (see :mod:`adk_lite.usage`)."""
+
+        event_id = pw.TextField()
+        invocation_id = pw.TextField()
+        model = pw.TextField(null=True)
+        timestamp = pw.DoubleField()
+        day = pw.TextField()
+        prompt_tokens = pw.BigIntegerField()
+        output_tokens = pw.BigIntegerField()
+        cached_tokens = pw.BigIntegerField()
+        thoughts_tokens = pw.BigIntegerField()
+        tool_use_prompt_tokens = pw.BigIntegerField()
+        total_tokens = pw.BigIntegerField()
+
+        class Meta:
+            table_name = USAGE
+            # rows of one user lie together in time order: a user's range is one sequential read
+            primary_key = pw.CompositeKey("app_name", "user_id", "timestamp", "session_id", "event_id")
+            without_rowid = isinstance(db, pw.SqliteDatabase)  # a SQLite table option only
+            indexes = (
+                (("app_name", "user_id", "session_id", "event_id"), True),
+                (("user_id", "timestamp"), False),
+            )
+            constraints = [
+                pw.SQL(
+                    f"FOREIGN KEY (app_name, user_id, session_id) REFERENCES {SESSIONS} "
+                    "(app_name, user_id, session_id) ON DELETE CASCADE"
+                )
+            ]
+
     class EventText(FTS5Model):
         """One row per event with text to search (``rowid`` = ``adk_events.id``)."""
 
@@ -177,4 +218,4 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = METADATA
 
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           Memory=Memory, all=[Session, Event, State, Metadata, Memory])
+                           Memory=Memory, Usage=Usage, all=[Session, Event, State, Metadata, Memory, Usage])

@@ -22,7 +22,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from . import codec, errors, schema
+from . import codec, errors, schema, usage
 from .models import EVENTS, MEMORIES, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
@@ -37,6 +37,12 @@ and PostgreSQL refuses an index entry over 2704 bytes (a third of a page). 600 b
 every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text."""
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
+FIRST_VERSION = 4
+"""The schema version of the first PostgreSQL databases; later ones are migrated by
+:data:`PG_MIGRATIONS` (``MIGRATIONS`` of :mod:`adk_lite.schema` are SQLite SQL)."""
+PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5()}
+"""``PG_MIGRATIONS[v](backend)`` upgrades a PostgreSQL database from version v to v + 1,
+inside the schema transaction holding :data:`SCHEMA_LOCK`."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
 
 
@@ -504,11 +510,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             row = self._version(conn)
-            stored = None if row is None else schema.check_version(row or None, self.path)
-            if stored == schema.SCHEMA_VERSION or (stored == 4 and self.read_only):  # read-only never migrates
+            if row is not None:
+                version = schema.check_version(row or None, self.path)
                 self.searchable = self._has_search(conn.execute)
-                if self.searchable or self.read_only:
-                    return
+                if (self.searchable and version == schema.SCHEMA_VERSION) or self.read_only:
+                    return  # read-only: an older schema is read as it is (migrated at a read-write open)
             elif self.read_only:
                 raise errors.DatabaseOpenError(f"database {self.path} has no adk_lite tables yet")
         finally:
@@ -519,19 +525,20 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version < 4:  # PostgreSQL schemas start at 4
+                if version not in PG_MIGRATIONS and version != schema.SCHEMA_VERSION:
                     raise errors.SchemaVersionError(
-                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at 4, "
-                        "and this one cannot be migrated")
+                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
+                        f"{FIRST_VERSION}, and this one cannot be migrated")
                 if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
                     self._create_search()
-                if version == 4:
-                    self._to_v5()
+                for step in range(version, schema.SCHEMA_VERSION):
+                    PG_MIGRATIONS[step](self)
+                if version != schema.SCHEMA_VERSION:
                     self.peewee.execute_sql(f"UPDATE {METADATA} SET value = %s WHERE key = 'schema_version'",
                                             (str(schema.SCHEMA_VERSION),))
                 self.searchable = True
                 return
-            ours = sorted(have & set(TABLES))
+            ours = sorted(have & {*TABLES, *schema.LATER_TABLES})
             if ours:
                 raise errors.ForeignDatabaseError(
                     f"database {self.path} has tables named like adk_lite's ({', '.join(ours)}) but no "
@@ -544,6 +551,12 @@ class PostgresBackend:
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
         self.peewee.close()
+
+    def _create_usage_tables(self) -> None:
+        """Create ``adk_usage`` (with its indexes) and fill it from the stored events
+        (:func:`adk_lite.usage.backfill`), inside the schema transaction."""
+        self.models.Usage.create_table(safe=True)  # a new database's create_table made it: nothing to fill
+        usage.backfill(self.peewee.execute_sql, "%s", "body::text ILIKE '%%usage%%metadata%%'", "body::text")
 
     @staticmethod
     def _has_search(execute: Any) -> bool:
@@ -559,8 +572,10 @@ class PostgresBackend:
 
     def _to_v5(self) -> None:
         """Schema version 4 to 5, inside the schema transaction (under the advisory lock):
-        the tables of this version's features."""
+        the tables of this version's features: memories, and token usage (filled from
+        the stored events). A new database runs it too, after ``create_table``."""
         self.create_memory_tables()
+        self._create_usage_tables()
 
     def create_memory_tables(self) -> None:
         """Create ``adk_memories`` (kept if a new database's ``create_table`` made it) and
@@ -691,7 +706,7 @@ class PostgresBackend:
         return int(conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relkind = 'r' AND c.relname = ANY(%s)", ([*TABLES, MEMORIES],)).fetchone()[0])
+            "AND c.relkind = 'r' AND c.relname = ANY(%s)", ([*TABLES, *schema.LATER_TABLES],)).fetchone()[0])
 
     @staticmethod
     def integrity(conn: PgConnection) -> tuple[list[str], list[tuple]]:
@@ -724,8 +739,8 @@ class PostgresBackend:
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
-        present = [t for t in (*TABLES, MEMORIES) if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
-        conn.execute("VACUUM ANALYZE " + ", ".join(present))
+        have = PostgresBackend.tables_of(conn.execute)
+        conn.execute("VACUUM ANALYZE " + ", ".join(t for t in (*TABLES, *schema.LATER_TABLES) if t in have))
 
     @staticmethod
     @contextlib.contextmanager

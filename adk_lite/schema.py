@@ -14,7 +14,8 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TOKENIZER, make_models
+from . import usage
+from .models import EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TOKENIZER, USAGE, make_models
 
 SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
@@ -22,7 +23,7 @@ SCHEMA_VERSION = 5
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
 index ``adk_events_fts`` and its triggers; 5, memories (``adk_memories`` and its
-index ``adk_memories_fts``)."""
+index ``adk_memories_fts``) and ``adk_usage`` (token usage per event)."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -143,14 +144,26 @@ def create_memory_tables(conn: sqlite3.Connection) -> None:
                  f"{remove} {add} END")
 
 
+def create_usage_tables(conn: sqlite3.Connection) -> None:
+    """Create ``adk_usage`` (the ``Usage`` model, with its indexes) and fill it from
+    the stored events (:func:`adk_lite.usage.backfill`), in the caller's transaction."""
+    model = make_models(pw.SqliteDatabase(None)).Usage
+    conn.execute(model._schema._create_table(safe=False).query()[0])
+    for index in model._schema._create_indexes(safe=False):
+        conn.execute(index.query()[0])
+    usage.backfill(conn.execute, "?", "body LIKE '%usage%metadata%'")
+
+
 def _to_v5(conn: sqlite3.Connection) -> None:
-    """Version 4 to 5: the tables of this version's features (memories)."""
+    """Version 4 to 5: the tables of this version's features: memories, and token
+    usage (filled from the stored events)."""
     create_memory_tables(conn)
+    create_usage_tables(conn)
 
 
 MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
 
-ADDED_TABLES: dict[int, set[str]] = {5: {MEMORIES}}
+ADDED_TABLES: dict[int, set[str]] = {5: {MEMORIES, USAGE}}
 """The tables each schema version added (by its migration): a file at version v has
 none of those of later versions, and all of those up to v."""
 
@@ -158,6 +171,15 @@ none of those of later versions, and all of those up to v."""
 def tables_of(version: int) -> set[str]:
     """The tables of :data:`ADDED_TABLES` a file at schema ``version`` must have."""
     return {t for added_in, names in ADDED_TABLES.items() if added_in <= version for t in names}
+
+
+LATER_TABLES = frozenset().union(*ADDED_TABLES.values())
+"""Every table a migration added (not in :data:`adk_lite.models.TABLES`)."""
+
+
+def table_version(table: str) -> int:
+    """The schema version that added ``table`` (1 for the first release's tables)."""
+    return next((v for v, names in ADDED_TABLES.items() if table in names), 1)
 
 
 def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection) -> None:

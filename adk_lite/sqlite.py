@@ -321,7 +321,7 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns, keys = {}, {}
-        added = sorted(t for names in schema.ADDED_TABLES.values() for t in names)
+        added = sorted(schema.LATER_TABLES)
         for table in (t for t in (*TABLES, *added) if t in tables):
             info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
             columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}

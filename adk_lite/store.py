@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors, memory, schema
+from . import codec, errors, memory, schema, usage
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -178,8 +178,9 @@ class Store:
     # -- compiled statements ------------------------------------------------
     def _compile_all(self) -> dict[str, str]:
         m = self.db.models
-        S, E, T = m.Session, m.Event, m.State
+        S, E, T, U = m.Session, m.Event, m.State, m.Usage
         key = ("app", "user", "session")
+        usage_names = ("event_id", "invocation_id", "model", "timestamp", "day", *usage.SUMS)
 
         def where_key(model):
             return (model.app_name == _p("app")) & (model.user_id == _p("user")) & (model.session_id == _p("session"))
@@ -226,6 +227,14 @@ class Store:
                 E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
                 .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
             "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
+            "usage_insert": _compile(
+                U.insert_many([tuple(_p(n) for n in key + usage_names)],
+                              fields=[U.app_name, U.user_id, U.session_id, *(getattr(U, n) for n in usage_names)])
+                .returning(),
+                *key, *usage_names),
+            "usage_of_session": _compile(
+                U.select(*(getattr(U, n) for n in usage_names)).where(where_key(U)).order_by(U.timestamp, U.event_id),
+                *key),
             "state_upsert": _compile(
                 T.insert_many([tuple(_p(n) for n in key + ("scope", "state_key", "state_value", "updated_at"))],
                               fields=[*st_cols, T.state_value, T.updated_at])
@@ -498,15 +507,38 @@ class Store:
         return row, state, events
 
     def read_whole_session(self, app: str, user: str, session: str) -> Optional[tuple]:
-        """Read everything an export or a copy carries of one session, in one snapshot:
-        ``(session row, initial_state JSON text or None, forked_from JSON text or None,
-        state rows, every event row oldest first)``, or None when it is not stored."""
+        """Read everything an export or a copy carries of one session, in one snapshot.
+
+        Returns:
+            ``(session row, initial_state JSON text or None, forked_from JSON text or
+            None, state rows, every event row oldest first, usage rows)`` (usage rows
+            ``(event_id, invocation_id, model, timestamp, day, *counts)`` ordered by
+            time; those of trimmed events included), or None when it is not stored.
+        """
         def run(conn):
             found = self._read_session(conn, app, user, session, None, None)
             if found is None:
                 return None
             initial, forked_from = conn.execute(self._sql["session_lineage"], (app, user, session)).fetchone()
-            return found[0], initial, forked_from, found[1], found[2]
+            return (found[0], initial, forked_from, found[1], found[2],
+                    conn.execute(self._sql["usage_of_session"], (app, user, session)).fetchall())
+        return self._run(run)
+
+    def usage_rows(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Run ``get_usage``'s query (:func:`adk_lite.usage.query`) in one read transaction.
+
+        Raises:
+            DatabaseError: the database has no ``adk_usage`` table (schema version 4 or
+                older, opened read-only: read-only opens never migrate).
+        """
+        table = self.db.models.Usage._meta.table_name
+
+        def run(conn):
+            if table not in self.db.tables(conn):
+                raise errors.DatabaseError(
+                    f"database {self.db.path} has no usage table yet (schema_version {self._stored_version(conn)}): "
+                    "open it read-write once (any write, e.g. DatabaseSessionService(path)) to build it")
+            return conn.execute(sql, params).fetchall()
         return self._run(run)
 
     def delete_session(self, app: str, user: str, session: str) -> None:
@@ -831,6 +863,7 @@ class Store:
             AlreadyExistsError: some of the events are stored and others not.
         """
         self._check_writable((), events, upserts)
+        used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -868,6 +901,8 @@ class Store:
                     "reload it with get_session and retry")
             if events:
                 conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
+            if used:
+                conn.executemany(self._sql["usage_insert"], [(app, user, session) + u for u in used])
             self._write_state(conn, app, user, session, upserts, deletes, time.time())
             conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
             return row.revision + 1, stored
@@ -945,7 +980,7 @@ class Store:
     def import_session(self, app: str, user: str, session: str, created_at: float, updated_at: float,
                        state_rows: Sequence[tuple[str, str, str]], event_rows: Sequence[tuple],
                        replace: bool, initial: Optional[str] = None, forked_from: Optional[str] = None,
-                       revision: int = 0) -> str:
+                       revision: int = 0, usage_rows: Optional[Sequence[tuple]] = None) -> str:
         """Write a whole session (its row, session state and every event) in ONE
         IMMEDIATE transaction: after a crash at any point it is all there or absent.
 
@@ -958,6 +993,11 @@ class Store:
             initial, forked_from: the ``initial_state`` and ``forked_from`` JSON texts
                 (None: unknown / not a fork), already checked by the caller.
             revision: the session's write count (an int >= 0, checked by the caller).
+            usage_rows: the session's usage rows ``(event_id, invocation_id, model,
+                timestamp, day, *counts)`` as exported (those of trimmed events too; an
+                empty list for a fork whose events are all copies), or None to make
+                them from ``event_rows`` (:func:`adk_lite.usage.rows_of`: a file of
+                format 1, an ADK store).
 
         Returns:
             The new session's incarnation (an imported session is a new creation).
@@ -968,6 +1008,10 @@ class Store:
         """
         key = (app, user, session)
         self._check_writable(key, event_rows, state_rows)
+        if usage_rows is None:
+            usage_rows = usage.rows_of(event_rows)
+        if self.db.check_keys is not None:
+            self.db.check_keys(("event id", u[0]) for u in usage_rows)
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -976,6 +1020,8 @@ class Store:
             incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at,
                                                initial, forked_from, revision)
             conn.executemany(self._sql["event_insert"], [key + tuple(e) for e in event_rows])
+            if usage_rows:
+                conn.executemany(self._sql["usage_insert"], [key + tuple(u) for u in usage_rows])
             return incarnation
         return self._run(run, write=True)
 

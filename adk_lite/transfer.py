@@ -21,6 +21,12 @@ One JSON object per line:
   "author", "timestamp", "body", "outlives_session", "created_at"}`` (format 2): one
   memory (:mod:`adk_lite.memory`), ``body`` as stored (null: the marker of a deleted
   memory of an event), written after the sessions.
+  and ``"usage"``: the session's token usage rows ``{"event_id",
+  "invocation_id", "model", "timestamp", "prompt_tokens", "output_tokens",
+  "cached_tokens", "thoughts_tokens", "tool_use_prompt_tokens", "total_tokens"}``
+  (:mod:`adk_lite.usage`), those of trimmed events included and none for a fork's
+  copied events: the accounting itself, imported as it is. A session record without
+  ``usage`` (format 1, an ADK store) gets rows made from its events.
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -36,12 +42,13 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequ
 
 import orjson
 
-from . import codec, errors, memory, scopes, validate
+from . import codec, errors, memory, scopes, usage, validate
 from ._version import __version__
 
 FORMAT = 2
 """The format version this release writes and the newest it reads (2: a session's
-revision, initial state and lineage, and memory records; format 1 is read too)."""
+revision, initial state, lineage and token usage, and memory records; format 1 is
+read too)."""
 HEADER_TYPE = "adk_lite_export"
 KINDS = ("app_state", "user_state", "session", "memory")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
@@ -77,13 +84,14 @@ def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optiona
     """
     if found is None:
         return None
-    row, initial, forked_from, state_rows, event_rows = found
+    row, initial, forked_from, state_rows, event_rows, usage_rows = found
     return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
             "created_at": row.created_at, "updated_at": row.updated_at, "revision": row.revision,
             "initial_state": _fragment(initial), "forked_from": _fragment(forked_from),
             "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
             "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
-                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
+                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows],
+            "usage": [usage.to_record(u) for u in usage_rows]}
 
 
 def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, Any]]:
@@ -325,6 +333,8 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
             validate.timestamp(record.get(field), field, optional=False)
         _check_session_extras(record)
         _check_events(record.get("events"))
+        if record.get("usage") is not None:
+            usage.check_records(record["usage"])
     return kind, (app, user, sid), record
 
 
@@ -405,12 +415,13 @@ def _import_one(store: Any, key: tuple, record: dict, replace: bool) -> str:
     events = [(e["event_id"], e["invocation_id"], e["author"], e.get("branch"), float(e["timestamp"]),
                codec.dumps(e["body"])) for e in record["events"]]
     initial, forked_from = (record.get(field) for field in LINEAGE_FIELDS)
+    used = None if record.get("usage") is None else usage.check_records(record["usage"])
     try:
         store.import_session(*key, float(record["created_at"]), float(record["updated_at"]), state, events,
                              replace=existing is not None,
                              initial=None if initial is None else codec.dumps(initial),
                              forked_from=None if forked_from is None else codec.dumps(forked_from),
-                             revision=record.get("revision", len(events)))
+                             revision=record.get("revision", len(events)), usage_rows=used)
     except errors.AlreadyExistsError:  # created by another writer since it was read
         return "conflict"
     return "created" if existing is None else "replaced"

@@ -21,7 +21,7 @@ from adk_lite.models import TABLES
 from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
-PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata, adk_memories"
+PG_TABLES = "adk_usage, adk_events, adk_state, adk_sessions, adk_metadata, adk_memories"
 
 
 @pytest.fixture

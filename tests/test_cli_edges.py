@@ -29,8 +29,8 @@ def every_command(path, export):
 
 
 def _commands(path, export):
-    return [["stats", path], ["sessions", path], ["search", path, "refund"], ["show", path, "app", "alice", "chat-0"],
-            ["memory", path, "app", "alice", "words"], ["export", path],
+    return [["stats", path], ["usage", path], ["sessions", path], ["search", path, "refund"],
+            ["show", path, "app", "alice", "chat-0"], ["memory", path, "app", "alice", "words"], ["export", path],
             ["check", path], ["prune", path, "--older-than", "1d", "--dry-run"], ["prune", path, "--older-than", "1d"],
             ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"],
             ["import-adk", export, path], ["export-adk", path, export + ".adk.db"],

@@ -153,7 +153,7 @@ class DatabaseSessionService(BaseSessionService):
     bad arguments raise ``ValueError``/``TypeError``; and the extras
     :meth:`update_keys`, :meth:`get_stats`, :meth:`vacuum`, :meth:`get_event_count`,
     :meth:`get_app_state`, :meth:`fork_session`, :meth:`get_lineage`, :meth:`delete_user`,
-    :meth:`trim_compacted`, :meth:`search_events`, and pagination and ``order`` in :meth:`list_sessions`.
+    :meth:`trim_compacted`, :meth:`search_events`, :meth:`get_usage`, and pagination and ``order`` in :meth:`list_sessions`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
@@ -506,6 +506,21 @@ class DatabaseSessionService(BaseSessionService):
     async def get_stats(self) -> dict[str, Any]:
         """Counts and file facts; see :meth:`adk_lite.DatabaseSessionService.get_stats`."""
         return await self._run(self._core.get_stats)
+
+    async def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                        session_id: Optional[str] = None, *, since: Optional[float] = None,
+                        until: Optional[float] = None, group_by: Any = ()) -> list[dict[str, Any]]:
+        """adk_lite extra: token usage totals of the stored LLM calls (the events a
+        Runner stored with ``usage_metadata`` and ``model_version``), grouped by any of
+        ``"app"``, ``"user"``, ``"session"``, ``"invocation"``, ``"model"``, ``"day"``;
+        ``since``/``until`` are epoch seconds (``until`` exclusive). See
+        :meth:`adk_lite.DatabaseSessionService.get_usage` for the dicts returned.
+
+        Raises:
+            ValueError: an unknown group, ``since > until``, a bound that is not a number.
+        """
+        return await self._run(functools.partial(self._core.get_usage, since=since, until=until, group_by=group_by),
+                               app_name, user_id, session_id)
 
     async def vacuum(self) -> dict[str, int]:
         """Checkpoint, VACUUM and optimize the file; returns ``{"bytes_before",
