@@ -164,8 +164,8 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     missing = sorted(schema.tables_of(version) - tables)
     if missing:
         raise errors.ForeignDatabaseError(
-            f"{path} is not a whole adk_lite database: schema_version {version} has the tables "
-            f"{', '.join(missing)}, which it lacks")
+            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)} "
+            f"of schema_version {version}")
     schema.check_columns(columns, keys, version, path)
     schema_check.check_objects(objects, version, path)
     return version

@@ -356,9 +356,11 @@ def test_backup_and_restore_keep_the_accounting(tmp_path):
 # -- the schema migration -----------------------------------------------------------------
 
 def _make_v4(svc):
-    """Turn a database into what schema version 4 wrote: no adk_usage."""
+    """Turn a database into what schema version 4 wrote: no adk_usage, no adk_memories."""
     def run(conn):
         conn.execute("DROP TABLE adk_usage")
+        conn.execute("DROP TABLE IF EXISTS adk_memories_fts")  # memories came in version 5 too
+        conn.execute("DROP TABLE adk_memories")
         conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
     svc.store._run(run, write=True)
 
