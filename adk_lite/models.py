@@ -23,6 +23,16 @@ treats NULLs in a key as distinct):
 - ``adk_state``: one row per state key; ``scope`` is ``app``, ``user`` or
   ``session``; ``state_value`` is JSON text.
 - ``adk_metadata``: ``key``/``value`` pairs, at least ``schema_version``.
+- ``adk_artifact_versions`` (schema version 5): one row per saved version of an ADK
+  artifact, PK ``(app_name, user_id, session_id, filename, version)``; ``session_id``
+  is ``''`` for a user-scoped (``user:``) artifact; ``kind`` is ``text``, ``inline``
+  (``inline_data``) or ``file`` (``file_data``, no bytes); ``part`` is the rest of the
+  ``Part`` as JSON (its fields but the bytes or text); ``sha256`` names the bytes in
+  ``adk_artifact_blobs`` (NULL for ``file``), ``size`` their length; ``create_time``
+  epoch seconds; ``custom_metadata`` a JSON object.
+- ``adk_artifact_blobs`` (schema version 5): the bytes of artifacts, content-addressed:
+  PK ``sha256`` (64 hex digits), ``size``, ``data`` (BLOB; ``bytea`` on PostgreSQL).
+  Identical bytes are stored once, however many versions refer to them.
 - ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
   (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
   event's ``id``; kept in step by triggers on ``adk_events`` (see
@@ -40,6 +50,10 @@ SESSIONS, EVENTS, STATE, METADATA = "adk_sessions", "adk_events", "adk_state", "
 TABLES = (SESSIONS, EVENTS, STATE, METADATA)
 EVENTS_FTS = "adk_events_fts"
 """The full-text index of events (not in :data:`TABLES`: a file of schema version 2 lacks it)."""
+ARTIFACT_VERSIONS, ARTIFACT_BLOBS = "adk_artifact_versions", "adk_artifact_blobs"
+ARTIFACT_TABLES = (ARTIFACT_BLOBS, ARTIFACT_VERSIONS)
+"""The artifact tables (schema version 5), in creation order: the versions' foreign key
+needs the blobs first."""
 TOKENIZER = "unicode61 remove_diacritics 2"
 """FTS5's tokenizer for the index: Unicode case folding, accents removed (``café`` =
 ``cafe``); a run of CJK characters without spaces is one token."""
@@ -56,7 +70,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     """Create model classes bound to ``db``.
 
     Returns:
-        A namespace with ``Session``, ``Event``, ``State`` and ``Metadata`` models,
+        A namespace with ``Session``, ``Event``, ``State``, ``Metadata``,
+        ``ArtifactBlob`` and ``ArtifactVersion`` models,
         and ``all``, the list of them in creation order; and ``EventText``, the
         FTS5 index of events (created by :func:`adk_lite.schema.create_search`
         with its triggers, not by ``all``).
@@ -140,5 +155,36 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = METADATA
 
+    class ArtifactBlob(Base):
+        """The bytes of artifacts, once per distinct content (``data`` last: a scan of
+        the keys reads no overflow pages)."""
+
+        sha256 = pw.TextField(primary_key=True)
+        size = pw.BigIntegerField()
+        data = pw.BlobField()
+
+        class Meta:
+            table_name = ARTIFACT_BLOBS
+
+    class ArtifactVersion(Keyed):
+        """One saved version of an artifact; ``session_id`` ``''``: user-scoped."""
+
+        filename = pw.TextField()
+        version = pw.IntegerField()
+        kind = pw.TextField()
+        mime_type = pw.TextField(null=True)
+        part = JsonTextField()
+        custom_metadata = JsonTextField()
+        sha256 = pw.TextField(null=True)
+        size = pw.BigIntegerField()
+        create_time = pw.DoubleField()
+
+        class Meta:
+            table_name = ARTIFACT_VERSIONS
+            primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "filename", "version")
+            indexes = ((("sha256",), False),)
+            constraints = [pw.SQL(f"FOREIGN KEY (sha256) REFERENCES {ARTIFACT_BLOBS} (sha256)")]
+
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           all=[Session, Event, State, Metadata])
+                           ArtifactBlob=ArtifactBlob, ArtifactVersion=ArtifactVersion,
+                           all=[Session, Event, State, Metadata, ArtifactBlob, ArtifactVersion])

@@ -480,10 +480,13 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v4 is the first
+                if version == 4:  # PostgreSQL schemas start at 4; 4 -> 5 adds tables, under this lock
+                    self._to_v5()
+                    version = 5
+                if version != schema.SCHEMA_VERSION:
                     raise errors.SchemaVersionError(
-                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
-                        f"{schema.SCHEMA_VERSION}, and this one cannot be migrated")
+                        f"database {self.path} has schema_version {version}: PostgreSQL schemas start at 4, "
+                        f"and this one cannot be migrated to {schema.SCHEMA_VERSION}")
                 if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
                     self._create_search()
                 self.searchable = True
@@ -500,6 +503,14 @@ class PostgresBackend:
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
         self.peewee.close()
+
+    def _to_v5(self) -> None:
+        """Version 4 to 5, inside the schema transaction: create the tables version 5
+        added (:data:`adk_lite.schema.ADDED_TABLES`) and store the new version."""
+        for model in self.models.all:
+            if model._meta.table_name in schema.ADDED_TABLES[5]:
+                model.create_table(safe=True)
+        self.peewee.execute_sql(f"UPDATE {METADATA} SET value = '5' WHERE key = 'schema_version'")
 
     @staticmethod
     def _has_search(execute: Any) -> bool:
@@ -623,7 +634,7 @@ class PostgresBackend:
         return int(conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relkind = 'r' AND c.relname = ANY(%s)", (list(TABLES),)).fetchone()[0])
+            "AND c.relkind = 'r' AND c.relname = ANY(%s)", (list(schema.ALL_TABLES),)).fetchone()[0])
 
     @staticmethod
     def integrity(conn: PgConnection) -> tuple[list[str], list[tuple]]:
@@ -639,7 +650,7 @@ class PostgresBackend:
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
-        conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+        conn.execute("VACUUM ANALYZE " + ", ".join(schema.ALL_TABLES))
 
     @staticmethod
     @contextlib.contextmanager

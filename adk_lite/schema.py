@@ -14,14 +14,15 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import EVENTS, EVENTS_FTS, METADATA, SESSIONS, make_models
+from .models import ARTIFACT_TABLES, EVENTS, EVENTS_FTS, METADATA, SESSIONS, TABLES, make_models
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
 
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
-index ``adk_events_fts`` and its triggers."""
+index ``adk_events_fts`` and its triggers; 5, the artifact tables
+``adk_artifact_blobs`` and ``adk_artifact_versions``."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -117,7 +118,42 @@ def _add_search(conn: sqlite3.Connection) -> None:
 
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search}
+def create_tables_sql(names: tuple[str, ...]) -> list[str]:
+    """The SQLite statements that create the tables ``names`` (with their indexes) as
+    the models define them, in model order."""
+    statements = []
+    for model in make_models(pw.SqliteDatabase(None)).all:
+        if model._meta.table_name in names:
+            statements.append(model._schema._create_table(safe=True).query()[0])
+            statements.extend(q.query()[0] for q in model._schema._create_indexes(safe=True))
+    return statements
+
+
+def create_artifact_tables(conn: sqlite3.Connection) -> None:
+    """Part of version 4 to 5: create the empty artifact tables (:data:`ARTIFACT_TABLES`)."""
+    for statement in create_tables_sql(ARTIFACT_TABLES):
+        conn.execute(statement)
+
+
+def _to_v5(conn: sqlite3.Connection) -> None:
+    """Version 4 to 5: the tables of version 5 (artifacts)."""
+    create_artifact_tables(conn)
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
+
+ADDED_TABLES: dict[int, tuple[str, ...]] = {5: ARTIFACT_TABLES}
+"""The tables each schema version added (by its migration): a file at version v has
+:data:`~adk_lite.models.TABLES` plus those added by the versions up to v."""
+
+
+def tables_at(version: int) -> tuple[str, ...]:
+    """The tables a file at schema ``version`` must have (the search index aside)."""
+    return TABLES + tuple(t for added_in, names in sorted(ADDED_TABLES.items()) if added_in <= version for t in names)
+
+
+ALL_TABLES: tuple[str, ...] = tables_at(SCHEMA_VERSION)
+"""Every table of the current schema (the search index aside)."""
 
 ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}},
                                                  3: {SESSIONS: {"initial_state", "forked_from"}}}
@@ -136,11 +172,11 @@ def _added_after(version: int) -> dict[str, set[str]]:
 
 
 def expected_columns(version: int) -> dict[str, set[str]]:
-    """The columns each of :data:`TABLES` has in a file at schema ``version``: those of
-    the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
-    later = _added_after(version)
+    """The columns each table of a file at schema ``version`` (:func:`tables_at`) has:
+    those of the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
+    later, present = _added_after(version), set(tables_at(version))
     return {m._meta.table_name: {f.column_name for f in m._meta.sorted_fields} - later.get(m._meta.table_name, set())
-            for m in make_models(pw.SqliteDatabase(None)).all}
+            for m in make_models(pw.SqliteDatabase(None)).all if m._meta.table_name in present}
 
 
 def _model_keys() -> dict[str, set[frozenset]]:
@@ -167,6 +203,9 @@ def check_columns(columns: dict[str, dict[str, bool]], keys: dict[str, set[froze
     problems = []
     expected, added, wanted_keys = expected_columns(version), _added_after(version), _model_keys()
     for table, have in columns.items():
+        if table not in expected:
+            problems.append(f"{table} exists, which schema_version {version} does not have")
+            continue
         wanted = expected[table]
         missing = sorted(wanted - have.keys())
         later = sorted(have.keys() & added.get(table, set()))

@@ -158,6 +158,11 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
     schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
     version = schema.check_version(row, path)
+    missing = [t for t in schema.tables_at(version) if t not in tables]
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database of schema_version {version}: it lacks the tables "
+            f"{', '.join(missing)}")
     schema.check_columns(columns, keys, version, path)
     return version
 
@@ -294,7 +299,7 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns, keys = {}, {}
-        for table in (t for t in TABLES if t in tables):
+        for table in (t for t in schema.ALL_TABLES if t in tables):
             info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
             columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
             keys[table] = {frozenset(name for name, _, _, pk in info if pk)}

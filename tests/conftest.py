@@ -21,7 +21,7 @@ from adk_lite.models import TABLES
 from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
-PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata"
+PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata, adk_artifact_versions, adk_artifact_blobs"
 
 
 @pytest.fixture

@@ -210,6 +210,8 @@ def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")  # version 1 had no search index (version 4)
     conn.execute("DROP TABLE adk_events_fts")
+    for table in ("adk_artifact_versions", "adk_artifact_blobs"):  # what version 5 added
+        conn.execute(f"DROP TABLE {table}")
     for column in ("incarnation", "initial_state", "forked_from"):  # what versions 2 and 3 added
         conn.execute(f"ALTER TABLE adk_sessions DROP COLUMN {column}")
     conn.execute("UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")
