@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors
+from . import artifacts, codec, errors, schema
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -499,6 +499,7 @@ class Store:
     def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+        artifacts.delete_sessions(conn, self.db, keys)  # session-scoped artifacts; user: ones stay
 
     def _all_events(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> list[EventRow]:
         """Every event row of a session, oldest first (the order of ``read_session``)."""
@@ -572,7 +573,8 @@ class Store:
 
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
         """Erase one user of one app: every session with its events and session
-        state, and the user's ``user:`` state, in one IMMEDIATE transaction with
+        state, the user's ``user:`` state, and the user's artifacts with their bytes
+        (:func:`adk_lite.artifacts.delete_user`), in one IMMEDIATE transaction with
         the backend's secure delete on (deleted content overwritten), then a WAL
         checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
@@ -581,7 +583,9 @@ class Store:
 
         Returns:
             ``{"sessions", "events", "state_keys" (session and user rows),
-            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
+            "dry_run", "checkpointed", "artifact_versions"}`` (the user's artifact
+            versions of every scope, erased with the blobs only they referred to);
+            ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
         """
@@ -593,7 +597,8 @@ class Store:
             sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
                                             for t in tables)
             return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
-                    "checkpointed": None}
+                    "checkpointed": None,
+                    "artifact_versions": artifacts.count_user(conn, self.db, app, user) if self._artifacts(conn) else 0}
 
         if dry_run:
             return self._run(count)
@@ -602,6 +607,7 @@ class Store:
             counts = count(conn)
             for table in (tables[2], tables[1], tables[0]):
                 conn.execute(f"DELETE FROM {table}{where}", (app, user))
+            counts["artifact_versions"] = artifacts.delete_user(conn, self.db, app, user)  # and their bytes
             return counts
 
         def run(conn):
@@ -929,7 +935,8 @@ class Store:
 
         Returns:
             ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
-            (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            (as stored), "artifacts", "artifact_versions", "artifact_blobs",
+            "artifact_bytes" (see :func:`adk_lite.artifacts.counts`), "per_app": [{"app_name", "sessions", "users", "events"}],
             "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
             when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
@@ -954,6 +961,7 @@ class Store:
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
+                **artifacts.counts(conn if self._artifacts(conn) else None),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
@@ -963,6 +971,11 @@ class Store:
                                                for a, u, s, n in largest]
             return figures
         return self._run(run)
+
+    def _artifacts(self, conn: Any) -> bool:
+        """True when the database has the artifact tables (schema version 5 on): a file
+        of an older version opened read-only is never migrated."""
+        return (self._stored_version(conn) or 0) >= 5
 
     def _stored_version(self, conn: Any) -> Optional[int]:
         """The ``schema_version`` the file holds (checked digits at open), or None."""
@@ -992,8 +1005,11 @@ class Store:
                     "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)
+            version = self._stored_version(conn)
+            wanted = schema.tables_at(version if version and version <= schema.SCHEMA_VERSION else schema.SCHEMA_VERSION)
             return {
-                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
+                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name in wanted
+                                   and t._meta.table_name not in tables],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
                 "schema_version": self._stored_version(conn), "stray_state_rows": stray,
             }

@@ -16,19 +16,24 @@ its first read (``orjson.loads`` + ``Event.model_validate``); later reads get
 copies from a bounded cache of the validated events
 (:class:`adk_lite.adk.cache.EventCache`, ``event_cache_size=``).
 
+:class:`DatabaseArtifactService` is ADK's ``BaseArtifactService`` on the same
+database: versioned artifacts, their bytes stored once per content (see
+docs/artifacts.md).
+
 For ``adk web`` / ``adk api_server``, :func:`register` adds the ``adklite://`` URI
-scheme to ADK's service registry (call it from ``<agents_dir>/services.py``), or a
+scheme to ADK's service registry (sessions and artifacts) (call it from ``<agents_dir>/services.py``), or a
 ``services.yaml`` names the class; see the README, "Using with ADK".
 
 This package (sessions, its event cache, the conversions, the moves in from and out
 to ADK's stores) is the only part of adk_lite that imports ``google.adk``.
 """
 
+from .artifacts import DatabaseArtifactService
 from .sessions import (AlreadyExistsError, DatabaseSessionService, InvocationNotFoundError, ListSessionsPage,
                        SessionNotFoundError, StaleSessionError, register)
 from .transfer import export_to_adk, import_from_adk
 
-__all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
+__all__ = ["DatabaseSessionService", "DatabaseArtifactService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
            "import_from_adk", "export_to_adk"]
 
