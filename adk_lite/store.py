@@ -583,9 +583,7 @@ class Store:
 
         Returns:
             ``{"sessions", "events", "state_keys" (session and user rows),
-            "dry_run", "checkpointed", "artifact_versions"}`` (the user's artifact
-            versions of every scope, erased with the blobs only they referred to);
-            ``checkpointed`` is False when another
+            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
         """
@@ -597,8 +595,7 @@ class Store:
             sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
                                             for t in tables)
             return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
-                    "checkpointed": None,
-                    "artifact_versions": artifacts.count_user(conn, self.db, app, user) if self._artifacts(conn) else 0}
+                    "checkpointed": None}
 
         if dry_run:
             return self._run(count)
@@ -607,7 +604,7 @@ class Store:
             counts = count(conn)
             for table in (tables[2], tables[1], tables[0]):
                 conn.execute(f"DELETE FROM {table}{where}", (app, user))
-            counts["artifact_versions"] = artifacts.delete_user(conn, self.db, app, user)  # and their bytes
+            artifacts.delete_user(conn, self.db, app, user)  # every scope, with the bytes only they referred to
             return counts
 
         def run(conn):
