@@ -38,6 +38,7 @@ from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
 from .target import ENV_VAR, MEMORY, resolve, target_kind
+from .artifacts import ArtifactStore
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -230,6 +231,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"sessions    {stats['sessions']} in {plural(stats['apps'], 'app')}, {plural(stats['users'], 'user')}")
     print(f"events      {stats['events']}")
     print(f"state keys  {stats['state_keys']}")
+    print(f"artifacts   {stats['artifacts']} ({plural(stats['artifact_versions'], 'version')}), "
+          f"{plural(stats['artifact_blobs'], 'blob')} of {plural(stats['artifact_bytes'], 'byte')}")
     if server:
         print(f"bytes       tables {stats['table_bytes']}, whole database {stats['database_bytes']}")
     else:
@@ -359,6 +362,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"last {plural(len(events), 'event')}:" if events else "events: none")
     _print_table(("time", "author", "event"), [(iso(e["timestamp"]), e["author"], summarize(e)) for e in events])
     return EXIT_OK
+
+
+# -- artifacts ---------------------------------------------------------------------------
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    """``adk-lite artifacts``: one user's artifacts (with SESSION: that session's and the
+    user's ``user:`` ones), each with its version count and latest version (read-only)."""
+    app, user = validate.names(args.app, args.user)
+    session = None if args.session is None else validate.session_id(args.session)
+    with _open(args) as svc:
+        listed = ArtifactStore(svc.store).listing(app, user, session)
+    rows = [{"session_id": a.session_id or None, "filename": a.filename, "versions": a.versions,
+             "latest_version": a.latest, "kind": a.kind, "mime_type": a.mime_type, "bytes": a.size,
+             "create_time": a.create_time, "created": iso(a.create_time)} for a in listed]
+    if args.json:
+        _print_json({"artifacts": rows})
+        return EXIT_OK
+    _print_table(("session", "filename", "versions", "latest", "kind", "mime type", "bytes", "created"),
+                 [(r["session_id"] or "(user)", r["filename"], r["versions"], r["latest_version"], r["kind"],
+                   r["mime_type"] or "", r["bytes"], r["created"]) for r in rows])
+    return EXIT_OK
+
+
+def cmd_artifact(args: argparse.Namespace) -> int:
+    """``adk-lite artifact``: write one artifact version's bytes (a text's UTF-8) to
+    ``-o FILE`` (0600, whole or not at all, never the database) or stdout."""
+    app, user = validate.names(args.app, args.user)
+    if not args.filename:
+        raise UsageError("FILENAME must not be empty")
+    if args.filename.startswith("user:"):
+        session = ""
+    elif args.session is None:
+        raise UsageError(f"{args.filename!r} is session-scoped: give --session (only user: names need none)")
+    else:
+        session = validate.session_id(args.session, arg="--session")
+    path = _path(args)
+    protect = [] if _on_server(args) else [path]
+    if args.output is not None:
+        outfile.check(args.output, protect, force=args.force)  # before anything is read
+    with _open(args) as svc:
+        found = ArtifactStore(svc.store).load((app, user, session, args.filename), args.version)
+    if found is None:
+        raise UsageError(f"no artifact {args.filename!r}" + ("" if args.version is None else f" version {args.version}")
+                         + f" for app_name={app!r}, user_id={user!r}" + (f", session_id={session!r}" if session else ""))
+    row, data = found
+    if data is None:
+        raise UsageError(f"artifact {args.filename!r} version {row.version} holds no bytes: it is a file_data "
+                         f"reference ({_one_line(row.part)})")
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    with outfile.writing(args.output, protect, force=args.force) as fh:
+        fh.write(data)
+    return _report(args, {"filename": args.filename, "version": row.version, "kind": row.kind,
+                          "mime_type": row.mime_type, "bytes": len(data), "output": args.output},
+                   f"wrote {args.filename} version {row.version} ({plural(len(data), 'byte')}) to {args.output}")
 
 
 # -- export and import -----------------------------------------------------------------
@@ -742,6 +802,10 @@ COMMANDS = {
                'adk-lite search .adk/sessions.sqlite3 "refund order 7" --user alice'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
+    "artifacts": (cmd_artifacts, "list one user's artifacts (with SESSION: that session's and the user's user: ones)",
+                  "adk-lite artifacts .adk/sessions.sqlite3 my_app alice chat-1"),
+    "artifact": (cmd_artifact, "write one artifact version's bytes to -o FILE (or stdout)",
+                 "adk-lite artifact .adk/sessions.sqlite3 my_app alice report.pdf --session chat-1 -o report.pdf"),
     "export": (cmd_export, "write sessions and app/user state as JSON Lines (to stdout, or -o FILE)",
                "adk-lite export --app my_app -o my_app.jsonl"),
     "import": (cmd_import, "restore an export (idempotent; --replace to overwrite differing sessions; "
@@ -837,6 +901,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("session", help="session_id")
+        elif name in ("artifacts", "artifact"):
+            p.add_argument("db", help="the database file")
+            p.add_argument("app", help="app_name")
+            p.add_argument("user", help="user_id")
+            if name == "artifacts":
+                p.add_argument("session", nargs="?", help="session_id (default: every session of the user)")
+            else:
+                p.add_argument("filename", help="the artifact's filename (user:... for a user-scoped one)")
         elif name == "export-adk":
             p.add_argument("db", help="the database file")
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
@@ -868,6 +940,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="write here instead of stdout (a 0600 file, written whole or not at all; "
                                         "never the database or its -wal/-shm/-journal)")
     parsers["export"].add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parsers["artifact"].add_argument("--session", help="the session_id (for a name without user:)")
+    parsers["artifact"].add_argument("--version", type=_count(0), metavar="N", help="this version (default: the latest)")
+    parsers["artifact"].add_argument("-o", "--output", metavar="FILE",
+                                     help="write here instead of stdout (0600, whole or not at all; never the database)")
+    parsers["artifact"].add_argument("--force", action="store_true", help="replace FILE if it exists")
     parsers["import"].add_argument("--replace", action="store_true",
                                    help="overwrite sessions and app/user keys that differ from the file")
     parsers["import"].add_argument("--create", action="store_true",

@@ -319,8 +319,10 @@ def test_tampered_reference_is_refused_on_load_and_cycles_end(arts):
          session_id="sess0")
     core = arts._core.store
     p = core.db.peewee.param
-    core._run(lambda c: c.execute(f"UPDATE adk_artifact_versions SET part = replace(part, 'sess0', 'sess1') "
-                                  f"WHERE filename = {p}", ("ref.txt",)), write=True)
+    tampered = ref("artifact://apps/app0/users/user0/sessions/sess1/artifacts/source.txt/versions/0").model_dump_json(
+        exclude_none=True)
+    core._run(lambda c: c.execute(f"UPDATE adk_artifact_versions SET part = {p} WHERE filename = {p}",
+                                  (tampered, "ref.txt")), write=True)
     with pytest.raises(InputValidationError, match="same session scope"):
         load(arts, "ref.txt", session_id="sess0")
     save(arts, "loop.txt", ref("artifact://apps/app0/users/user0/sessions/123/artifacts/loop.txt/versions/0"))
@@ -631,3 +633,54 @@ def test_a_runner_tool_saves_and_loads_an_artifact(target):
         assert delta["sessions"] == 1 and delta["artifacts"] == 2
     finally:
         run(arts.close())
+
+
+# -- the command line --------------------------------------------------------------------------
+
+def run_cli(capsys, *argv):
+    from adk_lite import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_lists_and_writes_out_artifacts(target, tmp_path, capsys):
+    import json
+    import stat
+
+    arts = DatabaseArtifactService(target)
+    try:
+        for data in (b"%PDF v0", b"%PDF v1"):
+            save(arts, "report.pdf", types.Part.from_bytes(data=data, mime_type="application/pdf"), session_id="c1")
+        save(arts, "user:notes", types.Part(text="héllo"), session_id=None)
+        save(arts, "other", types.Part(text="not listed"), session_id="c2")
+    finally:
+        run(arts.close())
+    code, out, _ = run_cli(capsys, "artifacts", target, "app0", "user0", "c1", "--json")
+    listed = json.loads(out)["artifacts"]
+    assert code == 0 and [(a["session_id"], a["filename"], a["versions"], a["latest_version"], a["bytes"])
+                          for a in listed] == [(None, "user:notes", 1, 0, 6), ("c1", "report.pdf", 2, 1, 7)]
+    code, out, _ = run_cli(capsys, "artifacts", target, "app0", "user0")
+    assert code == 0 and "other" in out and "report.pdf" in out
+    dest = tmp_path / "out" / "r.pdf"
+    dest.parent.mkdir()
+    code, out, _ = run_cli(capsys, "artifact", target, "app0", "user0", "report.pdf", "--session", "c1",
+                           "--version", "0", "-o", str(dest))
+    assert code == 0 and dest.read_bytes() == b"%PDF v0" and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    code, _, err = run_cli(capsys, "artifact", target, "app0", "user0", "report.pdf", "--session", "c1",
+                           "-o", str(dest))
+    assert code == 2 and "exists" in err and dest.read_bytes() == b"%PDF v0"
+    code, out, _ = run_cli(capsys, "artifact", target, "app0", "user0", "user:notes")
+    assert code == 0 and out == "héllo"
+    code, _, err = run_cli(capsys, "artifact", target, "app0", "user0", "report.pdf")
+    assert code == 2 and "--session" in err
+    code, _, err = run_cli(capsys, "artifact", target, "app0", "user0", "report.pdf", "--session", "c1",
+                           "--version", "9")
+    assert code == 2 and "no artifact 'report.pdf' version 9" in err
+    if not on_postgres(target):
+        for victim in (target, target + "-wal"):
+            before = open(victim, "rb").read() if os.path.exists(victim) else None
+            code, _, err = run_cli(capsys, "artifact", target, "app0", "user0", "user:notes", "-o", victim, "--force")
+            assert code == 2 and "refusing" in err
+            assert (open(victim, "rb").read() if os.path.exists(victim) else None) == before
