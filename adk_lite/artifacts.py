@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, NamedTuple, Optional, Sequence
 
+import orjson
+
 from .models import ARTIFACT_BLOBS, ARTIFACT_VERSIONS
 
 MAX_ARTIFACT_BYTES = 64 * 2**20
@@ -248,3 +250,63 @@ class ArtifactStore:
                "ROW_NUMBER() OVER (PARTITION BY session_id, filename ORDER BY version DESC) AS n "
                f"FROM {_V} WHERE {where}) AS v WHERE n = 1 ORDER BY session_id, filename")
         return [ListedArtifact._make(r) for r in self.store._run(lambda conn: conn.execute(sql, params).fetchall())]
+
+    def stored_keys(self) -> list[tuple[str, str, str, str, int]]:
+        """Every stored version as ``(app, user, session, filename, version)``, in key order."""
+        return [tuple(r) for r in self.store._run(lambda conn: conn.execute(
+            f"SELECT app_name, user_id, session_id, filename, version FROM {_V} "
+            "ORDER BY app_name, user_id, session_id, filename, version").fetchall())]
+
+    def put(self, key: tuple[str, str, str, str], row: VersionRow, data: Optional[bytes]) -> str:
+        """Store one version as it is (its number, kind, part, metadata, time and bytes),
+        for a copy from another database. One write transaction.
+
+        Returns:
+            ``"created"``; ``"unchanged"`` when that version is stored with the same
+            bytes, part and metadata (a re-run copy); ``"conflict"`` when it is stored
+            otherwise (left as it is).
+        """
+        p, sha = self.p, None if data is None else digest(data)
+
+        def run(conn):
+            lock(conn, self.db)
+            have = self._row(conn, key, row.version)
+            if have is not None:
+                same = (have.sha256, have.kind, have.part, orjson_equal(have.custom_metadata, row.custom_metadata))
+                return "unchanged" if same == (sha, row.kind, row.part, True) else "conflict"
+            if sha is not None and conn.execute(f"SELECT 1 FROM {_B} WHERE sha256 = {p}", (sha,)).fetchone() is None:
+                conn.execute(f"INSERT INTO {_B} (sha256, size, data) VALUES ({p}, {p}, {p})", (sha, len(data), data))
+            conn.execute(f"INSERT INTO {_V} (app_name, user_id, session_id, filename, {_COLUMNS}) VALUES "
+                         f"({', '.join([p] * 12)})",
+                         (*key, row.version, row.kind, row.mime_type, row.part, row.custom_metadata, sha,
+                          0 if data is None else len(data), row.create_time))
+            return "created"
+        return self.store._run(run, write=True)
+
+
+def orjson_equal(a: str, b: str) -> bool:
+    """True when two JSON texts hold equal values (key order and spacing aside)."""
+    return a == b or orjson.loads(a) == orjson.loads(b)
+
+
+def copy_all(src: "ArtifactStore", dst: "ArtifactStore") -> dict[str, Any]:
+    """Copy every artifact version of ``src`` into ``dst`` with its number, one version
+    (and only its bytes in memory) per transaction; resumable like the session copy.
+
+    Returns:
+        ``{"artifact_versions": created, "artifacts_unchanged": int, "conflicts":
+        [{"type": "artifact", "app_name", "user_id", "session_id", "filename", "version"}]}``.
+    """
+    report: dict[str, Any] = {"artifact_versions": 0, "artifacts_unchanged": 0, "conflicts": []}
+    for app, user, session, filename, version in src.stored_keys():
+        key = (app, user, session, filename)
+        found = src.load(key, version)
+        if found is None:  # deleted meanwhile
+            continue
+        outcome = dst.put(key, *found)
+        if outcome == "conflict":
+            report["conflicts"].append({"type": "artifact", "app_name": app, "user_id": user, "session_id": session,
+                                        "filename": filename, "version": version})
+        else:
+            report["artifact_versions" if outcome == "created" else "artifacts_unchanged"] += 1
+    return report

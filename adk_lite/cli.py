@@ -39,6 +39,7 @@ from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
 from .target import ENV_VAR, MEMORY, resolve, target_kind
 from .artifacts import ArtifactStore
+from .artifacts import copy_all as copy_artifacts
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -565,16 +566,25 @@ def cmd_copy(args: argparse.Namespace) -> int:
             report = transfer.copy_database(src.store, dst.store, plan, bar.update)
         finally:
             bar.close()
+        if src.store.read(src.store.has_artifacts):  # then each artifact version, with its number
+            copied = copy_artifacts(ArtifactStore(src.store), ArtifactStore(dst.store))
+            report["conflicts"] += copied.pop("conflicts")
+            report.update(copied)
         report.update(source=src.path, destination=dst.path,
                       analyzed=_analyze_after_load(dest, dst, report["created"]))
     if args.json:
         _print_json(report)
     else:
         print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
-              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(len(report['conflicts']), 'conflict')}"
+              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written"
+              + (f", {plural(report['artifact_versions'], 'artifact version')}" if "artifact_versions" in report else "")
+              + f", {plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs in DST (left as it is)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")
     return EXIT_PROBLEM if report["conflicts"] else EXIT_OK

@@ -958,7 +958,7 @@ class Store:
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
-                **artifacts.counts(conn if self._artifacts(conn) else None),
+                **artifacts.counts(conn if self.has_artifacts(conn) else None),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
@@ -969,7 +969,7 @@ class Store:
             return figures
         return self._run(run)
 
-    def _artifacts(self, conn: Any) -> bool:
+    def has_artifacts(self, conn: Any) -> bool:
         """True when the database has the artifact tables (schema version 5 on): a file
         of an older version opened read-only is never migrated."""
         return (self._stored_version(conn) or 0) >= 5

@@ -684,3 +684,40 @@ def test_cli_lists_and_writes_out_artifacts(target, tmp_path, capsys):
             code, _, err = run_cli(capsys, "artifact", target, "app0", "user0", "user:notes", "-o", victim, "--force")
             assert code == 2 and "refusing" in err
             assert (open(victim, "rb").read() if os.path.exists(victim) else None) == before
+
+
+def test_copy_carries_artifacts_and_resumes(new_target, capsys):
+    import json
+
+    src, dst = new_target("src"), new_target("dst")
+    arts = DatabaseArtifactService(src)
+    try:
+        save(arts, "report.pdf", types.Part.from_bytes(data=b"%PDF v0", mime_type="application/pdf"))
+        save(arts, "report.pdf", types.Part(text="v1"), custom_metadata={"n": 1})
+        save(arts, "user:avatar", types.Part.from_bytes(data=b"%PDF v0", mime_type="image/png"), session_id=None)
+        run(arts.delete_artifact(filename="report.pdf", **SCOPE))
+        save(arts, "report.pdf", types.Part(text="after delete"))  # version 0 again
+        expected = run(arts.list_artifact_versions(filename="user:avatar", **SCOPE))
+    finally:
+        run(arts.close())
+    code, out, _ = run_cli(capsys, "copy", src, dst, "--json")
+    assert code == 0 and json.loads(out)["artifact_versions"] == 2
+    code, out, _ = run_cli(capsys, "copy", src, dst, "--json")  # a re-run: nothing twice
+    assert code == 0 and json.loads(out)["artifact_versions"] == 0 and json.loads(out)["artifacts_unchanged"] == 2
+    copy = DatabaseArtifactService(dst)
+    try:
+        assert load(copy, "report.pdf") == types.Part(text="after delete")
+        assert run(copy.list_artifact_versions(filename="user:avatar", **SCOPE)) == [
+            v.model_copy(update={"canonical_uri": v.canonical_uri}) for v in expected]
+        save(copy, "report.pdf", types.Part(text="only in dst"), session_id="x")
+    finally:
+        run(copy.close())
+    arts = DatabaseArtifactService(src)
+    try:
+        save(arts, "report.pdf", types.Part(text="only in src"), session_id="x")
+    finally:
+        run(arts.close())
+    code, out, _ = run_cli(capsys, "copy", src, dst, "--json")
+    conflicts = json.loads(out)["conflicts"]
+    assert code == 1 and conflicts == [{"type": "artifact", "app_name": "app0", "user_id": "user0", "session_id": "x",
+                                        "filename": "report.pdf", "version": 0}]

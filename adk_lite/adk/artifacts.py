@@ -76,14 +76,16 @@ def _filename(filename: Any) -> str:
     return filename
 
 
-def _scope(session_id: Optional[str], filename: str) -> tuple[str, Optional[str]]:
+def _scope(session_id: Any, filename: str) -> tuple[str, Optional[str]]:
     """``(stored session id, caller's session id normalized)``: ``''`` for a ``user:``
-    filename; a session-scoped one needs a session id (ADK's in-memory service's rule)."""
-    normalized = None if session_id is None else _session(session_id)
+    filename, whose session id is not used (nor checked, as ADK's services) but to
+    check an ``artifact://`` reference's scope; a session-scoped name needs a valid
+    session id (ADK's in-memory service's rule)."""
     if filename.startswith(USER_PREFIX):
-        return "", normalized
-    if normalized is None:
+        return "", session_id.strip() if isinstance(session_id, str) else None
+    if session_id is None:
         raise InputValidationError("Session ID must be provided for session-scoped artifacts.")
+    normalized = _session(session_id)
     return normalized, normalized
 
 
