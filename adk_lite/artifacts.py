@@ -272,8 +272,9 @@ class ArtifactStore:
             lock(conn, self.db)
             have = self._row(conn, key, row.version)
             if have is not None:
-                same = (have.sha256, have.kind, have.part, orjson_equal(have.custom_metadata, row.custom_metadata))
-                return "unchanged" if same == (sha, row.kind, row.part, True) else "conflict"
+                same = (have.sha256 == sha and have.kind == row.kind and orjson_equal(have.part, row.part)
+                        and orjson_equal(have.custom_metadata, row.custom_metadata))
+                return "unchanged" if same else "conflict"
             if sha is not None and conn.execute(f"SELECT 1 FROM {_B} WHERE sha256 = {p}", (sha,)).fetchone() is None:
                 conn.execute(f"INSERT INTO {_B} (sha256, size, data) VALUES ({p}, {p}, {p})", (sha, len(data), data))
             conn.execute(f"INSERT INTO {_V} (app_name, user_id, session_id, filename, {_COLUMNS}) VALUES "

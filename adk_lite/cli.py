@@ -482,9 +482,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported {plural(report['created'], 'new session')} ({plural(report['events'], 'event')}, "
               f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
               f"{plural(report['state_keys'], 'app/user state key')} written, "
+              f"{plural(report['artifact_versions'], 'artifact version')}, "
               f"{plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed the database (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict line {c['line']}: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs from the stored one (versions are never "
+                      "overwritten)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
                   "from the stored one (use --replace to overwrite)")

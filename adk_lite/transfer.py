@@ -11,6 +11,11 @@ One JSON object per line:
   "updated_at", "state", "events"}``: a session with its session-scope state and
   every event ``{"event_id", "invocation_id", "author", "branch", "timestamp",
   "body"}`` in append order (times in epoch seconds; bodies and values as stored).
+- ``{"type": "artifact", "app_name", "user_id", "session_id" (null: a ``user:``
+  artifact), "filename", "version", "kind" (``text``, ``inline``, ``file``),
+  "mime_type", "part" (the ``Part``'s JSON without its payload), "custom_metadata",
+  "create_time", "data" (the bytes in base64, null for ``file``)}``: one artifact
+  version (format 2; see :mod:`adk_lite.artifacts`).
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -21,6 +26,8 @@ importer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
 
@@ -28,11 +35,14 @@ import orjson
 
 from . import codec, errors, scopes, validate
 from ._version import __version__
+from .artifacts import KINDS as ARTIFACT_KINDS
+from .artifacts import ArtifactStore, VersionRow
 
-FORMAT = 1
-"""The format version this release writes and the newest it reads."""
+FORMAT = 2
+"""The format version this release writes and the newest it reads (1: no artifact
+records; it is read as well)."""
 HEADER_TYPE = "adk_lite_export"
-KINDS = ("app_state", "user_state", "session")
+KINDS = ("app_state", "user_state", "session", "artifact")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
@@ -79,10 +89,13 @@ def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, 
 
 
 class ExportPlan(NamedTuple):
-    """What an export writes: the session keys (sorted) and the state records."""
+    """What an export writes: the session keys (sorted) and the state records, and the
+    artifact versions ``(app, user, session, filename, version)`` (None: a database
+    without artifact tables)."""
 
     keys: list[tuple[str, str, str]]
     state_records: list[dict[str, Any]]
+    artifacts: Optional[list[tuple[str, str, str, str, int]]] = None
 
 
 def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPlan:
@@ -91,7 +104,10 @@ def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPl
     Raises:
         DatabaseError: a read failed (translated driver error).
     """
-    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)))
+    keys = None
+    if store.read(store.has_artifacts):
+        keys = [k for k in ArtifactStore(store).stored_keys() if app in (None, k[0]) and user in (None, k[1])]
+    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)), keys)
 
 
 def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
@@ -121,7 +137,23 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
             counts["events"] += len(record["events"])
         if on_session is not None:
             on_session()
+    if plan.artifacts is not None:
+        counts["artifact_versions"] = 0
+        artifacts = ArtifactStore(store)
+        for app, user, session, filename, version in plan.artifacts:
+            found = artifacts.load((app, user, session, filename), version)
+            if found is not None:  # one version's bytes in memory at a time
+                out.write(dumps_line(artifact_record((app, user, session, filename), *found)))
+                counts["artifact_versions"] += 1
     return counts
+
+
+def artifact_record(key: tuple[str, str, str, str], row: VersionRow, data: Optional[bytes]) -> dict[str, Any]:
+    """One artifact version as an export record (the bytes in base64)."""
+    return {"type": "artifact", "app_name": key[0], "user_id": key[1], "session_id": key[2] or None,
+            "filename": key[3], "version": row.version, "kind": row.kind, "mime_type": row.mime_type,
+            "part": orjson.Fragment(row.part), "custom_metadata": orjson.Fragment(row.custom_metadata),
+            "create_time": row.create_time, "data": None if data is None else base64.b64encode(data).decode()}
 
 
 # -- reading and checking ------------------------------------------------------------
@@ -202,6 +234,51 @@ def _check_events(events: Any) -> None:
         _check_body(e.get("body"), where)
 
 
+def _check_artifact(record: dict[str, Any]) -> str:
+    """Check an artifact record (format 2) and decode its bytes into ``record["bytes"]``;
+    return the stored session id (``""`` for a ``user:`` artifact)."""
+    sid = record.get("session_id")
+    sid = "" if sid is None else validate.session_id(sid)
+    filename = record.get("filename")
+    if not isinstance(filename, str) or not filename or "\x00" in filename:
+        raise ValueError(f"filename {filename!r} must be a non-empty str without NUL")
+    if (sid == "") != filename.startswith("user:"):
+        raise ValueError(f"filename {filename!r} with session_id {sid or None!r}: user: names have no session, "
+                         "other names one")
+    validate.count(record.get("version"), "version", 0)
+    kind = record.get("kind")
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
+    if record.get("mime_type") is not None and not isinstance(record["mime_type"], str):
+        raise TypeError("mime_type must be a str or null")
+    for field in ("part", "custom_metadata"):
+        if not isinstance(record.get(field), dict):
+            raise TypeError(f"{field} must be an object")
+        _check_json(record[field], field)
+    validate.timestamp(record.get("create_time"), "create_time", optional=False)
+    data = record.get("data")
+    if (data is None) != (kind == "file"):
+        raise ValueError(f"data must be null exactly for kind 'file' (kind is {kind!r})")
+    if data is not None:
+        if not isinstance(data, str):
+            raise TypeError("data must be a base64 str")
+        try:
+            record["bytes"] = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ValueError(f"data is not base64: {e}") from e
+    else:
+        record["bytes"] = None
+    return sid
+
+
+def _import_artifact(store: Any, key: tuple[str, str, str], record: dict[str, Any]) -> str:
+    """Import one artifact version with its number; ``"created"``, ``"unchanged"`` or
+    ``"conflict"`` (see :meth:`adk_lite.artifacts.ArtifactStore.put`)."""
+    row = VersionRow(record["version"], record["kind"], record.get("mime_type"), codec.dumps(record["part"]),
+                     codec.dumps(record["custom_metadata"]), None, 0, float(record["create_time"]))
+    return ArtifactStore(store).put((*key, record["filename"]), row, record["bytes"])
+
+
 def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
     """Check one record whole, with the API's rules; return ``(kind, key, record)``.
 
@@ -218,6 +295,8 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
         raise ValueError(f"type {kind!r} is not one of {', '.join(KINDS)}")
     app = validate.name(record.get("app_name"), "app_name")
     user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
+    if kind == "artifact":
+        return kind, (app, user, _check_artifact(record)), record
     sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
     _check_state(kind, record.get("state"))
     if kind == "session":
@@ -318,8 +397,11 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     ``replace``, one transaction per record.
 
     Returns:
-        ``{"created", "unchanged", "replaced", "events", "state_keys": int,
-        "conflicts": [{"line", "type", "app_name", "user_id", "session_id" or "keys"}]}``.
+        ``{"created", "unchanged", "replaced", "events", "state_keys",
+        "artifact_versions", "artifacts_unchanged": int, "conflicts": [{"line", "type",
+        "app_name", "user_id", "session_id" or "keys" (artifacts: "session_id",
+        "filename", "version")}]}``. An artifact version already stored differently
+        is a conflict even with ``replace`` (versions are never rewritten).
 
     Raises:
         ImportFileError, OSError: see :func:`read_records`.
@@ -327,11 +409,18 @@ def import_file(store: Any, path: str, *, replace: bool = False,
             before it stay, each whole).
     """
     report: dict[str, Any] = {"created": 0, "unchanged": 0, "replaced": 0, "events": 0, "state_keys": 0,
-                              "conflicts": []}
+                              "artifact_versions": 0, "artifacts_unchanged": 0, "conflicts": []}
     for number, kind, key, record in read_records(path):
         app, user, sid = key
         where = {"line": number, "type": kind, "app_name": app, "user_id": user}
-        if kind != "session":
+        if kind == "artifact":
+            outcome = _import_artifact(store, key, record)
+            if outcome == "conflict":
+                report["conflicts"].append(dict(where, session_id=sid or None, filename=record["filename"],
+                                                version=record["version"]))
+            else:
+                report["artifact_versions" if outcome == "created" else "artifacts_unchanged"] += 1
+        elif kind != "session":
             written, differ = _import_state(store, kind, key, record, replace)
             report["state_keys"] += written
             if differ and not replace:
@@ -389,6 +478,6 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
     return report
 
 
-__all__ = ["FORMAT", "HEADER_TYPE", "header", "session_record", "state_records", "ExportPlan",
+__all__ = ["FORMAT", "HEADER_TYPE", "header", "session_record", "state_records", "artifact_record", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
            "copy_database"]

@@ -721,3 +721,46 @@ def test_copy_carries_artifacts_and_resumes(new_target, capsys):
     conflicts = json.loads(out)["conflicts"]
     assert code == 1 and conflicts == [{"type": "artifact", "app_name": "app0", "user_id": "user0", "session_id": "x",
                                         "filename": "report.pdf", "version": 0}]
+
+
+def test_export_and_import_carry_artifacts(new_target, tmp_path, capsys):
+    import json
+
+    src, dst = new_target("src"), new_target("dst")
+    arts = DatabaseArtifactService(src)
+    payload = bytes(range(256)) * 10
+    try:
+        save(arts, "img", types.Part(inline_data=types.Blob(mime_type="image/png", data=payload, display_name="p")),
+             custom_metadata={"k": [1, 2]})
+        save(arts, "img", types.Part(text="v1 ✓"))
+        save(arts, "user:link", types.Part(file_data=types.FileData(file_uri="gs://b/x", mime_type="text/csv")),
+             session_id=None)
+        save(arts, "other", types.Part(text="other user"), user_id="bob")
+        expected = [load(arts, "img", version=v) for v in (0, 1)] + [load(arts, "user:link", session_id=None)]
+        metadata = run(arts.list_artifact_versions(filename="img", **SCOPE))
+    finally:
+        run(arts.close())
+    out = tmp_path / "export.jsonl"
+    code, _, _ = run_cli(capsys, "export", src, "--user", "user0", "-o", str(out))
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["format"] == 2
+    assert [(r["filename"], r["version"]) for r in lines if r["type"] == "artifact"] == [
+        ("user:link", 0), ("img", 0), ("img", 1)]
+    for _ in range(2):  # the second import changes nothing
+        code, report, _ = run_cli(capsys, "import", str(out), dst, "--create", "--json")
+        assert code == 0
+    assert json.loads(report)["artifacts_unchanged"] == 3 and json.loads(report)["artifact_versions"] == 0
+    copy = DatabaseArtifactService(dst)
+    try:
+        assert [load(copy, "img", version=v) for v in (0, 1)] + [load(copy, "user:link", session_id=None)] == expected
+        assert run(copy.list_artifact_versions(filename="img", **SCOPE)) == metadata
+        assert keys(copy, user_id="bob") == []
+    finally:
+        run(copy.close())
+    bad = tmp_path / "bad.jsonl"
+    record = next(r for r in lines if r["type"] == "artifact" and r["filename"] == "img")
+    for field, value in (("data", "not base64!"), ("kind", "video"), ("session_id", None), ("version", -1)):
+        bad.write_text(json.dumps(dict(record, **{field: value})) + "\n")
+        code, _, err = run_cli(capsys, "import", str(bad), dst)
+        assert code == 2 and "bad.jsonl:1" in err, field
