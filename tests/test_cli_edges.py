@@ -29,6 +29,7 @@ def every_command(path, export):
 
 def _commands(path, export):
     return [["stats", path], ["sessions", path], ["search", path, "refund"], ["show", path, "app", "alice", "chat-0"],
+            ["artifacts", path, "app", "alice"], ["artifact", path, "app", "alice", "user:x", "-o", path + ".out"],
             ["export", path],
             ["check", path], ["prune", path, "--older-than", "1d", "--dry-run"], ["prune", path, "--older-than", "1d"],
             ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"],
@@ -61,7 +62,7 @@ def test_every_command_refuses_a_missing_or_empty_database_and_creates_nothing(c
     elif kind == "no tables":
         sqlite3.connect(path).execute("PRAGMA user_version = 1").connection.close()
     before = sorted(os.listdir(tmp_path)), os.path.exists(path) and open(path, "rb").read()
-    assert len(COMMANDS) == 17
+    assert len(COMMANDS) == 20
     for argv in every_command(path, export):
         code, out, err = run(capsys, *argv)
         one_line_error(code, out, err)

@@ -110,7 +110,7 @@ def test_a_session_from_schema_2_forks_with_its_initial_state_unknown(db_path):
     conn = sqlite3.connect(db_path)  # back to schema 2: no lineage columns (3), no search index (4)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")
-    conn.executescript("DROP TABLE adk_events_fts; "
+    conn.executescript("DROP TABLE adk_events_fts; DROP TABLE adk_artifact_versions; DROP TABLE adk_artifact_blobs; "
                        "ALTER TABLE adk_sessions DROP COLUMN initial_state; "
                        "ALTER TABLE adk_sessions DROP COLUMN forked_from; "
                        "UPDATE adk_metadata SET value = '2' WHERE key = 'schema_version';")
