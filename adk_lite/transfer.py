@@ -268,6 +268,17 @@ def _check_artifact(record: dict[str, Any]) -> str:
             raise ValueError(f"data is not base64: {e}") from e
     else:
         record["bytes"] = None
+    part = record["part"]
+    if kind == "text":
+        try:
+            record["bytes"].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"data of a text artifact is not UTF-8: {e}") from e
+    elif kind == "inline" and not isinstance(part.get("inline_data"), dict):
+        raise ValueError("part of an inline artifact must hold an inline_data object")
+    elif kind == "file" and not (isinstance(part.get("file_data"), dict)
+                                 and isinstance(part["file_data"].get("file_uri"), str)):
+        raise ValueError("part of a file artifact must hold a file_data object with a file_uri")
     return sid
 
 

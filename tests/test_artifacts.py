@@ -764,3 +764,42 @@ def test_export_and_import_carry_artifacts(new_target, tmp_path, capsys):
         bad.write_text(json.dumps(dict(record, **{field: value})) + "\n")
         code, _, err = run_cli(capsys, "import", str(bad), dst)
         assert code == 2 and "bad.jsonl:1" in err, field
+
+
+def test_names_too_long_or_not_text_are_refused_before_writing(arts):
+    for name, error in (("f" * 1025, "1025 characters"), ("bad\ud800", "lone surrogate"), ("nul\x00", "null bytes")):
+        with pytest.raises(ValueError, match=error):
+            save(arts, name)
+    if on_postgres(arts.path):
+        with pytest.raises(ValueError, match="on PostgreSQL the limit is 600"):
+            save(arts, "é" * 400)
+    else:
+        assert save(arts, "é" * 1024) == 0
+    with pytest.raises(TypeError, match="filename"):
+        save(arts, b"bytes")
+    assert run(arts.get_stats())["artifact_versions"] == (0 if on_postgres(arts.path) else 1)
+
+
+def test_forged_artifact_records_are_refused(tmp_path, capsys):
+    import base64
+    import json
+
+    path = str(tmp_path / "db.sqlite3")
+    DatabaseSessionService(path)
+    good = {"type": "artifact", "app_name": "a", "user_id": "u", "session_id": "s", "filename": "f", "version": 0,
+            "kind": "text", "mime_type": "text/plain", "part": {}, "custom_metadata": {}, "create_time": 1.0,
+            "data": base64.b64encode(b"ok").decode()}
+    forged = [{"data": base64.b64encode(b"\xff\xfe").decode()}, {"kind": "inline", "part": {}},
+              {"kind": "file", "data": None, "part": {"file_data": {}}}, {"custom_metadata": [1]},
+              {"filename": "user:f"}, {"version": 2**70}, {"create_time": "yesterday"}, {"data": None}]
+    for change in forged:
+        (tmp_path / "f.jsonl").write_text(json.dumps({**good, **change}) + "\n")
+        code, _, err = run_cli(capsys, "import", str(tmp_path / "f.jsonl"), path)
+        assert code == 2 and "f.jsonl:1" in err, change
+    (tmp_path / "f.jsonl").write_text(json.dumps(good) + "\n")
+    assert run_cli(capsys, "import", str(tmp_path / "f.jsonl"), path)[0] == 0
+    arts = DatabaseArtifactService(path)
+    try:
+        assert run(arts.load_artifact(app_name="a", user_id="u", session_id="s", filename="f")) == types.Part(text="ok")
+    finally:
+        run(arts.close())

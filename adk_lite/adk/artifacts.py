@@ -102,12 +102,21 @@ def _artifact_version(key: Key, row: VersionRow) -> ArtifactVersion:
 
 
 def _part(row: VersionRow, data: Optional[bytes]) -> types.Part:
-    """The stored ``Part``: its JSON (every field but the payload) plus the bytes."""
-    part = types.Part.model_validate_json(row.part)
-    if row.kind == "inline":
-        part.inline_data.data = data
-    elif row.kind == "text":
-        part.text = data.decode("utf-8", "surrogatepass")
+    """The stored ``Part``: its JSON (every field but the payload) plus the bytes.
+
+    Raises:
+        ValueError: a stored row that is not a valid part (written by hand).
+    """
+    try:
+        part = types.Part.model_validate_json(row.part)
+        if row.kind == "inline":
+            if part.inline_data is None:
+                part.inline_data = types.Blob(mime_type=row.mime_type)
+            part.inline_data.data = data
+        elif row.kind == "text":
+            part.text = data.decode("utf-8", "surrogatepass")
+    except (ValidationError, UnicodeDecodeError) as e:
+        raise ValueError(f"the stored artifact version {row.version} is not a valid Part: {e}") from e
     return part
 
 
