@@ -446,8 +446,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         return EXIT_OK
     return _report(args, dict(counts, output=args.output),
-                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}) and "
-                   f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
+                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}), "
+                   f"{plural(counts['state_records'], 'app/user state record')} and "
+                   f"{plural(counts.get('artifact_versions', 0), 'artifact version')} to {args.output}")
 
 
 def _analyze_after_load(args: argparse.Namespace, svc: DatabaseSessionService, sessions: int) -> bool:

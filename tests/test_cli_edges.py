@@ -156,7 +156,7 @@ def test_wording_is_singular_when_one(capsys, tmp_path):
     code, out, _ = run(capsys, "stats", path)
     assert "sessions    1 in 1 app, 1 user" in out
     code, out, _ = run(capsys, "export", path, "-o", tmp_path / "e.jsonl")
-    assert out.startswith("exported 1 session (1 event) and 0 app/user state records")
+    assert out.startswith("exported 1 session (1 event), 0 app/user state records and 0 artifact versions")
     code, out, _ = run(capsys, "prune", path, "--older-than", "1d")
     assert out.startswith("deleted 1 session and 1 event not updated")
 
