@@ -802,3 +802,50 @@ def test_forged_artifact_records_are_refused(tmp_path, capsys):
         assert run(arts.load_artifact(app_name="a", user_id="u", session_id="s", filename="f")) == types.Part(text="ok")
     finally:
         run(arts.close())
+
+
+LOOPER = textwrap.dedent("""
+    import asyncio, os, sys
+    from google.genai import types
+    from adk_lite.adk import DatabaseArtifactService
+    async def main():
+        svc = DatabaseArtifactService(sys.argv[1])
+        i = 0
+        while True:
+            await svc.save_artifact(app_name="app0", user_id="user0", session_id="123", filename=f"f{i % 3}",
+                                    artifact=types.Part.from_bytes(data=os.urandom(20000), mime_type="x/y"))
+            await svc.delete_artifact(app_name="app0", user_id="user0", session_id="123", filename=f"f{(i + 1) % 3}")
+            i += 1
+            if i == 5:
+                print("saving", flush=True)
+    asyncio.run(main())
+""")
+
+
+def test_killed_while_saving_and_deleting_leaves_whole_versions(target):
+    """SIGKILL a process that saves and deletes artifacts in a loop: every stored version
+    loads whole, and no blob is left that nothing refers to."""
+    import signal
+
+    from tests.conftest import settle
+
+    DatabaseSessionService(target)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for delay in (0.05, 0.3):
+        proc = subprocess.Popen([sys.executable, "-c", LOOPER, target], env=env, stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"saving\n"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        settle(target)
+        arts = DatabaseArtifactService(target)
+        try:
+            for name in keys(arts):
+                for v in versions(arts, name):
+                    assert len(load(arts, name, version=v).inline_data.data) == 20000
+            orphans = arts._core.store.read(lambda c: c.execute(
+                "SELECT COUNT(*) FROM adk_artifact_blobs b WHERE NOT EXISTS "
+                "(SELECT 1 FROM adk_artifact_versions v WHERE v.sha256 = b.sha256)").fetchone()[0])
+            assert orphans == 0
+        finally:
+            run(arts.close())
