@@ -4,17 +4,22 @@ Run it as ``adk-lite COMMAND ...`` (console script) or ``python -m adk_lite``.
 Every command prints a readable table by default and one JSON document with
 ``--json`` (``export`` always writes JSON Lines). ``--json`` and ``--busy-timeout``
 may come before or after the command. Exit codes: 0 success, 1 a problem found
-(``check``; ``import``, ``import-adk``, ``export-adk`` conflicts), 2 bad usage or an unusable file (missing,
+(``check``; ``import``, ``import-adk``, ``export-adk`` conflicts; a confirmation answered no),
+2 bad usage or an unusable file (missing,
 empty, corrupt, foreign, newer schema, locked). Errors are one line on stderr
 (``{"error": "..."}`` with ``--json``); a closed pipe (``| head``) ends quietly
 with 0.
 
-Every command refuses a missing or empty (0-byte) database and never creates one;
-only ``import --create`` and ``import-adk --create`` make a new database (and ``restore``, from a
-backup). ``stats``, ``sessions``, ``search``, ``show``,
-``export``, ``check`` and ``--dry-run`` of ``prune``, ``erase`` and ``trim`` open the file read-only: they never
-change it. Files are written through :mod:`adk_lite.outfile` (never over the
-database, 0600, replaced atomically); the export format is :mod:`adk_lite.transfer`.
+Every command refuses a missing or empty (0-byte) database and never creates one,
+except these, which say so: ``import --create`` and ``import-adk --create``, ``copy``
+(its DST) and ``restore`` (from a backup). ``prune`` and ``trim`` ask before deleting
+when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exits 1.
+A password in a URL argument is masked in the process's command line once it starts
+(``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
+``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of
+``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files
+are written through :mod:`adk_lite.outfile` (never over the database, 0600, replaced
+atomically); the export format is :mod:`adk_lite.transfer`.
 ``backup`` reads the database read-only (an online copy); ``restore`` is
 :func:`adk_lite.restore.restore`.
 Progress bars (tqdm, the ``cli`` extra) appear on stderr only when stderr is a
@@ -37,7 +42,7 @@ from . import codec, errors, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
-from .target import ENV_VAR, MEMORY, resolve, target_kind
+from .target import ENV_VAR, MEMORY, mask_password, resolve, target_kind
 from .artifacts import ArtifactStore
 from .artifacts import copy_all as copy_artifacts
 from .service import DatabaseSessionService, trim
@@ -56,6 +61,10 @@ _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])$")
 
 class UsageError(Exception):
     """A user error: printed as one line on stderr, exit code 2."""
+
+
+class NotConfirmed(Exception):
+    """A person at the terminal answered no: nothing was changed, exit code 1 (not a usage error)."""
 
 
 class _ParseError(UsageError):
@@ -274,8 +283,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_table(("app", "user", "session", "events", "last update"),
                  [(r["app_name"], r["user_id"], r["session_id"], r["events"], r["last_update"]) for r in rows])
-    if page.next_cursor:
-        print(f"next page: --after {page.next_cursor}")
+    if page.next_cursor:  # on stderr: a pipe gets only the rows
+        print(f"next page: --after {page.next_cursor}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -302,8 +311,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_table(("app", "user", "session", "author", "time", "snippet"),
                      [(r["app_name"], r["user_id"], r["session_id"], r["author"], r["time"], _one_line(r["snippet"]))
                       for r in rows])
-    if hits.next_cursor:
-        print(f"next page: --after {hits.next_cursor}")
+    if hits.next_cursor:  # on stderr: a pipe gets only the rows
+        print(f"next page: --after {hits.next_cursor}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -331,10 +340,27 @@ def summarize(event: dict[str, Any]) -> str:
             parts.append(f"call {call.get('name')}({codec.dumps(call.get('args') or {})})")
         elif isinstance(response, dict):
             parts.append(f"response {response.get('name')}")
+    compaction = _get(event.get("actions"), "compaction")
+    if not parts and isinstance(compaction, dict):
+        parts.append(_compaction_line(compaction))
     delta = _get(event.get("actions"), "state_delta")
     if not parts and isinstance(delta, dict) and delta:
         parts.append("state " + ", ".join(delta))
     return _one_line(" | ".join(parts) or "-")
+
+
+def _compaction_line(compaction: dict[str, Any]) -> str:
+    """``compaction summary of <start> .. <end>: <its text>`` for a compaction event's
+    ``actions.compaction`` (snake_case or camelCase keys, as ADK dumps either)."""
+    def pick(snake: str, camel: str) -> Any:
+        value = compaction.get(snake)
+        return compaction.get(camel) if value is None else value
+    content = pick("compacted_content", "compactedContent")
+    parts = _get(content, "parts")
+    text = " ".join(str(p["text"]) for p in (parts if isinstance(parts, list) else ()) if _get(p, "text"))
+    start, end = pick("start_timestamp", "startTimestamp"), pick("end_timestamp", "endTimestamp")
+    when = " .. ".join(iso(t) if isinstance(t, (int, float)) else str(t) for t in (start, end) if t is not None)
+    return f"compaction summary{' of ' + when if when else ''}: {text or '-'}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -360,8 +386,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("state:" if session.state else "state: {}")
     for key, value in session.state.items():
         print(f"  {key} = {_one_line(codec.dumps(value))}")
-    print(f"last {plural(len(events), 'event')}:" if events else "events: none")
-    _print_table(("time", "author", "event"), [(iso(e["timestamp"]), e["author"], summarize(e)) for e in events])
+    if events:
+        print(f"last {plural(len(events), 'event')}:")
+        _print_table(("time", "author", "event"), [(iso(e["timestamp"]), e["author"], summarize(e)) for e in events])
+    elif args.events and not total:
+        print("events: none")
     return EXIT_OK
 
 
@@ -521,7 +550,8 @@ def _adk_transfer():
     try:
         from .adk import transfer as adk_transfer
     except ImportError as e:
-        raise UsageError(f"this command needs google-adk: pip install 'adk_lite[adk]' ({e})") from e
+        hint = errors.install_hint("adk")
+        raise UsageError(str(e) if hint in str(e) else f"this command needs google-adk: {hint} ({e})") from e
     return adk_transfer
 
 
@@ -532,24 +562,20 @@ def cmd_import_adk(args: argparse.Namespace) -> int:
     source = moving.source_file(args.source)
     if source is not None and outfile.is_database_file(source, path):
         raise UsageError(f"ADK source {args.source} is the database {path} or one of its side files")
-    total = moving.count_adk_sessions(args.source)
-    with _open(args, write=True, create=args.create) as svc:
-        bar = _progress(total, "import-adk", "session")
-        try:
-            report = moving.import_from_adk(args.source, svc, replace=args.replace, on_session=bar.update)
-        finally:
-            bar.close()
+    bar = _progress(moving.count_adk_sessions(args.source), "import-adk", "session")
+    try:  # DB is opened (or created) only once the source passed its checks
+        report = moving.import_from_adk(args.source, lambda: _open(args, write=True, create=args.create),
+                                        replace=args.replace, on_session=bar.update)
+    finally:
+        bar.close()
     return _moved(args, "imported", report)
 
 
 def cmd_export_adk(args: argparse.Namespace) -> int:
     """``adk-lite export-adk``: write every session of DB into ADK's own store TARGET."""
-    path = _path(args)
+    _path(args)
     moving = _adk_transfer()
-    target = moving.source_file(args.target)
-    if target is not None and outfile.is_database_file(target, path):
-        raise UsageError(f"target {args.target} is the database {path} or one of its side files")
-    with _open(args) as svc:
+    with _open(args) as svc:  # export_to_adk refuses a target that is this database, in any spelling
         bar = _progress(moving.count_sessions(svc), "export-adk", "session")
         try:
             report = moving.export_to_adk(svc, args.target, replace=args.replace, on_session=bar.update)
@@ -564,6 +590,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
     A PostgreSQL DST that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
+    if not _on_server(source) and not _on_server(dest):  # by name, symlink or hard link, side files too
+        src_path, dst_path = _path(source), _path(dest, create=True)
+        if outfile.is_database_file(dst_path, src_path) or outfile.is_database_file(src_path, dst_path):
+            raise UsageError(f"copy: DST {args.dst} is SRC {src_path} or one of its side files")
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
         if src.path == dst.path:
             raise UsageError(f"copy: SRC and DST are the same database {src.path}")
@@ -608,6 +638,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"dry_run": args.dry_run, "updated_before": iso(cutoff),
                                   "sessions": sessions, "events": events, "vacuum": None}
         if not args.dry_run:
+            if sessions:
+                _confirm(f"delete {plural(sessions, 'session')} and {plural(events, 'event')} not updated since "
+                         f"{iso(cutoff)}?", args.yes, "prune", refuse_unattended=False)
             result["sessions"] = result["events"] = 0
             bar = _progress(sessions, "prune", "session")
             try:
@@ -654,20 +687,25 @@ def cmd_fork(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _confirm(question: str, yes: bool) -> None:
-    """Go on when ``yes``, or when a person at a terminal answers y.
+def _confirm(question: str, yes: bool, verb: str = "erase", *, refuse_unattended: bool = True) -> None:
+    """Go on when ``yes``, or when a person at a terminal answers y to ``question``
+    (asked on stderr). Without a terminal on stdin: refused when ``refuse_unattended``
+    (``erase``), else go on without asking (``prune``, ``trim``, as documented).
 
     Raises:
-        UsageError: stdin is not a terminal (and no ``--yes``), or the answer is not y.
+        UsageError: stdin is not a terminal, no ``--yes`` and ``refuse_unattended``.
+        NotConfirmed: the answer is not y (exit 1: nothing was changed).
     """
     if yes:
         return
     if not sys.stdin.isatty():
-        raise UsageError("refusing to erase without --yes when standard input is not a terminal")
+        if not refuse_unattended:
+            return
+        raise UsageError(f"refusing to {verb} without --yes when standard input is not a terminal")
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-        raise UsageError("not confirmed: nothing erased")
+        raise NotConfirmed(f"not confirmed: nothing {'erased' if verb == 'erase' else 'deleted'}")
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -695,6 +733,12 @@ def cmd_trim(args: argparse.Namespace) -> int:
     """``adk-lite trim``: delete raw events that a compaction has summarised."""
     app, user = _filters(args)
     with _open(args, write=not args.dry_run) as svc:
+        if not args.dry_run and not args.yes and sys.stdin.isatty():
+            going = trim(svc.store, app, user, None, True)
+            if going["events"]:
+                _confirm(f"delete {plural(going['events'], 'compacted event')} ({going['bytes']} bytes of event "
+                         f"text) from {plural(going['sessions'], 'session')}?", args.yes, "trim",
+                         refuse_unattended=False)
         result = trim(svc.store, app, user, None, args.dry_run)
     if args.json:
         _print_json(result)
@@ -754,11 +798,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``adk-lite check``: integrity_check, foreign_key_check, schema version, stray state rows."""
+    """``adk-lite check``: integrity_check (and the search index's), foreign_key_check, the
+    schema against adk_lite's, schema version, stray state rows."""
     with _open(args) as svc:
         found = svc.store.check()
     problems = [f"missing table {t}" for t in found["missing_tables"]]
     problems += [f"integrity_check: {line}" for line in found["integrity_check"] if line != "ok"]
+    problems += [f"schema: {line}" for line in found["schema_problems"]]
     problems += [f"foreign_key_check: {table} row {rowid} has no parent in {parent}"
                  for table, rowid, parent in found["foreign_key_violations"]]
     stray = found["stray_state_rows"]
@@ -794,7 +840,8 @@ class _Parser(argparse.ArgumentParser):
         raise _ParseError(self.prog, message)
 
 
-_DB_HELP = f"the database file or a postgresql:// URL (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
+_DB_HELP = f"the database: a file or a postgresql:// URL (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
+_FILE_HELP = f"the database file (default: ${ENV_VAR}, else .adk/sessions.sqlite3)"
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``adk-lite serve``: a local read-only web browser on the database
@@ -836,7 +883,7 @@ COMMANDS = {
                    "adk-lite export-adk .adk/sessions.sqlite3 sqlite+aiosqlite:///adk_sessions.db"),
     "copy": (cmd_copy, "copy every session, event and app/user state to another database (a file or a "
                        "postgresql:// URL; resumable)",
-             "adk-lite copy sessions.sqlite3 postgresql://user:password@host:5432/dbname"),
+             "PGPASSWORD=... adk-lite copy sessions.sqlite3 postgresql://user@host:5432/dbname"),
     "prune": (cmd_prune, "delete sessions not updated for a while",
               "adk-lite prune --older-than 30d --app my_app --dry-run"),
     "fork": (cmd_fork, "copy a session into a new one, whole or before an invocation; the source stays",
@@ -883,9 +930,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adk-lite", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Stats, inspection and maintenance of an adk_lite database (a SQLite file, or a PostgreSQL URL).",
         epilog="examples:\n" + "\n".join(f"  {example}" for _f, _h, example in COMMANDS.values())
-        + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts), 2 bad usage or "
-        "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create (and "
-        "restore, from a backup) make one")
+        + "\n\nexit codes: 0 success, 1 a problem found (check, import/import-adk/export-adk conflicts) or a confirmation "
+        "answered no, 2 bad usage or "
+        "unusable file\nevery command refuses a missing or empty database; only import/import-adk --create, copy (its "
+        "DST) and restore (from a backup) make one\nkeep passwords out of URLs: PGPASSWORD or ~/.pgpass, as in "
+        "PGPASSWORD=... adk-lite copy .adk/sessions.sqlite3 postgresql://user@host:5432/dbname")
     parser.add_argument("--version", action="version", version=f"adk-lite {__version__}")
     _global_options(parser, False)
     common = argparse.ArgumentParser(add_help=False)
@@ -895,8 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_text, example) in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text + ".",
                            epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter,
-                           missing=f"{name} needs DB APP USER SESSION (the database file, app_name, user_id and "
-                                   "session_id)" if name in ("show", "fork") else None)
+                           missing=f"{name} needs [DB] APP USER SESSION (the database file or URL, app_name, "
+                                   "user_id and session_id)" if name in ("show", "fork") else None)
         p.set_defaults(func=fn)
         parsers[name] = p
         if name == "import":
@@ -905,16 +954,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("source", help="ADK's SqliteSessionService file (.adk/session.db) or a "
                                           "sqlite+aiosqlite:///path URL of its DatabaseSessionService")
         if name == "backup":
-            p.add_argument("db", help="the database file")
+            p.add_argument("db", nargs="?", help=_FILE_HELP)
             p.add_argument("dest", help="the backup file to write (0600; never the database or its side files)")
         elif name == "restore":
             p.add_argument("backup", help="a backup file (adk-lite backup)")
-            p.add_argument("db", help="the database file to replace")
+            p.add_argument("db", nargs="?", help="the database file to replace (default: "
+                                                 f"${ENV_VAR}, else .adk/sessions.sqlite3)")
         elif name == "copy":
             p.add_argument("src", help="the database to copy from (a file or a postgresql:// URL)")
-            p.add_argument("dst", help="the database to copy into (created when missing)")
+            p.add_argument("dst", help="the database to copy into, a file or a postgresql:// URL (created when "
+                                       "missing); give the password in PGPASSWORD or ~/.pgpass, not in the URL")
         elif name in ("show", "fork"):
-            p.add_argument("db", help="the database file")
+            p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("session", help="session_id")
@@ -927,11 +978,11 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 p.add_argument("filename", help="the artifact's filename (user:... for a user-scoped one)")
         elif name == "export-adk":
-            p.add_argument("db", help="the database file")
+            p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
                                           "(its DatabaseSessionService); created if missing")
         elif name == "search":
-            p.add_argument("db", help="the database file")
+            p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("query", help="words to find (all of them); with --raw, an FTS5 query")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
@@ -991,12 +1042,15 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["serve"].add_argument("--token", help="every request must carry it (Authorization: Bearer T, or ?token=T)")
     parsers["serve"].add_argument("--open", action="store_true", help="open the default browser on it")
     parsers["trim"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
+    for name in ("prune", "trim"):
+        parsers[name].add_argument("--yes", action="store_true",
+                                   help="do not ask for confirmation (asked only when stdin is a terminal)")
     return parser
 
 
 def _fail(message: str, prog: str, as_json: bool) -> int:
     """Print one error line on stderr (JSON with ``--json``); return exit code 2."""
-    message = " ".join(message.split())
+    message = mask_password(" ".join(message.split()))
     line = orjson.dumps({"error": message}).decode() if as_json else f"{prog}: error: {message}"
     try:
         print(line, file=sys.stderr)
@@ -1016,14 +1070,38 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _hide_passwords() -> None:
+    """Overwrite this process's command line (``/proc/PID/cmdline``, what ``ps`` shows to
+    every user of the machine) with its passwords masked (:func:`adk_lite.target.mask_password`),
+    through ``setproctitle`` (the ``cli`` and ``postgres`` extras). Without it, or when
+    nothing is masked, the command line stays as it is. The password was visible from the
+    start of the process to this call: prefer ``PGPASSWORD`` or ``~/.pgpass``."""
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    masked = [mask_password(arg) for arg in argv]
+    if masked == argv:
+        return
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    try:
+        setproctitle.setproctitle(" ".join(masked))
+    except Exception:  # noqa: BLE001 - hiding is best effort; the command still runs
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``adk-lite`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
     Errors (bad arguments, a missing, empty, corrupt, foreign, newer or locked
     file, a refused output or import line) print one line on stderr and return 2
-    (with ``--json``, ``{"error": "..."}``); a closed stdout pipe returns 0
-    quietly; Ctrl-C returns 130. No traceback.
+    (with ``--json``, ``{"error": "..."}``), passwords masked; a "no" at a confirmation
+    returns 1; a closed stdout pipe returns 0 quietly; Ctrl-C returns 130. No traceback.
+    Run as a process (``argv`` None), the command line's passwords are masked first
+    (:func:`_hide_passwords`).
     """
+    if argv is None:
+        _hide_passwords()
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json, prog = "--json" in argv, "adk-lite"
     try:
@@ -1041,6 +1119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except NotConfirmed as e:
+        _fail(str(e), prog, as_json)
+        return EXIT_PROBLEM
     except _ParseError as e:
         suffix = "" if as_json else f" (see {e.prog} --help)"
         return _fail(f"{e}{suffix}", e.prog, as_json)

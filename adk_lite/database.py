@@ -92,11 +92,23 @@ class Backend(Protocol):
     def integrity(self, conn: Any) -> tuple[list[str], list[tuple]]:
         """The backend's own consistency checks."""
 
+    def schema_problems(self, conn: Any, version: Any) -> list[str]:
+        """What in the database's schema adk_lite does not make at schema ``version``, one line each."""
+
     def vacuum(self, conn: Any) -> None:
         """Reclaim space and refresh the planner's statistics."""
 
     def secure_delete(self, conn: Any) -> Any:
         """A context manager: deleted content is overwritten inside it (for erasure)."""
+
+    def lock_user(self, conn: Any, app: str, user: str, exclusive: bool) -> None:
+        """Inside a write transaction: keep an erase of ``(app, user)`` and the writes
+        of that user from interleaving (shared for a writer, exclusive for the erase);
+        a no-op where a write transaction already excludes every other (SQLite)."""
+
+    def purge_search(self, conn: Any) -> None:
+        """Inside the write transaction that deleted events: remove what the full-text
+        index still keeps of them (for erasure)."""
 
     def checkpoint(self, conn: Any) -> bool:
         """Move the write-ahead log into the main file and empty it; False if blocked."""
@@ -140,7 +152,7 @@ def open_database(target: Union[str, os.PathLike, None] = None, *, synchronous: 
         except ImportError as e:
             raise errors.DatabaseOpenError(
                 f"database {parsed.display} is a PostgreSQL URL, which needs psycopg 3: "
-                "pip install 'adk_lite[postgres]'") from e
+                f"{errors.install_hint('postgres')}") from e
         return PostgresBackend(parsed, synchronous=synchronous, busy_timeout=busy_timeout, read_only=read_only)
     from .sqlite import SqliteBackend
 

@@ -113,3 +113,10 @@ def driver_error(kind: type, path: str, message: str, locked: str) -> "DatabaseE
     if kind is CorruptDatabaseError:
         return kind(f"database {path} is corrupt: {message}")
     return kind(f"database {path}: {message}")
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of adk_lite's extras (``adk``, ``postgres``, ``cli``), for the
+    messages that need one: ``pip install -e ".[adk]"`` from a clone of adk_lite (the
+    ``adk_lite[adk]`` extra)."""
+    return f'pip install -e ".[{extra}]" from a clone of adk_lite (the adk_lite[{extra}] extra)'

@@ -11,6 +11,7 @@ they hold the URL with ``***`` in its place.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import select
 import threading
@@ -37,6 +38,15 @@ every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
+
+
+def user_lock_key(app: str, user: str) -> int:
+    """The advisory lock key of one ``(app_name, user_id)``: a signed 64-bit hash of
+    both (two users sharing a key only wait for each other's erase; never
+    :data:`SCHEMA_LOCK`)."""
+    digest = hashlib.blake2b(f"{app}\x00{user}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    return key + 1 if key == SCHEMA_LOCK else key
 
 SEARCH_COLUMN = "search"
 """The ``tsvector`` column of ``adk_events`` that full-text search reads: generated from
@@ -104,6 +114,21 @@ def _error_class(exc: BaseException) -> type:
     if not state and isinstance(cause, (psycopg.OperationalError, psycopg.InterfaceError)):
         return errors.DatabaseOpenError  # no SQLSTATE: the connection failed or was lost
     return errors.DatabaseError
+
+
+QUERY_ERRORS = ("42601", "22023", "54000", "54001")
+"""SQLSTATEs of a ``to_tsquery`` text the server refuses, the caller's query on the search
+statement: syntax (``a &``), a phrase distance outside 0..16384 (``a <100000> b``), too large
+or deep. On :meth:`PostgresBackend.match_error`'s statement, which reads nothing stored, any
+class ``22``, ``42``, ``54`` or ``XX`` is too (``!!!...!a``: XX000 "tsquery stack too small")."""
+
+
+def _query_problem(exc: BaseException, checking: bool = False) -> Optional[str]:
+    """The server's message when ``exc`` refused a tsquery (see :data:`QUERY_ERRORS`), else None."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in QUERY_ERRORS or (checking and state[:2] in ("22", "42", "54", "XX")):
+        return exc.diag.message_primary or str(exc)  # type: ignore[attr-defined]
+    return None
 
 
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
@@ -557,8 +582,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             conn.execute(f"SELECT to_tsquery({_CONFIG}, %s)", (query,))
-        except psycopg.errors.SyntaxError as e:
-            return e.diag.message_primary or str(e)
+        except psycopg.Error as e:
+            problem = _query_problem(e, checking=True)
+            if problem is None:
+                raise self.translate(e) from None
+            return problem
         except self.DRIVER_ERRORS as e:
             raise self.translate(e) from None
         finally:
@@ -584,6 +612,8 @@ class PostgresBackend:
             snippet is ``ts_headline`` of the text without accents.
 
         Raises:
+            ValueError: (``raw``) the server refused the query when it ran (a class of
+                :data:`QUERY_ERRORS` the check of :meth:`match_error` let through).
             DatabaseError: the database predates search and was opened read-only.
         """
         if not self.searchable:
@@ -599,13 +629,18 @@ class PostgresBackend:
         where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
         mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
         options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
-        return [tuple(r) for r in conn.execute(
-            f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank FROM {EVENTS} AS e CROSS JOIN q "
-            f"WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
-            "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
-            f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
-            f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
-            "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        try:
+            return [tuple(r) for r in conn.execute(
+                f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank "
+                f"FROM {EVENTS} AS e CROSS JOIN q WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
+                "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
+                f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
+                f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
+                "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
+        except psycopg.Error as e:
+            if not raw or _query_problem(e) is None:
+                raise
+            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {_query_problem(e)}") from None
 
     @staticmethod
     def tables_of(execute: Any) -> set[str]:
@@ -647,6 +682,23 @@ class PostgresBackend:
             "AND s.session_id = e.session_id) LIMIT 100").fetchall()
         return ["ok"], [tuple(r) for r in rows]
 
+    def schema_problems(self, conn: PgConnection, version: Optional[int]) -> list[str]:
+        """What is on adk_lite's tables (those of the models, :mod:`adk_lite.models`)
+        that adk_lite does not make: it makes no trigger and no rule on PostgreSQL, so
+        every trigger (other than the foreign keys' own) and every rule on them is one
+        line. Tables, columns and indexes are checked when the database is opened;
+        other tables in the schema are other programs' and are not judged."""
+        names = [m._meta.table_name for m in self.models.all]
+        rows = conn.execute(
+            "SELECT 'trigger', t.tgname, c.relname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY(%s) "
+            "UNION ALL SELECT 'rule', r.rulename, r.tablename, r.definition FROM pg_rules r "
+            "WHERE r.schemaname = current_schema() AND r.tablename = ANY(%s) ORDER BY 3, 2",
+            (names, names)).fetchall()
+        return [f"{kind} {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
+                for kind, name, table, sql in rows]
+
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
@@ -659,6 +711,21 @@ class PostgresBackend:
         the tables' pages until ``VACUUM`` lets later writes reuse the space (``VACUUM
         FULL`` rewrites the tables without them), and in the server's WAL and backups."""
         yield
+
+    @staticmethod
+    def lock_user(conn: PgConnection, app: str, user: str, exclusive: bool) -> None:
+        """Take the transaction-level advisory lock of one ``(app, user)``
+        (:func:`user_lock_key`): shared for a write that adds or changes rows of that
+        user (append, create, fork, import, state), exclusive for an erase. Writers of
+        one user run at once; an erase waits for those in flight and holds off new
+        ones until it commits, so none of their rows slips past it. Sent without
+        waiting (pipeline): a wait beyond ``lock_timeout`` fails the transaction at
+        its next read as :class:`~adk_lite.errors.DatabaseLockedError`."""
+        conn.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", (user_lock_key(app, user),))
+
+    @staticmethod
+    def purge_search(conn: PgConnection) -> None:
+        """Nothing to purge: the search column is part of the event's row, deleted with it."""
 
     @staticmethod
     def checkpoint(conn: PgConnection) -> bool:

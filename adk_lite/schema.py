@@ -14,7 +14,7 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import ARTIFACT_TABLES, EVENTS, EVENTS_FTS, METADATA, SESSIONS, TABLES, make_models
+from .models import ARTIFACT_TABLES, EVENTS, EVENTS_FTS, METADATA, SESSIONS, STATE, TABLES, make_models
 
 SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
@@ -91,14 +91,19 @@ def search_text_sql(body: str) -> str:
             "AS t WHERE t.type IN ('text', 'integer', 'real'))")
 
 
+def search_table_sql() -> str:
+    """The ``CREATE VIRTUAL TABLE`` statement of the search index (the ``EventText``
+    model of :mod:`adk_lite.models`)."""
+    return make_models(pw.SqliteDatabase(None)).EventText._schema._create_table(safe=False).query()[0]
+
+
 def create_search(conn: sqlite3.Connection) -> None:
     """Create the empty search index ``adk_events_fts`` (the ``EventText`` model of
     :mod:`adk_lite.models`) and the triggers that keep it in step with ``adk_events``:
     every insert adds the event's text (:func:`search_text_sql`), every delete (the
     foreign key's cascade included, and statements written by any future code)
     removes it, an update of ``body`` does both, all in the writer's transaction."""
-    model = make_models(pw.SqliteDatabase(None)).EventText
-    conn.execute(model._schema._create_table(safe=False).query()[0])
+    conn.execute(search_table_sql())
     new_text = f"SELECT new.id, x FROM (SELECT {search_text_sql('new.body')} AS x) WHERE x IS NOT NULL"
     conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_insert AFTER INSERT ON {EVENTS} BEGIN "
                  f"INSERT INTO {EVENTS_FTS} (rowid, text) {new_text}; END")
@@ -116,6 +121,15 @@ def _add_search(conn: sqlite3.Connection) -> None:
                  f"(SELECT id, {search_text_sql('body')} AS x FROM {EVENTS}) WHERE x IS NOT NULL")
 
 
+
+
+def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection) -> None:
+    """Create every table, index, trigger and virtual table of :data:`SCHEMA_VERSION`
+    in the empty SQLite database ``peewee`` (``conn``: its connection), inside the
+    caller's transaction: the one way a new file is made (also in memory, to know
+    what a file must hold: :mod:`adk_lite.schema_check`)."""
+    peewee.create_tables(models.all, safe=True)
+    create_search(conn)
 
 
 def create_tables_sql(names: tuple[str, ...]) -> list[str]:
@@ -154,6 +168,11 @@ def tables_at(version: int) -> tuple[str, ...]:
 
 ALL_TABLES: tuple[str, ...] = tables_at(SCHEMA_VERSION)
 """Every table of the current schema (the search index aside)."""
+
+VERSION_1_TABLES = (SESSIONS, EVENTS, STATE, METADATA)
+"""The tables of the first release (schema version 1), with their indexes: every later
+object was made by a migration, so what a file of any version holds is derived from
+them and :data:`MIGRATIONS` (see :mod:`adk_lite.schema_check`)."""
 
 ADDED_COLUMNS: dict[int, dict[str, set[str]]] = {2: {SESSIONS: {"incarnation"}},
                                                  3: {SESSIONS: {"initial_state", "forked_from"}}}

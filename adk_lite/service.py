@@ -537,22 +537,30 @@ class DatabaseSessionService:
         and session state, and their ``user:`` state, in one transaction. App state stays.
 
         Erased from the file too: SQLite's ``secure_delete`` is on for that
-        transaction (deleted content is overwritten with zeros), and the WAL is
-        checkpointed (TRUNCATE) after it, so the text is in neither the database
-        file nor its WAL. Export the user's data first if they asked for it
-        (``adk-lite export --app A --user U``).
+        transaction (deleted content is overwritten with zeros), the search index is
+        merged without the deleted words (FTS5 ``optimize``: it rewrites the whole
+        index, see docs/lifecycle.md for its cost), and the WAL is checkpointed
+        (TRUNCATE) after it, so the text is in neither the database file nor its WAL.
+        Exact under concurrent writers: a write of this user in flight when the erase
+        starts is erased with the rest; one that starts later waits for it, then an
+        append or ``update_keys`` raises ``SessionNotFoundError`` (a new session or
+        ``user:`` key is a new write, and stays). On PostgreSQL the rows go, not the
+        bytes (the server keeps dead rows until ``VACUUM``, and its WAL). Export the
+        user's data first if they asked for it (``adk-lite export --app A --user U``).
 
         Args:
             dry_run: only count; nothing is written (works on a read-only service).
 
         Returns:
             ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``:
-            counts deleted (or that would be); ``checkpointed`` is False when another
+            rows deleted (or that would be); ``checkpointed`` is False when another
             connection's reader kept the WAL from being emptied (call again, or
             ``vacuum``, once it is gone), None for a dry run.
 
         Raises:
             TypeError, ValueError: a bad id or a ``dry_run`` that is not a bool.
+            DatabaseLockedError: the user's lock or rows not had within the busy
+                timeout (or a deadlock with another writer); nothing was deleted.
         """
         app, user = validate.names(app_name, user_id)
         if type(dry_run) is not bool:
@@ -566,10 +574,11 @@ class DatabaseSessionService:
 
         ADK records a compaction (``EventsCompactionConfig``) as an event whose
         ``actions.compaction`` holds ``start_timestamp``, ``end_timestamp`` and the
-        summary. Deleted: events whose timestamp lies inside such a range, except
-        compaction and rewind events, and the rules of
-        :func:`adk_lite.lifecycle.compacted` (which keep the LLM request a Runner
-        builds the same). State is unchanged. What is lost: the raw events
+        summary. Deleted: events whose timestamp lies inside such a range, when the
+        summary hides them from every agent, branch and isolation scope that sees
+        them, by the rules of :func:`adk_lite.lifecycle.compacted` (which keep the LLM
+        request ADK builds for every view the same; compaction and rewind events and
+        every event of a rewound invocation stay). State is unchanged. What is lost: the raw events
         themselves, so rewinding to an invocation inside a trimmed range is no
         longer possible, and a fork can only cut at events that are left.
 

@@ -8,7 +8,8 @@ created (the file with mode 0600, which SQLite gives its WAL and SHM files too).
 
 An existing file is checked read-only before any pragma or write touches it (the
 SQLite header, its size, our four tables with their columns and unique keys,
-``schema_version``), so a foreign, corrupt or newer file is refused and left
+``schema_version``, and nothing in its schema that adk_lite does not make at that
+version: :mod:`adk_lite.schema_check`), so a foreign, corrupt or newer file is refused and left
 byte-for-byte unchanged; so is a file that cannot be written, for a read-write open.
 
 Names never reach SQLite as they were given: :func:`adk_lite.target.parse_target`
@@ -29,7 +30,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import peewee as pw
 
-from . import codec, errors, schema
+from . import codec, errors, schema, schema_check
 from .models import EVENTS, EVENTS_FTS, METADATA, TABLES, TOKENIZER, make_models
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
 
@@ -113,7 +114,10 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         CorruptDatabaseError: not a SQLite database, truncated, or malformed.
         ForeignDatabaseError: a SQLite database whose tables are not adk_lite's: not all
             four of :data:`TABLES`, or not their columns (those of its schema version,
-            see :func:`adk_lite.schema.expected_columns`) or unique keys.
+            see :func:`adk_lite.schema.expected_columns`) or unique keys; or whose
+            schema is not exactly what adk_lite makes at its version: an extra or
+            changed table, index, trigger or view, or a missing one
+            (:func:`adk_lite.schema_check.check_objects`).
         SchemaVersionError: written by a newer adk_lite.
     """
     wal = path + "-wal"
@@ -133,7 +137,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
     # have overlapped a checkpoint: read again through the WAL, with mode=ro.
     if quiet:
         try:
-            tables, columns, keys, row = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
+            tables, columns, keys, row, objects = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
         except errors.DatabaseError:
             if not os.path.exists(wal):
                 raise
@@ -141,7 +145,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
         else:
             quiet = not os.path.exists(wal)
     if not quiet:
-        tables, columns, keys, row = _read_schema(path, busy_timeout, "mode=ro", None)
+        tables, columns, keys, row, objects = _read_schema(path, busy_timeout, "mode=ro", None)
     if not tables:
         return None
     if not tables & set(TABLES):
@@ -164,6 +168,7 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is not a whole adk_lite database of schema_version {version}: it lacks the tables "
             f"{', '.join(missing)}")
     schema.check_columns(columns, keys, version, path)
+    schema_check.check_objects(objects, version, path)
     return version
 
 
@@ -182,8 +187,10 @@ def file_sizes(path: str) -> dict[str, int]:
 
 def verify_copy(path: str, busy_timeout: float = 5.0) -> int:
     """Check a backup file read-only before it replaces a database: adk_lite's
-    tables at a schema version this release reads (:func:`inspect_file`), then
-    SQLite's ``integrity_check`` and ``foreign_key_check``.
+    tables at a schema version this release reads, and nothing else in its schema
+    (:func:`inspect_file`), then SQLite's ``integrity_check`` and ``foreign_key_check``,
+    and FTS5's ``integrity-check`` of the search index with its agreement with the
+    events (:func:`adk_lite.schema_check.search_index_problems`).
 
     Returns:
         The backup's schema version.
@@ -225,6 +232,21 @@ def copy_database(src: str, dest: str, busy_timeout: float = 5.0) -> int:
             conn.close()
     except sqlite3.Error as e:
         raise translate(e, src, busy_timeout) from e
+
+
+def rebuild_search(path: str, busy_timeout: float = 5.0) -> None:
+    """Rebuild the search index of the database file ``path`` from its stored text
+    (:func:`adk_lite.schema_check.rebuild_search_index`): for a file no other
+    connection uses (a restore's temporary copy, already checked by :func:`verify_copy`).
+    SQLite removes the ``-wal`` it makes when this connection closes."""
+    try:
+        conn = sqlite3.connect(_file_uri(path, "mode=rw"), uri=True, timeout=busy_timeout, isolation_level=None)
+        try:
+            schema_check.rebuild_search_index(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise translate(e, path, busy_timeout) from e
 
 
 @contextlib.contextmanager
@@ -279,9 +301,10 @@ def _file_uri(path: str, mode: str = "mode=ro") -> str:
 
 
 def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
-                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple]]:
+                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple], list]:
     """Read the table names, the columns of :data:`TABLES` (name -> NOT NULL without a
-    default), their unique keys (column sets) and the ``schema_version`` row through a
+    default), their unique keys (column sets), the ``schema_version`` row and the rows
+    of ``sqlite_master`` (:func:`adk_lite.schema_check.read_objects`) through a
     read-only URI.
 
     With ``size`` (bytes; only when no -wal exists, so the header is final), a file
@@ -308,7 +331,7 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
         row = None
         if METADATA in tables and "key" in columns[METADATA] and "value" in columns[METADATA]:
             row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-        return tables, columns, keys, row
+        return tables, columns, keys, row, schema_check.read_objects(conn)
     except (sqlite3.Error, UnicodeDecodeError) as e:
         if "not a database" in str(e):
             raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
@@ -530,8 +553,7 @@ class SqliteBackend:
                     raise errors.ForeignDatabaseError(f"{self.path} is a SQLite database but not an adk_lite one")
                 else:
                     version = 0
-                    self.peewee.create_tables(self.models.all, safe=True)
-                    schema.create_search(conn)
+                    schema.create_all(self.peewee, self.models, conn)
                 if version != schema.SCHEMA_VERSION:
                     conn.execute(f"INSERT OR REPLACE INTO {METADATA} (key, value) VALUES ('schema_version', ?)",
                                  (str(schema.SCHEMA_VERSION),))
@@ -675,9 +697,24 @@ class SqliteBackend:
     @staticmethod
     def integrity(conn: sqlite3.Connection) -> tuple[list[str], list[tuple]]:
         """SQLite's own checks: ``(integrity_check lines (["ok"] when sound),
-        foreign_key_check rows (table, rowid, parent table))``."""
-        return ([r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()],
-                [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")])
+        foreign_key_check rows (table, rowid, parent table))``. When
+        ``integrity_check`` passes, the lines are those of the search index's own
+        check instead (FTS5's ``integrity-check``, which ``integrity_check`` does not
+        run, and the index's agreement with the events:
+        :func:`adk_lite.schema_check.search_index_problems`), if it finds any."""
+        lines = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        if lines == ["ok"]:
+            lines = schema_check.search_index_problems(conn) or lines
+        return lines, [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")]
+
+    @staticmethod
+    def schema_problems(conn: sqlite3.Connection, version: Optional[int]) -> list[str]:
+        """What in the file's schema adk_lite does not make at schema ``version`` (an
+        extra or changed table, index, trigger or view, or a missing one), one line
+        each (:func:`adk_lite.schema_check.object_problems`); ``[]`` without a version."""
+        if version is None or version > schema.SCHEMA_VERSION:
+            return []
+        return schema_check.object_problems(schema_check.read_objects(conn), version)
 
     @staticmethod
     def vacuum(conn: sqlite3.Connection) -> None:
@@ -700,6 +737,23 @@ class SqliteBackend:
             yield
         finally:
             conn.execute(f"PRAGMA secure_delete = {int(before)}")
+
+    @staticmethod
+    def lock_user(conn: sqlite3.Connection, app: str, user: str, exclusive: bool) -> None:
+        """Nothing to take: every write is one ``BEGIN IMMEDIATE`` transaction holding
+        the file's only write lock, so no write of a user can run beside an erase."""
+
+    @staticmethod
+    def purge_search(conn: sqlite3.Connection) -> None:
+        """Drop what the FTS5 index still holds of deleted events, inside the caller's
+        write transaction: a delete only adds a tombstone to a new segment, and the
+        deleted rows' tokens stay in the older segments (``adk_events_fts_data``) until
+        they are merged. ``optimize`` merges every segment into one, without them (the
+        old segments' rows are deleted, so under ``secure_delete`` zeroed). It rewrites
+        the whole index: its cost grows with the index, not with what was deleted
+        (SQLite 3.40 has no FTS5 ``secure-delete`` option, which would cost less)."""
+        if conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{EVENTS_FTS}'").fetchone():
+            conn.execute(f"INSERT INTO {EVENTS_FTS} ({EVENTS_FTS}) VALUES ('optimize')")
 
     @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> bool:

@@ -205,6 +205,11 @@ class Store:
                                       S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
+            # the row fork reads first: shared-locked where the database has row locks, so no
+            # append (which locks it FOR UPDATE) commits between fork's reads of events and state
+            "session_lineage_lock": _compile(
+                S.select(S.initial_state, S.forked_from).where(where_key(S)).for_update("FOR SHARE")
+                if self.db.peewee.for_update else S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
             "session_touch": _compile(
                 S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
                 "updated_at", *key),
@@ -434,16 +439,18 @@ class Store:
         self._check_writable((app, user, session), (), state)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             incarnation = self._insert_session(conn, app, user, session, state, now, now, initial)
             return incarnation, conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
         return self._run(run, write=True)
 
     def _insert_session(self, conn: sqlite3.Connection, app: str, user: str, session: str,
                         state: Sequence[tuple[str, str, str]], created_at: float, updated_at: float,
-                        initial: Optional[str] = None, forked_from: Optional[str] = None) -> str:
-        """Insert a session row (revision 0, a new incarnation, the ``initial_state``
-        and ``forked_from`` JSON texts or None) and its state rows ``(scope, key,
-        JSON)`` inside the caller's write transaction.
+                        initial: Optional[str] = None, forked_from: Optional[str] = None,
+                        revision: int = 0) -> str:
+        """Insert a session row (``revision``, 0 for a new session; a new incarnation;
+        the ``initial_state`` and ``forked_from`` JSON texts or None) and its state
+        rows ``(scope, key, JSON)`` inside the caller's write transaction.
 
         Returns:
             The new session's incarnation.
@@ -452,7 +459,7 @@ class Store:
             AlreadyExistsError: the session is already stored.
         """
         incarnation = new_incarnation()
-        inserted = conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0,
+        inserted = conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, revision,
                                                               incarnation, initial, forked_from)).rowcount
         if inserted != 1:  # the key is taken (where writers run at once, possibly by one that just committed)
             raise errors.AlreadyExistsError(
@@ -472,19 +479,34 @@ class Store:
             ``(session row, state rows, event rows oldest first)``, or None when
             the session is not stored.
         """
+        return self._run(self._read_session, app, user, session, limit, after)
+
+    def _read_session(self, conn: Any, app: str, user: str, session: str, limit: Optional[int],
+                      after: Optional[float]) -> Optional[tuple[SessionRow, list, list[EventRow]]]:
+        """:meth:`read_session` inside the caller's transaction."""
+        row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
+        if row is None:
+            return None
+        row = SessionRow(*row)
+        state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
+        events = []
+        if limit != 0:
+            events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
+                app, user, session, float("-inf") if after is None else after,
+                self.db.NO_LIMIT if limit is None else limit))))
+            events.reverse()
+        return row, state, events
+
+    def read_whole_session(self, app: str, user: str, session: str) -> Optional[tuple]:
+        """Read everything an export or a copy carries of one session, in one snapshot:
+        ``(session row, initial_state JSON text or None, forked_from JSON text or None,
+        state rows, every event row oldest first)``, or None when it is not stored."""
         def run(conn):
-            row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
-            if row is None:
+            found = self._read_session(conn, app, user, session, None, None)
+            if found is None:
                 return None
-            row = SessionRow(*row)
-            state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
-            events = []
-            if limit != 0:
-                events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
-                    app, user, session, float("-inf") if after is None else after,
-                    self.db.NO_LIMIT if limit is None else limit))))
-                events.reverse()
-            return row, state, events
+            initial, forked_from = conn.execute(self._sql["session_lineage"], (app, user, session)).fetchone()
+            return found[0], initial, forked_from, found[1], found[2]
         return self._run(run)
 
     def delete_session(self, app: str, user: str, session: str) -> None:
@@ -513,7 +535,10 @@ class Store:
         """Create session ``new`` as a copy of ``source`` (same app and user) in one
         IMMEDIATE transaction: its events (all, or those before the first event of
         invocation ``before``, the cut ADK's rewind makes) with their ids, and its
-        session-scope state at that cut; the source is not changed.
+        session-scope state at that cut; the source is not changed. Events and state
+        are read at one moment: SQLite's write lock excludes every other writer, and on
+        PostgreSQL the source's row is locked ``FOR SHARE`` first, so no append to it
+        (which locks it ``FOR UPDATE``) commits between the two reads.
 
         Args:
             before: an invocation id, or None for every event and the current state.
@@ -536,7 +561,10 @@ class Store:
         self._check_writable((app, user, new), (), ())
 
         def run(conn):
-            found = conn.execute(self._sql["session_lineage"], (app, user, source)).fetchone()
+            self.db.lock_user(conn, app, user, False)
+            # the source's row locked FOR SHARE (PostgreSQL): appends wait, so its events and
+            # its state below are read at one moment, each statement at READ COMMITTED
+            found = conn.execute(self._sql["session_lineage_lock"], (app, user, source)).fetchone()
             if found is None:
                 raise errors.SessionNotFoundError(
                     f"session {source!r} not found for app_name={app!r}, user_id={user!r}")
@@ -571,41 +599,64 @@ class Store:
             raise errors.SessionNotFoundError(f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
         return None if found[1] is None else codec.loads(found[1])
 
+    def user_tables(self) -> list[tuple[str, str]]:
+        """Every table that holds rows of one ``(app_name, user_id)``, as ``(the name
+        :meth:`delete_user` reports its count under, table)``, in the order an erase
+        deletes them (rows that refer to others first). A table added for a user's data
+        belongs here: the erase, its dry run and its counts then cover it."""
+        m = self.db.models
+        return [("state_keys", m.State._meta.table_name), ("events", m.Event._meta.table_name),
+                ("sessions", m.Session._meta.table_name)]
+
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
-        """Erase one user of one app: every session with its events and session
-        state, the user's ``user:`` state, and the user's artifacts with their bytes
-        (:func:`adk_lite.artifacts.delete_user`), in one IMMEDIATE transaction with
-        the backend's secure delete on (deleted content overwritten), then a WAL
+        """Erase one user of one app: the user's rows of every table of
+        :meth:`user_tables` (sessions with their events and session state, the
+        ``user:`` state) and the user's artifacts with the bytes only they referred to
+        (:func:`adk_lite.artifacts.delete_user`), in one write transaction with the
+        backend's secure delete on (deleted content overwritten) that also purges the
+        full-text index (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL
         checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+
+        Exact under concurrent writers: the transaction holds the user's exclusive lock
+        (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
+        of that user takes shared, and (PostgreSQL) locks the user's session rows before
+        deleting. A write of that user in flight when the erase starts commits first and
+        is erased; one that starts later waits until the erase has committed, and then
+        finds no session (an append or ``update_keys`` raises ``SessionNotFoundError``
+        and writes nothing) or makes new rows (a new session, a new ``user:`` key).
 
         Args:
             dry_run: only count (a read transaction; works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys" (session and user rows),
-            "dry_run", "checkpointed"}``; ``checkpointed`` is False when another
+            ``{"sessions", "events", "state_keys" (session and user rows), ...one count
+            per table of :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
+            this erase deleted (a dry run: counted); ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
+
+        Raises:
+            DatabaseLockedError: the lock or a row was not had within the busy timeout
+                (or, PostgreSQL, a deadlock with another writer); nothing was deleted.
         """
-        m = self.db.models
-        tables = [t._meta.table_name for t in (m.Session, m.Event, m.State)]
+        tables = self.user_tables()
         where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
-
-        def count(conn):
-            sessions, events, state_keys = (conn.execute(f"SELECT COUNT(*) FROM {t}{where}", (app, user)).fetchone()[0]
-                                            for t in tables)
-            return {"sessions": sessions, "events": events, "state_keys": state_keys, "dry_run": dry_run,
-                    "checkpointed": None}
-
+        sessions = self.db.models.Session._meta.table_name
         if dry_run:
-            return self._run(count)
+            return self._run(lambda conn: {
+                **{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
+                   for name, table in reversed(tables)}, "dry_run": True, "checkpointed": None})
 
         def erase(conn):
-            counts = count(conn)
-            for table in (tables[2], tables[1], tables[0]):
-                conn.execute(f"DELETE FROM {table}{where}", (app, user))
+            self.db.lock_user(conn, app, user, True)
+            if self.db.peewee.for_update:  # a writer holding one of them (without the user lock) commits first
+                conn.execute(f"SELECT session_id FROM {sessions}{where} FOR UPDATE", (app, user)).fetchall()
+            counts = {name: conn.execute(f"DELETE FROM {table}{where}", (app, user)).rowcount
+                      for name, table in tables}
+            # always: the index may still hold words of this user's sessions deleted before
+            self.db.purge_search(conn)
             artifacts.delete_user(conn, self.db, app, user)  # every scope, with the bytes only they referred to
-            return counts
+            return {**{name: counts[name] for name, _table in reversed(tables)}, "dry_run": False}
 
         def run(conn):
             with self.db.secure_delete(conn):
@@ -617,7 +668,9 @@ class Store:
     def trim_session(self, key: tuple[str, str, str], pick: Callable[[list[EventRow]], list[str]],
                      delete: bool) -> tuple[int, int]:
         """Delete the events ``pick(rows)`` names (event ids) from one session, in one
-        transaction (IMMEDIATE when ``delete``); state and the session row stay.
+        transaction (IMMEDIATE when ``delete``, with the session row locked as appends
+        lock it, so ``pick`` sees every event committed before the delete); state and
+        the session row stay.
 
         Args:
             pick: given the session's event rows oldest first, returns the ids to delete.
@@ -632,6 +685,8 @@ class Store:
         sql = f"DELETE FROM {table} WHERE app_name = {p} AND user_id = {p} AND session_id = {p} AND event_id = {p}"
 
         def run(conn):
+            if delete:  # as an append does: a writer of this session waits, and trim reads what it committed
+                conn.execute(self._sql["session_row_lock"], key).fetchall()
             rows = self._all_events(conn, key)
             ids = set(pick(rows))
             gone = [r for r in rows if r.event_id in ids]
@@ -776,6 +831,7 @@ class Store:
         self._check_writable((), events, upserts)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             locked = conn.execute(self._sql["session_row_lock"], (app, user, session))
             if not events:
                 found = []
@@ -834,7 +890,11 @@ class Store:
         app and user state can be restored with no session). ``user``/``session``
         are ignored for the scopes they do not apply to; ``now`` is epoch seconds."""
         self._check_writable((app, user, session), (), upserts)
-        self._run(self._write_state, app, user, session, upserts, deletes, now, write=True)
+
+        def run(conn):
+            self.db.lock_user(conn, app, user, False)
+            self._write_state(conn, app, user, session, upserts, deletes, now)
+        self._run(run, write=True)
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
@@ -872,7 +932,8 @@ class Store:
     # -- transfer (import/export) ---------------------------------------------
     def import_session(self, app: str, user: str, session: str, created_at: float, updated_at: float,
                        state_rows: Sequence[tuple[str, str, str]], event_rows: Sequence[tuple],
-                       replace: bool) -> str:
+                       replace: bool, initial: Optional[str] = None, forked_from: Optional[str] = None,
+                       revision: int = 0) -> str:
         """Write a whole session (its row, session state and every event) in ONE
         IMMEDIATE transaction: after a crash at any point it is all there or absent.
 
@@ -882,6 +943,9 @@ class Store:
             event_rows: ``(event_id, invocation_id, author, branch, timestamp, body)``
                 in append order.
             replace: delete a stored session of that key first (same transaction).
+            initial, forked_from: the ``initial_state`` and ``forked_from`` JSON texts
+                (None: unknown / not a fork), already checked by the caller.
+            revision: the session's write count (an int >= 0, checked by the caller).
 
         Returns:
             The new session's incarnation (an imported session is a new creation).
@@ -894,9 +958,11 @@ class Store:
         self._check_writable(key, event_rows, state_rows)
 
         def run(conn):
+            self.db.lock_user(conn, app, user, False)
             if replace:
                 self._delete_keys(conn, [key])
-            incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at)
+            incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at,
+                                               initial, forked_from, revision)
             conn.executemany(self._sql["event_insert"], [key + tuple(e) for e in event_rows])
             return incarnation
         return self._run(run, write=True)
@@ -982,13 +1048,15 @@ class Store:
 
     def check(self) -> dict[str, Any]:
         """Check the database in one snapshot: the backend's integrity and
-        foreign-key checks, our tables, the stored ``schema_version``, and
-        session-scope state rows of no session.
+        foreign-key checks (SQLite: with the search index's own check), our tables,
+        the schema against what adk_lite makes at the stored ``schema_version``
+        (``schema_problems`` of the backend), and session-scope state rows of no session.
 
         Returns:
             ``{"missing_tables": [name], "integrity_check": [line] (["ok"] when
             sound), "foreign_key_violations": [(table, rowid, parent table)],
-            "schema_version": int or None, "stray_state_rows": int}``.
+            "schema_version": int or None, "schema_problems": [line],
+            "stray_state_rows": int}``.
         """
         m = self.db.models
         sessions, state = m.Session._meta.table_name, m.State._meta.table_name
@@ -1008,7 +1076,8 @@ class Store:
                 "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name in wanted
                                    and t._meta.table_name not in tables],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
-                "schema_version": self._stored_version(conn), "stray_state_rows": stray,
+                "schema_version": version, "schema_problems": self.db.schema_problems(conn, version),
+                "stray_state_rows": stray,
             }
         return self._run(run)
 

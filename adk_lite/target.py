@@ -64,6 +64,11 @@ class PostgresTarget(NamedTuple):
     conninfo: dict
     options: dict
 
+    def __repr__(self) -> str:
+        """The parts with the password shown as :data:`MASK` (a repr lands in logs and tracebacks)."""
+        info = {k: (MASK if k == "password" else v) for k, v in self.conninfo.items()}
+        return f"PostgresTarget(display={self.display!r}, conninfo={info!r}, options={self.options!r})"
+
 
 def resolve_env(target: Union[str, os.PathLike, None]) -> Union[str, os.PathLike]:
     """``target``, or when None the zero-config one: ``$ADK_LITE_DB`` if set, else :data:`DEFAULT_PATH`."""
@@ -75,15 +80,86 @@ def target_kind(target: Union[str, os.PathLike, None]) -> str:
     ``target`` is None), else ``"sqlite"`` (a path, ``":memory:"`` or a SQLite URL,
     checked later by :func:`parse_target`). Reads no file and imports no driver."""
     target = resolve_env(target)
-    if isinstance(target, str) and target.split("://", 1)[0].lower() + "://" in POSTGRES_SCHEMES \
-            and "://" in target:
+    if isinstance(target, str) and url_scheme(target) in POSTGRES_SCHEMES:
         return "postgres"
     return "sqlite"
 
 
+def url_scheme(target: str) -> str:
+    """The scheme of a URL in lower case with its ``://`` (``"POSTGRESQL://u@h/db"`` gives
+    ``"postgresql://"``), or ``""`` when ``target`` holds no ``://``. Every decision on
+    a URL's kind goes through here, so no spelling of a scheme is told apart by its case."""
+    scheme, sep, _ = target.partition("://")
+    return scheme.lower() + sep if sep else ""
+
+
+MASK = "***"
+"""What a password is shown as."""
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_PASSWORD_OPTION = re.compile(r"([?&;]password=)((?:[^&]|&(?![\w.+-]*=))*)", re.IGNORECASE)
+"""A ``password=`` query option; its value runs to the next ``&name=`` (a raw ``&`` stays in it)."""
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
+
+
 def mask_password(text: str) -> str:
-    """``text`` with the password of any PostgreSQL URL in it replaced by ``***``."""
-    return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)[^/\s]*@", r"\1***@", text)
+    """``text`` (a URL, or a message holding URLs) with every password in it replaced by
+    :data:`MASK`. The one place adk_lite hides passwords: ``PostgresTarget.display``,
+    ``svc.path``, reprs, every error message, CLI output and logs come from here.
+
+    Parsed, not matched on spelling: a URL of any scheme in any case (``POSTGRESQL://``,
+    ``Postgres://``, ``sqlite://``, ...) runs to the next URL or the end of the text; its
+    userinfo is everything before the last ``@`` of its host part (or, when that has no
+    ``@``, before the last ``@`` of the URL: a raw ``/``, ``?``, ``#``, space or ``@`` in a
+    password still counts as password), and all after the first ``:`` there is masked. A
+    ``password=`` query option (any case; up to the next ``&``) and a libpq ``password=``
+    parameter (``password=x`` or ``password='a b'``) are masked too. When in doubt more
+    is hidden, never less (``postgresql://h:5432/db?application_name=a@b`` shows as
+    ``postgresql://h:***@b``). Never raises for a str."""
+    starts = [m.start() for m in _URL_START.finditer(text)] + [len(text)]
+    pieces = [text[:starts[0]]]
+    i = 0
+    while i < len(starts) - 1:
+        j = i + 1  # a "scheme://" inside an unfinished userinfo (u:pass://word@h) is still password
+        while j < len(starts) - 1 and _open_secret(text[starts[i]:starts[j]]):
+            j += 1
+        pieces.append(_mask_url(text[starts[i]:starts[j]]))
+        i = j
+    return _CONNINFO_PASSWORD.sub(_masked_value, "".join(pieces))
+
+
+def _open_secret(url: str) -> bool:
+    """True when ``url`` (``scheme://...``) ends inside what may be a password: it began a
+    ``user:`` and holds no ``@`` yet, or its last ``password=`` option runs to its end. What
+    follows (another ``scheme://`` included) is then still part of it."""
+    rest = url.partition("://")[2]
+    if "@" not in rest and re.match(r"[^/?#@]*:", rest) is not None:
+        return True
+    last = None
+    for last in _PASSWORD_OPTION.finditer(rest):
+        pass
+    return last is not None and last.end() == len(rest)
+
+
+def _masked_value(match: "re.Match[str]") -> str:
+    """A ``name=value`` match with its value masked (a value already masked is kept)."""
+    return match.group(1) + MASK if not match.group(2).startswith(MASK) else match.group(0)
+
+
+def _mask_url(url: str) -> str:
+    """One URL (``scheme://...``, to the end of the text) with its password masked (see
+    :func:`mask_password`)."""
+    head, _, rest = url.partition("://")
+    host_part = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    at = host_part.rfind("@") if "@" in host_part else rest.rfind("@")
+    if at > 0:
+        userinfo, tail = rest[:at], rest[at:]
+        user, colon, _password = userinfo.partition(":")
+        if colon and not re.search(r"[/?#]", user):
+            rest = user + ":" + MASK + tail
+    query_at = rest.find("?")
+    if query_at >= 0:
+        rest = rest[:query_at] + _PASSWORD_OPTION.sub(_masked_value, rest[query_at:])
+    return head + "://" + rest
 
 
 def parse_postgres(url: str) -> PostgresTarget:
@@ -128,6 +204,9 @@ def parse_postgres(url: str) -> PostgresTarget:
                              f"{', '.join(POSTGRES_OPTIONS)}") from None
         seen = set()
         for name, value in pairs:
+            if name.lower() == "password":
+                raise ValueError(f"db URL {display!r}: a password is not taken as an option (where a URL shows "
+                                 "up it is in plain sight): give it in PGPASSWORD or ~/.pgpass, or as user:password@")
             if name not in POSTGRES_OPTIONS:
                 raise ValueError(f"db URL {display!r}: unknown option {name!r}; the options are "
                                  f"{', '.join(POSTGRES_OPTIONS)}")
@@ -184,7 +263,7 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
     options: dict[str, Any] = {}
     if "://" in target:
         url = target
-        scheme = url.split("://", 1)[0] + "://"
+        scheme = url_scheme(url)
         if scheme not in URL_SCHEMES:
             url = mask_password(url)
             raise ValueError(f"db URL {url!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")

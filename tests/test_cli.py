@@ -182,9 +182,9 @@ def test_sessions_pages_with_the_cursor(capsys, db_any):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", by_id["chat-3"]["last_update"])
     alice = run_json(capsys, "sessions", db, "--app", "app", "--user", "alice")
     assert [s["session_id"] for s in alice["sessions"]] == ["chat-1", "chat-0"] and alice["next_cursor"] is None
-    code, out, _ = run(capsys, "sessions", db, "--limit", "1")
+    code, out, err = run(capsys, "sessions", db, "--limit", "1")
     assert code == 0 and re.search(r"^app\s+old\s+old-0\s+3\s+\S+Z$", out, re.M)
-    assert "next page: --after " in out
+    assert "next page: --after " in err and "next page" not in out  # a pipe gets the rows only
 
 
 def test_show(capsys, db_any):

@@ -182,7 +182,7 @@ def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
         _migrate_to_v3(conn)
         raise RuntimeError("migration step failed")
 
-    monkeypatch.setattr(database, "MIGRATIONS", {current: broken})
+    monkeypatch.setattr(database, "MIGRATIONS", {**database.MIGRATIONS, current: broken})
     with pytest.raises(RuntimeError, match="failed"):
         DatabaseSessionService(db_path)
     conn = sqlite3.connect(db_path)
@@ -191,7 +191,7 @@ def test_older_file_is_migrated_in_one_transaction(db_path, monkeypatch):
     assert conn.execute("SELECT value FROM adk_metadata").fetchone()[0] == str(current)
     conn.close()
 
-    monkeypatch.setattr(database, "MIGRATIONS", {current: _migrate_to_v3})
+    monkeypatch.setattr(database, "MIGRATIONS", {**database.MIGRATIONS, current: _migrate_to_v3})
     with DatabaseSessionService(db_path) as svc:
         assert svc.get_session("app", "u", "s") is not None
     conn = sqlite3.connect(db_path)

@@ -466,8 +466,8 @@ def test_cli_search_is_read_only(db_path, capsys):
     svc.close()
     before, mtime = open(db_path, "rb").read(), os.stat(db_path).st_mtime_ns
     assert main(["search", db_path, "refund", "--user", "alice", "--limit", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "«refund»" in out and "next page: --after" in out
+    out, err = capsys.readouterr()
+    assert "«refund»" in out and "next page: --after" in err and "next page" not in out
     assert main(["search", db_path, "order 7", "--json"]) == 0
     import json
     data = json.loads(capsys.readouterr().out)
@@ -519,3 +519,29 @@ def test_a_long_text_is_stored_and_its_start_found(svc):
     (e,) = say(svc, s, "opening " + words)
     assert ids(svc.search_events("opening")) == [e]
     assert svc.get_session("app", "u", s.id).events[0].content["parts"][0]["text"].endswith("w399999x")
+
+
+OUT_OF_RANGE = {"sqlite": ["a " * 2000 + "NOT", "NEAR(a b, -5)"],
+                "postgres": ["a <1000000> b", "a <16385> b", "a <99999999999999999999> b", "!" * 4000 + "a",
+                             "a <-1> b"]}
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_raw_queries_the_server_refuses_at_run_time_are_value_errors(svc, backend, index):
+    """A raw query that passes a syntax check but that the database refuses when it runs
+    (a phrase distance beyond PostgreSQL's 16384, a query too deep for its stack) is the
+    caller's ValueError naming the reason, never a DatabaseError, on every path to the
+    search statement (also one that skips the check)."""
+    queries = OUT_OF_RANGE[backend]
+    if index >= len(queries):
+        pytest.skip("fewer cases on this backend")
+    s = svc.create_session("app", "u")
+    say(svc, s, "a b refund")
+    with pytest.raises(ValueError, match="not a valid") as info:
+        svc.search_events(queries[index], raw=True)
+    assert not isinstance(info.value, DatabaseError)
+    if backend == "postgres" and not queries[index].startswith("!"):  # the search statement, without the check
+        with pytest.raises(ValueError, match="not a valid PostgreSQL tsquery") as info:
+            svc.store.search_events(queries[index], True, None, None, None, None, 10, None)
+        assert not isinstance(info.value, DatabaseError)
+    assert svc.get_session("app", "u", s.id) is not None  # the service still works

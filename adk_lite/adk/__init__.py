@@ -28,6 +28,14 @@ This package (sessions, its event cache, the conversions, the moves in from and 
 to ADK's stores) is the only part of adk_lite that imports ``google.adk``.
 """
 
+try:
+    import google.adk  # noqa: F401 - only to say which extra is missing, in one line
+except ImportError as _missing:
+    from ..errors import install_hint as _hint
+
+    raise ImportError(f"adk_lite.adk needs google-adk, the adk extra: {_hint('adk')} ({_missing})",
+                      name=__name__) from None
+
 from .artifacts import DatabaseArtifactService
 from .sessions import (AlreadyExistsError, DatabaseSessionService, InvocationNotFoundError, ListSessionsPage,
                        SessionNotFoundError, StaleSessionError, register)

@@ -24,7 +24,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig, ListSessi
 from .. import errors, scopes, service, validate
 from ..executor import Executor
 from ..service import SessionHead
-from ..target import target_kind
+from ..target import target_kind, url_scheme
 from ..types import SearchResults
 from .artifacts import make_factory as make_artifact_factory
 from .cache import DEFAULT_SIZE, EventCache
@@ -338,7 +338,8 @@ class DatabaseSessionService(BaseSessionService):
 
     async def delete_user(self, *, app_name: str, user_id: str, dry_run: bool = False) -> dict[str, Any]:
         """adk_lite extra: erase one user's sessions, events, session and ``user:``
-        state in one app (secure delete, then a WAL checkpoint); returns the counts
+        state in one app (secure delete and a search index merge, then a WAL checkpoint;
+        exact under concurrent writers); returns the counts
         ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``. See
         :meth:`adk_lite.DatabaseSessionService.delete_user`.
 
@@ -566,7 +567,7 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
     prefix = scheme + "://"
 
     def factory(uri: str, **kwargs: Any) -> DatabaseSessionService:
-        if uri.startswith(prefix) and target_kind(uri) != "postgres":
+        if url_scheme(uri) == prefix.lower() and target_kind(uri) != "postgres":
             uri = "sqlite://" + uri[len(prefix):]
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 
