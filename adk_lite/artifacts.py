@@ -16,7 +16,8 @@ Rules kept here, in every transaction that writes:
 - On PostgreSQL (several writers at once) every artifact write first takes one
   transaction-level advisory lock (:data:`WRITE_LOCK`), so version numbers and the
   blobs' reference counts are decided by one writer at a time; SQLite's write lock
-  already does that.
+  already does that. A save takes the user's lock (``Backend.lock_user``) shared before
+  it, as every write that adds a user's rows does, so an erase of that user is exact.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ class ArtifactStore:
         p, sha = self.p, None if data is None else digest(data)
 
         def run(conn):
+            self.db.lock_user(conn, key[0], key[1], False)  # an erase of this user waits for it, or it for the erase
             lock(conn, self.db)
             if sha is not None and conn.execute(f"SELECT 1 FROM {_B} WHERE sha256 = {p}", (sha,)).fetchone() is None:
                 conn.execute(f"INSERT INTO {_B} (sha256, size, data) VALUES ({p}, {p}, {p})", (sha, len(data), data))
@@ -269,6 +271,7 @@ class ArtifactStore:
         p, sha = self.p, None if data is None else digest(data)
 
         def run(conn):
+            self.db.lock_user(conn, key[0], key[1], False)
             lock(conn, self.db)
             have = self._row(conn, key, row.version)
             if have is not None:
