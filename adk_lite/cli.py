@@ -43,6 +43,8 @@ from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
 from .target import ENV_VAR, MEMORY, mask_password, resolve, target_kind
+from .artifacts import ArtifactStore
+from .artifacts import copy_all as copy_artifacts
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -240,6 +242,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"events      {stats['events']}")
     print(f"state keys  {stats['state_keys']}")
     print(f"memories    {stats['memories']}")
+    print(f"artifacts   {stats['artifacts']} ({plural(stats['artifact_versions'], 'version')}), "
+          f"{plural(stats['artifact_blobs'], 'blob')} of {plural(stats['artifact_bytes'], 'byte')}")
     if server:
         print(f"bytes       tables {stats['table_bytes']}, whole database {stats['database_bytes']}")
     else:
@@ -416,6 +420,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- artifacts ---------------------------------------------------------------------------
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    """``adk-lite artifacts``: one user's artifacts (with SESSION: that session's and the
+    user's ``user:`` ones), each with its version count and latest version (read-only)."""
+    app, user = validate.names(args.app, args.user)
+    session = None if args.session is None else validate.session_id(args.session)
+    with _open(args) as svc:
+        listed = ArtifactStore(svc.store).listing(app, user, session)
+    rows = [{"session_id": a.session_id or None, "filename": a.filename, "versions": a.versions,
+             "latest_version": a.latest, "kind": a.kind, "mime_type": a.mime_type, "bytes": a.size,
+             "create_time": a.create_time, "created": iso(a.create_time)} for a in listed]
+    if args.json:
+        _print_json({"artifacts": rows})
+        return EXIT_OK
+    _print_table(("session", "filename", "versions", "latest", "kind", "mime type", "bytes", "created"),
+                 [(r["session_id"] or "(user)", r["filename"], r["versions"], r["latest_version"], r["kind"],
+                   r["mime_type"] or "", r["bytes"], r["created"]) for r in rows])
+    return EXIT_OK
+
+
+def cmd_artifact(args: argparse.Namespace) -> int:
+    """``adk-lite artifact``: write one artifact version's bytes (a text's UTF-8) to
+    ``-o FILE`` (0600, whole or not at all, never the database) or stdout."""
+    app, user = validate.names(args.app, args.user)
+    if not args.filename:
+        raise UsageError("FILENAME must not be empty")
+    if args.filename.startswith("user:"):
+        session = ""
+    elif args.session is None:
+        raise UsageError(f"{args.filename!r} is session-scoped: give --session (only user: names need none)")
+    else:
+        session = validate.session_id(args.session, arg="--session")
+    path = _path(args)
+    protect = [] if _on_server(args) else [path]
+    if args.output is not None:
+        outfile.check(args.output, protect, force=args.force)  # before anything is read
+    with _open(args) as svc:
+        found = ArtifactStore(svc.store).load((app, user, session, args.filename), args.version)
+    if found is None:
+        raise UsageError(f"no artifact {args.filename!r}" + ("" if args.version is None else f" version {args.version}")
+                         + f" for app_name={app!r}, user_id={user!r}" + (f", session_id={session!r}" if session else ""))
+    row, data = found
+    if data is None:
+        raise UsageError(f"artifact {args.filename!r} version {row.version} holds no bytes: it is a file_data "
+                         f"reference ({_one_line(row.part)})")
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    with outfile.writing(args.output, protect, force=args.force) as fh:
+        fh.write(data)
+    return _report(args, {"filename": args.filename, "version": row.version, "kind": row.kind,
+                          "mime_type": row.mime_type, "bytes": len(data), "output": args.output},
+                   f"wrote {args.filename} version {row.version} ({plural(len(data), 'byte')}) to {args.output}")
+
+
 # -- export and import -----------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -440,8 +501,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         return EXIT_OK
     return _report(args, dict(counts, output=args.output),
-                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}) and "
-                   f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
+                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}), "
+                   f"{plural(counts['state_records'], 'app/user state record')} and "
+                   f"{plural(counts.get('artifact_versions', 0), 'artifact version')} to {args.output}")
 
 
 def _analyze_after_load(args: argparse.Namespace, svc: DatabaseSessionService, sessions: int) -> bool:
@@ -476,9 +538,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported {plural(report['created'], 'new session')} ({plural(report['events'], 'event')}, "
               f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
               f"{plural(report['state_keys'], 'app/user state key')} written, "
+              f"{plural(report['artifact_versions'], 'artifact version')}, "
               f"{plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed the database (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict line {c['line']}: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs from the stored one (versions are never "
+                      "overwritten)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
                   "from the stored one (use --replace to overwrite)")
@@ -561,16 +629,25 @@ def cmd_copy(args: argparse.Namespace) -> int:
             report = transfer.copy_database(src.store, dst.store, plan, bar.update)
         finally:
             bar.close()
+        if src.store.read(src.store.has_artifacts):  # then each artifact version, with its number
+            copied = copy_artifacts(ArtifactStore(src.store), ArtifactStore(dst.store))
+            report["conflicts"] += copied.pop("conflicts")
+            report.update(copied)
         report.update(source=src.path, destination=dst.path,
                       analyzed=_analyze_after_load(dest, dst, report["created"]))
     if args.json:
         _print_json(report)
     else:
         print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
-              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(len(report['conflicts']), 'conflict')}"
+              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written"
+              + (f", {plural(report['artifact_versions'], 'artifact version')}" if "artifact_versions" in report else "")
+              + f", {plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs in DST (left as it is)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")
     return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
@@ -837,6 +914,10 @@ COMMANDS = {
                'adk-lite memory .adk/sessions.sqlite3 my_app alice "favourite colour"'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
+    "artifacts": (cmd_artifacts, "list one user's artifacts (with SESSION: that session's and the user's user: ones)",
+                  "adk-lite artifacts .adk/sessions.sqlite3 my_app alice chat-1"),
+    "artifact": (cmd_artifact, "write one artifact version's bytes to -o FILE (or stdout)",
+                 "adk-lite artifact .adk/sessions.sqlite3 my_app alice report.pdf --session chat-1 -o report.pdf"),
     "export": (cmd_export, "write sessions and app/user state as JSON Lines (to stdout, or -o FILE)",
                "adk-lite export --app my_app -o my_app.jsonl"),
     "import": (cmd_import, "restore an export (idempotent; --replace to overwrite differing sessions; "
@@ -941,6 +1022,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("query", help="words to find (any of them; no query syntax)")
+        elif name in ("artifacts", "artifact"):
+            p.add_argument("db", help="the database file")
+            p.add_argument("app", help="app_name")
+            p.add_argument("user", help="user_id")
+            if name == "artifacts":
+                p.add_argument("session", nargs="?", help="session_id (default: every session of the user)")
+            else:
+                p.add_argument("filename", help="the artifact's filename (user:... for a user-scoped one)")
         elif name == "export-adk":
             p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
@@ -975,6 +1064,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="write here instead of stdout (a 0600 file, written whole or not at all; "
                                         "never the database or its -wal/-shm/-journal)")
     parsers["export"].add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parsers["artifact"].add_argument("--session", help="the session_id (for a name without user:)")
+    parsers["artifact"].add_argument("--version", type=_count(0), metavar="N", help="this version (default: the latest)")
+    parsers["artifact"].add_argument("-o", "--output", metavar="FILE",
+                                     help="write here instead of stdout (0600, whole or not at all; never the database)")
+    parsers["artifact"].add_argument("--force", action="store_true", help="replace FILE if it exists")
     parsers["import"].add_argument("--replace", action="store_true",
                                    help="overwrite sessions and app/user keys that differ from the file")
     parsers["import"].add_argument("--create", action="store_true",

@@ -31,6 +31,16 @@ treats NULLs in a key as distinct):
   ``(app_name, user_id, session_id, event_id)``, index ``(user_id, timestamp)``; deleted with its
   session (the foreign key's ``ON DELETE CASCADE``), kept when its event is trimmed.
   Written by :mod:`adk_lite.usage`'s rules in the appending transaction.
+- ``adk_artifact_versions`` (schema version 5): one row per saved version of an ADK
+  artifact, PK ``(app_name, user_id, session_id, filename, version)``; ``session_id``
+  is ``''`` for a user-scoped (``user:``) artifact; ``kind`` is ``text``, ``inline``
+  (``inline_data``) or ``file`` (``file_data``, no bytes); ``part`` is the rest of the
+  ``Part`` as JSON (its fields but the bytes or text); ``sha256`` names the bytes in
+  ``adk_artifact_blobs`` (NULL for ``file``), ``size`` their length; ``create_time``
+  epoch seconds; ``custom_metadata`` a JSON object.
+- ``adk_artifact_blobs`` (schema version 5): the bytes of artifacts, content-addressed:
+  PK ``sha256`` (64 hex digits), ``size``, ``data`` (BLOB; ``bytea`` on PostgreSQL).
+  Identical bytes are stored once, however many versions refer to them.
 - ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
   (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
   event's ``id``; kept in step by triggers on ``adk_events`` (see
@@ -65,6 +75,10 @@ MEMORIES = "adk_memories"
 """Memories (schema version 5): ADK's ``BaseMemoryService`` on the same database."""
 MEMORIES_FTS = "adk_memories_fts"
 """The full-text index of memories on SQLite (FTS5, external content: ``adk_memories.text``)."""
+ARTIFACT_VERSIONS, ARTIFACT_BLOBS = "adk_artifact_versions", "adk_artifact_blobs"
+ARTIFACT_TABLES = (ARTIFACT_BLOBS, ARTIFACT_VERSIONS)
+"""The artifact tables (schema version 5), in creation order: the versions' foreign key
+needs the blobs first."""
 TOKENIZER = "unicode61 remove_diacritics 2"
 """FTS5's tokenizer for the index: Unicode case folding, accents removed (``café`` =
 ``cafe``); a run of CJK characters without spaces is one token."""
@@ -81,8 +95,9 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     """Create model classes bound to ``db``.
 
     Returns:
-        A namespace with ``Session``, ``Event``, ``State``, ``Metadata`` and
-        ``Memory`` and ``Usage`` models, and ``all``, the list of them in creation order; and ``EventText``, the
+        A namespace with ``Session``, ``Event``, ``State``, ``Metadata``, ``Memory``,
+        ``Usage``, ``ArtifactBlob`` and ``ArtifactVersion`` models, and ``all``, the list of them
+        in creation order; and ``EventText``, the
         FTS5 index of events (created by :func:`adk_lite.schema.create_search`
         with its triggers, not by ``all``).
     """
@@ -217,5 +232,36 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = METADATA
 
+    class ArtifactBlob(Base):
+        """The bytes of artifacts, once per distinct content (``data`` last: a scan of
+        the keys reads no overflow pages)."""
+
+        sha256 = pw.TextField(primary_key=True)
+        size = pw.BigIntegerField()
+        data = pw.BlobField()
+
+        class Meta:
+            table_name = ARTIFACT_BLOBS
+
+    class ArtifactVersion(Keyed):
+        """One saved version of an artifact; ``session_id`` ``''``: user-scoped."""
+
+        filename = pw.TextField()
+        version = pw.IntegerField()
+        kind = pw.TextField()
+        mime_type = pw.TextField(null=True)
+        part = JsonTextField()
+        custom_metadata = JsonTextField()
+        sha256 = pw.TextField(null=True)
+        size = pw.BigIntegerField()
+        create_time = pw.DoubleField()
+
+        class Meta:
+            table_name = ARTIFACT_VERSIONS
+            primary_key = pw.CompositeKey("app_name", "user_id", "session_id", "filename", "version")
+            indexes = ((("sha256",), False),)
+            constraints = [pw.SQL(f"FOREIGN KEY (sha256) REFERENCES {ARTIFACT_BLOBS} (sha256)")]
+
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           Memory=Memory, Usage=Usage, all=[Session, Event, State, Metadata, Memory, Usage])
+                           Memory=Memory, Usage=Usage, ArtifactBlob=ArtifactBlob, ArtifactVersion=ArtifactVersion,
+                           all=[Session, Event, State, Metadata, Memory, Usage, ArtifactBlob, ArtifactVersion])

@@ -23,7 +23,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
 from . import codec, errors, schema, usage
-from .models import EVENTS, MEMORIES, METADATA, TABLES, make_models
+from .models import ARTIFACT_TABLES, EVENTS, MEMORIES, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
 MAX_CONNECTIONS = 16
@@ -576,6 +576,9 @@ class PostgresBackend:
         the stored events). A new database runs it too, after ``create_table``."""
         self.create_memory_tables()
         self._create_usage_tables()
+        for model in self.models.all:  # the artifact tables (blobs first: the versions refer to them)
+            if model._meta.table_name in ARTIFACT_TABLES:
+                model.create_table(safe=True)
 
     def create_memory_tables(self) -> None:
         """Create ``adk_memories`` (kept if a new database's ``create_table`` made it) and

@@ -15,7 +15,8 @@ import peewee as pw
 
 from . import errors
 from . import usage
-from .models import EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TOKENIZER, USAGE, make_models
+from .models import (ARTIFACT_TABLES, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
+                     TOKENIZER, USAGE, make_models)
 
 SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
@@ -23,7 +24,8 @@ SCHEMA_VERSION = 5
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
 index ``adk_events_fts`` and its triggers; 5, memories (``adk_memories`` and its
-index ``adk_memories_fts``) and ``adk_usage`` (token usage per event)."""
+index ``adk_memories_fts``), ``adk_usage`` (token usage per event) and the artifact
+tables ``adk_artifact_blobs`` and ``adk_artifact_versions``."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -155,15 +157,16 @@ def create_usage_tables(conn: sqlite3.Connection) -> None:
 
 
 def _to_v5(conn: sqlite3.Connection) -> None:
-    """Version 4 to 5: the tables of this version's features: memories, and token
-    usage (filled from the stored events)."""
+    """Version 4 to 5: the tables of this version's features: memories, token usage
+    (filled from the stored events) and artifacts."""
     create_memory_tables(conn)
     create_usage_tables(conn)
+    create_artifact_tables(conn)
 
 
 MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
 
-ADDED_TABLES: dict[int, set[str]] = {5: {MEMORIES, USAGE}}
+ADDED_TABLES: dict[int, tuple[str, ...]] = {5: (MEMORIES, USAGE, *ARTIFACT_TABLES)}
 """The tables each schema version added (by its migration): a file at version v has
 none of those of later versions, and all of those up to v."""
 
@@ -175,6 +178,16 @@ def tables_of(version: int) -> set[str]:
 
 LATER_TABLES = frozenset().union(*ADDED_TABLES.values())
 """Every table a migration added (not in :data:`adk_lite.models.TABLES`)."""
+
+
+def tables_at(version: int) -> tuple[str, ...]:
+    """The tables a file at schema ``version`` must have (the search indexes aside), in
+    creation order."""
+    return TABLES + tuple(t for added_in, names in sorted(ADDED_TABLES.items()) if added_in <= version for t in names)
+
+
+ALL_TABLES: tuple[str, ...] = tables_at(SCHEMA_VERSION)
+"""Every table of the current schema (the search indexes aside)."""
 
 
 def table_version(table: str) -> int:
@@ -191,6 +204,22 @@ def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection)
     create_search(conn)
     create_memory_tables(conn)
 
+
+def create_tables_sql(names: tuple[str, ...]) -> list[str]:
+    """The SQLite statements that create the tables ``names`` (with their indexes) as
+    the models define them, in model order."""
+    statements = []
+    for model in make_models(pw.SqliteDatabase(None)).all:
+        if model._meta.table_name in names:
+            statements.append(model._schema._create_table(safe=True).query()[0])
+            statements.extend(q.query()[0] for q in model._schema._create_indexes(safe=True))
+    return statements
+
+
+def create_artifact_tables(conn: sqlite3.Connection) -> None:
+    """Part of version 4 to 5: create the empty artifact tables (:data:`ARTIFACT_TABLES`)."""
+    for statement in create_tables_sql(ARTIFACT_TABLES):
+        conn.execute(statement)
 
 VERSION_1_TABLES = (SESSIONS, EVENTS, STATE, METADATA)
 """The tables of the first release (schema version 1), with their indexes: every later
@@ -214,11 +243,11 @@ def _added_after(version: int) -> dict[str, set[str]]:
 
 
 def expected_columns(version: int) -> dict[str, set[str]]:
-    """The columns each of :data:`TABLES` has in a file at schema ``version``: those of
-    the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
-    later = _added_after(version)
+    """The columns each table of a file at schema ``version`` (:func:`tables_at`) has:
+    those of the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
+    later, present = _added_after(version), set(tables_at(version))
     return {m._meta.table_name: {f.column_name for f in m._meta.sorted_fields} - later.get(m._meta.table_name, set())
-            for m in make_models(pw.SqliteDatabase(None)).all}
+            for m in make_models(pw.SqliteDatabase(None)).all if m._meta.table_name in present}
 
 
 def _model_keys() -> dict[str, set[frozenset]]:

@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors, memory, schema, usage
+from . import artifacts, codec, errors, memory, schema, usage
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -554,6 +554,7 @@ class Store:
         conn.executemany(memory.forget_sessions_sql(self.db), keys)  # the memories that came from them
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+        artifacts.delete_sessions(conn, self.db, keys)  # session-scoped artifacts; user: ones stay
 
     def _all_events(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> list[EventRow]:
         """Every event row of a session, oldest first (the order of ``read_session``)."""
@@ -643,10 +644,11 @@ class Store:
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
         """Erase one user of one app: the user's rows of every table of
         :meth:`user_tables` (sessions with their events and session state, the
-        ``user:`` state, memories), in one write transaction with the backend's secure delete on
-        (deleted content overwritten) that also purges the full-text indexes
-        (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL checkpoint
-        (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+        ``user:`` state, memories) and the user's artifacts with the bytes only they
+        referred to (:func:`adk_lite.artifacts.delete_user`), in one write transaction with
+        the backend's secure delete on (deleted content overwritten) that also purges the
+        full-text indexes (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL
+        checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
         Exact under concurrent writers: the transaction holds the user's exclusive lock
         (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
@@ -690,6 +692,7 @@ class Store:
                       for name, table in tables}
             # always: the index may still hold words of this user's sessions deleted before
             self.db.purge_search(conn)
+            artifacts.delete_user(conn, self.db, app, user)  # every scope, with the bytes only they referred to
             return {**{name: counts[name] for name, _table in reversed(tables)}, "dry_run": False}
 
         def run(conn):
@@ -1056,7 +1059,9 @@ class Store:
 
         Returns:
             ``{"sessions", "events", "state_keys", "apps", "users", "memories" (not
-            deleted ones), "schema_version" (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            deleted ones), "schema_version" (as stored), "artifacts", "artifact_versions",
+            "artifact_blobs", "artifact_bytes" (see :func:`adk_lite.artifacts.counts`),
+            "per_app": [{"app_name", "sessions", "users", "events"}],
             "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
             when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
@@ -1082,6 +1087,7 @@ class Store:
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
                 "memories": memory.count(self.db, conn),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
+                **artifacts.counts(conn if self.has_artifacts(conn) else None),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
@@ -1091,6 +1097,11 @@ class Store:
                                                for a, u, s, n in largest]
             return figures
         return self._run(run)
+
+    def has_artifacts(self, conn: Any) -> bool:
+        """True when the database has the artifact tables (schema version 5 on): a file
+        of an older version opened read-only is never migrated."""
+        return (self._stored_version(conn) or 0) >= 5
 
     def _stored_version(self, conn: Any) -> Optional[int]:
         """The ``schema_version`` the file holds (checked digits at open), or None."""

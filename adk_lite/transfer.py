@@ -27,6 +27,11 @@ One JSON object per line:
   (:mod:`adk_lite.usage`), those of trimmed events included and none for a fork's
   copied events: the accounting itself, imported as it is. A session record without
   ``usage`` (format 1, an ADK store) gets rows made from its events.
+- ``{"type": "artifact", "app_name", "user_id", "session_id" (null: a ``user:``
+  artifact), "filename", "version", "kind" (``text``, ``inline``, ``file``),
+  "mime_type", "part" (the ``Part``'s JSON without its payload), "custom_metadata",
+  "create_time", "data" (the bytes in base64, null for ``file``)}``: one artifact
+  version (format 2; see :mod:`adk_lite.artifacts`).
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -37,6 +42,8 @@ importer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
@@ -44,13 +51,15 @@ import orjson
 
 from . import codec, errors, memory, scopes, usage, validate
 from ._version import __version__
+from .artifacts import KINDS as ARTIFACT_KINDS
+from .artifacts import ArtifactStore, VersionRow
 
 FORMAT = 2
 """The format version this release writes and the newest it reads (2: a session's
-revision, initial state, lineage and token usage, and memory records; format 1 is
-read too)."""
+revision, initial state, lineage and token usage, memory records and artifact records;
+format 1 is read too)."""
 HEADER_TYPE = "adk_lite_export"
-KINDS = ("app_state", "user_state", "session", "memory")
+KINDS = ("app_state", "user_state", "session", "memory", "artifact")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
@@ -107,12 +116,14 @@ def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, 
 
 
 class ExportPlan(NamedTuple):
-    """What an export writes: the session keys (sorted), the state records and the
-    memory records."""
+    """What an export writes: the session keys (sorted), the state records, the
+    memory records, and the artifact versions ``(app, user, session, filename,
+    version)`` (None: a database without artifact tables)."""
 
     keys: list[tuple[str, str, str]]
     state_records: list[dict[str, Any]]
     memory_records: list[dict[str, Any]] = []
+    artifacts: Optional[list[tuple[str, str, str, str, int]]] = None
 
 
 def memory_record(row: memory.MemoryRow) -> dict[str, Any]:
@@ -128,8 +139,11 @@ def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPl
     Raises:
         DatabaseError: a read failed (translated driver error).
     """
+    artifact_keys = None
+    if store.read(store.has_artifacts):
+        artifact_keys = [k for k in ArtifactStore(store).stored_keys() if app in (None, k[0]) and user in (None, k[1])]
     return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)),
-                      [memory_record(r) for r in memory.rows(store, app, user)])
+                      [memory_record(r) for r in memory.rows(store, app, user)], artifact_keys)
 
 
 def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
@@ -162,7 +176,23 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
             on_session()
     for record in plan.memory_records:  # after the sessions: an import replacing one keeps them
         out.write(dumps_line(record))
+    if plan.artifacts is not None:
+        counts["artifact_versions"] = 0
+        artifacts = ArtifactStore(store)
+        for app, user, session, filename, version in plan.artifacts:
+            found = artifacts.load((app, user, session, filename), version)
+            if found is not None:  # one version's bytes in memory at a time
+                out.write(dumps_line(artifact_record((app, user, session, filename), *found)))
+                counts["artifact_versions"] += 1
     return counts
+
+
+def artifact_record(key: tuple[str, str, str, str], row: VersionRow, data: Optional[bytes]) -> dict[str, Any]:
+    """One artifact version as an export record (the bytes in base64)."""
+    return {"type": "artifact", "app_name": key[0], "user_id": key[1], "session_id": key[2] or None,
+            "filename": key[3], "version": row.version, "kind": row.kind, "mime_type": row.mime_type,
+            "part": orjson.Fragment(row.part), "custom_metadata": orjson.Fragment(row.custom_metadata),
+            "create_time": row.create_time, "data": None if data is None else base64.b64encode(data).decode()}
 
 
 # -- reading and checking ------------------------------------------------------------
@@ -307,6 +337,62 @@ def memory_row(key: tuple[str, str, str], record: dict[str, Any]) -> memory.Memo
                             float(record["created_at"]))
 
 
+def _check_artifact(record: dict[str, Any]) -> str:
+    """Check an artifact record (format 2) and decode its bytes into ``record["bytes"]``;
+    return the stored session id (``""`` for a ``user:`` artifact)."""
+    sid = record.get("session_id")
+    sid = "" if sid is None else validate.session_id(sid)
+    filename = record.get("filename")
+    if not isinstance(filename, str) or not filename or "\x00" in filename:
+        raise ValueError(f"filename {filename!r} must be a non-empty str without NUL")
+    if (sid == "") != filename.startswith("user:"):
+        raise ValueError(f"filename {filename!r} with session_id {sid or None!r}: user: names have no session, "
+                         "other names one")
+    validate.count(record.get("version"), "version", 0)
+    kind = record.get("kind")
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
+    if record.get("mime_type") is not None and not isinstance(record["mime_type"], str):
+        raise TypeError("mime_type must be a str or null")
+    for field in ("part", "custom_metadata"):
+        if not isinstance(record.get(field), dict):
+            raise TypeError(f"{field} must be an object")
+        _check_json(record[field], field)
+    validate.timestamp(record.get("create_time"), "create_time", optional=False)
+    data = record.get("data")
+    if (data is None) != (kind == "file"):
+        raise ValueError(f"data must be null exactly for kind 'file' (kind is {kind!r})")
+    if data is not None:
+        if not isinstance(data, str):
+            raise TypeError("data must be a base64 str")
+        try:
+            record["bytes"] = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ValueError(f"data is not base64: {e}") from e
+    else:
+        record["bytes"] = None
+    part = record["part"]
+    if kind == "text":
+        try:
+            record["bytes"].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"data of a text artifact is not UTF-8: {e}") from e
+    elif kind == "inline" and not isinstance(part.get("inline_data"), dict):
+        raise ValueError("part of an inline artifact must hold an inline_data object")
+    elif kind == "file" and not (isinstance(part.get("file_data"), dict)
+                                 and isinstance(part["file_data"].get("file_uri"), str)):
+        raise ValueError("part of a file artifact must hold a file_data object with a file_uri")
+    return sid
+
+
+def _import_artifact(store: Any, key: tuple[str, str, str], record: dict[str, Any]) -> str:
+    """Import one artifact version with its number; ``"created"``, ``"unchanged"`` or
+    ``"conflict"`` (see :meth:`adk_lite.artifacts.ArtifactStore.put`)."""
+    row = VersionRow(record["version"], record["kind"], record.get("mime_type"), codec.dumps(record["part"]),
+                     codec.dumps(record["custom_metadata"]), None, 0, float(record["create_time"]))
+    return ArtifactStore(store).put((*key, record["filename"]), row, record["bytes"])
+
+
 def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
     """Check one record whole, with the API's rules; return ``(kind, key, record)``.
 
@@ -323,6 +409,8 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
         raise ValueError(f"type {kind!r} is not one of {', '.join(KINDS)}")
     app = validate.name(record.get("app_name"), "app_name")
     user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
+    if kind == "artifact":
+        return kind, (app, user, _check_artifact(record)), record
     sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
     if kind == "memory":
         _check_memory(record)
@@ -442,8 +530,11 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     is left alone, or overwritten with ``replace`` (one transaction per record).
 
     Returns:
-        ``{"created", "unchanged", "replaced", "events", "state_keys", "memories": int,
-        "conflicts": [{"line", "type", "app_name", "user_id", "session_id" or "keys"}]}``.
+        ``{"created", "unchanged", "replaced", "events", "state_keys", "memories",
+        "artifact_versions", "artifacts_unchanged": int, "conflicts": [{"line", "type",
+        "app_name", "user_id", "session_id" or "keys" (artifacts: "session_id",
+        "filename", "version")}]}``. An artifact version already stored differently
+        is a conflict even with ``replace`` (versions are never rewritten).
 
     Raises:
         ImportFileError, OSError: see :func:`read_records`.
@@ -451,12 +542,19 @@ def import_file(store: Any, path: str, *, replace: bool = False,
             before it stay, each whole).
     """
     report: dict[str, Any] = {"created": 0, "unchanged": 0, "replaced": 0, "events": 0, "state_keys": 0,
-                              "memories": 0, "conflicts": []}
+                              "memories": 0, "artifact_versions": 0, "artifacts_unchanged": 0, "conflicts": []}
     for number, kind, key, record in read_records(path):
         app, user, sid = key
         where = {"line": number, "type": kind, "app_name": app, "user_id": user}
         if kind == "memory":
             report["memories"] += memory.add(store, [memory_row(key, record)], replace=replace)
+        elif kind == "artifact":
+            outcome = _import_artifact(store, key, record)
+            if outcome == "conflict":
+                report["conflicts"].append(dict(where, session_id=sid or None, filename=record["filename"],
+                                                version=record["version"]))
+            else:
+                report["artifact_versions" if outcome == "created" else "artifacts_unchanged"] += 1
         elif kind != "session":
             written, differ = _import_state(store, kind, key, record, replace)
             report["state_keys"] += written
@@ -522,6 +620,6 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
 
 
 __all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "memory_record",
-           "memory_row", "ExportPlan",
+           "memory_row", "artifact_record", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
            "copy_database"]

@@ -21,7 +21,8 @@ from adk_lite.models import TABLES
 from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
-PG_TABLES = "adk_usage, adk_events, adk_state, adk_sessions, adk_metadata, adk_memories"
+PG_TABLES = ("adk_usage, adk_events, adk_state, adk_sessions, adk_metadata, adk_memories, adk_artifact_versions, "
+             "adk_artifact_blobs")
 
 
 @pytest.fixture
@@ -195,6 +196,6 @@ def drop_later_tables(conn, version: int) -> None:
 
     for added_in, names in schema.ADDED_TABLES.items():
         if added_in > version:
-            for name in names:
+            for name in reversed(names):  # a table that refers to another goes first
                 conn.execute(f"DROP TABLE IF EXISTS {name}_fts")
                 conn.execute(f"DROP TABLE IF EXISTS {name}")

@@ -30,7 +30,9 @@ def every_command(path, export):
 
 def _commands(path, export):
     return [["stats", path], ["usage", path], ["sessions", path], ["search", path, "refund"],
-            ["show", path, "app", "alice", "chat-0"], ["memory", path, "app", "alice", "words"], ["export", path],
+            ["show", path, "app", "alice", "chat-0"], ["memory", path, "app", "alice", "words"],
+            ["artifacts", path, "app", "alice"], ["artifact", path, "app", "alice", "user:x", "-o", path + ".out"],
+            ["export", path],
             ["check", path], ["prune", path, "--older-than", "1d", "--dry-run"], ["prune", path, "--older-than", "1d"],
             ["vacuum", path], ["import", export, path], ["import", export, path, "--replace"],
             ["import-adk", export, path], ["export-adk", path, export + ".adk.db"],
@@ -159,7 +161,7 @@ def test_wording_is_singular_when_one(capsys, tmp_path):
     code, out, _ = run(capsys, "stats", path)
     assert "sessions    1 in 1 app, 1 user" in out
     code, out, _ = run(capsys, "export", path, "-o", tmp_path / "e.jsonl")
-    assert out.startswith("exported 1 session (1 event) and 0 app/user state records")
+    assert out.startswith("exported 1 session (1 event), 0 app/user state records and 0 artifact versions")
     code, out, _ = run(capsys, "prune", path, "--older-than", "1d")
     assert out.startswith("deleted 1 session and 1 event not updated")
 

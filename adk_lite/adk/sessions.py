@@ -26,6 +26,7 @@ from ..executor import Executor
 from ..service import SessionHead
 from ..target import target_kind, url_scheme
 from ..types import SearchResults
+from .artifacts import make_factory as make_artifact_factory
 from .cache import DEFAULT_SIZE, EventCache
 from .convert import event_from_row, event_row
 
@@ -558,6 +559,9 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
     PostgreSQL scheme (``"postgresql"``, which takes over ADK's own, or
     ``"postgresql+asyncpg"``), for ``<scheme>://user:password@host/dbname`` URIs.
 
+    The same scheme is registered for ``--artifact_service_uri`` too
+    (:class:`adk_lite.adk.DatabaseArtifactService`, on the same database).
+
     Call it from ``<agents_dir>/services.py``, which ``adk web`` and
     ``adk api_server`` import at start (``adk run`` imports it from the agent's
     folder).
@@ -568,8 +572,9 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         scheme: the URI scheme to claim (default ``"adklite"``). Registering
             ``"sqlite"`` replaces ADK's own ``SqliteSessionService`` for
             ``sqlite:///`` URIs.
-        **options: default keywords for the service (``synchronous``,
-            ``busy_timeout``, ``max_workers``, ``event_cache_size``).
+        **options: default keywords for the services (``synchronous``,
+            ``busy_timeout``, ``max_workers``; ``event_cache_size`` for sessions,
+            ``max_artifact_bytes`` for artifacts).
 
     Returns:
         The factory, called by ADK as ``factory(uri, **kwargs)``.
@@ -594,4 +599,5 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         return DatabaseMemoryService(uri=uri, **{**known, **kwargs})
 
     registry.register_memory_service(scheme, memory_factory)
+    registry.register_artifact_service(scheme, make_artifact_factory(scheme, options))  # --artifact_service_uri
     return factory
