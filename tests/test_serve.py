@@ -333,7 +333,7 @@ def _client(svc, token=None):
     import warnings
 
     with warnings.catch_warnings():  # Starlette asks for httpx2; httpx is what the environment has
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
     from adk_lite.web.app import make_app
@@ -351,3 +351,23 @@ def test_a_stored_time_no_date_can_hold_still_renders_the_session(svc_any):
     page = _client(svc_any).get(session_url("a", "u", "odd"))
     assert page.status_code == 200
     assert "summary 0" in page.text and "summary 1" in page.text and "1e+20" in page.text
+
+
+@pytest.mark.parametrize("path", ["//evil.example", "//evil.example/x", "///evil.example", "/\\evil.example"])
+def test_the_token_redirect_never_leaves_the_server(svc_any, path):
+    response = _client(svc_any, token="s3cret").get(f"http://127.0.0.1:8765{path}?token=s3cret")
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    assert urllib.parse.urlsplit(location).netloc == ""
+
+
+def test_the_token_redirect_keeps_percent_encoded_ids(svc_any):
+    s = svc_any.create_session("help desk", "bob/x", session_id="a/b ?#%")
+    svc_any.append_event(s, Event(author="user", content={"parts": [{"text": "hello"}]}))
+    client = _client(svc_any, token="s3cret")
+    url = session_url("help desk", "bob/x", "a/b ?#%")
+    response = client.get(url + "?page=1&token=s3cret")
+    assert response.status_code == 303 and response.headers["location"] == url + "?page=1"
+    followed = client.get(response.headers["location"], headers={"Authorization": "Bearer s3cret"})
+    assert followed.status_code == 200 and "hello" in followed.text

@@ -125,9 +125,7 @@ def _param(request: Request, name: str) -> Optional[str]:
 def _session_ids(request: Request, prefix: str) -> Optional[tuple[str, str, str]]:
     """The three ids of a session path, decoded segment by segment from the raw path
     (so ``%2F`` inside an id is not taken for a separator); None if not three."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else urllib.parse.quote(request.url.path)
-    path = path.split("?", 1)[0]
+    path = _same_path(request)
     if not path.startswith(prefix):
         return None
     parts = path[len(prefix):].split("/")
@@ -137,6 +135,15 @@ def _session_ids(request: Request, prefix: str) -> Optional[tuple[str, str, str]
         return tuple(urllib.parse.unquote(p, errors="strict") for p in parts)  # type: ignore[return-value]
     except UnicodeDecodeError:
         return None
+
+
+def _same_path(request: Request) -> str:
+    """The request's path as it was sent (still percent-encoded, so ``%2F`` inside an
+    id stays one), with one leading slash: ``//evil.example/`` would send a browser
+    to another host, so a redirect to it goes to ``/evil.example/`` instead."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else urllib.parse.quote(request.url.path)
+    return "/" + path.split("?", 1)[0].lstrip("/\\")
 
 
 def _session_dict(session: Any) -> dict[str, Any]:
@@ -290,7 +297,7 @@ class _Guard:
         given = request.query_params.get("token")
         if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + ("?" + urllib.parse.urlencode(rest) if rest else "")
+            target = _same_path(request) + ("?" + urllib.parse.urlencode(rest) if rest else "")
             response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return response
