@@ -371,3 +371,18 @@ def test_the_token_redirect_keeps_percent_encoded_ids(svc_any):
     assert response.status_code == 303 and response.headers["location"] == url + "?page=1"
     followed = client.get(response.headers["location"], headers={"Authorization": "Bearer s3cret"})
     assert followed.status_code == 200 and "hello" in followed.text
+
+
+def test_a_terminated_server_leaves_the_file_as_it_found_it(tmp_path):
+    # SIGTERM (kill, systemd, a test's terminate()): the service is closed, so reading
+    # leaves no -wal/-shm behind, and the main file's bytes and mtime never change
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    assert not os.path.exists(path + "-wal") and not os.path.exists(path + "-shm")
+    before, mtime = open(path, "rb").read(), os.stat(path).st_mtime_ns
+    for base, _p in _serve(path):
+        for route in ("/", "/stats", "/api/sessions", "/?q=zebrafrog", session_url("shop", "alice", "chat-1")):
+            assert _get(base + route)[0] == 200
+        assert os.path.exists(path + "-shm")  # SQLite's, while reading
+    assert sorted(os.listdir(tmp_path)) == ["s.sqlite3"]
+    assert open(path, "rb").read() == before and os.stat(path).st_mtime_ns == mtime

@@ -22,13 +22,16 @@ server through DNS rebinding).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import ipaddress
 import math
 import pathlib
+import signal
+import threading
 import urllib.parse
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import jinja2
 import orjson
@@ -351,9 +354,37 @@ def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any
     return _Guard(Starlette(routes=routes), token)
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: :func:`serve` returns, so the caller closes the service."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into a return from the block (uvicorn shuts down on it, then
+    raises the signal again: with the default action the process would end there,
+    before the service is closed and a read-only open's ``-wal``/``-shm`` removed).
+    Only in the main thread (signals cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765, *,
           token: Optional[str] = None, open_browser: bool = False) -> None:
-    """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C).
+    """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C, which raises
+    ``KeyboardInterrupt`` here) or terminated (SIGTERM: returns normally once the
+    server has shut down, so the caller can close the service).
 
     Args:
         host: the address to bind; beyond loopback only with ``token``.
@@ -372,12 +403,12 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if open_browser:
-        import threading
         import webbrowser
 
         shown = "localhost" if is_loopback(host) else host
         url = f"http://{shown}:{port}/" + (f"?token={urllib.parse.quote(token)}" if token else "")
         threading.Timer(1.0, webbrowser.open, (url,)).start()
-    server.run()
-    if not server.started:
+    with _stop_on_sigterm():
+        server.run()
+    if not server.started and not server.should_exit:
         raise OSError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")
