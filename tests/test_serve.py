@@ -80,9 +80,9 @@ def server(tmp_path):
     yield from _serve(path)
 
 
-def _serve(path: str, *extra: str):
+def _serve(path: str, *extra: str, env: dict | None = None, started: list | None = None):
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, **(env or {}), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "adk_lite", "serve", path, "--port", str(port), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -95,6 +95,8 @@ def _serve(path: str, *extra: str):
             if proc.poll() is not None:
                 raise AssertionError(proc.stderr.read().decode())
             time.sleep(0.1)
+    if started is not None:
+        started.append(proc)
     try:
         yield base, path
     finally:
@@ -386,3 +388,28 @@ def test_a_terminated_server_leaves_the_file_as_it_found_it(tmp_path):
         assert os.path.exists(path + "-shm")  # SQLite's, while reading
     assert sorted(os.listdir(tmp_path)) == ["s.sqlite3"]
     assert open(path, "rb").read() == before and os.stat(path).st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("spelling", [("--token", "zq8Tok3n"), ("--token=zq8Tok3n",), ("--tok", "zq8Tok3n")])
+def test_the_token_is_not_in_the_process_command_line(tmp_path, spelling):
+    pytest.importorskip("setproctitle")
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    started: list = []
+    for base, _p in _serve(path, *spelling, started=started):
+        assert _get(base + "/api/stats", headers={"Authorization": "Bearer zq8Tok3n"})[0] == 200
+        with open(f"/proc/{started[0].pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        assert b"zq8Tok3n" not in cmdline and b"serve" in cmdline
+
+
+def test_the_token_can_come_from_the_environment(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    for base, _p in _serve(path, env={"ADK_LITE_TOKEN": "envTok3n"}):
+        assert _get(base + "/api/stats")[0] == 401
+        assert _get(base + "/api/stats", headers={"Authorization": "Bearer envTok3n"})[0] == 200
+    out = subprocess.run([sys.executable, "-m", "adk_lite", "serve", path, "--host", "0.0.0.0", "--port", "1"],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT, ADK_LITE_TOKEN=""))
+    assert out.returncode == 2 and "--token" in out.stderr  # an empty variable is no token
