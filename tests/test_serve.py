@@ -413,3 +413,27 @@ def test_the_token_can_come_from_the_environment(tmp_path):
                          capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=ROOT, ADK_LITE_TOKEN=""))
     assert out.returncode == 2 and "--token" in out.stderr  # an empty variable is no token
+
+
+def test_the_cookie_carries_a_digest_not_the_token_and_is_this_servers_own(svc_any):
+    # a cookie of 127.0.0.1 goes to every server on the host, whatever its port
+    client = _client(svc_any, token="s3cret")
+    response = client.get("/stats?token=s3cret")
+    assert response.status_code == 303
+    name, value = response.headers["set-cookie"].split(";")[0].split("=", 1)
+    assert "s3cret" not in response.headers["set-cookie"] and name.endswith("8765")
+    assert client.get("/stats", headers={"Cookie": f"{name}={value}"}).status_code == 200
+    assert client.get("/stats", headers={"Cookie": f"{name}=s3cret"}).status_code == 401
+    assert client.get("/stats", headers={"Cookie": f"adk_lite_9999={value}"}).status_code == 401
+
+
+@pytest.mark.parametrize("token", ["pässwörd", "t€k", "two words", "tab\there", " "])
+def test_a_token_no_header_can_carry_is_refused_up_front(tmp_path, token):
+    from adk_lite.web.app import make_app
+
+    with pytest.raises(ValueError, match="--token"):
+        check_bind("127.0.0.1", token)
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    with DatabaseSessionService(path, read_only=True) as svc, pytest.raises(ValueError, match="token"):
+        make_app(svc, token=token)

@@ -51,7 +51,8 @@ SESSIONS_PER_PAGE = 50
 """Sessions (or search hits) on one page of the list."""
 FORK_SCAN = 500
 """How many of the user's sessions (newest first) are looked at for forks of a session."""
-COOKIE = "adk_lite_token"
+COOKIE = "adk_lite_"
+"""The start of the cookie's name; the port follows (each server on this host has its own)."""
 HERE = pathlib.Path(__file__).parent
 LOOPBACK_NAMES = ("localhost",)
 SECURITY_HEADERS = {
@@ -88,13 +89,29 @@ def check_bind(host: str, token: Optional[str]) -> None:
 
     Raises:
         ValueError: ``host`` is not a loopback name or address and ``token`` is
-            empty or None; or ``token`` is given but blank.
+            empty or None; or ``token`` is given but blank or not printable ASCII
+            (it travels in HTTP headers, which are bytes: ``é`` could never match).
     """
-    if token is not None and not token.strip():
-        raise ValueError("--token must not be empty")
+    _check_token(token, "--token")
     if not is_loopback(host) and not token:
         raise ValueError(f"refusing to serve on {host}, beyond this machine, without --token "
                          "(every request must then carry it)")
+
+
+def _check_token(token: Optional[str], what: str) -> None:
+    """Raise ValueError for a blank token or one with characters beyond printable ASCII."""
+    if token is None:
+        return
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"{what} must not be empty")
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError(f"{what} must be printable ASCII without spaces (it travels in HTTP headers)")
+
+
+def _cookie(token: str) -> str:
+    """The cookie's value: a digest of the token, never the token itself (a cookie of
+    127.0.0.1 is also sent to every other server on this host, whatever its port)."""
+    return hmac.new(token.encode(), b"adk-lite serve cookie", "sha256").hexdigest()
 
 
 def session_url(app_name: str, user_id: str, session_id: str, api: bool = False) -> str:
@@ -288,6 +305,11 @@ class _Guard:
 
         await self.app(scope, receive, send_with_headers)
 
+    @staticmethod
+    def _cookie_name(request: Request) -> str:
+        server = request.scope.get("server") or (None, None)
+        return f"{COOKIE}{server[1] or ''}"
+
     def _refusal(self, request: Request) -> Optional[Response]:
         if request.method != "GET":
             return PlainTextResponse("read-only: only GET is answered\n", status_code=405,
@@ -302,13 +324,15 @@ class _Guard:
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = _same_path(request) + ("?" + urllib.parse.urlencode(rest) if rest else "")
             response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(self._cookie_name(request), _cookie(self.token), httponly=True, samesite="strict",
+                                path="/")
             return response
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth[:7].lower() == "bearer " else None
-        for candidate in (bearer, request.cookies.get(COOKIE)):
-            if candidate is not None and hmac.compare_digest(candidate.encode(), self.token.encode()):
-                return None
+        cookie = request.cookies.get(self._cookie_name(request))
+        if ((bearer is not None and hmac.compare_digest(bearer.encode(), self.token.encode()))
+                or (cookie is not None and hmac.compare_digest(cookie.encode(), _cookie(self.token).encode()))):
+            return None
         return PlainTextResponse("a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN once\n",
                                  status_code=401, headers={"www-authenticate": "Bearer", **SECURITY_HEADERS})
 
@@ -340,10 +364,9 @@ def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any
         An ASGI application (Starlette's, wrapped by the read-only guard).
 
     Raises:
-        ValueError: a blank token.
+        ValueError: a blank token, or one beyond printable ASCII.
     """
-    if token is not None and not token.strip():
-        raise ValueError("the token must not be empty")
+    _check_token(token, "the token")
     views = _Views(svc)
     routes = [Route(path, _guarded(view), methods=["GET"]) for path, view in (
         ("/", views.home), ("/usage", views.usage_page), ("/stats", views.stats_page),
