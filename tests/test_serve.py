@@ -437,3 +437,62 @@ def test_a_token_no_header_can_carry_is_refused_up_front(tmp_path, token):
     _fill(path)
     with DatabaseSessionService(path, read_only=True) as svc, pytest.raises(ValueError, match="token"):
         make_app(svc, token=token)
+
+
+def test_chart_labels_are_cut_before_they_are_escaped():
+    import xml.etree.ElementTree as ET
+
+    from adk_lite.web.charts import bar_chart
+
+    labels = ["a" * 38 + "<script>", "&" * 50, "x" * 39 + '"']
+    svg = ET.fromstring(bar_chart([(label, 5) for label in labels], "t <b>"))
+    shown = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "label"]
+    assert shown == [label[:40] for label in labels]
+    assert [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")][0] == "t <b>"
+
+
+class _WithUsage:
+    """A read-only service with a ``get_usage`` that returns hostile model names and days."""
+
+    MODEL = "<svg onload=alert(1)><script>document.title='pwned'</script>"
+
+    def __init__(self, svc):
+        self._svc = svc
+
+    def __getattr__(self, name):
+        return getattr(self._svc, name)
+
+    def get_usage(self, app_name=None, user_id=None, session_id=None, *, group_by=()):
+        sums = {"prompt_tokens": 7, "output_tokens": 5, "cached_tokens": 0, "thoughts_tokens": 0,
+                "tool_use_prompt_tokens": 0, "total_tokens": 12, "llm_calls": 1}
+        if group_by == ("day",):
+            return [{"day": "<i>2026-01-01</i>", **sums}]
+        if group_by == ("model",):
+            return [{"model": self.MODEL, **sums}, {"model": None, **sums}]
+        return [sums]
+
+
+def test_the_usage_page_escapes_model_names_in_charts_and_tables(svc_any):
+    import html.parser
+
+    class Tags(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.data = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+        def handle_data(self, data):
+            self.data.append(data)
+
+    page = _client(_WithUsage(svc_any)).get("/usage?app=%3Cb%3Ex")
+    assert page.status_code == 200
+    parser = Tags()
+    parser.feed(page.text)
+    assert "script" not in parser.tags and "i" not in parser.tags
+    assert parser.tags.count("svg") == 2  # the two charts, nothing from the data
+    assert _WithUsage.MODEL in parser.data and _WithUsage.MODEL[:40] in parser.data
+    assert 'value="&lt;b&gt;x"' in page.text
+    data = _client(_WithUsage(svc_any)).get("/api/usage").json()
+    assert data["by_model"][0]["model"] == _WithUsage.MODEL
