@@ -496,3 +496,15 @@ def test_the_usage_page_escapes_model_names_in_charts_and_tables(svc_any):
     assert 'value="&lt;b&gt;x"' in page.text
     data = _client(_WithUsage(svc_any)).get("/api/usage").json()
     assert data["by_model"][0]["model"] == _WithUsage.MODEL
+
+
+@pytest.mark.parametrize("host", ["localhost:8765@evil.example", "localhost:80:80", "evil.example:80:localhost",
+                                  "localhost/evil", "[::1]x", "localhost.evil.example", "127.0.0.1.nip.io",
+                                  "[::ffff:7f00:1]evil", "", "localhost :80"])
+def test_only_a_loopback_host_header_is_answered_without_a_token(svc, host):
+    assert _client(svc).get("/api/stats", headers={"Host": host}).status_code == 403
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1:1", "127.9.9.9", "[::1]", "[::1]:8765"])
+def test_a_loopback_host_header_is_answered(svc, host):
+    assert _client(svc).get("/api/stats", headers={"Host": host}).status_code == 200

@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import math
 import pathlib
+import re
 import signal
 import threading
 import urllib.parse
@@ -77,11 +78,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]@/\s]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(header: str) -> str:
-    """The name or address of a ``Host`` header, without its port (``[::1]:80`` -> ``::1``)."""
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The name or address of a ``Host`` header, without its port (``[::1]:80`` -> ``::1``);
+    '' for anything else (``localhost:80@evil.example``, two ports), which no name matches."""
+    match = _HOST.fullmatch(header)
+    return (match.group(1) or match.group(2)) if match else ""
 
 
 def check_bind(host: str, token: Optional[str]) -> None:
