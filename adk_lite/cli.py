@@ -775,8 +775,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f'adk-lite serve needs the web extra: pip install -e ".[web]" ({e})') from e
     web.check_bind(args.host, args.token)
     with _open(args) as svc:
-        print(f"serving {svc.path} read-only on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-        web.serve(svc, args.host, args.port, token=args.token, open_browser=args.open)
+        def listening(url: str) -> None:
+            print(f"serving {svc.path} read-only on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+
+        web.serve(svc, args.host, args.port, token=args.token, open_browser=args.open, on_listen=listening)
     return EXIT_OK
 
 

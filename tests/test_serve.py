@@ -508,3 +508,26 @@ def test_only_a_loopback_host_header_is_answered_without_a_token(svc, host):
 @pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1:1", "127.9.9.9", "[::1]", "[::1]:8765"])
 def test_a_loopback_host_header_is_answered(svc, host):
     assert _client(svc).get("/api/stats", headers={"Host": host}).status_code == 200
+
+
+def test_a_port_in_use_is_one_line_and_port_0_prints_the_port_chosen(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        out = subprocess.run([sys.executable, "-m", "adk_lite", "serve", path, "--port", str(busy.getsockname()[1])],
+                             capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "in use" in out.stderr and "Traceback" not in out.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "adk_lite", "serve", path, "--port", "0"], stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        line = proc.stderr.readline()
+        url = line.split(" on ", 1)[1].split()[0]
+        assert urllib.parse.urlsplit(url).port not in (None, 0), line
+        assert _get(url + "api/stats")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0  # SIGTERM: shut down and closed, not killed

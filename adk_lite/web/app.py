@@ -30,9 +30,10 @@ import math
 import pathlib
 import re
 import signal
+import socket
 import threading
 import urllib.parse
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import jinja2
 import orjson
@@ -408,7 +409,8 @@ def _stop_on_sigterm() -> Iterator[None]:
 
 
 def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765, *,
-          token: Optional[str] = None, open_browser: bool = False) -> None:
+          token: Optional[str] = None, open_browser: bool = False,
+          on_listen: Optional[Callable[[str], None]] = None) -> None:
     """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C, which raises
     ``KeyboardInterrupt`` here) or terminated (SIGTERM: returns normally once the
     server has shut down, so the caller can close the service).
@@ -418,24 +420,45 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
         port: the TCP port (0 picks a free one).
         token: see :func:`make_app`.
         open_browser: open the default browser on the first page once listening.
+        on_listen: called with the server's URL (the port chosen, for ``port=0``)
+            once the socket listens (a request from then on waits, never refused).
 
     Raises:
         ValueError: :func:`check_bind` refuses ``host`` without ``token``.
-        OSError: the address cannot be bound (in use, not on this machine).
+        OSError: the address cannot be bound (in use, not on this machine), one line.
     """
     import uvicorn
 
     check_bind(host, token)
-    config = uvicorn.Config(make_app(svc, token=token), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    config = uvicorn.Config(make_app(svc, token=token), log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    if on_listen is not None:
+        on_listen(url)
     if open_browser:
         import webbrowser
 
-        shown = "localhost" if is_loopback(host) else host
-        url = f"http://{shown}:{port}/" + (f"?token={urllib.parse.quote(token)}" if token else "")
-        threading.Timer(1.0, webbrowser.open, (url,)).start()
-    with _stop_on_sigterm():
-        server.run()
-    if not server.started and not server.should_exit:
-        raise OSError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")
+        threading.Timer(1.0, webbrowser.open, (url + (f"?token={urllib.parse.quote(token)}" if token else ""),)).start()
+    with sock, _stop_on_sigterm():
+        server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (as uvicorn would bind it), or a one-line
+    OSError naming the address (in use, not an address of this machine)."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog: connections wait from here on, none is refused
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
