@@ -225,6 +225,9 @@ class Store:
             "events_recent": _compile(
                 E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
                 .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
+            "events_slice": _compile(
+                E.select(*ev_cols).where(where_key(E)).order_by(E.timestamp, E.id)
+                .limit(_p("limit")).offset(_p("offset")), *key, "limit", "offset"),
             "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
             "state_upsert": _compile(
                 T.insert_many([tuple(_p(n) for n in key + ("scope", "state_key", "state_value", "updated_at"))],
@@ -492,6 +495,20 @@ class Store:
                 events.reverse()
             return row, state, events
         return self._run(run)
+
+    def read_event_slice(self, app: str, user: str, session: str, offset: int, limit: int) -> list[EventRow]:
+        """Read the session's events ``offset`` to ``offset + limit - 1`` in the order
+        ``get_session`` returns them (oldest first; equal timestamps in append order),
+        without reading the events before them (a page of a huge session).
+
+        Args:
+            offset, limit: ints >= 0 (checked by the caller).
+
+        Returns:
+            The event rows, oldest first; ``[]`` past the end or for a session not stored.
+        """
+        return self._run(lambda conn: list(map(EventRow._make, conn.execute(
+            self._sql["events_slice"], (app, user, session, limit, offset)))))
 
     def delete_session(self, app: str, user: str, session: str) -> None:
         """Delete a session, its events and its session-scope state (a no-op if absent)."""

@@ -531,3 +531,24 @@ def test_a_port_in_use_is_one_line_and_port_0_prints_the_port_chosen(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0  # SIGTERM: shut down and closed, not killed
+
+
+def test_a_page_of_a_huge_session_reads_only_its_own_events(svc_any, monkeypatch):
+    import adk_lite.service
+    import adk_lite.web.app
+
+    s = svc_any.create_session("a", "u", session_id="long")
+    svc_any.append_events(s, [Event(author="user", timestamp=1000.0 + (i // 3), content={"parts": [{"text": f"m{i}"}]})
+                              for i in range(2 * EVENTS_PER_PAGE + 7)])
+    every = [e.to_dict() for e in svc_any.get_session("a", "u", "long").events]
+    decoded = []
+    for module in (adk_lite.service, adk_lite.web.app):
+        original = module.event_from_row
+        monkeypatch.setattr(module, "event_from_row", lambda row, original=original: decoded.append(1) or original(row))
+    client = _client(svc_any)
+    for page, want in ((1, every[:EVENTS_PER_PAGE]), (2, every[EVENTS_PER_PAGE:2 * EVENTS_PER_PAGE]),
+                       (3, every[2 * EVENTS_PER_PAGE:])):
+        decoded.clear()
+        data = client.get(session_url("a", "u", "long", api=True) + f"?page={page}").json()
+        assert data["session"]["events"] == want and data["first_event"] == (page - 1) * EVENTS_PER_PAGE + 1
+        assert len(decoded) == len(want)  # the events before the page are not read

@@ -43,7 +43,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .. import errors
-from ..service import DatabaseSessionService
+from ..service import DatabaseSessionService, event_from_row
 from .charts import bar_chart
 from .timeline import event_view, iso, state_by_scope
 
@@ -213,12 +213,13 @@ class _Views:
         else:
             raise ValueError(f"page must be a whole number from 1 to {pages}, not {wanted[:40]!r}")
         skip = (page - 1) * EVENTS_PER_PAGE
-        session = self.svc.get_session(app, user, sid, num_recent_events=max(0, count - skip))
-        events = [e.to_dict() for e in session.events[:EVENTS_PER_PAGE]]
+        # only this page's events are read (a huge session's first page would read them all)
+        events = [event_from_row(r).to_dict()
+                  for r in self.svc.store.read_event_slice(app, user, sid, skip, EVENTS_PER_PAGE)]
         lineage = self.svc.get_lineage(app, user, sid)
         forks = [s.id for s in self.svc.list_sessions(app, user, limit=FORK_SCAN, order="newest")
                  if s.id != sid and (self.svc.get_lineage(app, user, s.id) or {}).get("session_id") == sid]
-        return {"session": {**_session_dict(session), "events": events}, "event_count": count, "page": page,
+        return {"session": {**_session_dict(head), "events": events}, "event_count": count, "page": page,
                 "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
                 "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
 
