@@ -552,3 +552,61 @@ def test_a_page_of_a_huge_session_reads_only_its_own_events(svc_any, monkeypatch
         data = client.get(session_url("a", "u", "long", api=True) + f"?page={page}").json()
         assert data["session"]["events"] == want and data["first_event"] == (page - 1) * EVENTS_PER_PAGE + 1
         assert len(decoded) == len(want)  # the events before the page are not read
+
+
+HOSTILE = {
+    "app": "<img src=x onerror=document.title='pwned'>",
+    "user": "\"><script>document.title='pwned'</script>",
+    "session": "javascript:document.title='pwned'//'\"><b>",
+}
+
+
+def _fill_hostile(path: str) -> None:
+    """Markup in every stored name and value the pages show, around one searchable word."""
+    app, user, sid = HOSTILE["app"], HOSTILE["user"], HOSTILE["session"]
+    with DatabaseSessionService(path) as svc:
+        s = svc.create_session(app, user, session_id=sid, state={
+            "<i>k</i>": "<script>document.title='pwned'</script>", f"user:{XSS}": {"<b>": XSS}, f"app:{XSS}": 1})
+        svc.append_events(s, [
+            Event(author=XSS, invocation_id=XSS, branch=XSS,
+                  content={"parts": [{"text": f"quokkamarker « not a mark » {XSS}"}]},
+                  actions=EventActions(state_delta={XSS: XSS})),
+            Event(author="agent", invocation_id="i2", content={"parts": [
+                {"function_call": {"name": XSS, "args": {XSS: "</pre><script>document.title='pwned'</script>"}}},
+                {"function_response": {"name": XSS, "response": {"r": XSS}}},
+                {"inline_data": {"mime_type": XSS, "data": "AA=="}}]},
+                  actions=EventActions(extra={"compaction": {"start_timestamp": 1.0, "end_timestamp": 2.0,
+                                                             "compacted_content": {"parts": [{"text": XSS}]}},
+                                              "rewind_before_invocation_id": XSS})),
+        ])
+        svc.fork_session(app, user, sid, new_session_id=XSS, before_invocation_id="i2")
+
+
+def test_markup_in_every_stored_field_is_text_on_every_page(tmp_path, browser):
+    path = str(tmp_path / "s.sqlite3")
+    _fill_hostile(path)
+    for base, _p in _serve(path):
+        pages = ["/", "/?q=quokkamarker", "/stats", "/?app=" + urllib.parse.quote(HOSTILE["app"]),
+                 session_url(HOSTILE["app"], HOSTILE["user"], HOSTILE["session"]),
+                 session_url(HOSTILE["app"], HOSTILE["user"], XSS)]
+        for page in pages:
+            browser.get(base + page)
+            assert browser.title.endswith(" · adk-lite"), page  # a script would have set it to 'pwned'
+            assert not _by(browser, "script") and not _by(browser, "img") and not _by(browser, "main b:not([class])"), page
+            assert not _by(browser, "main i"), page
+        browser.get(base + "/")
+        links = [a.get_attribute("href") for a in _by(browser, "#sessions a")]
+        assert len(links) == 2 and all(link.startswith(base + "/sessions/") for link in links)
+        browser.get(base + "/?q=quokkamarker")
+        assert [m.text for m in _by(browser, "#hits mark")][:1] == ["quokkamarker"]
+        hit = _by(browser, "#hits li.hit a")[0].get_attribute("href")
+        assert hit.startswith(base + "/sessions/")
+        browser.get(hit)
+        assert browser.find_element("id", "session-title").text in (" / ".join(HOSTILE.values()),
+                                                                    " / ".join([HOSTILE["app"], HOSTILE["user"], XSS]))
+        browser.get(base + session_url(HOSTILE["app"], HOSTILE["user"], HOSTILE["session"]))
+        text = browser.find_element("tag name", "main").text
+        for shown in (XSS, "quokkamarker « not a mark »"):
+            assert shown in text
+        assert browser.find_element("css selector", "#forks a.fork").text == XSS
+        assert "</pre><script>" in _by(browser, "details.call pre")[0].get_attribute("textContent")
