@@ -610,3 +610,46 @@ def test_markup_in_every_stored_field_is_text_on_every_page(tmp_path, browser):
             assert shown in text
         assert browser.find_element("css selector", "#forks a.fork").text == XSS
         assert "</pre><script>" in _by(browser, "details.call pre")[0].get_attribute("textContent")
+
+
+def test_the_browser_opened_by_serve_gets_a_one_time_code_not_the_token(svc_any):
+    # --open hands the URL to a browser process, whose command line any user can read
+    client = _client(svc_any, token="s3cret")
+    client.app.login_codes.add("once-code")
+    from adk_lite.web.app import make_app
+
+    app = make_app(svc_any, token="s3cret", login_code="c0de")
+    assert app.login_codes == {"c0de"}
+    first = client.get("/stats?token=once-code")
+    assert first.status_code == 303
+    cookie = first.headers["set-cookie"].split(";")[0]
+    assert client.get("/stats", headers={"Cookie": cookie}).status_code == 200
+    client.cookies.clear()
+    assert client.get("/stats?token=once-code").status_code == 401  # used up
+    assert make_app(svc_any, login_code="c0de").login_codes == set()  # no token: no code either
+
+
+def test_serve_open_gives_the_browser_a_one_time_code(tmp_path, monkeypatch):
+    import threading
+
+    import adk_lite.web.app as web_app
+
+    opened, stop = [], threading.Event()
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or stop.set())
+
+    class FakeServer:
+        def __init__(self, config):
+            self.config = config
+
+        def run(self, sockets):
+            stop.wait(10)
+            FakeServer.app = self.config.app
+
+    monkeypatch.setattr("uvicorn.Server", FakeServer)
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    with DatabaseSessionService(path, read_only=True) as svc:
+        web_app.serve(svc, "127.0.0.1", 0, token="s3cret", open_browser=True)
+    assert len(opened) == 1 and "s3cret" not in opened[0]
+    code = urllib.parse.parse_qs(urllib.parse.urlsplit(opened[0]).query)["token"][0]
+    assert FakeServer.app.login_codes == {code}

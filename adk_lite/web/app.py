@@ -29,6 +29,7 @@ import ipaddress
 import math
 import pathlib
 import re
+import secrets
 import signal
 import socket
 import threading
@@ -288,8 +289,9 @@ class _Guard:
     """ASGI middleware: only GET; the token (when set) or a loopback ``Host``
     (when not); security headers on every answer; library errors as one line."""
 
-    def __init__(self, app: Any, token: Optional[str]) -> None:
+    def __init__(self, app: Any, token: Optional[str], login_code: Optional[str] = None) -> None:
         self.app, self.token = app, token
+        self.login_codes = {login_code} if login_code else set()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -311,6 +313,14 @@ class _Guard:
 
         await self.app(scope, receive, send_with_headers)
 
+    def _use_login_code(self, given: str) -> bool:
+        """True once for a login code (it is then forgotten)."""
+        for code in list(self.login_codes):
+            if hmac.compare_digest(given.encode(), code.encode()):
+                self.login_codes.discard(code)
+                return True
+        return False
+
     @staticmethod
     def _cookie_name(request: Request) -> str:
         server = request.scope.get("server") or (None, None)
@@ -326,7 +336,8 @@ class _Guard:
                                          headers=SECURITY_HEADERS)
             return None
         given = request.query_params.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+        if given is not None and (hmac.compare_digest(given.encode(), self.token.encode())
+                                  or self._use_login_code(given)):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = _same_path(request) + ("?" + urllib.parse.urlencode(rest) if rest else "")
             response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
@@ -358,13 +369,16 @@ def _guarded(view: Any) -> Any:
     return endpoint
 
 
-def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any:
+def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None, login_code: Optional[str] = None) -> Any:
     """The ASGI app of ``adk-lite serve`` on ``svc`` (open it with ``read_only=True``).
 
     Args:
         svc: the service the pages read; it stays open (the caller closes it).
         token: None (answer only requests addressed to a loopback name), or the
             token every request must carry.
+        login_code: with ``token``, a code ``?token=`` accepts ONCE in its place (then
+            forgotten): the URL ``serve(open_browser=True)`` gives the browser, whose
+            command line every user of the machine can read.
 
     Returns:
         An ASGI application (Starlette's, wrapped by the read-only guard).
@@ -380,7 +394,7 @@ def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any
         ("/api/usage", views.usage_page), ("/api/stats", views.stats_page),
         ("/sessions/{rest:path}", views.session_page), ("/api/sessions/{rest:path}", views.session_page),
         ("/static/style.css", views.style))]
-    return _Guard(Starlette(routes=routes), token)
+    return _Guard(Starlette(routes=routes), token, login_code if token else None)
 
 
 class _Terminated(Exception):
@@ -420,7 +434,8 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
         host: the address to bind; beyond loopback only with ``token``.
         port: the TCP port (0 picks a free one).
         token: see :func:`make_app`.
-        open_browser: open the default browser on the first page once listening.
+        open_browser: open the default browser on the first page once listening
+            (with a token, through a one-time login code, never the token itself).
         on_listen: called with the server's URL (the port chosen, for ``port=0``)
             once the socket listens (a request from then on waits, never refused).
 
@@ -431,17 +446,19 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
     import uvicorn
 
     check_bind(host, token)
+    login_code = secrets.token_urlsafe(24) if token and open_browser else None
     sock = _listen(host, port)
     port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    config = uvicorn.Config(make_app(svc, token=token), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(make_app(svc, token=token, login_code=login_code), log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if on_listen is not None:
         on_listen(url)
     if open_browser:
         import webbrowser
 
-        threading.Timer(1.0, webbrowser.open, (url + (f"?token={urllib.parse.quote(token)}" if token else ""),)).start()
+        # a one-time code, not the token: the browser's command line shows the URL
+        threading.Timer(1.0, webbrowser.open, (url + (f"?token={login_code}" if login_code else ""),)).start()
     with sock, _stop_on_sigterm():
         server.run(sockets=[sock])
 
