@@ -653,3 +653,19 @@ def test_serve_open_gives_the_browser_a_one_time_code(tmp_path, monkeypatch):
     assert len(opened) == 1 and "s3cret" not in opened[0]
     code = urllib.parse.parse_qs(urllib.parse.urlsplit(opened[0]).query)["token"][0]
     assert FakeServer.app.login_codes == {code}
+
+
+def test_an_ipv6_address_in_brackets_is_served(tmp_path):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    proc = subprocess.Popen([sys.executable, "-m", "adk_lite", "serve", path, "--host", "[::1]", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        line = proc.stderr.readline()
+        assert " on http://[::1]:" in line, line
+        assert _get(line.split(" on ", 1)[1].split()[0] + "api/stats")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

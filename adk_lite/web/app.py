@@ -447,9 +447,10 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
 
     check_bind(host, token)
     login_code = secrets.token_urlsafe(24) if token and open_browser else None
-    sock = _listen(host, port)
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1] as in a URL
+    sock = _listen(address, port)
     port = sock.getsockname()[1]
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    url = f"http://{f'[{address}]' if ':' in address else address}:{port}/"
     config = uvicorn.Config(make_app(svc, token=token, login_code=login_code), log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if on_listen is not None:
