@@ -983,9 +983,10 @@ def _quiet_stdout() -> None:
 def _hide_passwords() -> None:
     """Overwrite this process's command line (``/proc/PID/cmdline``, what ``ps`` shows to
     every user of the machine) with its passwords and ``serve --token`` masked
-    (:func:`adk_lite.target.mask_password`), through ``setproctitle`` (the ``cli`` and ``postgres`` extras). Without it, or when
-    nothing is masked, the command line stays as it is. The password was visible from the
-    start of the process to this call: prefer ``PGPASSWORD`` or ``~/.pgpass``."""
+    (:func:`adk_lite.target.mask_password`), through ``setproctitle`` (the ``cli`` and
+    ``postgres`` extras). Without it, or when nothing is masked, the command line stays as
+    it is. The secret was visible from the start of the process to this call: prefer
+    ``PGPASSWORD`` or ``~/.pgpass``, and ``$ADK_LITE_TOKEN``."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     masked = [mask_password(arg) for arg in argv]
     for i, arg in enumerate(masked):  # serve's --token (or an abbreviation argparse takes: --tok)

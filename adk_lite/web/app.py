@@ -451,7 +451,8 @@ def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765
     sock = _listen(address, port)
     port = sock.getsockname()[1]
     url = f"http://{f'[{address}]' if ':' in address else address}:{port}/"
-    config = uvicorn.Config(make_app(svc, token=token, login_code=login_code), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(make_app(svc, token=token, login_code=login_code), log_level="warning",
+                            access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if on_listen is not None:
         on_listen(url)
