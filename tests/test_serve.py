@@ -669,3 +669,39 @@ def test_an_ipv6_address_in_brackets_is_served(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class _DeletedMeanwhile:
+    """A service whose sessions are deleted (by another process) right after it lists or reads them."""
+
+    def __init__(self, svc, writer):
+        self._svc, self._writer = svc, writer
+
+    def __getattr__(self, name):
+        return getattr(self._svc, name)
+
+    def list_sessions(self, *args, **kwargs):
+        page = self._svc.list_sessions(*args, **kwargs)
+        for s in page:
+            self._writer.delete_session(s.app_name, s.user_id, s.id)
+        return page
+
+    def get_session(self, *args, **kwargs):
+        found = self._svc.get_session(*args, **kwargs)
+        if found is not None:
+            self._writer.delete_session(found.app_name, found.user_id, found.id)
+        return found
+
+
+def test_sessions_deleted_while_a_page_is_built_do_not_fail_it(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    _fill(path)
+    with DatabaseSessionService(path) as writer, DatabaseSessionService(path, read_only=True) as svc:
+        client = _client(_DeletedMeanwhile(svc, writer))
+        listed = client.get("/api/sessions")
+        assert listed.status_code == 200 and [s["events"] for s in listed.json()["sessions"]] == [0, 0, 0]
+    _fill(str(tmp_path / "t.sqlite3"))
+    with DatabaseSessionService(str(tmp_path / "t.sqlite3")) as writer, \
+            DatabaseSessionService(str(tmp_path / "t.sqlite3"), read_only=True) as svc:
+        gone = _client(_DeletedMeanwhile(svc, writer)).get(session_url("shop", "alice", "chat-1"))
+        assert gone.status_code == 404 and "chat-1" in gone.text

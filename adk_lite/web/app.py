@@ -187,11 +187,9 @@ class _Views:
     def sessions(self, request: Request) -> dict[str, Any]:
         page = self.svc.list_sessions(_param(request, "app"), _param(request, "user"), limit=SESSIONS_PER_PAGE,
                                       after=_param(request, "after"), order="newest")
-        rows = []
-        for s in page:
-            row = _session_dict(s)
-            row["events"] = self.svc.get_event_count(s.app_name, s.user_id, s.id)
-            rows.append(row)
+        # one snapshot; a session deleted since it was listed counts 0 (get_event_count would raise)
+        counts = self.svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
+        rows = [{**_session_dict(s), "events": n} for s, n in zip(page, counts)]
         return {"sessions": rows, "next_cursor": page.next_cursor}
 
     def search(self, request: Request, query: str) -> dict[str, Any]:
@@ -204,7 +202,10 @@ class _Views:
         head = self.svc.get_session(app, user, sid, num_recent_events=0)
         if head is None:
             return None
-        count = self.svc.get_event_count(app, user, sid)
+        try:
+            count = self.svc.get_event_count(app, user, sid)
+        except errors.SessionNotFoundError:  # deleted since it was read
+            return None
         pages = max(1, math.ceil(count / EVENTS_PER_PAGE))
         wanted = request.query_params.get("page")
         if wanted is None:
