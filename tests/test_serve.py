@@ -705,3 +705,21 @@ def test_sessions_deleted_while_a_page_is_built_do_not_fail_it(tmp_path):
             DatabaseSessionService(str(tmp_path / "t.sqlite3"), read_only=True) as svc:
         gone = _client(_DeletedMeanwhile(svc, writer)).get(session_url("shop", "alice", "chat-1"))
         assert gone.status_code == 404 and "chat-1" in gone.text
+
+    class ForkDeletedMeanwhile:
+        def __init__(self, svc, writer):
+            self._svc, self._writer = svc, writer
+
+        def __getattr__(self, name):
+            return getattr(self._svc, name)
+
+        def list_sessions(self, *args, **kwargs):  # the fork scan lists, then the fork goes
+            page = self._svc.list_sessions(*args, **kwargs)
+            self._writer.delete_session("shop", "alice", "chat-1-fork")
+            return page
+
+    _fill(str(tmp_path / "u.sqlite3"))
+    with DatabaseSessionService(str(tmp_path / "u.sqlite3")) as writer, \
+            DatabaseSessionService(str(tmp_path / "u.sqlite3"), read_only=True) as svc:
+        page = _client(ForkDeletedMeanwhile(svc, writer)).get(session_url("shop", "alice", "chat-1", api=True))
+        assert page.status_code == 200 and page.json()["forks"] == []

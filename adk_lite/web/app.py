@@ -218,12 +218,19 @@ class _Views:
         # only this page's events are read (a huge session's first page would read them all)
         events = [event_from_row(r).to_dict()
                   for r in self.svc.store.read_event_slice(app, user, sid, skip, EVENTS_PER_PAGE)]
-        lineage = self.svc.get_lineage(app, user, sid)
+        lineage = self._lineage(app, user, sid)
         forks = [s.id for s in self.svc.list_sessions(app, user, limit=FORK_SCAN, order="newest")
-                 if s.id != sid and (self.svc.get_lineage(app, user, s.id) or {}).get("session_id") == sid]
+                 if s.id != sid and (self._lineage(app, user, s.id) or {}).get("session_id") == sid]
         return {"session": {**_session_dict(head), "events": events}, "event_count": count, "page": page,
                 "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
                 "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
+
+    def _lineage(self, app: str, user: str, sid: str) -> Optional[dict[str, Any]]:
+        """``get_lineage``, or None for a session another process deleted meanwhile."""
+        try:
+            return self.svc.get_lineage(app, user, sid)
+        except errors.SessionNotFoundError:
+            return None
 
     def usage(self, request: Request) -> Optional[dict[str, Any]]:
         get_usage = getattr(self.svc, "get_usage", None)
