@@ -205,6 +205,10 @@ class Store:
                                       S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
+            "session_forks": _compile(
+                S.select(S.session_id, S.forked_from)
+                .where((S.app_name == _p("app")) & (S.user_id == _p("user")) & S.forked_from.is_null(False))
+                .order_by(S.updated_at.desc(), S.session_id).limit(_p("limit")), "app", "user", "limit"),
             # the row fork reads first: shared-locked where the database has row locks, so no
             # append (which locks it FOR UPDATE) commits between fork's reads of events and state
             "session_lineage_lock": _compile(
@@ -598,6 +602,12 @@ class Store:
         if found is None:
             raise errors.SessionNotFoundError(f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
         return None if found[1] is None else codec.loads(found[1])
+
+    def forks(self, app: str, user: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The user's forks, most recently updated first, at most ``limit`` (an int >= 0),
+        in one statement: ``[(session_id, lineage as lineage() returns it)]``."""
+        rows = self._run(lambda conn: conn.execute(self._sql["session_forks"], (app, user, limit)).fetchall())
+        return [(session, codec.loads(lineage)) for session, lineage in rows]
 
     def user_tables(self) -> list[tuple[str, str]]:
         """Every table that holds rows of one ``(app_name, user_id)``, as ``(the name

@@ -706,20 +706,18 @@ def test_sessions_deleted_while_a_page_is_built_do_not_fail_it(tmp_path):
         gone = _client(_DeletedMeanwhile(svc, writer)).get(session_url("shop", "alice", "chat-1"))
         assert gone.status_code == 404 and "chat-1" in gone.text
 
-    class ForkDeletedMeanwhile:
-        def __init__(self, svc, writer):
-            self._svc, self._writer = svc, writer
 
-        def __getattr__(self, name):
-            return getattr(self._svc, name)
-
-        def list_sessions(self, *args, **kwargs):  # the fork scan lists, then the fork goes
-            page = self._svc.list_sessions(*args, **kwargs)
-            self._writer.delete_session("shop", "alice", "chat-1-fork")
-            return page
-
-    _fill(str(tmp_path / "u.sqlite3"))
-    with DatabaseSessionService(str(tmp_path / "u.sqlite3")) as writer, \
-            DatabaseSessionService(str(tmp_path / "u.sqlite3"), read_only=True) as svc:
-        page = _client(ForkDeletedMeanwhile(svc, writer)).get(session_url("shop", "alice", "chat-1", api=True))
-        assert page.status_code == 200 and page.json()["forks"] == []
+def test_forks_are_found_in_one_statement_among_many_sessions(svc_any):
+    src = svc_any.create_session("a", "u", session_id="src")
+    svc_any.append_event(src, Event(author="user", invocation_id="i1", content={"parts": [{"text": "x"}]}))
+    for i in range(30):
+        svc_any.create_session("a", "u", session_id=f"other{i}")
+    for name in ("f1", "f2"):
+        svc_any.fork_session("a", "u", "src", new_session_id=name)
+    svc_any.fork_session("a", "u", "f1", new_session_id="f1-child")
+    svc_any.create_session("a", "v", session_id="src")
+    svc_any.fork_session("a", "v", "src", new_session_id="other-user-fork")
+    client = _client(svc_any)
+    assert client.get(session_url("a", "u", "src", api=True)).json()["forks"] == ["f1", "f2"]
+    assert client.get(session_url("a", "u", "f1", api=True)).json()["forks"] == ["f1-child"]
+    assert client.get(session_url("a", "u", "other3", api=True)).json()["forks"] == []

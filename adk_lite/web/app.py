@@ -53,7 +53,7 @@ EVENTS_PER_PAGE = 500
 SESSIONS_PER_PAGE = 50
 """Sessions (or search hits) on one page of the list."""
 FORK_SCAN = 500
-"""How many of the user's sessions (newest first) are looked at for forks of a session."""
+"""How many of the user's forks (most recently updated first) are looked at for forks of a session."""
 COOKIE = "adk_lite_"
 """The start of the cookie's name; the port follows (each server on this host has its own)."""
 HERE = pathlib.Path(__file__).parent
@@ -219,8 +219,8 @@ class _Views:
         events = [event_from_row(r).to_dict()
                   for r in self.svc.store.read_event_slice(app, user, sid, skip, EVENTS_PER_PAGE)]
         lineage = self._lineage(app, user, sid)
-        forks = [s.id for s in self.svc.list_sessions(app, user, limit=FORK_SCAN, order="newest")
-                 if s.id != sid and (self._lineage(app, user, s.id) or {}).get("session_id") == sid]
+        forks = [fork for fork, source in self.svc.store.forks(app, user, FORK_SCAN)
+                 if fork != sid and isinstance(source, dict) and source.get("session_id") == sid]
         return {"session": {**_session_dict(head), "events": events}, "event_count": count, "page": page,
                 "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
                 "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
