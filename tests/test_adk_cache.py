@@ -109,6 +109,32 @@ def test_recipe_snapshots_models_dicts_lists_sets_and_other_values():
     assert build(made) == {"raw": bytearray(b"ab"), "ids": frozenset({"a"})}
 
 
+def test_flat_dicts_and_lists_are_copied_per_build_never_shared():
+    """Dicts and lists of plain values (a function call's args, the empty deltas of
+    EventActions, a list of strings) are built with one copy each: no two builds share one."""
+    call = types.FunctionCall(id="c1", name="lookup", args={"order": "A-1", "fields": ["status", "eta"]})
+    value = Event(author="agent", invocation_id="inv",
+                  content=types.Content(role="model", parts=[types.Part(function_call=call)]))
+    made = recipe(value)
+    call.args["order"] = "changed at the source"
+    first, second = build(made), build(made)
+    for e in (first, second):
+        assert e.content.parts[0].function_call.args == {"order": "A-1", "fields": ["status", "eta"]}
+    first.content.parts[0].function_call.args["order"] = "B-2"
+    first.content.parts[0].function_call.args["fields"].append("price")
+    first.actions.artifact_delta["f"] = 1
+    first.actions.state_delta["k"] = 1
+    first.actions.requested_auth_configs["x"] = None
+    third = build(made)
+    for e in (second, third):
+        assert e.content.parts[0].function_call.args == {"order": "A-1", "fields": ["status", "eta"]}
+        assert e.actions.artifact_delta == {} and e.actions.state_delta == {}
+        assert e.actions.requested_auth_configs == {}
+    assert third == second and third.model_dump_json() == second.model_dump_json()
+    assert third.model_fields_set == value.model_fields_set and third.__pydantic_fields_set__ is not \
+        second.__pydantic_fields_set__
+
+
 def test_delete_and_recreate_serves_no_stale_event(path):
     """Same session id, same event ids, other content: the new incarnation's events."""
     async def scenario():
