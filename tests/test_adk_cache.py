@@ -135,6 +135,31 @@ def test_flat_dicts_and_lists_are_copied_per_build_never_shared():
         second.__pydantic_fields_set__
 
 
+def test_cached_recipes_hold_no_class_list_or_set():
+    """What the cache keeps is tuples, strings, numbers and dicts of them: never a class, a
+    list or a set, which Python's collector tracks always (and every tuple above them), so
+    that each full collection walks fewer objects of a full cache."""
+    call = types.FunctionCall(id="c1", name="lookup", args={"fields": ["status"], "n": 2})
+    value = Event(author="agent", invocation_id="inv", long_running_tool_ids={"c1"},
+                  content=types.Content(role="model", parts=[types.Part(function_call=call), types.Part(text="t")]),
+                  actions=EventActions(state_delta={"k": [1, {"z": [2]}]}))
+    seen = []
+
+    def walk(node):
+        seen.append(type(node))
+        assert not isinstance(node, (type, list, set, frozenset)), f"a recipe holds a {type(node).__name__}"
+        for item in (node.values() if isinstance(node, dict) else node if isinstance(node, tuple) else ()):
+            walk(item)
+
+    made = recipe(value)
+    walk(made)
+    assert tuple in seen and dict in seen
+    copy = build(made)
+    assert copy == value and copy.model_fields_set == value.model_fields_set
+    assert copy.long_running_tool_ids == {"c1"} and type(copy.long_running_tool_ids) is set
+    assert copy.actions.state_delta == {"k": [1, {"z": [2]}]} and type(copy.content.parts) is list
+
+
 def test_delete_and_recreate_serves_no_stale_event(path):
     """Same session id, same event ids, other content: the new incarnation's events."""
     async def scenario():
