@@ -721,3 +721,26 @@ def test_forks_are_found_in_one_statement_among_many_sessions(svc_any):
     assert client.get(session_url("a", "u", "src", api=True)).json()["forks"] == ["f1", "f2"]
     assert client.get(session_url("a", "u", "f1", api=True)).json()["forks"] == ["f1-child"]
     assert client.get(session_url("a", "u", "other3", api=True)).json()["forks"] == []
+
+
+def test_usage_page_charts_tokens_by_day_and_model(tmp_path, browser):
+    """``/usage`` draws get_usage's totals by day and by model as SVG bars, with the table
+    below; model names are stored text, shown escaped."""
+    path = str(tmp_path / "u.sqlite3")
+    with DatabaseSessionService(path) as svc:
+        s = svc.create_session("shop", "alice", session_id="c")
+        for model, tokens, day in (("gemini-x", 15, 0), ("<b>m</b>", 7, 86400)):
+            svc.append_event(s, Event(author="agent", timestamp=1_767_225_600 + day,
+                                      content={"parts": [{"text": "answer"}]},
+                                      extra={"usage_metadata": {"prompt_token_count": tokens - 1,
+                                                                "candidates_token_count": 1,
+                                                                "total_token_count": tokens},
+                                             "model_version": model}))
+    for base, _p in _serve(path):
+        browser.get(base + "/usage")
+        assert len(_by(browser, "#chart-day svg rect.bar")) == 2
+        assert len(_by(browser, "#chart-model svg rect.bar")) == 2
+        rows = [r.text for r in _by(browser, "#usage tbody tr")]
+        assert rows[0].startswith("2026-01-01 14 1 0 0 15 1") and rows[1].startswith("2026-01-02 6 1 0 0 7 1")
+        assert "<b>m</b>" in [r.text.split(" ")[0] for r in _by(browser, "#usage-models tbody tr")]
+        assert not _by(browser, "#usage-models b")
