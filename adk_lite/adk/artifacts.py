@@ -8,8 +8,6 @@ are stored once per SHA-256 however many versions refer to them
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 from typing import Any, Callable, Optional, Union
 
@@ -22,17 +20,14 @@ from google.genai import types
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .. import codec, service, validate
+from .. import codec, validate
 from ..artifacts import MAX_ARTIFACT_BYTES, ArtifactStore, VersionRow
-from ..executor import Executor
 from ..target import target_kind
+from .opened import OnDatabase
 
 __all__ = ["DatabaseArtifactService", "MAX_ARTIFACT_BYTES"]
 
-logger = logging.getLogger(__name__)
 
-_REGISTRY_KWARGS = frozenset({"agents_dir"})
-"""Keyword arguments ADK's service registry passes that this service does not use."""
 
 USER_PREFIX = "user:"
 """Filenames starting with it are user-scoped: shared by every session of the user."""
@@ -120,7 +115,7 @@ def _part(row: VersionRow, data: Optional[bytes]) -> types.Part:
     return part
 
 
-class DatabaseArtifactService(BaseArtifactService):
+class DatabaseArtifactService(OnDatabase, BaseArtifactService):
     """ADK's ``BaseArtifactService`` on an adk_lite database (a SQLite file or a
     PostgreSQL server), shared with :class:`adk_lite.adk.DatabaseSessionService`.
 
@@ -157,28 +152,16 @@ class DatabaseArtifactService(BaseArtifactService):
                  uri: Optional[str] = None, max_artifact_bytes: int = MAX_ARTIFACT_BYTES,
                  synchronous: str = "normal", busy_timeout: float = 5.0, max_workers: Optional[int] = None,
                  **kwargs: Any) -> None:
-        given = [target for target in (db, db_url, uri) if target is not None]
-        if len(given) > 1:
-            raise ValueError(f"give the database once, as db, db_url or uri; got {given!r}")
         if type(max_artifact_bytes) is not int or max_artifact_bytes < 0:
             raise ValueError(f"max_artifact_bytes must be an int >= 0 (bytes), not {max_artifact_bytes!r}")
-        unknown = sorted(set(kwargs) - _REGISTRY_KWARGS)
-        if unknown:
-            logger.warning("adk_lite.adk.DatabaseArtifactService ignores the arguments %s", ", ".join(unknown))
         self.max_artifact_bytes = max_artifact_bytes
-        self._executor = Executor(max_workers)
-        self._core = service.DatabaseSessionService(given[0] if given else None, synchronous=synchronous,
-                                                    busy_timeout=busy_timeout)
-        self._executor.name = self._core.path
+        self._open(db, db_url, uri, synchronous, busy_timeout, max_workers, kwargs)
         self._artifacts = ArtifactStore(self._core.store)
 
     @property
     def path(self) -> str:
         """The database file's path (``":memory:"`` in memory; the masked URL on PostgreSQL)."""
         return self._core.path
-
-    async def _run(self, fn: Callable, *args: Any) -> Any:
-        return await self._executor.run(fn, *args)
 
     # -- ADK's BaseArtifactService ----------------------------------------------
     async def save_artifact(self, *, app_name: str, user_id: str, filename: str,
@@ -395,17 +378,8 @@ class DatabaseArtifactService(BaseArtifactService):
 
     async def close(self) -> None:
         """Stop the executor, checkpoint the WAL and close every connection."""
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
-        self._core.close()
+        await self._close()
 
-    async def __aenter__(self) -> "DatabaseArtifactService":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"adk_lite.adk.DatabaseArtifactService({self.path!r})"
 
 
 _OPTIONS = frozenset({"synchronous", "busy_timeout", "max_workers", "max_artifact_bytes"})

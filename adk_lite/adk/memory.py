@@ -8,12 +8,10 @@ calls :meth:`DatabaseMemoryService.add_session_to_memory` after a session."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import logging
 import os
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from google.adk.events import Event
 from google.adk.memory import BaseMemoryService
@@ -22,15 +20,12 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.adk.sessions import Session
 from google.genai import types
 
-from .. import codec, memory, service, validate
-from ..executor import Executor
+from .. import codec, memory, validate
+from .opened import OnDatabase
 
 __all__ = ["DatabaseMemoryService"]
 
-logger = logging.getLogger(__name__)
 
-_REGISTRY_KWARGS = frozenset({"agents_dir"})
-"""Keyword arguments ADK's service registry passes that this service does not use."""
 MAX_MAX_RESULTS = 1000
 """The largest ``max_results`` accepted."""
 
@@ -58,7 +53,7 @@ def _content_json(content: Any, arg: str) -> Any:
     return content.model_dump(mode="json", exclude_none=True)
 
 
-class DatabaseMemoryService(BaseMemoryService):
+class DatabaseMemoryService(OnDatabase, BaseMemoryService):
     """ADK's ``BaseMemoryService`` on an adk_lite database (a SQLite file, or PostgreSQL),
     the same one :class:`adk_lite.adk.DatabaseSessionService` keeps sessions in.
 
@@ -93,33 +88,21 @@ class DatabaseMemoryService(BaseMemoryService):
                  uri: Optional[str] = None, max_results: int = memory.MAX_RESULTS,
                  keep_on_session_delete: bool = False, synchronous: str = "normal", busy_timeout: float = 5.0,
                  max_workers: Optional[int] = None, **kwargs: Any) -> None:
-        given = [target for target in (db, db_url, uri) if target is not None]
-        if len(given) > 1:
-            raise ValueError(f"give the database once, as db, db_url or uri; got {given!r}")
         if type(max_results) is not int:
             raise TypeError(f"max_results must be an int, not {type(max_results).__name__}")
         if not 1 <= max_results <= MAX_MAX_RESULTS:
             raise ValueError(f"max_results must be from 1 to {MAX_MAX_RESULTS}, got {max_results}")
         if not isinstance(keep_on_session_delete, bool):
             raise TypeError(f"keep_on_session_delete must be a bool, not {type(keep_on_session_delete).__name__}")
-        unknown = sorted(set(kwargs) - _REGISTRY_KWARGS)
-        if unknown:
-            logger.warning("adk_lite.adk.DatabaseMemoryService ignores the arguments %s", ", ".join(unknown))
         self.max_results = max_results
         self.keep_on_session_delete = keep_on_session_delete
-        self._executor = Executor(max_workers)
-        self._core = service.DatabaseSessionService(given[0] if given else None, synchronous=synchronous,
-                                                    busy_timeout=busy_timeout)
-        self._executor.name = self._core.path
+        self._open(db, db_url, uri, synchronous, busy_timeout, max_workers, kwargs)
         self._store = self._core.store
 
     @property
     def path(self) -> str:
         """The database file's path (``":memory:"`` in memory; a PostgreSQL URL without its password)."""
         return self._core.path
-
-    async def _run(self, fn: Callable, *args: Any) -> Any:
-        return await self._executor.run(fn, *args)
 
     # -- ADK's BaseMemoryService ----------------------------------------------
     async def add_session_to_memory(self, session: Session) -> None:
@@ -252,22 +235,13 @@ class DatabaseMemoryService(BaseMemoryService):
     async def close(self) -> None:
         """Stop the executor and close every connection (a file is checkpointed), as
         the session service's ``close``. Later calls raise ``ServiceClosedError``."""
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
-        self._core.close()
-
-    async def __aenter__(self) -> "DatabaseMemoryService":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
+        await self._close()
 
     async def get_stats(self) -> dict[str, Any]:
         """Counts (``memories`` among them) and file facts; see
         :meth:`adk_lite.DatabaseSessionService.get_stats`."""
         return await self._run(self._core.get_stats)
 
-    def __repr__(self) -> str:
-        return f"adk_lite.adk.DatabaseMemoryService({self.path!r})"
 
 
 def _epoch(text: Optional[str], default: float) -> float:

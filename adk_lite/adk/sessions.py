@@ -4,9 +4,7 @@ service registry. See the package's docstring (:mod:`adk_lite.adk`)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 import os
 import re
 from typing import Any, Callable, Optional, Union
@@ -22,21 +20,18 @@ from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
 
 from .. import errors, scopes, service, validate
-from ..executor import Executor
 from ..service import SessionHead
 from ..target import target_kind, url_scheme
 from ..types import SearchResults
 from .artifacts import make_factory as make_artifact_factory
 from .cache import DEFAULT_SIZE, EventCache
+from .opened import OnDatabase
 from .convert import event_from_row, event_row
 
 __all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError"]
 
-logger = logging.getLogger(__name__)
 
-_REGISTRY_KWARGS = frozenset({"agents_dir"})
-"""Keyword arguments ADK's service registry passes that this service does not use."""
 
 
 class SessionNotFoundError(_AdkSessionNotFoundError, errors.SessionNotFoundError):
@@ -117,7 +112,7 @@ def _check_event(event: Any) -> None:
     validate.event_columns(event, "event")
 
 
-class DatabaseSessionService(BaseSessionService):
+class DatabaseSessionService(OnDatabase, BaseSessionService):
     """ADK's ``BaseSessionService`` on an adk_lite database: a SQLite file, or a
     PostgreSQL server.
 
@@ -160,17 +155,8 @@ class DatabaseSessionService(BaseSessionService):
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
                  uri: Optional[str] = None, synchronous: str = "normal", busy_timeout: float = 5.0,
                  max_workers: Optional[int] = None, event_cache_size: int = DEFAULT_SIZE, **kwargs: Any) -> None:
-        given = [target for target in (db, db_url, uri) if target is not None]
-        if len(given) > 1:
-            raise ValueError(f"give the database once, as db, db_url or uri; got {given!r}")
-        unknown = sorted(set(kwargs) - _REGISTRY_KWARGS)
-        if unknown:
-            logger.warning("adk_lite.adk.DatabaseSessionService ignores the arguments %s", ", ".join(unknown))
-        self._executor = Executor(max_workers)  # checks max_workers before the file is opened
         self._events = EventCache(event_cache_size)
-        self._core = service.DatabaseSessionService(given[0] if given else None, synchronous=synchronous,
-                                                    busy_timeout=busy_timeout)
-        self._executor.name = self._core.path
+        self._open(db, db_url, uri, synchronous, busy_timeout, max_workers, kwargs)
         self._store = self._core.store
 
     @property
@@ -469,15 +455,8 @@ class DatabaseSessionService(BaseSessionService):
         ADK's SQL services' ``close``). ADK's web server never calls it; nothing is
         lost without it, and at interpreter exit a service still open is
         checkpointed and closed all the same."""
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.close)
-        self._core.close()
+        await self._close()
         self._events.clear()
-
-    async def __aenter__(self) -> "DatabaseSessionService":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
 
     # -- adk_lite extras -------------------------------------------------------
     async def update_keys(self, *, app_name: str, user_id: str, session_id: str, delta: dict[str, Any]) -> None:
@@ -546,8 +525,6 @@ class DatabaseSessionService(BaseSessionService):
         validated since the service was opened)."""
         return self._events.info()
 
-    def __repr__(self) -> str:
-        return f"adk_lite.adk.DatabaseSessionService({self.path!r})"
 
 
 def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> Callable[..., DatabaseSessionService]:
