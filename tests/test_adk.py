@@ -5,6 +5,7 @@ and the import boundary."""
 from __future__ import annotations
 
 import asyncio
+from asyncio import run
 import datetime
 import logging
 import os
@@ -31,10 +32,6 @@ pytestmark = pytest.mark.adk
 
 APP, USER = "app", "alice"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def event(text="x", **delta):

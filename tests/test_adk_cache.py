@@ -4,7 +4,7 @@ processes, ``adk-lite import --replace``), the bound holds, and it can be turned
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import run
 import json
 import os
 import subprocess
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.adk
 
 APP, USER = "app", "alice"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def event(text="x", event_id=None, **delta):

@@ -9,7 +9,7 @@ sessions with ``model_dump``, which leaves the private marker out).
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import run
 import datetime
 import zoneinfo
 
@@ -32,10 +32,6 @@ from adk_lite.adk import DatabaseSessionService  # noqa: E402
 pytestmark = pytest.mark.adk
 
 APP, USER = "app", "alice"
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def make_service(kind, target):

@@ -3,7 +3,7 @@ export_to_adk, on files ADK's own services write here."""
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import run
 import hashlib
 import importlib.util
 import os
@@ -34,10 +34,6 @@ BIG = 2000
 # (app, user, session id, number of events)
 LAYOUT = [("shop", "alice", "empty", 0), ("shop", "alice", "one", 1), ("shop", "bob", "big", BIG),
           ("shop", "bob", "zoë-日本", 7), ("notes", "alice", "n1", 3)]
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def sha(path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio import run
 import inspect
 import threading
 
@@ -12,10 +13,6 @@ import pytest
 from adk_lite import (AsyncDatabaseSessionService, DatabaseSessionService, Event, EventActions, ServiceClosedError,
                       StaleSessionError)
 from tests.workers import open_fds_on
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_every_sync_method_has_a_coroutine_twin():

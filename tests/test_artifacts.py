@@ -10,6 +10,7 @@ database shared with the session service and other processes, a Runner, ADK's lo
 from __future__ import annotations
 
 import asyncio
+from asyncio import run
 import os
 import subprocess
 import sys
@@ -34,10 +35,6 @@ from tests.conftest import downgrade, on_postgres  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED = datetime(2025, 1, 1, 12, 0, 0).timestamp()
 SCOPE = {"app_name": "app0", "user_id": "user0", "session_id": "123"}
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 @pytest.fixture

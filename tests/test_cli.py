@@ -3,7 +3,6 @@ commands' results (stats, sessions, show, prune, export, import conflicts, a dat
 that is missing or has no adk_lite tables) on PostgreSQL too."""
 
 import configparser
-import hashlib
 import os
 import re
 import sqlite3
@@ -18,16 +17,12 @@ import pytest
 from adk_lite import SCHEMA_VERSION, __version__, DatabaseSessionService, Event, EventActions
 from adk_lite.cli import COMMANDS, main
 from tests.conftest import on_postgres, pg_databases
+from tests.workers import fingerprint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400.0
 READ_ONLY_COMMANDS = (["stats"], ["sessions"], ["show", None, "app", "alice", "chat-0"], ["export"], ["check"],
                       ["prune", "--older-than", "30d", "--dry-run"])
-
-
-def fingerprint(path):
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest(), os.stat(path).st_mtime_ns
 
 
 def tables(target):
@@ -207,8 +202,7 @@ def test_show(capsys, db_any):
 # -- read-only guarantee, missing and bad files ----------------------------------------
 
 def test_read_only_commands_never_change_the_file(capsys, db, tmp_path):
-    before = fingerprint(db)
-    time.sleep(0.02)
+    before = fingerprint(db, pin=True)
     for argv in READ_ONLY_COMMANDS:
         code, _, err = run(capsys, *with_db(argv, db))
         assert code == 0, (argv, err)
@@ -281,7 +275,7 @@ def test_bad_files_are_refused_with_one_line_and_left_alone(capsys, db, tmp_path
     export = tmp_path / "export.jsonl"
     assert run(capsys, "export", db, "-o", export)[0] == 0
     for words, path in bad_files(tmp_path, db).items():
-        before = fingerprint(path)
+        before = fingerprint(path, pin=True)
         for argv in READ_ONLY_COMMANDS + (["vacuum"], ["prune", "--older-than", "1d"], ["import", export, None]):
             code, out, err = run(capsys, *with_db(argv, path))
             assert code == 2, (words, argv)
@@ -299,7 +293,7 @@ def test_a_locked_database_is_reported_and_untouched(capsys, db, tmp_path):
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        before = fingerprint(db)
+        before = fingerprint(db, pin=True)
         for argv in (["vacuum"], ["prune", "--older-than", "1d"], ["import", export, None]):
             started = time.monotonic()
             code, _, err = run(capsys, *with_db(argv, db), "--busy-timeout", "0.2")

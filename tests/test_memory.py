@@ -4,7 +4,7 @@ session and the user, and ADK's own tools (load_memory) in a Runner."""
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import run
 import datetime
 import os
 import subprocess
@@ -34,10 +34,6 @@ from tests.workers import file_bytes  # noqa: E402
 pytestmark = pytest.mark.adk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def text_event(text: str, author: str = "user", event_id: str | None = None, ts: float | None = None) -> Event:

@@ -1,6 +1,5 @@
 """DatabaseSessionService(read_only=True): reads an existing file without changing it."""
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -9,11 +8,7 @@ import pytest
 
 from adk_lite import (CorruptDatabaseError, DatabaseOpenError, DatabaseSessionService, Event, EventActions,
                       ForeignDatabaseError, SchemaVersionError)
-
-
-def fingerprint(path):
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest(), os.stat(path).st_mtime_ns
+from tests.workers import fingerprint
 
 
 @pytest.fixture
@@ -27,12 +22,10 @@ def db(tmp_path):
 
 
 def test_reads_match_a_read_write_service_and_file_is_unchanged(db):
-    before = fingerprint(db)
-    time.sleep(0.01)
+    before = fingerprint(db, pin=True)
     with DatabaseSessionService(db) as rw:
         expected = rw.get_session("app", "alice", "s1")
-    after_rw = fingerprint(db)
-    time.sleep(0.01)
+    after_rw = fingerprint(db, pin=True)
     with DatabaseSessionService(db, read_only=True) as ro:
         got = ro.get_session("app", "alice", "s1")
         assert got == expected
@@ -45,7 +38,7 @@ def test_reads_match_a_read_write_service_and_file_is_unchanged(db):
 
 
 def test_writes_are_refused_and_write_nothing(db):
-    before = fingerprint(db)
+    before = fingerprint(db, pin=True)
     with DatabaseSessionService(db, read_only=True) as ro:
         s = ro.get_session("app", "alice", "s1")
         for call in (lambda: ro.create_session("app", "bob"), lambda: ro.append_event(s, Event(author="x")),
@@ -88,7 +81,7 @@ def test_bad_files_are_refused_unchanged(tmp_path, db):
     conn.execute("UPDATE adk_metadata SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    before = fingerprint(db)
+    before = fingerprint(db, pin=True)
     with pytest.raises(SchemaVersionError):
         DatabaseSessionService(db, read_only=True)
     assert fingerprint(db) == before

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from adk_lite import Event, EventActions
-from adk_lite.codec import check_json
+from adk_lite.codec import check_json, dumps, loads
 from adk_lite.scopes import check_delta, split
 
 
@@ -38,7 +38,10 @@ def test_event_defaults_and_bad_shapes():
 
 @pytest.mark.parametrize("value", [None, True, 0, -(2**63), 2**63 - 1, 1.5, "s", [], {}, {"a": [1, {"b": None}]}])
 def test_json_values_that_round_trip(value):
-    check_json(value, "v")
+    """check_json accepts them, and what is stored reads back equal, with the same types."""
+    assert check_json(value, "v") is None
+    back = loads(dumps(value))
+    assert back == value and type(back) is type(value)
 
 
 @pytest.mark.parametrize("value, exc, words", [

@@ -17,6 +17,7 @@ Run as a script (``python tests/workers.py ROLE ARGS...``) it plays one child:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -42,6 +43,20 @@ def file_bytes(path: str) -> tuple[bytes, Optional[bytes]]:
     except FileNotFoundError:
         wal = None
     return main, wal
+
+
+PINNED_MTIME_NS = 1_000_000_000 * 10**9
+"""A file time in the past (2001) that :func:`fingerprint` users set first, so any write
+shows as a changed mtime without waiting for the clock to tick."""
+
+
+def fingerprint(path: str, pin: bool = False) -> tuple[str, int]:
+    """``(sha256 of the bytes, mtime in ns)`` of a file; with ``pin``, first set its mtime
+    to :data:`PINNED_MTIME_NS`, so a later write changes it whatever the clock's resolution."""
+    if pin:
+        os.utime(path, ns=(PINNED_MTIME_NS, PINNED_MTIME_NS))
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest(), os.stat(path).st_mtime_ns
 
 
 def folder_listing(folder) -> list[str]:
