@@ -287,19 +287,7 @@ def _check_body(body: Any, where: str) -> None:
 
 
 def _check_events(events: Any) -> None:
-    if not isinstance(events, list):
-        raise TypeError(f"events must be a list, not {type(events).__name__}")
-    seen = set()
-    for i, e in enumerate(events):
-        where = f"events[{i}]"
-        if not isinstance(e, dict):
-            raise TypeError(f"{where} must be an object, not {type(e).__name__}")
-        event_id = validate.event_text(e.get("event_id"), f"{where}.event_id")
-        if not event_id:
-            raise ValueError(f"{where}.event_id must not be empty")
-        if event_id in seen:
-            raise ValueError(f"{where}.event_id {event_id!r} is repeated in this session")
-        seen.add(event_id)
+    for where, e, _event_id in validate.keyed_objects(events, "events"):
         validate.event_text(e.get("invocation_id"), f"{where}.invocation_id")
         validate.event_text(e.get("author"), f"{where}.author")
         validate.event_text(e.get("branch"), f"{where}.branch", optional=True)

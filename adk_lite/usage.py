@@ -134,22 +134,11 @@ def check_records(value: Any, where: str = "usage") -> list[tuple]:
         TypeError, ValueError: a field of the wrong type or out of range, a repeated
             event id; the message names ``usage[i].field``.
     """
-    if not isinstance(value, list):
-        raise TypeError(f"{where} must be a list, not {type(value).__name__}")
-    rows, seen = [], set()
-    for i, item in enumerate(value):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise TypeError(f"{at} must be an object, not {type(item).__name__}")
+    rows = []
+    for at, item, event_id in validate.keyed_objects(value, where):
         unknown = sorted(set(item) - set(ROW_FIELDS))
         if unknown:
             raise ValueError(f"{at} has unknown fields {', '.join(map(repr, unknown))}")
-        event_id = validate.event_text(item.get("event_id"), f"{at}.event_id")
-        if not event_id:
-            raise ValueError(f"{at}.event_id must not be empty")
-        if event_id in seen:
-            raise ValueError(f"{at}.event_id {event_id!r} is repeated in this session")
-        seen.add(event_id)
         invocation = validate.event_text(item.get("invocation_id"), f"{at}.invocation_id")
         model = validate.event_text(item.get("model"), f"{at}.model", optional=True)
         ts = validate.timestamp(item.get("timestamp"), f"{at}.timestamp", optional=False)

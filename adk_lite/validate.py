@@ -8,7 +8,7 @@ so a refused call writes nothing.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .codec import INT64_MAX, is_text
 
@@ -183,3 +183,28 @@ def query(value: Any, arg: str = "query") -> str:
         raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
     _check_text(value, arg, MAX_QUERY_LENGTH)
     return value
+
+
+def keyed_objects(value: Any, where: str) -> Iterator[tuple[str, dict, str]]:
+    """Walk a list of objects each keyed by a distinct, non-empty ``event_id`` (a
+    session's events, its usage rows, in an import file): yield ``(where[i], object,
+    event_id)`` for each, after checking that much.
+
+    Raises:
+        TypeError: not a list, an element not an object, an ``event_id`` not a str.
+        ValueError: an empty or repeated ``event_id``; messages name ``where[i].event_id``.
+    """
+    if not isinstance(value, list):
+        raise TypeError(f"{where} must be a list, not {type(value).__name__}")
+    seen = set()
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise TypeError(f"{at} must be an object, not {type(item).__name__}")
+        event_id = event_text(item.get("event_id"), f"{at}.event_id")
+        if not event_id:
+            raise ValueError(f"{at}.event_id must not be empty")
+        if event_id in seen:
+            raise ValueError(f"{at}.event_id {event_id!r} is repeated in this session")
+        seen.add(event_id)
+        yield at, item, event_id
