@@ -744,3 +744,13 @@ def test_usage_page_charts_tokens_by_day_and_model(tmp_path, browser):
         assert rows[0].startswith("2026-01-01 14 1 0 0 15 1") and rows[1].startswith("2026-01-02 6 1 0 0 7 1")
         assert "<b>m</b>" in [r.text.split(" ")[0] for r in _by(browser, "#usage-models tbody tr")]
         assert not _by(browser, "#usage-models b")
+
+
+def test_without_the_web_extra_the_import_error_names_it(monkeypatch):
+    import importlib
+
+    for name in [m for m in sys.modules if m == "adk_lite.web" or m.startswith("adk_lite.web.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'adk_lite.web needs the web extra: pip install -e "\.\[web\]"'):
+        importlib.import_module("adk_lite.web")

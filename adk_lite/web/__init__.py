@@ -8,6 +8,14 @@ browser works offline. Every page has a JSON twin under ``/api/``. See
 for running it.
 """
 
-from .app import check_bind, make_app, serve
+try:
+    import jinja2  # noqa: F401 - only to say which extra is missing, in one line
+    import starlette  # noqa: F401
+except ImportError as _missing:
+    from ..errors import install_hint as _hint
+
+    raise ImportError(f"adk_lite.web needs the web extra: {_hint('web')} ({_missing})", name=__name__) from None
+
+from .app import check_bind, make_app, serve  # noqa: E402
 
 __all__ = ["check_bind", "make_app", "serve"]
