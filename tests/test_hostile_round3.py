@@ -1,0 +1,39 @@
+"""A third hostile round on issue 19's promises: new spellings and new races of the same
+classes (secrets, erase, trim, fork, restore). Each test here failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from adk_lite.target import mask_password, parse_postgres, parse_target
+
+SECRET = "Qx7aZk9b"
+
+
+def _error(parse, url: str) -> str:
+    try:
+        parse(url)
+    except ValueError as e:
+        return str(e)
+    return ""
+
+
+@pytest.mark.parametrize("option", ["pass%77ord", "%70assword", "%50ASSWORD", "sslpassword", "SSLPassword",
+                                    "ssl%70assword"])
+def test_a_password_option_in_any_spelling_is_masked(option):
+    """A ``password`` option whose name is percent-encoded (parsed as ``password``) or a
+    libpq ``sslpassword`` (the client key's passphrase) is a secret too."""
+    url = f"postgresql://adk@127.0.0.1/db?sslmode=disable&{option}={SECRET}"
+    assert SECRET not in mask_password(url)
+    assert SECRET not in _error(parse_postgres, url)
+    if "%" not in option:  # a libpq parameter list is not percent-decoded
+        assert SECRET not in mask_password(f"host=h {option}={SECRET} dbname=x")
+
+
+@pytest.mark.parametrize("url", [f"sqlite:///x.db?password={SECRET}", f"SQLITE:///x.db?pass%77ord={SECRET}",
+                                 f"sqlite://u:{SECRET}@h/x.db", f"sqlite:///x.db?password={SECRET}&a",
+                                 f"sqlite:///x.db?%ZZ&password={SECRET}", f"adklite:///a://u:{SECRET}@h/x"])
+def test_a_sqlite_url_error_never_shows_a_password(url):
+    """A SQLite URL carries no password, but one given by mistake never shows in the error."""
+    message = _error(parse_target, url)
+    assert message and SECRET not in message, message
