@@ -209,6 +209,11 @@ def search_index_problems(conn: sqlite3.Connection) -> list[str]:
             missing = [name for name in shadows if name not in names]
             if missing:
                 return [f"{EVENTS_FTS}: its tables {', '.join(missing)} are missing"]
+            config = f'SELECT k, v FROM "{EVENTS_FTS}_config" ORDER BY k'
+            extra = sorted(set(conn.execute(config).fetchall()) - set(scratch.execute(config).fetchall()))
+            if extra:  # a setting FTS5 keeps (a rank function, page size, merge rules) adk_lite never writes
+                return [f"{EVENTS_FTS}: its configuration holds settings adk_lite does not make: "
+                        f"{', '.join(f'{k}={v!r}' for k, v in extra)[:200]}"]
             scratch.execute("BEGIN")
             for name in shadows:
                 width = len(scratch.execute(f'PRAGMA table_info("{name}")').fetchall())
