@@ -673,19 +673,27 @@ class PostgresBackend:
 
     def schema_problems(self, conn: PgConnection, version: Optional[int]) -> list[str]:
         """What is on adk_lite's tables (those of the models, :mod:`adk_lite.models`)
-        that adk_lite does not make: it makes no trigger and no rule on PostgreSQL, so
-        every trigger (other than the foreign keys' own) and every rule on them is one
-        line. Tables, columns and indexes are checked when the database is opened;
-        other tables in the schema are other programs' and are not judged."""
+        that adk_lite does not make: it makes no trigger, no rule and no row security on
+        PostgreSQL, so every trigger (other than the foreign keys' own), every rule, every
+        policy, and row security turned on (a policy hides rows from a delete, so an erase
+        would leave them) is one line. Tables, columns and indexes are checked when the
+        database is opened; other tables in the schema are other programs' and are not judged."""
         names = [m._meta.table_name for m in self.models.all]
         rows = conn.execute(
             "SELECT 'trigger', t.tgname, c.relname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
             "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY(%s) "
             "UNION ALL SELECT 'rule', r.rulename, r.tablename, r.definition FROM pg_rules r "
-            "WHERE r.schemaname = current_schema() AND r.tablename = ANY(%s) ORDER BY 3, 2",
-            (names, names)).fetchall()
-        return [f"{kind} {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
+            "WHERE r.schemaname = current_schema() AND r.tablename = ANY(%s) "
+            "UNION ALL SELECT 'policy', p.policyname, p.tablename, p.cmd || ' USING ' || coalesce(p.qual, '') "
+            "FROM pg_policies p WHERE p.schemaname = current_schema() AND p.tablename = ANY(%s) "
+            "UNION ALL SELECT 'row security', '', c.relname, CASE WHEN c.relforcerowsecurity THEN 'forced' "
+            "ELSE 'enabled' END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s) "
+            "AND (c.relrowsecurity OR c.relforcerowsecurity) "
+            "ORDER BY 3, 1, 2",
+            (names, names, names, names)).fetchall()
+        return [f"{kind}{' ' + name if name else ''} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
                 for kind, name, table, sql in rows]
 
     @staticmethod

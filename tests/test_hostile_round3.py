@@ -37,3 +37,31 @@ def test_a_sqlite_url_error_never_shows_a_password(url):
     """A SQLite URL carries no password, but one given by mistake never shows in the error."""
     message = _error(parse_target, url)
     assert message and SECRET not in message, message
+
+
+def test_postgres_check_reports_row_security_on_our_tables(backend, target):
+    """A row-level security policy hides rows from a DELETE of a role that is not a
+    superuser (an erase would then leave them and report success): adk_lite makes none,
+    so ``check`` names each, as it names a trigger or a rule."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's row security")
+    import psycopg
+
+    from adk_lite import DatabaseSessionService
+
+    with DatabaseSessionService(target) as svc:
+        svc.create_session("app", "u", session_id="s")
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("ALTER TABLE adk_events ENABLE ROW LEVEL SECURITY")
+            conn.execute("CREATE POLICY everyone ON adk_events USING (true)")
+            conn.execute("CREATE POLICY keep ON adk_events AS RESTRICTIVE FOR DELETE USING (user_id <> 'u')")
+            try:
+                problems = svc.store.check()["schema_problems"]
+            finally:
+                conn.execute("DROP POLICY everyone ON adk_events")
+                conn.execute("DROP POLICY keep ON adk_events")
+                conn.execute("ALTER TABLE adk_events DISABLE ROW LEVEL SECURITY")
+        assert svc.store.check()["schema_problems"] == []
+    assert [p.split(" (")[0] for p in problems] == ["policy everyone on adk_events is not adk_lite's",
+                                                    "policy keep on adk_events is not adk_lite's",
+                                                    "row security on adk_events is not adk_lite's"], problems
