@@ -65,3 +65,26 @@ def test_postgres_check_reports_row_security_on_our_tables(backend, target):
     assert [p.split(" (")[0] for p in problems] == ["policy everyone on adk_events is not adk_lite's",
                                                     "policy keep on adk_events is not adk_lite's",
                                                     "row security on adk_events is not adk_lite's"], problems
+
+
+def test_erase_leaves_no_word_of_sessions_deleted_before_on_a_build_without_secure_delete(db_path, monkeypatch):
+    """SQLite builds differ: Debian's turns ``secure_delete`` on by default, many (python.org's,
+    Homebrew's) do not. There a ``delete_session`` before the erase freed the session's pages
+    with their text in them, and the erase (which deletes nothing of it) left every word."""
+    from adk_lite import DatabaseSessionService
+    from adk_lite.sqlite import _PooledSqliteDatabase
+    from tests.test_erase import APP, BOB_WORD, USER, WORDS, fill, found
+
+    hooks = _PooledSqliteDatabase._add_conn_hooks
+
+    def default_off(self, conn):  # as a build without SQLITE_SECURE_DELETE opens a connection
+        conn.execute("PRAGMA secure_delete = 0")
+        hooks(self, conn)
+    monkeypatch.setattr(_PooledSqliteDatabase, "_add_conn_hooks", default_off)
+    with DatabaseSessionService(db_path) as svc:
+        fill(svc, sessions=3, events=3)
+        for i in range(3):
+            svc.delete_session(APP, USER, WORDS["session_id"] if i == 0 else f"{USER}-{i}")
+        svc.delete_user(APP, USER)
+        assert found(db_path) == []
+    assert found(db_path) == [] and found(db_path, [BOB_WORD]) == [BOB_WORD]
