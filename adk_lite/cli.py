@@ -42,7 +42,7 @@ from . import codec, errors, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
-from .target import ENV_VAR, MEMORY, mask_password, resolve, target_kind
+from .target import ENV_VAR, MASK, MEMORY, mask_password, resolve, target_kind
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -978,12 +978,20 @@ def _quiet_stdout() -> None:
 
 def _hide_passwords() -> None:
     """Overwrite this process's command line (``/proc/PID/cmdline``, what ``ps`` shows to
-    every user of the machine) with its passwords masked (:func:`adk_lite.target.mask_password`),
-    through ``setproctitle`` (the ``cli`` and ``postgres`` extras). Without it, or when
-    nothing is masked, the command line stays as it is. The password was visible from the
+    every user of the machine) with its passwords masked (:func:`adk_lite.target.mask_password`)
+    and the value of ``serve --token`` (any abbreviation argparse takes), through
+    ``setproctitle`` (the ``cli`` and ``postgres`` extras). Without it, or when nothing is
+    masked, the command line stays as it is. The password was visible from the
     start of the process to this call: prefer ``PGPASSWORD`` or ``~/.pgpass``."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     masked = [mask_password(arg) for arg in argv]
+    for i, arg in enumerate(masked):  # serve's --token opens every page: a secret too
+        name, equals, _value = arg.partition("=")
+        if len(name) > 2 and "--token".startswith(name):  # argparse takes --tok as --token
+            if equals:
+                masked[i] = name + "=" + MASK
+            elif i + 1 < len(masked):
+                masked[i + 1] = MASK
     if masked == argv:
         return
     try:

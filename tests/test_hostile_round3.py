@@ -3,6 +3,11 @@ classes (secrets, erase, trim, fork, restore). Each test here failed before its 
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from adk_lite.target import mask_password, parse_postgres, parse_target
@@ -88,3 +93,28 @@ def test_erase_leaves_no_word_of_sessions_deleted_before_on_a_build_without_secu
         svc.delete_user(APP, USER)
         assert found(db_path) == []
     assert found(db_path) == [] and found(db_path, [BOB_WORD]) == [BOB_WORD]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/cmdline (Linux)")
+@pytest.mark.parametrize("spelling", [["--token", SECRET], [f"--token={SECRET}"], ["--tok", SECRET]])
+def test_the_serve_token_leaves_the_process_command_line(spelling, tmp_path):
+    """``adk-lite serve --token T``: the token opens every page, so it is a secret as a
+    password is; ``ps`` (``/proc/PID/cmdline``) must not show it while the server runs."""
+    pytest.importorskip("setproctitle")
+    pytest.importorskip("uvicorn")
+    from tests.test_cli import ROOT, make_db
+
+    db = make_db(str(tmp_path / "db.sqlite3"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "adk_lite", "serve", db, "--port", str(port), *spelling],
+                            env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"serving" in proc.stderr.readline()  # printed after the arguments are parsed
+        line = open(f"/proc/{proc.pid}/cmdline", "rb").read()
+        assert proc.poll() is None and b"serve" in line, line
+        assert SECRET.encode() not in line, line
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
