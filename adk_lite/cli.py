@@ -494,24 +494,20 @@ def cmd_import_adk(args: argparse.Namespace) -> int:
     source = moving.source_file(args.source)
     if source is not None and outfile.is_database_file(source, path):
         raise UsageError(f"ADK source {args.source} is the database {path} or one of its side files")
-    total = moving.count_adk_sessions(args.source)
-    with _open(args, write=True, create=args.create) as svc:
-        bar = _progress(total, "import-adk", "session")
-        try:
-            report = moving.import_from_adk(args.source, svc, replace=args.replace, on_session=bar.update)
-        finally:
-            bar.close()
+    bar = _progress(moving.count_adk_sessions(args.source), "import-adk", "session")
+    try:  # DB is opened (or created) only once the source passed its checks
+        report = moving.import_from_adk(args.source, lambda: _open(args, write=True, create=args.create),
+                                        replace=args.replace, on_session=bar.update)
+    finally:
+        bar.close()
     return _moved(args, "imported", report)
 
 
 def cmd_export_adk(args: argparse.Namespace) -> int:
     """``adk-lite export-adk``: write every session of DB into ADK's own store TARGET."""
-    path = _path(args)
+    _path(args)
     moving = _adk_transfer()
-    target = moving.source_file(args.target)
-    if target is not None and outfile.is_database_file(target, path):
-        raise UsageError(f"target {args.target} is the database {path} or one of its side files")
-    with _open(args) as svc:
+    with _open(args) as svc:  # export_to_adk refuses a target that is this database, in any spelling
         bar = _progress(moving.count_sessions(svc), "export-adk", "session")
         try:
             report = moving.export_to_adk(svc, args.target, replace=args.replace, on_session=bar.update)
@@ -526,6 +522,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
     A PostgreSQL DST that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
+    if not _on_server(source) and not _on_server(dest):  # by name, symlink or hard link, side files too
+        src_path, dst_path = _path(source), _path(dest, create=True)
+        if outfile.is_database_file(dst_path, src_path) or outfile.is_database_file(src_path, dst_path):
+            raise UsageError(f"copy: DST {args.dst} is SRC {src_path} or one of its side files")
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
         if src.path == dst.path:
             raise UsageError(f"copy: SRC and DST are the same database {src.path}")

@@ -15,8 +15,10 @@ lists and dicts deep. Scalars must be of exactly these types (an ``IntEnum`` or 
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+import re
+from typing import Any, Union
 
 import orjson
 
@@ -144,3 +146,26 @@ def dumps(value: Any) -> str:
 
 loads = orjson.loads
 """Decode JSON text (str or bytes) into Python values."""
+
+_LONG_INT = re.compile(rb"(?<![0-9.eE+])-?[0-9]{20,}(?![0-9.eE])")
+"""An integer literal of 20 digits or more: beyond 64 bits, orjson reads it as a float."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_exact(data: Union[str, bytes]) -> Any:
+    """Decode JSON text from a file someone else wrote, never changing a value:
+    as :data:`loads`, except that an integer beyond 64 bits comes back as that exact
+    int (orjson silently makes it a float), so :func:`check_json` refuses it by name.
+
+    Raises:
+        orjson.JSONDecodeError (a ValueError): not JSON.
+        RecursionError: nested too deep for Python's parser.
+    """
+    value = orjson.loads(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _LONG_INT.search(raw) is None:  # the common case: no long digit run anywhere
+        return value
+    return json.loads(raw, parse_constant=_no_constant)  # exact ints; orjson already accepted the syntax

@@ -446,10 +446,11 @@ class Store:
 
     def _insert_session(self, conn: sqlite3.Connection, app: str, user: str, session: str,
                         state: Sequence[tuple[str, str, str]], created_at: float, updated_at: float,
-                        initial: Optional[str] = None, forked_from: Optional[str] = None) -> str:
-        """Insert a session row (revision 0, a new incarnation, the ``initial_state``
-        and ``forked_from`` JSON texts or None) and its state rows ``(scope, key,
-        JSON)`` inside the caller's write transaction.
+                        initial: Optional[str] = None, forked_from: Optional[str] = None,
+                        revision: int = 0) -> str:
+        """Insert a session row (``revision``, 0 for a new session; a new incarnation;
+        the ``initial_state`` and ``forked_from`` JSON texts or None) and its state
+        rows ``(scope, key, JSON)`` inside the caller's write transaction.
 
         Returns:
             The new session's incarnation.
@@ -458,7 +459,7 @@ class Store:
             AlreadyExistsError: the session is already stored.
         """
         incarnation = new_incarnation()
-        inserted = conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, 0,
+        inserted = conn.execute(self._sql["session_insert"], (app, user, session, created_at, updated_at, revision,
                                                               incarnation, initial, forked_from)).rowcount
         if inserted != 1:  # the key is taken (where writers run at once, possibly by one that just committed)
             raise errors.AlreadyExistsError(
@@ -478,19 +479,34 @@ class Store:
             ``(session row, state rows, event rows oldest first)``, or None when
             the session is not stored.
         """
+        return self._run(self._read_session, app, user, session, limit, after)
+
+    def _read_session(self, conn: Any, app: str, user: str, session: str, limit: Optional[int],
+                      after: Optional[float]) -> Optional[tuple[SessionRow, list, list[EventRow]]]:
+        """:meth:`read_session` inside the caller's transaction."""
+        row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
+        if row is None:
+            return None
+        row = SessionRow(*row)
+        state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
+        events = []
+        if limit != 0:
+            events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
+                app, user, session, float("-inf") if after is None else after,
+                self.db.NO_LIMIT if limit is None else limit))))
+            events.reverse()
+        return row, state, events
+
+    def read_whole_session(self, app: str, user: str, session: str) -> Optional[tuple]:
+        """Read everything an export or a copy carries of one session, in one snapshot:
+        ``(session row, initial_state JSON text or None, forked_from JSON text or None,
+        state rows, every event row oldest first)``, or None when it is not stored."""
         def run(conn):
-            row = conn.execute(self._sql["session_row"], (app, user, session)).fetchone()
-            if row is None:
+            found = self._read_session(conn, app, user, session, None, None)
+            if found is None:
                 return None
-            row = SessionRow(*row)
-            state = conn.execute(self._sql["state_merged"], (app, app, user, app, user, session)).fetchall()
-            events = []
-            if limit != 0:
-                events = list(map(EventRow._make, conn.execute(self._sql["events_recent"], (
-                    app, user, session, float("-inf") if after is None else after,
-                    self.db.NO_LIMIT if limit is None else limit))))
-                events.reverse()
-            return row, state, events
+            initial, forked_from = conn.execute(self._sql["session_lineage"], (app, user, session)).fetchone()
+            return found[0], initial, forked_from, found[1], found[2]
         return self._run(run)
 
     def delete_session(self, app: str, user: str, session: str) -> None:
@@ -913,7 +929,8 @@ class Store:
     # -- transfer (import/export) ---------------------------------------------
     def import_session(self, app: str, user: str, session: str, created_at: float, updated_at: float,
                        state_rows: Sequence[tuple[str, str, str]], event_rows: Sequence[tuple],
-                       replace: bool) -> str:
+                       replace: bool, initial: Optional[str] = None, forked_from: Optional[str] = None,
+                       revision: int = 0) -> str:
         """Write a whole session (its row, session state and every event) in ONE
         IMMEDIATE transaction: after a crash at any point it is all there or absent.
 
@@ -923,6 +940,9 @@ class Store:
             event_rows: ``(event_id, invocation_id, author, branch, timestamp, body)``
                 in append order.
             replace: delete a stored session of that key first (same transaction).
+            initial, forked_from: the ``initial_state`` and ``forked_from`` JSON texts
+                (None: unknown / not a fork), already checked by the caller.
+            revision: the session's write count (an int >= 0, checked by the caller).
 
         Returns:
             The new session's incarnation (an imported session is a new creation).
@@ -938,7 +958,8 @@ class Store:
             self.db.lock_user(conn, app, user, False)
             if replace:
                 self._delete_keys(conn, [key])
-            incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at)
+            incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at,
+                                               initial, forked_from, revision)
             conn.executemany(self._sql["event_insert"], [key + tuple(e) for e in event_rows])
             return incarnation
         return self._run(run, write=True)

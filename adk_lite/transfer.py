@@ -2,15 +2,21 @@
 
 One JSON object per line:
 
-- a header, first: ``{"type": "adk_lite_export", "format": 1, "adk_lite": "<version>"}``
-  (files written before the header existed have none; both are read);
+- a header, first: ``{"type": "adk_lite_export", "format": 2, "adk_lite": "<version>"}``
+  (format 1 files and files written before the header existed are read too);
 - ``{"type": "app_state", "app_name", "state"}`` and
   ``{"type": "user_state", "app_name", "user_id", "state"}``: app and user state,
   keys stored without their ``app:``/``user:`` prefix;
 - ``{"type": "session", "app_name", "user_id", "session_id", "created_at",
   "updated_at", "state", "events"}``: a session with its session-scope state and
   every event ``{"event_id", "invocation_id", "author", "branch", "timestamp",
-  "body"}`` in append order (times in epoch seconds; bodies and values as stored).
+  "body"}`` in append order (times in epoch seconds; bodies and values as stored);
+  since format 2 also ``"revision"`` (its write count), ``"initial_state"`` (the
+  session-scope state it was created with, null when unknown) and ``"forked_from"``
+  (a fork's lineage, null for other sessions), so that a fork of the imported copy
+  at a cut equals a fork of the original. The three are optional when read: a
+  format 1 record imports with an unknown initial state, no lineage and the number
+  of its events as its revision.
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -22,20 +28,22 @@ importer.
 from __future__ import annotations
 
 import time
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import orjson
 
 from . import codec, errors, scopes, validate
 from ._version import __version__
 
-FORMAT = 1
-"""The format version this release writes and the newest it reads."""
+FORMAT = 2
+"""The format version this release writes and the newest it reads (format 1 is read too)."""
 HEADER_TYPE = "adk_lite_export"
 KINDS = ("app_state", "user_state", "session")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
+LINEAGE_FIELDS = ("initial_state", "forked_from")
+"""The session record's optional fields (format 2) compared by an import, beside state and events."""
 
 
 def header() -> dict[str, Any]:
@@ -50,17 +58,24 @@ def dumps_line(record: dict[str, Any]) -> bytes:
 
 # -- export ------------------------------------------------------------------------
 
-def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optional[dict[str, Any]]:
-    """A session as an export record, from ``Store.read_session``'s result (None: gone).
+def _fragment(text: Optional[str]) -> Optional[orjson.Fragment]:
+    return None if text is None else orjson.Fragment(text)
 
-    State values and event bodies are embedded as stored, byte for byte
-    (``orjson.Fragment``); the incarnation and revision are not exported.
+
+def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optional[dict[str, Any]]:
+    """A session as an export record, from ``Store.read_whole_session``'s result
+    (None: gone).
+
+    State values, ``initial_state``, ``forked_from`` and event bodies are embedded
+    as stored, byte for byte (``orjson.Fragment``); the revision is exported, the
+    incarnation is not (an imported session is a new incarnation).
     """
     if found is None:
         return None
-    row, state_rows, event_rows = found
+    row, initial, forked_from, state_rows, event_rows = found
     return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
-            "created_at": row.created_at, "updated_at": row.updated_at,
+            "created_at": row.created_at, "updated_at": row.updated_at, "revision": row.revision,
+            "initial_state": _fragment(initial), "forked_from": _fragment(forked_from),
             "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
             "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
                         "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
@@ -114,7 +129,7 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
     for record in plan.state_records:
         out.write(dumps_line(record))
     for key in plan.keys:
-        record = session_record(key, store.read_session(*key, None, None))
+        record = session_record(key, store.read_whole_session(*key))
         if record is not None:
             out.write(dumps_line(record))
             counts["sessions"] += 1
@@ -135,20 +150,54 @@ def _check_header(record: dict[str, Any]) -> None:
                          "upgrade adk_lite to import it")
 
 
-def _check_state(kind: str, state: Any) -> dict[str, Any]:
-    """Check a record's state with the API's rules for the scope it is stored in."""
+def _check_state(kind: str, state: Any, field: str = "state") -> dict[str, Any]:
+    """Check a record's state (or a session's ``initial_state``, named by ``field``)
+    with the API's rules for the scope it is stored in."""
     if not isinstance(state, dict):
-        raise TypeError(f"state must be an object, not {type(state).__name__}")
+        raise TypeError(f"{field} must be an object, not {type(state).__name__}")
     if kind == "session":
         for key in state:
             if isinstance(key, str) and key.startswith(_SCOPED):
-                raise ValueError(f"state key {key!r} has a scope prefix: a session record holds session keys only "
+                raise ValueError(f"{field} key {key!r} has a scope prefix: a session record holds session keys only "
                                  "(app and user state go in app_state / user_state records; temp: keys are "
                                  "never stored)")
     # as the API sees the keys (app keys as "app:k"): the same key rules, then every value
-    scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, "state")
-    _check_json(state, "state")
+    scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, field)
+    _check_json(state, field)
     return state
+
+
+def _check_lineage(lineage: Any) -> None:
+    """Check a session record's ``forked_from``: null, or the lineage
+    :meth:`adk_lite.store.Store.fork_session` stores (more keys are kept as they are)."""
+    if lineage is None:
+        return
+    if not isinstance(lineage, dict):
+        raise TypeError(f"forked_from must be an object or null, not {type(lineage).__name__}")
+    for field in ("session_id", "before_invocation_id", "events", "forked_at", "state_exact"):
+        if field not in lineage:
+            raise ValueError(f"forked_from.{field} is missing")
+    validate.session_id(lineage["session_id"], arg="forked_from.session_id")
+    validate.event_text(lineage["before_invocation_id"], "forked_from.before_invocation_id", optional=True)
+    if lineage["events"] is None:
+        raise TypeError("forked_from.events must be an int, not None")
+    validate.count(lineage["events"], "forked_from.events", 0)
+    validate.timestamp(lineage["forked_at"], "forked_from.forked_at", optional=False)
+    if type(lineage["state_exact"]) is not bool:
+        raise TypeError(f"forked_from.state_exact must be true or false, not {type(lineage['state_exact']).__name__}")
+    _check_json(lineage, "forked_from")
+
+
+def _check_session_extras(record: dict[str, Any]) -> None:
+    """The optional fields of a format 2 session record: ``revision``,
+    ``initial_state``, ``forked_from``."""
+    if "revision" in record:
+        if record["revision"] is None:
+            raise TypeError("revision must be an int, not None")
+        validate.count(record["revision"], "revision", 0)
+    if record.get("initial_state") is not None:
+        _check_state("session", record["initial_state"], "initial_state")
+    _check_lineage(record.get("forked_from"))
 
 
 def _check_json(value: Any, where: str) -> None:
@@ -223,6 +272,7 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
     if kind == "session":
         for field in ("created_at", "updated_at"):
             validate.timestamp(record.get(field), field, optional=False)
+        _check_session_extras(record)
         _check_events(record.get("events"))
     return kind, (app, user, sid), record
 
@@ -242,7 +292,7 @@ def read_records(path: str) -> Iterator[tuple[int, str, tuple[str, str, str], di
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(line)
+                record = codec.loads_exact(line)
                 if isinstance(record, dict) and record.get("type") == HEADER_TYPE:
                     _check_header(record)
                     continue
@@ -263,13 +313,15 @@ def check_file(path: str) -> int:
 
 # -- import --------------------------------------------------------------------------
 
-def content(record: dict[str, Any]) -> bytes:
+def content(record: dict[str, Any], fields: Sequence[str] = ()) -> bytes:
     """What must match for a stored session to count as the same as a record: its
     session state and its events (canonical JSON, keys sorted; times as floats,
-    as they are stored, so a file with integer times matches what it imported)."""
+    as they are stored, so a file with integer times matches what it imported),
+    and the ``fields`` named (of :data:`LINEAGE_FIELDS`; a missing one is null)."""
     record = orjson.loads(orjson.dumps(record))  # embedded fragments decoded, so keys sort
     return orjson.dumps([record["state"], [[e["event_id"], e["invocation_id"], e["author"], e.get("branch"),
-                                            float(e["timestamp"]), e["body"]] for e in record["events"]]],
+                                            float(e["timestamp"]), e["body"]] for e in record["events"]],
+                         *[record.get(field) for field in fields]],
                         option=orjson.OPT_SORT_KEYS)
 
 
@@ -288,19 +340,26 @@ def _import_state(store: Any, kind: str, key: tuple, record: dict, replace: bool
 
 def _import_one(store: Any, key: tuple, record: dict, replace: bool) -> str:
     """Import one session record; return ``"created"``, ``"replaced"``,
-    ``"unchanged"`` or ``"conflict"``."""
-    existing = session_record(key, store.read_session(*key, None, None))
+    ``"unchanged"`` or ``"conflict"``. ``initial_state`` and ``forked_from`` count
+    as content where the record carries them (format 2); a record without
+    ``revision`` gets the number of its events (each event was one append)."""
+    existing = session_record(key, store.read_whole_session(*key))
+    fields = [field for field in LINEAGE_FIELDS if field in record]
     if existing is not None:
-        if content(existing) == content(record):
+        if content(existing, fields) == content(record, fields):
             return "unchanged"
         if not replace:
             return "conflict"
     state = [(scopes.SESSION, k, codec.dumps(v)) for k, v in record["state"].items()]
     events = [(e["event_id"], e["invocation_id"], e["author"], e.get("branch"), float(e["timestamp"]),
                codec.dumps(e["body"])) for e in record["events"]]
+    initial, forked_from = (record.get(field) for field in LINEAGE_FIELDS)
     try:
         store.import_session(*key, float(record["created_at"]), float(record["updated_at"]), state, events,
-                             replace=existing is not None)
+                             replace=existing is not None,
+                             initial=None if initial is None else codec.dumps(initial),
+                             forked_from=None if forked_from is None else codec.dumps(forked_from),
+                             revision=record.get("revision", len(events)))
     except errors.AlreadyExistsError:  # created by another writer since it was read
         return "conflict"
     return "created" if existing is None else "replaced"
@@ -375,7 +434,7 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
         if differ:
             report["conflicts"].append({"type": record["type"], "app_name": key[0], "user_id": key[1], "keys": differ})
     for key in plan.keys:
-        record = session_record(key, src.read_session(*key, None, None))
+        record = session_record(key, src.read_whole_session(*key))
         if record is not None:
             outcome = _import_one(dst, key, orjson.loads(dumps_line(record)), False)
             if outcome == "conflict":
@@ -389,6 +448,6 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
     return report
 
 
-__all__ = ["FORMAT", "HEADER_TYPE", "header", "session_record", "state_records", "ExportPlan",
+__all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
            "copy_database"]

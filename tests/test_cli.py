@@ -391,7 +391,7 @@ def test_export_import_round_trip_into_an_empty_file(capsys, db, tmp_path):
     code, streamed, _ = run(capsys, "export", db)
     assert code == 0 and streamed.encode() == open(export, "rb").read()
     records = [orjson.loads(line) for line in streamed.splitlines()]
-    assert records[0] == {"type": "adk_lite_export", "format": 1, "adk_lite": __version__}
+    assert records[0] == {"type": "adk_lite_export", "format": 2, "adk_lite": __version__}
     assert [r["type"] for r in records[1:]] == ["app_state", "user_state", "user_state", "app_state", "user_state"] + [
         "session"] * 6
     target = str(tmp_path / "new" / "restored.sqlite3")

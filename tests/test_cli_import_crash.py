@@ -35,7 +35,7 @@ def make_export(path, sessions=12, events=400):
 def stored_sessions(db):
     """{session_id: its export record} of what the file holds."""
     with DatabaseSessionService(db, read_only=True) as svc:
-        return {k[2]: transfer.session_record(k, svc.store.read_session(*k, None, None))
+        return {k[2]: transfer.session_record(k, svc.store.read_whole_session(*k))
                 for k in svc.store.session_keys(None, None)}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -33,15 +34,16 @@ import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from .. import errors, scopes, service, transfer
-from ..target import url_scheme
+from .. import codec, errors, scopes, service, transfer
 from ..store import EventRow
+from ..target import mask_password, resolve, target_kind
 from .convert import event_from_row, event_row
+from .sources import check_source, refuse_same, refuse_same_server, source_file, sqlite_files
 
-__all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "MIGRATE_HINT"]
+__all__ = ["import_from_adk", "export_to_adk", "count_adk_sessions", "count_sessions", "source_file", "sqlite_files",
+           "initial_state", "MIGRATE_HINT"]
 
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
-_SQLITE_URLS = ("sqlite://", "sqlite+aiosqlite://")
 MIGRATE_HINT = ("upgrade it first with ADK's own command: adk migrate session --source_db_url=URL "
                 "--dest_db_url=NEW_URL")
 """What a refused pickled (v0) ADK database is told to do."""
@@ -108,18 +110,6 @@ def _session_state(merged: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in merged.items() if not k.startswith(_SCOPED)}
 
 
-def source_file(source: str) -> Optional[str]:
-    """The file behind a bare path or a ``sqlite://`` / ``sqlite+aiosqlite://`` URL
-    (three slashes then a relative path, four for an absolute one); None for
-    another URL. The scheme is read in any case (``SQLITE:///x.db``)."""
-    if "://" not in source:
-        return source
-    for prefix in _SQLITE_URLS:
-        if url_scheme(source) == prefix and source[len(prefix):].startswith("/"):
-            return source[len(prefix) + 1:].split("?", 1)[0]
-    return None
-
-
 # -- moving in -------------------------------------------------------------------------
 
 def _snapshot(path: str, folder: str) -> str:
@@ -177,29 +167,53 @@ def _source_kind(copy: str, source: str) -> str:
 
 
 def _read_plain(copy: str) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
-    """What ADK's classes cannot list, by plain SQL on the snapshot: every
-    ``(app_name, user_id)`` with sessions or user state, sorted, and every app's
-    state (``BaseSessionService`` has no app-state reader)."""
-    with sqlite3.connect(copy) as conn:
+    """What ADK's classes cannot list, by plain SQL on the snapshot (checked by
+    :func:`adk_lite.adk.sources.check_source`): every ``(app_name, user_id)`` with sessions or user
+    state, sorted, and every app's state (``BaseSessionService`` has no app-state
+    reader)."""
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
         pairs = conn.execute("SELECT app_name, user_id FROM sessions UNION "
                              "SELECT app_name, user_id FROM user_states ORDER BY 1, 2").fetchall()
-        apps = {app: orjson.loads(state) for app, state in conn.execute("SELECT app_name, state FROM app_states")}
-    conn.close()
+        apps = {app: codec.loads_exact(state) for app, state in conn.execute("SELECT app_name, state FROM app_states")}
     return pairs, apps
+
+
+def initial_state(state: dict[str, Any], events: list[Event]) -> Optional[dict[str, Any]]:
+    """The session-scope state an ADK session was created with, where it can be
+    known exactly, else None (unknown, as the ``initial_state`` column allows).
+
+    ADK stores no creation state: a session's state is what ``create_session``
+    gave, then each event's ``state_delta`` applied in order (ADK's services change
+    a session's state in no other way). When no event sets a session-scope key,
+    the current session state is exactly the creation state. When one does, the
+    value that key had before that event (or whether it existed) is recorded
+    nowhere, so the whole initial state is unknown: a fork of the imported session
+    at a cut then replays from ``{}`` and says ``"state_exact": false`` rather
+    than guess.
+    """
+    for event in events:
+        delta = event.actions.state_delta if event.actions else None
+        if delta and any(not key.startswith(_SCOPED) for key in delta):
+            return None
+    return _session_state(state)
 
 
 def _session_record(session: Any) -> dict[str, Any]:
     """An ADK ``Session`` (read with its events) as a record of :mod:`adk_lite.transfer`;
-    event bodies as the adapter stores them (:func:`adk_lite.adk.event_row`).
-    ADK's classes do not give a session's creation time: the first event's time
-    (or the last update's) stands in for it."""
+    event bodies as the adapter stores them (:func:`adk_lite.adk.event_row`), decoded
+    exactly (:func:`adk_lite.codec.loads_exact`: an integer beyond 64 bits stays an
+    int, which the record check refuses by name). ADK's classes do not give a
+    session's creation time: the first event's time (or the last update's) stands
+    in for it. The revision is the number of events (each was one append); the
+    initial state is :func:`initial_state`'s; an ADK session is never a fork."""
     rows = [event_row(e) for e in session.events]
     events = [{"event_id": r.event_id, "invocation_id": r.invocation_id, "author": r.author, "branch": r.branch,
-               "timestamp": r.timestamp, "body": orjson.loads(r.body)} for r in rows]
+               "timestamp": r.timestamp, "body": codec.loads_exact(r.body)} for r in rows]
     created = min([session.last_update_time] + [e.timestamp for e in session.events[:1]])
     return {"type": "session", "app_name": session.app_name, "user_id": session.user_id,
             "session_id": session.id, "created_at": created, "updated_at": session.last_update_time,
-            "state": _session_state(session.state), "events": events}
+            "revision": len(events), "initial_state": initial_state(session.state, session.events),
+            "forked_from": None, "state": _session_state(session.state), "events": events}
 
 
 def _import_state(store: Any, kind: str, key: tuple, state: dict[str, Any], replace: bool,
@@ -238,22 +252,36 @@ def _import_session(store: Any, session: Any, replace: bool, report: dict[str, A
 
 
 def _open_target(target: Any) -> tuple[Any, bool]:
-    """An adk_lite core service for ``target`` (opened here unless one is given)."""
+    """An adk_lite core service for ``target`` (opened here unless one is given; a
+    callable is called to open it) and whether it is ours to close."""
     if isinstance(target, service.DatabaseSessionService):
         return target, False
+    if callable(target):
+        return target(), True
     return service.DatabaseSessionService(target), True
 
 
-async def _import(adk: BaseSessionService, copy: str, store: Any, replace: bool, on_session: OnSession,
-                  report: dict[str, Any]) -> set:
+async def _read(source: str, what: str, call: Awaitable[Any]) -> Any:
+    """Await one of ADK's reads; an error it raises names the source and what was read."""
+    try:
+        return await call
+    except Exception as e:  # ADK's own ValueError, pydantic's ValidationError, SQLAlchemy's errors...
+        raise ValueError(f"ADK source {source}: reading {what} failed: {' '.join(str(e).split())[:500]}") from e
+
+
+async def _import(adk: BaseSessionService, copy: str, source: str, store: Any, replace: bool,
+                  on_session: OnSession, report: dict[str, Any]) -> set:
     pairs, app_states = _read_plain(copy)
     for app, state in sorted(app_states.items()):
         _import_state(store, "app_state", (app, "", ""), state, replace, report)
     for app, user in pairs:
-        _import_state(store, "user_state", (app, user, ""),
-                      await adk.get_user_state(app_name=app, user_id=user), replace, report)
-        for head in (await adk.list_sessions(app_name=app, user_id=user)).sessions:
-            session = await adk.get_session(app_name=app, user_id=user, session_id=head.id)
+        where = f"app_name={app!r}, user_id={user!r}"
+        _import_state(store, "user_state", (app, user, ""), await _read(
+            source, f"table user_states, {where}", adk.get_user_state(app_name=app, user_id=user)), replace, report)
+        heads = await _read(source, f"table sessions, {where}", adk.list_sessions(app_name=app, user_id=user))
+        for head in heads.sessions:
+            session = await _read(source, f"tables sessions and events, {where}, session_id={head.id!r}",
+                                  adk.get_session(app_name=app, user_id=user, session_id=head.id))
             if session is not None:
                 _import_session(store, session, replace, report)
             if on_session is not None:
@@ -310,7 +338,9 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
             (``sqlite:///path`` too). A path is read as a SqliteSessionService
             file first, then as a DatabaseSessionService one.
         target: an adk_lite database as :class:`adk_lite.DatabaseSessionService`
-            takes it (created if missing), or an open one (left open).
+            takes it (created if missing), an open one (left open), or a callable
+            that opens one (called only once the source passed its checks, so a
+            refused source creates no database; closed at the end).
         replace: overwrite sessions and app/user keys that differ.
         on_session: called after each source session (a progress bar).
 
@@ -331,15 +361,25 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
     path = source_file(os.fspath(source) if isinstance(source, os.PathLike) else source)
     if path is None:
         raise ValueError(_URL_REFUSED.format(source=source))
+
+    def refuse_itself(db_path: str) -> None:
+        refuse_same([path], db_path, f"ADK source {source} is the adk_lite database {db_path} itself or one of its "
+                    "side files (-wal, -shm, -journal): refusing to read it as ADK's")
+    if isinstance(target, service.DatabaseSessionService):
+        refuse_itself(target.path)
+    elif not callable(target):
+        refuse_itself(target if target_kind(target) == "postgres" else resolve(target))
     folder = tempfile.mkdtemp(prefix="adk_lite_import_")
     try:
         copy = _snapshot(path, folder)
         kind = _source_kind(copy, source)
+        check_source(copy, kind, source)
         report = _summary(started)
         svc, owned = _open_target(target)
         try:
+            refuse_itself(svc.path)
             pairs = _with_adk(lambda: _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy),
-                              lambda adk: _import(adk, copy, svc.store, replace, on_session, report))
+                              lambda adk: _import(adk, copy, source, svc.store, replace, on_session, report))
         finally:
             if owned:
                 svc.close()
@@ -350,12 +390,15 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
 
 # -- moving out ------------------------------------------------------------------------
 
+def _adk_kind(target: str) -> str:
+    """Which of ADK's services writes ``target``: ``"database"`` for a ``driver://``
+    URL other than ``sqlite://``, else ``"sqlite"`` (as ADK's own service registry does)."""
+    return "database" if "://" in target and not target.startswith("sqlite://") else "sqlite"
+
+
 def _adk_target(target: str) -> BaseSessionService:
-    """ADK's service for ``target``: a ``driver://`` URL other than ``sqlite://``
-    opens its ``DatabaseSessionService``; a path or ``sqlite://`` URL its
-    ``SqliteSessionService`` (as ADK's own service registry does)."""
-    database = "://" in target and not target.startswith("sqlite://")
-    return _adk_service("database" if database else "sqlite", target)
+    """ADK's service for ``target`` (see :func:`_adk_kind`)."""
+    return _adk_service(_adk_kind(target), target)
 
 
 def _events_equal(ours: list[Event], theirs: list[Event]) -> bool:
@@ -464,8 +507,12 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
     else:
         svc, owned = service.DatabaseSessionService(source, read_only=True), True
     try:
-        pairs = _with_adk(lambda: _adk_target(os.fspath(target)),
-                          lambda adk: _export(svc, adk, replace, on_session, report))
+        target = os.fspath(target)
+        same = (f"export target {mask_password(target)} is the adk_lite database {svc.path} itself or one of its "
+                "side files (-wal, -shm, -journal): refusing to write ADK's tables into it")
+        refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path, same)
+        refuse_same_server(target, svc, same)
+        pairs = _with_adk(lambda: _adk_target(target), lambda adk: _export(svc, adk, replace, on_session, report))
     finally:
         if owned:
             svc.close()
