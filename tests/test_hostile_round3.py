@@ -118,3 +118,25 @@ def test_the_serve_token_leaves_the_process_command_line(spelling, tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("number", ["-9223372036854775809", "-9999999999999999999", "18446744073709551616"])
+def test_an_integer_just_beyond_64_bits_is_refused_not_made_a_float(number, tmp_path, capsys):
+    """orjson reads a 19-digit negative below -2**63 as a float without a word (a 20-digit
+    number the exact reader caught): an export line holding one is refused with its line
+    number, as any integer beyond 64 bits is, and nothing is created."""
+    import json
+
+    from adk_lite import codec
+    from adk_lite.cli import main
+
+    assert codec.loads_exact(f'{{"k": {number}}}') == {"k": int(number)}
+    line = {"type": "session", "app_name": "a", "user_id": "u", "session_id": "s", "created_at": 1.0,
+            "updated_at": 1.0, "revision": 0, "initial_state": {}, "forked_from": None, "state": {"k": 0},
+            "events": []}
+    text = json.dumps({"type": "adk_lite_export", "format": 2}) + "\n" + json.dumps(line).replace('"k": 0', f'"k": {number}')
+    (tmp_path / "f.jsonl").write_text(text + "\n")
+    out = str(tmp_path / "out.sqlite3")
+    assert main(["import", str(tmp_path / "f.jsonl"), out, "--create"]) == 2
+    assert "f.jsonl:2: state" in capsys.readouterr().err
+    assert not os.path.exists(out)
