@@ -693,8 +693,38 @@ class PostgresBackend:
             "AND (c.relrowsecurity OR c.relforcerowsecurity) "
             "ORDER BY 3, 1, 2",
             (names, names, names, names)).fetchall()
-        return [f"{kind}{' ' + name if name else ''} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
-                for kind, name, table, sql in rows]
+        problems = [f"{kind}{' ' + name if name else ''} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
+                    for kind, name, table, sql in rows]
+        return problems + self._key_problems(conn, names)
+
+    def _key_problems(self, conn: PgConnection, names: list) -> list[str]:
+        """The constraints (check, unique, exclusion, foreign key) and unique indexes on
+        adk_lite's tables that its models do not make: each can refuse or change what a
+        write of adk_lite does (an extra unique index fails appends of one event id in two
+        sessions). A unique index on the columns of one of the models' keys is allowed."""
+        ours = {(m._meta.table_name, "".join(c.sql.split())) for m in self.models.all
+                for c in (m._meta.constraints or ()) if isinstance(c, pw.SQL)}
+        keys = schema._model_keys()
+        rows = conn.execute(
+            "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k "
+            "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND k.contype <> 'p' ORDER BY 1, 2",
+            (names,)).fetchall()
+        problems = [f"constraint {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
+                    for table, name, sql in rows if (table, "".join(sql.split())) not in ours]
+        rows = conn.execute(
+            "SELECT c.relname, i.relname, pg_get_indexdef(i.oid), x.indpred IS NOT NULL OR x.indexprs IS NOT NULL, "
+            "ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = ANY(x.indkey)) "
+            "FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relname = ANY(%s) AND x.indisunique AND NOT x.indisprimary "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
+            "AND k.contype IN ('u', 'x')) ORDER BY 1, 2",
+            (names,)).fetchall()
+        problems += [f"unique index {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
+                     for table, name, sql, partial, columns in rows
+                     if partial or frozenset(columns) not in keys.get(table, ())]
+        return problems
 
     @staticmethod
     def vacuum(conn: PgConnection) -> None:

@@ -134,9 +134,48 @@ def test_an_integer_just_beyond_64_bits_is_refused_not_made_a_float(number, tmp_
     line = {"type": "session", "app_name": "a", "user_id": "u", "session_id": "s", "created_at": 1.0,
             "updated_at": 1.0, "revision": 0, "initial_state": {}, "forked_from": None, "state": {"k": 0},
             "events": []}
-    text = json.dumps({"type": "adk_lite_export", "format": 2}) + "\n" + json.dumps(line).replace('"k": 0', f'"k": {number}')
+    text = (json.dumps({"type": "adk_lite_export", "format": 2}) + "\n"
+            + json.dumps(line).replace('"k": 0', f'"k": {number}'))
     (tmp_path / "f.jsonl").write_text(text + "\n")
     out = str(tmp_path / "out.sqlite3")
     assert main(["import", str(tmp_path / "f.jsonl"), out, "--create"]) == 2
     assert "f.jsonl:2: state" in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+def test_postgres_check_reports_constraints_and_unique_indexes_it_does_not_make(backend, target):
+    """An extra unique index (one event id in two sessions then fails to append), a CHECK
+    or another foreign key on adk_lite's tables changes what its writes do: ``check``
+    names each; adk_lite's own keys and foreign key, and a unique index on one of its
+    keys' columns, are not reported."""
+    if backend != "postgres":
+        pytest.skip("the SQLite file's whole schema is compared in test_restore_hostile")
+    import psycopg
+
+    from adk_lite import DatabaseSessionService
+
+    extra = [("CREATE UNIQUE INDEX one_id ON adk_events (event_id)", "DROP INDEX one_id"),
+             ("CREATE UNIQUE INDEX some_users ON adk_state (app_name, user_id, session_id, scope, state_key) "
+              "WHERE user_id <> 'u'", "DROP INDEX some_users"),
+             ("ALTER TABLE adk_events ADD CONSTRAINT no_z CHECK (user_id <> 'z')",
+              "ALTER TABLE adk_events DROP CONSTRAINT no_z"),
+             ("ALTER TABLE adk_state ADD CONSTRAINT uniq_key UNIQUE (state_key)",
+              "ALTER TABLE adk_state DROP CONSTRAINT uniq_key")]
+    with DatabaseSessionService(target) as svc:
+        svc.create_session("app", "u", {"k": 1}, session_id="s")
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("CREATE UNIQUE INDEX same_key ON adk_events (app_name, user_id, session_id, event_id)")
+            assert svc.store.check()["schema_problems"] == []  # one of our keys again: harmless
+            for make, _drop in extra:
+                conn.execute(make)
+            try:
+                problems = svc.store.check()["schema_problems"]
+            finally:
+                for _make, drop in extra:
+                    conn.execute(drop)
+                conn.execute("DROP INDEX same_key")
+        assert svc.store.check()["schema_problems"] == []
+    assert sorted(p.split(" (")[0] for p in problems) == [
+        "constraint no_z on adk_events is not adk_lite's", "constraint uniq_key on adk_state is not adk_lite's",
+        "unique index one_id on adk_events is not adk_lite's",
+        "unique index some_users on adk_state is not adk_lite's"], problems
