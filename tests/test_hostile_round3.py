@@ -179,3 +179,51 @@ def test_postgres_check_reports_constraints_and_unique_indexes_it_does_not_make(
         "constraint no_z on adk_events is not adk_lite's", "constraint uniq_key on adk_state is not adk_lite's",
         "unique index one_id on adk_events is not adk_lite's",
         "unique index some_users on adk_state is not adk_lite's"], problems
+
+
+def test_a_callers_event_cannot_carry_the_update_keys_mark(svc_any):
+    """The mark ``{"adk_lite": "update_keys"}`` tells fork's replay that a ``None`` in the
+    event's delta deleted the key; the store deletes only for ``update_keys`` itself. A
+    caller's event with that metadata was stored as a null and replayed as a deletion, so
+    a fork cut after it lost the key the source still held. It is refused, nothing written."""
+    from adk_lite import Event, EventActions
+
+    svc = svc_any
+    s = svc.create_session("a", "u", {"k": 1}, "s")
+    forged = Event(invocation_id="i1", author="user", custom_metadata={"adk_lite": "update_keys"},
+                   actions=EventActions(state_delta={"k": None}))
+    with pytest.raises(ValueError, match="update_keys"):
+        svc.append_event(s, forged)
+    assert svc.get_session("a", "u", "s").events == [] and s.state == {"k": 1}
+    svc.append_event(s, Event(invocation_id="i1", author="user", actions=EventActions(state_delta={"k": None})))
+    svc.append_event(s, Event(invocation_id="i2", author="user", actions=EventActions(state_delta={"j": 2})))
+    svc.update_keys("a", "u", "s", {"j": None})  # update_keys itself still deletes, and fork replays it
+    svc.append_event(s := svc.get_session("a", "u", "s"), Event(invocation_id="i3", author="user"))
+    assert svc.fork_session("a", "u", "s", new_session_id="f", before_invocation_id="i2").state == {"k": None}
+    assert svc.fork_session("a", "u", "s", new_session_id="g", before_invocation_id="i3").state == {"k": None}
+    assert svc.get_session("a", "u", "s").state == {"k": None}
+
+
+def test_an_adk_event_cannot_carry_the_update_keys_mark(target):
+    """The same through the ADK adapter."""
+    pytest.importorskip("google.adk")
+    import asyncio
+
+    from google.adk.events import Event as AdkEvent
+    from google.adk.events.event_actions import EventActions as AdkActions
+
+    from adk_lite.adk import DatabaseSessionService as AdkService
+
+    async def run():
+        svc = AdkService(target)
+        try:
+            s = await svc.create_session(app_name="a", user_id="u", session_id="s", state={"k": 1})
+            with pytest.raises(ValueError, match="update_keys"):
+                await svc.append_event(s, AdkEvent(invocation_id="i1", author="user",
+                                                   custom_metadata={"adk_lite": "update_keys"},
+                                                   actions=AdkActions(state_delta={"k": None})))
+            again = await svc.get_session(app_name="a", user_id="u", session_id="s")
+            assert again.events == [] and again.state == {"k": 1}
+        finally:
+            await svc.close()
+    asyncio.run(run())
