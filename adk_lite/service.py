@@ -240,10 +240,12 @@ def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], t
             only :meth:`DatabaseSessionService.update_keys` writes (fork's replay reads a
             ``None`` in such an event as a deletion; an append stores it as a null).
     """
-    for row in events:
-        body = row[5]
-        if _MARK_TEXT in body and codec.loads(body).get("custom_metadata") == UPDATE_KEYS_MARK:
-            raise ValueError(f"event {row[0]!r}: custom_metadata {UPDATE_KEYS_MARK!r} is reserved for the events "
+    marked = [row[0] for row in events
+              if _MARK_TEXT in row[5] and codec.loads(row[5]).get("custom_metadata") == UPDATE_KEYS_MARK]
+    if marked:  # (a retry of events all stored, update_keys' own among them, still returns them)
+        stored_ids = {r.event_id for r in store.read(lambda conn: store._all_events(conn, key))}
+        if not all(row[0] in stored_ids for row in events):
+            raise ValueError(f"event {marked[0]!r}: custom_metadata {UPDATE_KEYS_MARK!r} is reserved for the events "
                              "update_keys records (a None there deletes the key); nothing was written")
     lock = store.session_lock(*key)
     with lock:

@@ -202,6 +202,10 @@ def test_a_callers_event_cannot_carry_the_update_keys_mark(svc_any):
     assert svc.fork_session("a", "u", "s", new_session_id="f", before_invocation_id="i2").state == {"k": None}
     assert svc.fork_session("a", "u", "s", new_session_id="g", before_invocation_id="i3").state == {"k": None}
     assert svc.get_session("a", "u", "s").state == {"k": None}
+    mine = next(e for e in svc.get_session("a", "u", "s").events if e.custom_metadata)
+    assert svc.append_event(svc.get_session("a", "u", "s"), mine).id == mine.id  # a retry of update_keys' event
+    with pytest.raises(ValueError, match="update_keys"):  # but not into another session
+        svc.append_event(svc.get_session("a", "u", "f"), mine)
 
 
 def test_an_adk_event_cannot_carry_the_update_keys_mark(target):
