@@ -151,6 +151,13 @@ class AsyncDatabaseSessionService:
     async def get_stats(self) -> dict[str, Any]:
         return await self.run(self.sync.get_stats)
 
+    @_twin(DatabaseSessionService.get_usage)
+    async def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                        session_id: Optional[str] = None, *, since: Optional[float] = None,
+                        until: Optional[float] = None, group_by: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return await self.run(self.sync.get_usage, app_name, user_id, session_id, since=since, until=until,
+                              group_by=group_by)
+
     @_twin(DatabaseSessionService.vacuum)
     async def vacuum(self) -> dict[str, int]:
         return await self.run(self.sync.vacuum)

@@ -16,7 +16,7 @@ except these, which say so: ``import --create`` and ``import-adk --create``, ``c
 when stdin is a terminal (``erase`` always asks; ``--yes`` skips it); a "no" exits 1.
 A password in a URL argument is masked in the process's command line once it starts
 (``setproctitle``), and in every message; prefer ``PGPASSWORD`` or ``~/.pgpass``.
-``stats``, ``sessions``, ``search``, ``show``, ``export``, ``check`` and ``--dry-run`` of
+``stats``, ``sessions``, ``search``, ``memory``, ``usage``, ``show``, ``export``, ``check`` and ``--dry-run`` of
 ``prune``, ``erase`` and ``trim`` open the file read-only: they never change it. Files
 are written through :mod:`adk_lite.outfile` (never over the database, 0600, replaced
 atomically); the export format is :mod:`adk_lite.transfer`.
@@ -38,11 +38,13 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, outfile, restore, transfer, validate
+from . import cli_usage, codec, errors, memory, outfile, restore, transfer, validate
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
 from .target import ENV_VAR, MASK, MEMORY, mask_password, resolve, target_kind
+from .artifacts import ArtifactStore
+from .artifacts import copy_all as copy_artifacts
 from .service import DatabaseSessionService, trim
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -239,6 +241,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"sessions    {stats['sessions']} in {plural(stats['apps'], 'app')}, {plural(stats['users'], 'user')}")
     print(f"events      {stats['events']}")
     print(f"state keys  {stats['state_keys']}")
+    print(f"memories    {stats['memories']}")
+    print(f"artifacts   {stats['artifacts']} ({plural(stats['artifact_versions'], 'version')}), "
+          f"{plural(stats['artifact_blobs'], 'blob')} of {plural(stats['artifact_bytes'], 'byte')}")
     if server:
         print(f"bytes       tables {stats['table_bytes']}, whole database {stats['database_bytes']}")
     else:
@@ -309,6 +314,31 @@ def cmd_search(args: argparse.Namespace) -> int:
                       for r in rows])
     if hits.next_cursor:  # on stderr: a pipe gets only the rows
         print(f"next page: --after {hits.next_cursor}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    """``adk-lite memory``: one user's memories holding any word of QUERY, best first (read-only)."""
+    app, user = validate.names(args.app, args.user)
+    with _open(args) as svc:
+        found = memory.search(svc.store, app, user, args.query, min(args.limit, memory.MAX_RESULTS * 100))
+    rows = []
+    for m in found:
+        body = codec.loads(m.body)
+        parts = (body.get("content") or {}).get("parts") or []
+        text = " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+        rows.append({"memory_id": m.memory_id, "session_id": m.session_id, "event_id": m.event_id,
+                     "author": m.author, "timestamp": m.timestamp, "time": iso(m.timestamp), "text": text,
+                     "content": body.get("content"), "custom_metadata": body.get("custom_metadata") or {}})
+    if args.json:
+        _print_json({"memories": rows})
+        return EXIT_OK
+    if not rows:
+        print("no match")
+    else:
+        _print_table(("memory", "session", "author", "time", "text"),
+                     [(r["memory_id"], r["session_id"], r["author"] or "", r["time"], _one_line(r["text"]))
+                      for r in rows])
     return EXIT_OK
 
 
@@ -390,6 +420,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- artifacts ---------------------------------------------------------------------------
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    """``adk-lite artifacts``: one user's artifacts (with SESSION: that session's and the
+    user's ``user:`` ones), each with its version count and latest version (read-only)."""
+    app, user = validate.names(args.app, args.user)
+    session = None if args.session is None else validate.session_id(args.session)
+    with _open(args) as svc:
+        listed = ArtifactStore(svc.store).listing(app, user, session)
+    rows = [{"session_id": a.session_id or None, "filename": a.filename, "versions": a.versions,
+             "latest_version": a.latest, "kind": a.kind, "mime_type": a.mime_type, "bytes": a.size,
+             "create_time": a.create_time, "created": iso(a.create_time)} for a in listed]
+    if args.json:
+        _print_json({"artifacts": rows})
+        return EXIT_OK
+    _print_table(("session", "filename", "versions", "latest", "kind", "mime type", "bytes", "created"),
+                 [(r["session_id"] or "(user)", r["filename"], r["versions"], r["latest_version"], r["kind"],
+                   r["mime_type"] or "", r["bytes"], r["created"]) for r in rows])
+    return EXIT_OK
+
+
+def cmd_artifact(args: argparse.Namespace) -> int:
+    """``adk-lite artifact``: write one artifact version's bytes (a text's UTF-8) to
+    ``-o FILE`` (0600, whole or not at all, never the database) or stdout."""
+    app, user = validate.names(args.app, args.user)
+    if not args.filename:
+        raise UsageError("FILENAME must not be empty")
+    if args.filename.startswith("user:"):
+        session = ""
+    elif args.session is None:
+        raise UsageError(f"{args.filename!r} is session-scoped: give --session (only user: names need none)")
+    else:
+        session = validate.session_id(args.session, arg="--session")
+    path = _path(args)
+    protect = [] if _on_server(args) else [path]
+    if args.output is not None:
+        outfile.check(args.output, protect, force=args.force)  # before anything is read
+    with _open(args) as svc:
+        found = ArtifactStore(svc.store).load((app, user, session, args.filename), args.version)
+    if found is None:
+        raise UsageError(f"no artifact {args.filename!r}" + ("" if args.version is None else f" version {args.version}")
+                         + f" for app_name={app!r}, user_id={user!r}" + (f", session_id={session!r}" if session else ""))
+    row, data = found
+    if data is None:
+        raise UsageError(f"artifact {args.filename!r} version {row.version} holds no bytes: it is a file_data "
+                         f"reference ({_one_line(row.part)})")
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    with outfile.writing(args.output, protect, force=args.force) as fh:
+        fh.write(data)
+    return _report(args, {"filename": args.filename, "version": row.version, "kind": row.kind,
+                          "mime_type": row.mime_type, "bytes": len(data), "output": args.output},
+                   f"wrote {args.filename} version {row.version} ({plural(len(data), 'byte')}) to {args.output}")
+
+
 # -- export and import -----------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -414,8 +501,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         return EXIT_OK
     return _report(args, dict(counts, output=args.output),
-                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}) and "
-                   f"{plural(counts['state_records'], 'app/user state record')} to {args.output}")
+                   f"exported {plural(counts['sessions'], 'session')} ({plural(counts['events'], 'event')}), "
+                   f"{plural(counts['state_records'], 'app/user state record')} and "
+                   f"{plural(counts.get('artifact_versions', 0), 'artifact version')} to {args.output}")
 
 
 def _analyze_after_load(args: argparse.Namespace, svc: DatabaseSessionService, sessions: int) -> bool:
@@ -450,9 +538,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported {plural(report['created'], 'new session')} ({plural(report['events'], 'event')}, "
               f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
               f"{plural(report['state_keys'], 'app/user state key')} written, "
+              f"{plural(report['artifact_versions'], 'artifact version')}, "
               f"{plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed the database (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict line {c['line']}: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs from the stored one (versions are never "
+                      "overwritten)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
                   "from the stored one (use --replace to overwrite)")
@@ -535,16 +629,25 @@ def cmd_copy(args: argparse.Namespace) -> int:
             report = transfer.copy_database(src.store, dst.store, plan, bar.update)
         finally:
             bar.close()
+        if src.store.read(src.store.has_artifacts):  # then each artifact version, with its number
+            copied = copy_artifacts(ArtifactStore(src.store), ArtifactStore(dst.store))
+            report["conflicts"] += copied.pop("conflicts")
+            report.update(copied)
         report.update(source=src.path, destination=dst.path,
                       analyzed=_analyze_after_load(dest, dst, report["created"]))
     if args.json:
         _print_json(report)
     else:
         print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
-              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(len(report['conflicts']), 'conflict')}"
+              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written"
+              + (f", {plural(report['artifact_versions'], 'artifact version')}" if "artifact_versions" in report else "")
+              + f", {plural(len(report['conflicts']), 'conflict')}"
               + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
         for c in report["conflicts"]:
+            if c["type"] == "artifact":
+                print(f"conflict: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
+                      f"{c['filename']} version {c['version']} differs in DST (left as it is)")
+                continue
             what = c.get("session_id") or ", ".join(c["keys"])
             print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")
     return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
@@ -637,7 +740,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
     def what(counts: dict[str, Any]) -> str:
         return (f"{plural(counts['sessions'], 'session')}, {plural(counts['events'], 'event')} and "
-                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}")
+                f"{plural(counts['state_keys'], 'state key')} of user {user!r} in app {app!r}, with "
+                f"{plural(counts['memories'], 'memory', 'memories')}")
     with _open(args, write=not args.dry_run) as svc:
         result = svc.delete_user(app, user, dry_run=True)
         if not args.dry_run:
@@ -668,6 +772,22 @@ def cmd_trim(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'would delete' if args.dry_run else 'deleted'} {plural(result['events'], 'compacted event')} "
           f"({result['bytes']} bytes of event text) from {plural(result['sessions'], 'session')}")
+    return EXIT_OK
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``adk-lite usage``: token usage totals, grouped (``get_usage``; read-only)."""
+    app, user = _filters(args)
+    now = time.time()
+    since, until = (cli_usage.parse_time(args.since, "--since", now, parse_duration),
+                    cli_usage.parse_time(args.until, "--until", now, parse_duration))
+    groups = cli_usage.parse_groups(args.by)
+    with _open(args) as svc:
+        rows = svc.get_usage(app, user, args.session, since=since, until=until, group_by=groups)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(*cli_usage.table(rows))
     return EXIT_OK
 
 
@@ -783,12 +903,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {
     "stats": (cmd_stats, "counts, file sizes, sessions per app, the largest sessions",
               "adk-lite stats .adk/sessions.sqlite3 --top 5"),
+    "usage": (cmd_usage, "token usage totals of the stored LLM calls, grouped by app, user, session, invocation, "
+                         "model or day",
+              "adk-lite usage .adk/sessions.sqlite3 --user alice --since 30d --by day,model"),
     "sessions": (cmd_sessions, "list sessions, oldest update first (--newest: newest first), a page at a time",
                  "adk-lite sessions --app my_app --limit 50 --after CURSOR"),
     "search": (cmd_search, "find events by their text, best match first (plain words; --raw for FTS5 or to_tsquery syntax)",
                'adk-lite search .adk/sessions.sqlite3 "refund order 7" --user alice'),
+    "memory": (cmd_memory, "search one user's memories (ADK's memory service) for any of the words, best first",
+               'adk-lite memory .adk/sessions.sqlite3 my_app alice "favourite colour"'),
     "show": (cmd_show, "a session's merged state and its last events",
              "adk-lite show .adk/sessions.sqlite3 my_app alice chat-1 --events 20"),
+    "artifacts": (cmd_artifacts, "list one user's artifacts (with SESSION: that session's and the user's user: ones)",
+                  "adk-lite artifacts .adk/sessions.sqlite3 my_app alice chat-1"),
+    "artifact": (cmd_artifact, "write one artifact version's bytes to -o FILE (or stdout)",
+                 "adk-lite artifact .adk/sessions.sqlite3 my_app alice report.pdf --session chat-1 -o report.pdf"),
     "export": (cmd_export, "write sessions and app/user state as JSON Lines (to stdout, or -o FILE)",
                "adk-lite export --app my_app -o my_app.jsonl"),
     "import": (cmd_import, "restore an export (idempotent; --replace to overwrite differing sessions; "
@@ -888,6 +1017,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("app", help="app_name")
             p.add_argument("user", help="user_id")
             p.add_argument("session", help="session_id")
+        elif name == "memory":
+            p.add_argument("db", help="the database file")
+            p.add_argument("app", help="app_name")
+            p.add_argument("user", help="user_id")
+            p.add_argument("query", help="words to find (any of them; no query syntax)")
+        elif name in ("artifacts", "artifact"):
+            p.add_argument("db", help="the database file")
+            p.add_argument("app", help="app_name")
+            p.add_argument("user", help="user_id")
+            if name == "artifacts":
+                p.add_argument("session", nargs="?", help="session_id (default: every session of the user)")
+            else:
+                p.add_argument("filename", help="the artifact's filename (user:... for a user-scoped one)")
         elif name == "export-adk":
             p.add_argument("db", nargs="?", help=_DB_HELP)
             p.add_argument("target", help="a path (ADK's SqliteSessionService) or a sqlite+aiosqlite:///path URL "
@@ -897,9 +1039,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("query", help="words to find (all of them); with --raw, an FTS5 query")
         else:
             p.add_argument("db", nargs="?", help=_DB_HELP)
-        if name in ("sessions", "export", "prune", "trim", "search"):
+        if name in ("sessions", "export", "prune", "trim", "search", "usage"):
             p.add_argument("--app", help="only this app_name")
             p.add_argument("--user", help="only this user_id")
+    cli_usage.add_arguments(parsers["usage"])
     parsers["stats"].add_argument("--top", type=_count(1), default=10, metavar="N",
                                   help="largest sessions to list (default 10)")
     parsers["sessions"].add_argument("--limit", type=_count(1), default=100, metavar="N",
@@ -913,12 +1056,19 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["search"].add_argument("--raw", action="store_true",
                                    help='QUERY is FTS5 syntax: "a phrase", refund*, AND/OR/NOT, NEAR(a b, 5) '
                                         '(on PostgreSQL, to_tsquery: order <-> 7, refund:*, &, |, !)')
+    parsers["memory"].add_argument("--limit", type=_count(1), default=memory.MAX_RESULTS, metavar="N",
+                                   help=f"most memories to show (default {memory.MAX_RESULTS})")
     parsers["show"].add_argument("--events", type=_count(0), default=10, metavar="N",
                                  help="show the last N events (default 10; 0 for none)")
     parsers["export"].add_argument("-o", "--output", metavar="FILE",
                                    help="write here instead of stdout (a 0600 file, written whole or not at all; "
                                         "never the database or its -wal/-shm/-journal)")
     parsers["export"].add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parsers["artifact"].add_argument("--session", help="the session_id (for a name without user:)")
+    parsers["artifact"].add_argument("--version", type=_count(0), metavar="N", help="this version (default: the latest)")
+    parsers["artifact"].add_argument("-o", "--output", metavar="FILE",
+                                     help="write here instead of stdout (0600, whole or not at all; never the database)")
+    parsers["artifact"].add_argument("--force", action="store_true", help="replace FILE if it exists")
     parsers["import"].add_argument("--replace", action="store_true",
                                    help="overwrite sessions and app/user keys that differ from the file")
     parsers["import"].add_argument("--create", action="store_true",

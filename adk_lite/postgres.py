@@ -22,8 +22,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from . import codec, errors, schema
-from .models import EVENTS, METADATA, TABLES, make_models
+from . import codec, errors, schema, usage
+from .models import ARTIFACT_TABLES, EVENTS, MEMORIES, METADATA, TABLES, make_models
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
 MAX_CONNECTIONS = 16
@@ -37,6 +37,12 @@ and PostgreSQL refuses an index entry over 2704 bytes (a third of a page). 600 b
 every id of 150 characters, or of 256 (adk_lite's limit) in ASCII or Latin text."""
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """The JSON escape of NUL, not preceded by an escaped backslash (``\\\\u0000`` is text)."""
+FIRST_VERSION = 4
+"""The schema version of the first PostgreSQL databases; later ones are migrated by
+:data:`PG_MIGRATIONS` (``MIGRATIONS`` of :mod:`adk_lite.schema` are SQLite SQL)."""
+PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5()}
+"""``PG_MIGRATIONS[v](backend)`` upgrades a PostgreSQL database from version v to v + 1,
+inside the schema transaction holding :data:`SCHEMA_LOCK`."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
 
 
@@ -94,6 +100,19 @@ def _search_ddl(utf8: bool) -> list[str]:
         f"ALTER TABLE {EVENTS} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
         f"adk_lite_words(left(adk_lite_search_text(body), {SEARCH_CHARS})))) STORED",
         f"CREATE INDEX {EVENTS}_search ON {EVENTS} USING gin ({SEARCH_COLUMN})",
+    ]
+
+
+def _memory_ddl() -> list[str]:
+    """The statements that add full-text search to ``adk_memories``: the generated
+    ``tsvector`` column :data:`SEARCH_COLUMN` over its ``text`` (words split and accents
+    removed by ``adk_lite_words`` of :func:`_search_ddl`, which must exist first; at most
+    :data:`SEARCH_CHARS` characters) and its GIN index. A deleted memory (``text`` NULL)
+    has an empty vector."""
+    return [
+        f"ALTER TABLE {MEMORIES} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
+        f"adk_lite_words(left(coalesce(text, ''), {SEARCH_CHARS})))) STORED",
+        f"CREATE INDEX {MEMORIES}_search ON {MEMORIES} USING gin ({SEARCH_COLUMN})",
     ]
 
 
@@ -491,10 +510,11 @@ class PostgresBackend:
         conn = self.peewee.acquire()
         try:
             row = self._version(conn)
-            if row is not None and schema.check_version(row or None, self.path) == schema.SCHEMA_VERSION:
+            if row is not None:
+                version = schema.check_version(row or None, self.path)
                 self.searchable = self._has_search(conn.execute)
-                if self.searchable or self.read_only:
-                    return
+                if (self.searchable and version == schema.SCHEMA_VERSION) or self.read_only:
+                    return  # read-only: an older schema is read as it is (migrated at a read-write open)
             elif self.read_only:
                 raise errors.DatabaseOpenError(f"database {self.path} has no adk_lite tables yet")
         finally:
@@ -505,15 +525,20 @@ class PostgresBackend:
             if METADATA in have:
                 row = self.peewee.execute_sql(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
                 version = schema.check_version(row, self.path)
-                if version != schema.SCHEMA_VERSION:  # no PostgreSQL migrations exist: v4 is the first
+                if version not in PG_MIGRATIONS and version != schema.SCHEMA_VERSION:
                     raise errors.SchemaVersionError(
                         f"database {self.path} has schema_version {version}: PostgreSQL schemas start at "
-                        f"{schema.SCHEMA_VERSION}, and this one cannot be migrated")
+                        f"{FIRST_VERSION}, and this one cannot be migrated")
                 if not self._has_search(self.peewee.execute_sql):  # made by adk_lite 0.2.0 before search
                     self._create_search()
+                for step in range(version, schema.SCHEMA_VERSION):
+                    PG_MIGRATIONS[step](self)
+                if version != schema.SCHEMA_VERSION:
+                    self.peewee.execute_sql(f"UPDATE {METADATA} SET value = %s WHERE key = 'schema_version'",
+                                            (str(schema.SCHEMA_VERSION),))
                 self.searchable = True
                 return
-            ours = sorted(have & set(TABLES))
+            ours = sorted(have & {*TABLES, *schema.LATER_TABLES})
             if ours:
                 raise errors.ForeignDatabaseError(
                     f"database {self.path} has tables named like adk_lite's ({', '.join(ours)}) but no "
@@ -521,10 +546,17 @@ class PostgresBackend:
             for model in self.models.all:  # in order: the events' raw FOREIGN KEY needs adk_sessions first
                 model.create_table(safe=True)
             self._create_search()
+            self._to_v5()
             self.searchable = True
             self.peewee.execute_sql(f"INSERT INTO {METADATA} (key, value) VALUES ('schema_version', %s)",
                                     (str(schema.SCHEMA_VERSION),))
         self.peewee.close()
+
+    def _create_usage_tables(self) -> None:
+        """Create ``adk_usage`` (with its indexes) and fill it from the stored events
+        (:func:`adk_lite.usage.backfill`), inside the schema transaction."""
+        self.models.Usage.create_table(safe=True)  # a new database's create_table made it: nothing to fill
+        usage.backfill(self.peewee.execute_sql, "%s", "body::text ILIKE '%%usage%%metadata%%'", "body::text")
 
     @staticmethod
     def _has_search(execute: Any) -> bool:
@@ -537,6 +569,25 @@ class PostgresBackend:
         encoding = self.peewee.execute_sql("SELECT current_setting('server_encoding')").fetchone()[0]
         for statement in _search_ddl(encoding == "UTF8"):
             self.peewee.execute_sql(statement)
+
+    def _to_v5(self) -> None:
+        """Schema version 4 to 5, inside the schema transaction (under the advisory lock):
+        the tables of this version's features: memories, and token usage (filled from
+        the stored events). A new database runs it too, after ``create_table``."""
+        self.create_memory_tables()
+        self._create_usage_tables()
+        for model in self.models.all:  # the artifact tables (blobs first: the versions refer to them)
+            if model._meta.table_name in ARTIFACT_TABLES:
+                model.create_table(safe=True)
+
+    def create_memory_tables(self) -> None:
+        """Create ``adk_memories`` (kept if a new database's ``create_table`` made it) and
+        its search column and index (:func:`_memory_ddl`), inside the schema transaction."""
+        self.models.Memory.create_table(safe=True)
+        if not self.peewee.execute_sql(f"SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('{MEMORIES}') "
+                                       f"AND attname = '{SEARCH_COLUMN}' AND NOT attisdropped").fetchone():
+            for statement in _memory_ddl():
+                self.peewee.execute_sql(statement)
 
     # -- the dialect: what the store asks of its backend ---------------------------
     def translate(self, exc: BaseException) -> errors.DatabaseError:
@@ -658,7 +709,7 @@ class PostgresBackend:
         return int(conn.execute(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relkind = 'r' AND c.relname = ANY(%s)", (list(TABLES),)).fetchone()[0])
+            "AND c.relkind = 'r' AND c.relname = ANY(%s)", ([*TABLES, *schema.LATER_TABLES],)).fetchone()[0])
 
     @staticmethod
     def integrity(conn: PgConnection) -> tuple[list[str], list[tuple]]:
@@ -729,7 +780,8 @@ class PostgresBackend:
     @staticmethod
     def vacuum(conn: PgConnection) -> None:
         """``VACUUM ANALYZE`` of adk_lite's tables (outside a transaction)."""
-        conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+        have = PostgresBackend.tables_of(conn.execute)
+        conn.execute("VACUUM ANALYZE " + ", ".join(t for t in (*TABLES, *schema.LATER_TABLES) if t in have))
 
     @staticmethod
     @contextlib.contextmanager

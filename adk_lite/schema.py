@@ -14,14 +14,18 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import errors
-from .models import EVENTS, EVENTS_FTS, METADATA, SESSIONS, STATE, make_models
+from . import usage
+from .models import (ARTIFACT_TABLES, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
+                     TOKENIZER, USAGE, make_models)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this release writes. Files with a higher version are refused.
 
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
-index ``adk_events_fts`` and its triggers."""
+index ``adk_events_fts`` and its triggers; 5, memories (``adk_memories`` and its
+index ``adk_memories_fts``), ``adk_usage`` (token usage per event) and the artifact
+tables ``adk_artifact_blobs`` and ``adk_artifact_versions``."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -120,6 +124,75 @@ def _add_search(conn: sqlite3.Connection) -> None:
                  f"(SELECT id, {search_text_sql('body')} AS x FROM {EVENTS}) WHERE x IS NOT NULL")
 
 
+def create_memory_tables(conn: sqlite3.Connection) -> None:
+    """Create ``adk_memories`` (the ``Memory`` model of :mod:`adk_lite.models`; kept if
+    it exists, as a new file's ``create_tables`` made it), its full-text index
+    ``adk_memories_fts`` (FTS5 with external content: the index reads the text from
+    ``adk_memories.text``, stored once) and the triggers that keep the index in step
+    with every insert, delete and update of ``text`` or ``id``, in the writer's
+    transaction. A row whose ``text`` is NULL (a deleted memory) is not indexed."""
+    model = make_models(pw.SqliteDatabase(None)).Memory
+    conn.execute(model._schema._create_table(safe=True).query()[0])
+    for index in model._schema._create_indexes(safe=True):
+        conn.execute(index.query()[0])
+    conn.execute(f"CREATE VIRTUAL TABLE {MEMORIES_FTS} USING fts5(text, content='{MEMORIES}', content_rowid='id', "
+                 f"tokenize='{TOKENIZER}')")
+    add = f"INSERT INTO {MEMORIES_FTS} (rowid, text) SELECT new.id, new.text WHERE new.text IS NOT NULL;"
+    remove = (f"INSERT INTO {MEMORIES_FTS} ({MEMORIES_FTS}, rowid, text) SELECT 'delete', old.id, old.text "
+              "WHERE old.text IS NOT NULL;")
+    conn.execute(f"CREATE TRIGGER {MEMORIES_FTS}_insert AFTER INSERT ON {MEMORIES} BEGIN {add} END")
+    conn.execute(f"CREATE TRIGGER {MEMORIES_FTS}_delete AFTER DELETE ON {MEMORIES} BEGIN {remove} END")
+    conn.execute(f"CREATE TRIGGER {MEMORIES_FTS}_update AFTER UPDATE OF id, text ON {MEMORIES} BEGIN "
+                 f"{remove} {add} END")
+
+
+def create_usage_tables(conn: sqlite3.Connection) -> None:
+    """Create ``adk_usage`` (the ``Usage`` model, with its indexes) and fill it from
+    the stored events (:func:`adk_lite.usage.backfill`), in the caller's transaction."""
+    model = make_models(pw.SqliteDatabase(None)).Usage
+    conn.execute(model._schema._create_table(safe=False).query()[0])
+    for index in model._schema._create_indexes(safe=False):
+        conn.execute(index.query()[0])
+    usage.backfill(conn.execute, "?", "body LIKE '%usage%metadata%'")
+
+
+def _to_v5(conn: sqlite3.Connection) -> None:
+    """Version 4 to 5: the tables of this version's features: memories, token usage
+    (filled from the stored events) and artifacts."""
+    create_memory_tables(conn)
+    create_usage_tables(conn)
+    create_artifact_tables(conn)
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
+
+ADDED_TABLES: dict[int, tuple[str, ...]] = {5: (MEMORIES, USAGE, *ARTIFACT_TABLES)}
+"""The tables each schema version added (by its migration): a file at version v has
+none of those of later versions, and all of those up to v."""
+
+
+def tables_of(version: int) -> set[str]:
+    """The tables of :data:`ADDED_TABLES` a file at schema ``version`` must have."""
+    return {t for added_in, names in ADDED_TABLES.items() if added_in <= version for t in names}
+
+
+LATER_TABLES = frozenset().union(*ADDED_TABLES.values())
+"""Every table a migration added (not in :data:`adk_lite.models.TABLES`)."""
+
+
+def tables_at(version: int) -> tuple[str, ...]:
+    """The tables a file at schema ``version`` must have (the search indexes aside), in
+    creation order."""
+    return TABLES + tuple(t for added_in, names in sorted(ADDED_TABLES.items()) if added_in <= version for t in names)
+
+
+ALL_TABLES: tuple[str, ...] = tables_at(SCHEMA_VERSION)
+"""Every table of the current schema (the search indexes aside)."""
+
+
+def table_version(table: str) -> int:
+    """The schema version that added ``table`` (1 for the first release's tables)."""
+    return next((v for v, names in ADDED_TABLES.items() if table in names), 1)
 
 
 def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection) -> None:
@@ -129,9 +202,24 @@ def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection)
     what a file must hold: :mod:`adk_lite.schema_check`)."""
     peewee.create_tables(models.all, safe=True)
     create_search(conn)
+    create_memory_tables(conn)
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search}
+def create_tables_sql(names: tuple[str, ...]) -> list[str]:
+    """The SQLite statements that create the tables ``names`` (with their indexes) as
+    the models define them, in model order."""
+    statements = []
+    for model in make_models(pw.SqliteDatabase(None)).all:
+        if model._meta.table_name in names:
+            statements.append(model._schema._create_table(safe=True).query()[0])
+            statements.extend(q.query()[0] for q in model._schema._create_indexes(safe=True))
+    return statements
+
+
+def create_artifact_tables(conn: sqlite3.Connection) -> None:
+    """Part of version 4 to 5: create the empty artifact tables (:data:`ARTIFACT_TABLES`)."""
+    for statement in create_tables_sql(ARTIFACT_TABLES):
+        conn.execute(statement)
 
 VERSION_1_TABLES = (SESSIONS, EVENTS, STATE, METADATA)
 """The tables of the first release (schema version 1), with their indexes: every later
@@ -155,11 +243,11 @@ def _added_after(version: int) -> dict[str, set[str]]:
 
 
 def expected_columns(version: int) -> dict[str, set[str]]:
-    """The columns each of :data:`TABLES` has in a file at schema ``version``: those of
-    the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
-    later = _added_after(version)
+    """The columns each table of a file at schema ``version`` (:func:`tables_at`) has:
+    those of the models in :mod:`adk_lite.models`, minus :data:`ADDED_COLUMNS` of later versions."""
+    later, present = _added_after(version), set(tables_at(version))
     return {m._meta.table_name: {f.column_name for f in m._meta.sorted_fields} - later.get(m._meta.table_name, set())
-            for m in make_models(pw.SqliteDatabase(None)).all}
+            for m in make_models(pw.SqliteDatabase(None)).all if m._meta.table_name in present}
 
 
 def _model_keys() -> dict[str, set[frozenset]]:
@@ -186,6 +274,10 @@ def check_columns(columns: dict[str, dict[str, bool]], keys: dict[str, set[froze
     problems = []
     expected, added, wanted_keys = expected_columns(version), _added_after(version), _model_keys()
     for table, have in columns.items():
+        newer = [v for v, names in ADDED_TABLES.items() if table in names and v > version]
+        if newer:
+            problems.append(f"it has the table {table}, which schema_version {version} does not")
+            continue
         wanted = expected[table]
         missing = sorted(wanted - have.keys())
         later = sorted(have.keys() & added.get(table, set()))

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
-from . import codec, lifecycle, outfile, validate
+from . import codec, lifecycle, outfile, usage, validate
 from . import scopes
 from .database import open_database
 from .lifecycle import UPDATE_KEYS_MARK
@@ -548,7 +548,8 @@ class DatabaseSessionService:
 
     def delete_user(self, app_name: str, user_id: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Erase one user's data in one app: every session of theirs with its events
-        and session state, and their ``user:`` state, in one transaction. App state stays.
+        and session state, their ``user:`` state and their memories (ADK's memory
+        service, :mod:`adk_lite.memory`), in one transaction. App state stays.
 
         Erased from the file too: SQLite's ``secure_delete`` is on for that
         transaction (deleted content is overwritten with zeros), the search index is
@@ -566,7 +567,7 @@ class DatabaseSessionService:
             dry_run: only count; nothing is written (works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``:
+            ``{"sessions", "events", "state_keys", "memories", "dry_run", "checkpointed"}``:
             rows deleted (or that would be); ``checkpointed`` is False when another
             connection's reader kept the WAL from being emptied (call again, or
             ``vacuum``, once it is gone), None for a dry run.
@@ -750,6 +751,47 @@ class DatabaseSessionService:
             DatabaseError: the file failed (corrupt, unreadable).
         """
         return self._store.stats()
+
+    def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                  session_id: Optional[str] = None, *, since: Optional[float] = None, until: Optional[float] = None,
+                  group_by: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Token usage totals of the stored LLM calls (events that carried
+        ``usage_metadata``, as ADK's ``LlmResponse`` writes it), read in one snapshot.
+
+        Kept in rows of its own, written with each event (see :mod:`adk_lite.usage`):
+        ``trim_compacted`` keeps them, a fork's copied events count 0 (only the fork's
+        new events count to it), ``delete_session``, ``prune`` and ``delete_user``
+        remove those of what they delete, a retried append and ``update_keys`` count
+        nothing; export/import, ``copy`` and ``backup`` carry them.
+
+        Args:
+            app_name, user_id, session_id: only this app / user / session (None: any).
+            since, until: epoch seconds (int or float) on the event's ``timestamp``;
+                ``since`` inclusive, ``until`` exclusive; None: unbounded.
+            group_by: names among ``"app"``, ``"user"``, ``"session"``,
+                ``"invocation"``, ``"model"`` (the event's ``model_version``) and
+                ``"day"`` (the UTC date ``YYYY-MM-DD``, whatever the time zone); a
+                repeated name counts once.
+
+        Returns:
+            A list of dicts, one per group, ordered by the group keys in ``group_by``
+            order (None first): the keys ``app_name``, ``user_id``, ``session_id``,
+            ``invocation_id``, ``model``, ``day`` that were grouped by, then the int
+            sums ``prompt_tokens``, ``output_tokens`` (candidates), ``cached_tokens``,
+            ``thoughts_tokens``, ``tool_use_prompt_tokens``, ``total_tokens`` and
+            ``llm_calls`` (events that carried usage). With no ``group_by``, one dict
+            (all zeros when nothing matched).
+
+        Raises:
+            ValueError: an unknown ``group_by`` name (the message names
+                ``group_by``), ``since > until``, a bound that is not a finite int or
+                float (a str too), a blank or too long id.
+            TypeError: an id that is not a str.
+            DatabaseError: a database of an older schema opened read-only (open it
+                read-write once to build the usage table).
+        """
+        return usage.get_usage(self._store, app_name, user_id, session_id, since=since, until=until,
+                               group_by=group_by)
 
     def vacuum(self) -> dict[str, int]:
         """Reclaim space: checkpoint the WAL (TRUNCATE), VACUUM, ``PRAGMA optimize``.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 import stat
 import threading
@@ -31,7 +30,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import peewee as pw
 
 from . import codec, errors, schema, schema_check
-from .models import EVENTS, EVENTS_FTS, METADATA, TABLES, TOKENIZER, make_models
+from .models import EVENTS, EVENTS_FTS, MEMORIES_FTS, METADATA, TABLES, TOKENIZER, make_models
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
 
 BACKUP_STEP_PAGES = 4096
@@ -162,6 +161,11 @@ def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
             f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
     schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
     version = schema.check_version(row, path)
+    missing = sorted(schema.tables_of(version) - tables)
+    if missing:
+        raise errors.ForeignDatabaseError(
+            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)} "
+            f"of schema_version {version}")
     schema.check_columns(columns, keys, version, path)
     schema_check.check_objects(objects, version, path)
     return version
@@ -317,7 +321,8 @@ def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
                     f"database {path} is truncated: {size} bytes, its header says {expected}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns, keys = {}, {}
-        for table in (t for t in TABLES if t in tables):
+        added = sorted(schema.LATER_TABLES)
+        for table in (t for t in (*TABLES, *added) if t in tables):
             info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
             columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
             keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
@@ -749,9 +754,11 @@ class SqliteBackend:
         they are merged. ``optimize`` merges every segment into one, without them (the
         old segments' rows are deleted, so under ``secure_delete`` zeroed). It rewrites
         the whole index: its cost grows with the index, not with what was deleted
-        (SQLite 3.40 has no FTS5 ``secure-delete`` option, which would cost less)."""
-        if conn.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{EVENTS_FTS}'").fetchone():
-            conn.execute(f"INSERT INTO {EVENTS_FTS} ({EVENTS_FTS}) VALUES ('optimize')")
+        (SQLite 3.40 has no FTS5 ``secure-delete`` option, which would cost less). Every
+        full-text index is merged: events' and memories'."""
+        for index in (EVENTS_FTS, MEMORIES_FTS):
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (index,)).fetchone():
+                conn.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
 
     @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> bool:

@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import peewee as pw
 
-from . import codec, errors
+from . import artifacts, codec, errors, memory, schema, usage
 from .database import Backend
 from .scopes import APP, SESSION, USER
 
@@ -178,8 +178,9 @@ class Store:
     # -- compiled statements ------------------------------------------------
     def _compile_all(self) -> dict[str, str]:
         m = self.db.models
-        S, E, T = m.Session, m.Event, m.State
+        S, E, T, U = m.Session, m.Event, m.State, m.Usage
         key = ("app", "user", "session")
+        usage_names = ("event_id", "invocation_id", "model", "timestamp", "day", *usage.SUMS)
 
         def where_key(model):
             return (model.app_name == _p("app")) & (model.user_id == _p("user")) & (model.session_id == _p("session"))
@@ -226,6 +227,14 @@ class Store:
                 E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
                 .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
             "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
+            "usage_insert": _compile(
+                U.insert_many([tuple(_p(n) for n in key + usage_names)],
+                              fields=[U.app_name, U.user_id, U.session_id, *(getattr(U, n) for n in usage_names)])
+                .returning(),
+                *key, *usage_names),
+            "usage_of_session": _compile(
+                U.select(*(getattr(U, n) for n in usage_names)).where(where_key(U)).order_by(U.timestamp, U.event_id),
+                *key),
             "state_upsert": _compile(
                 T.insert_many([tuple(_p(n) for n in key + ("scope", "state_key", "state_value", "updated_at"))],
                               fields=[*st_cols, T.state_value, T.updated_at])
@@ -498,15 +507,38 @@ class Store:
         return row, state, events
 
     def read_whole_session(self, app: str, user: str, session: str) -> Optional[tuple]:
-        """Read everything an export or a copy carries of one session, in one snapshot:
-        ``(session row, initial_state JSON text or None, forked_from JSON text or None,
-        state rows, every event row oldest first)``, or None when it is not stored."""
+        """Read everything an export or a copy carries of one session, in one snapshot.
+
+        Returns:
+            ``(session row, initial_state JSON text or None, forked_from JSON text or
+            None, state rows, every event row oldest first, usage rows)`` (usage rows
+            ``(event_id, invocation_id, model, timestamp, day, *counts)`` ordered by
+            time; those of trimmed events included), or None when it is not stored.
+        """
         def run(conn):
             found = self._read_session(conn, app, user, session, None, None)
             if found is None:
                 return None
             initial, forked_from = conn.execute(self._sql["session_lineage"], (app, user, session)).fetchone()
-            return found[0], initial, forked_from, found[1], found[2]
+            return (found[0], initial, forked_from, found[1], found[2],
+                    conn.execute(self._sql["usage_of_session"], (app, user, session)).fetchall())
+        return self._run(run)
+
+    def usage_rows(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Run ``get_usage``'s query (:func:`adk_lite.usage.query`) in one read transaction.
+
+        Raises:
+            DatabaseError: the database has no ``adk_usage`` table (schema version 4 or
+                older, opened read-only: read-only opens never migrate).
+        """
+        table = self.db.models.Usage._meta.table_name
+
+        def run(conn):
+            if table not in self.db.tables(conn):
+                raise errors.DatabaseError(
+                    f"database {self.db.path} has no usage table yet (schema_version {self._stored_version(conn)}): "
+                    "open it read-write once (any write, e.g. DatabaseSessionService(path)) to build it")
+            return conn.execute(sql, params).fetchall()
         return self._run(run)
 
     def delete_session(self, app: str, user: str, session: str) -> None:
@@ -519,8 +551,10 @@ class Store:
         self._run(self._delete_keys, keys, write=True)
 
     def _delete_keys(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+        conn.executemany(memory.forget_sessions_sql(self.db), keys)  # the memories that came from them
         conn.executemany(self._sql["state_delete_session"], keys)
         conn.executemany(self._sql["session_delete"], keys)  # events go by the FK's ON DELETE CASCADE
+        artifacts.delete_sessions(conn, self.db, keys)  # session-scoped artifacts; user: ones stay
 
     def _all_events(self, conn: sqlite3.Connection, key: tuple[str, str, str]) -> list[EventRow]:
         """Every event row of a session, oldest first (the order of ``read_session``)."""
@@ -604,16 +638,17 @@ class Store:
         deletes them (rows that refer to others first). A table added for a user's data
         belongs here: the erase, its dry run and its counts then cover it."""
         m = self.db.models
-        return [("state_keys", m.State._meta.table_name), ("events", m.Event._meta.table_name),
-                ("sessions", m.Session._meta.table_name)]
+        return [("memories", m.Memory._meta.table_name), ("state_keys", m.State._meta.table_name),
+                ("events", m.Event._meta.table_name), ("sessions", m.Session._meta.table_name)]
 
     def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
         """Erase one user of one app: the user's rows of every table of
         :meth:`user_tables` (sessions with their events and session state, the
-        ``user:`` state), in one write transaction with the backend's secure delete on
-        (deleted content overwritten) that also purges the full-text index
-        (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL checkpoint
-        (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
+        ``user:`` state, memories) and the user's artifacts with the bytes only they
+        referred to (:func:`adk_lite.artifacts.delete_user`), in one write transaction with
+        the backend's secure delete on (deleted content overwritten) that also purges the
+        full-text indexes (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL
+        checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
         Exact under concurrent writers: the transaction holds the user's exclusive lock
         (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
@@ -627,8 +662,9 @@ class Store:
             dry_run: only count (a read transaction; works on a read-only service).
 
         Returns:
-            ``{"sessions", "events", "state_keys" (session and user rows), ...one count
-            per table of :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
+            ``{"sessions", "events", "state_keys" (session and user rows), "memories"
+            (deleted ones' markers included), ...one count per table of
+            :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
             this erase deleted (a dry run: counted); ``checkpointed`` is False when another
             connection's reader kept the checkpoint from finishing (the WAL may then
             still hold erased pages until the next checkpoint), None for a dry run.
@@ -641,9 +677,12 @@ class Store:
         where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
         sessions = self.db.models.Session._meta.table_name
         if dry_run:
-            return self._run(lambda conn: {
-                **{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
-                   for name, table in reversed(tables)}, "dry_run": True, "checkpointed": None})
+            def count(conn):  # a read-only file of an older schema lacks the later tables
+                present = self.db.tables(conn)
+                return {**{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
+                           if table in present else 0 for name, table in reversed(tables)},
+                        "dry_run": True, "checkpointed": None}
+            return self._run(count)
 
         def erase(conn):
             self.db.lock_user(conn, app, user, True)
@@ -653,6 +692,7 @@ class Store:
                       for name, table in tables}
             # always: the index may still hold words of this user's sessions deleted before
             self.db.purge_search(conn)
+            artifacts.delete_user(conn, self.db, app, user)  # every scope, with the bytes only they referred to
             return {**{name: counts[name] for name, _table in reversed(tables)}, "dry_run": False}
 
         def run(conn):
@@ -826,6 +866,7 @@ class Store:
             AlreadyExistsError: some of the events are stored and others not.
         """
         self._check_writable((), events, upserts)
+        used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -863,6 +904,8 @@ class Store:
                     "reload it with get_session and retry")
             if events:
                 conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
+            if used:
+                conn.executemany(self._sql["usage_insert"], [(app, user, session) + u for u in used])
             self._write_state(conn, app, user, session, upserts, deletes, time.time())
             conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
             return row.revision + 1, stored
@@ -892,6 +935,16 @@ class Store:
             self.db.lock_user(conn, app, user, False)
             self._write_state(conn, app, user, session, upserts, deletes, now)
         self._run(run, write=True)
+
+    def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one write transaction (IMMEDIATE on SQLite) and return its
+        result: all of it commits, or nothing when it raises. For modules above the
+        store with statements of their own (:mod:`adk_lite.memory`).
+
+        Raises:
+            DatabaseOpenError: the service is read-only. ServiceClosedError: closed.
+        """
+        return self._run(fn, write=True)
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one read transaction (one snapshot) and return its result.
@@ -930,7 +983,7 @@ class Store:
     def import_session(self, app: str, user: str, session: str, created_at: float, updated_at: float,
                        state_rows: Sequence[tuple[str, str, str]], event_rows: Sequence[tuple],
                        replace: bool, initial: Optional[str] = None, forked_from: Optional[str] = None,
-                       revision: int = 0) -> str:
+                       revision: int = 0, usage_rows: Optional[Sequence[tuple]] = None) -> str:
         """Write a whole session (its row, session state and every event) in ONE
         IMMEDIATE transaction: after a crash at any point it is all there or absent.
 
@@ -943,6 +996,11 @@ class Store:
             initial, forked_from: the ``initial_state`` and ``forked_from`` JSON texts
                 (None: unknown / not a fork), already checked by the caller.
             revision: the session's write count (an int >= 0, checked by the caller).
+            usage_rows: the session's usage rows ``(event_id, invocation_id, model,
+                timestamp, day, *counts)`` as exported (those of trimmed events too; an
+                empty list for a fork whose events are all copies), or None to make
+                them from ``event_rows`` (:func:`adk_lite.usage.rows_of`: a file of
+                format 1, an ADK store).
 
         Returns:
             The new session's incarnation (an imported session is a new creation).
@@ -953,6 +1011,10 @@ class Store:
         """
         key = (app, user, session)
         self._check_writable(key, event_rows, state_rows)
+        if usage_rows is None:
+            usage_rows = usage.rows_of(event_rows)
+        if self.db.check_keys is not None:
+            self.db.check_keys(("event id", u[0]) for u in usage_rows)
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -961,6 +1023,8 @@ class Store:
             incarnation = self._insert_session(conn, app, user, session, state_rows, created_at, updated_at,
                                                initial, forked_from, revision)
             conn.executemany(self._sql["event_insert"], [key + tuple(e) for e in event_rows])
+            if usage_rows:
+                conn.executemany(self._sql["usage_insert"], [key + tuple(u) for u in usage_rows])
             return incarnation
         return self._run(run, write=True)
 
@@ -994,8 +1058,10 @@ class Store:
             top: how many of the largest sessions (by event count) to list (0: none).
 
         Returns:
-            ``{"sessions", "events", "state_keys", "apps", "users", "schema_version"
-            (as stored), "per_app": [{"app_name", "sessions", "users", "events"}],
+            ``{"sessions", "events", "state_keys", "apps", "users", "memories" (not
+            deleted ones), "schema_version" (as stored), "artifacts", "artifact_versions",
+            "artifact_blobs", "artifact_bytes" (see :func:`adk_lite.artifacts.counts`),
+            "per_app": [{"app_name", "sessions", "users", "events"}],
             "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
             when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
             ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
@@ -1019,7 +1085,9 @@ class Store:
             figures = {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
                 "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
+                "memories": memory.count(self.db, conn),
                 "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
+                **artifacts.counts(conn if self.has_artifacts(conn) else None),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
                             for a, n, u in apps],
@@ -1029,6 +1097,11 @@ class Store:
                                                for a, u, s, n in largest]
             return figures
         return self._run(run)
+
+    def has_artifacts(self, conn: Any) -> bool:
+        """True when the database has the artifact tables (schema version 5 on): a file
+        of an older version opened read-only is never migrated."""
+        return (self._stored_version(conn) or 0) >= 5
 
     def _stored_version(self, conn: Any) -> Optional[int]:
         """The ``schema_version`` the file holds (checked digits at open), or None."""
@@ -1061,8 +1134,11 @@ class Store:
                     (SESSION,)).fetchone()[0]
             integrity, foreign = self.db.integrity(conn)
             version = self._stored_version(conn)
-            return {
-                "missing_tables": [t._meta.table_name for t in m.all if t._meta.table_name not in tables],
+            later = set() if version is None else set().union(
+                *(names for added_in, names in schema.ADDED_TABLES.items() if added_in > version))
+            return {  # a file of an older version (opened read-only, not migrated) lacks the later tables
+                "missing_tables": [t._meta.table_name for t in m.all
+                                   if t._meta.table_name not in tables and t._meta.table_name not in later],
                 "integrity_check": integrity, "foreign_key_violations": foreign,
                 "schema_version": version, "schema_problems": self.db.schema_problems(conn, version),
                 "stray_state_rows": stray,

@@ -17,6 +17,21 @@ One JSON object per line:
   at a cut equals a fork of the original. The three are optional when read: a
   format 1 record imports with an unknown initial state, no lineage and the number
   of its events as its revision.
+- ``{"type": "memory", "app_name", "user_id", "memory_id", "session_id", "event_id",
+  "author", "timestamp", "body", "outlives_session", "created_at"}`` (format 2): one
+  memory (:mod:`adk_lite.memory`), ``body`` as stored (null: the marker of a deleted
+  memory of an event), written after the sessions.
+  and ``"usage"``: the session's token usage rows ``{"event_id",
+  "invocation_id", "model", "timestamp", "prompt_tokens", "output_tokens",
+  "cached_tokens", "thoughts_tokens", "tool_use_prompt_tokens", "total_tokens"}``
+  (:mod:`adk_lite.usage`), those of trimmed events included and none for a fork's
+  copied events: the accounting itself, imported as it is. A session record without
+  ``usage`` (format 1, an ADK store) gets rows made from its events.
+- ``{"type": "artifact", "app_name", "user_id", "session_id" (null: a ``user:``
+  artifact), "filename", "version", "kind" (``text``, ``inline``, ``file``),
+  "mime_type", "part" (the ``Part``'s JSON without its payload), "custom_metadata",
+  "create_time", "data" (the bytes in base64, null for ``file``)}``: one artifact
+  version (format 2; see :mod:`adk_lite.artifacts`).
 
 Import validates every line with the API's rules before it writes anything, then
 writes each session (row, state and events) in one transaction, so an import killed
@@ -27,18 +42,24 @@ importer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import orjson
 
-from . import codec, errors, scopes, validate
+from . import codec, errors, memory, scopes, usage, validate
 from ._version import __version__
+from .artifacts import KINDS as ARTIFACT_KINDS
+from .artifacts import ArtifactStore, VersionRow
 
 FORMAT = 2
-"""The format version this release writes and the newest it reads (format 1 is read too)."""
+"""The format version this release writes and the newest it reads (2: a session's
+revision, initial state, lineage and token usage, memory records and artifact records;
+format 1 is read too)."""
 HEADER_TYPE = "adk_lite_export"
-KINDS = ("app_state", "user_state", "session")
+KINDS = ("app_state", "user_state", "session", "memory", "artifact")
 _SCOPE = {"app_state": scopes.APP, "user_state": scopes.USER, "session": scopes.SESSION}
 _PREFIX = {"app_state": scopes.APP_PREFIX, "user_state": scopes.USER_PREFIX, "session": ""}
 _SCOPED = (scopes.APP_PREFIX, scopes.USER_PREFIX, scopes.TEMP_PREFIX)
@@ -72,13 +93,14 @@ def session_record(key: tuple[str, str, str], found: Optional[tuple]) -> Optiona
     """
     if found is None:
         return None
-    row, initial, forked_from, state_rows, event_rows = found
+    row, initial, forked_from, state_rows, event_rows, usage_rows = found
     return {"type": "session", "app_name": key[0], "user_id": key[1], "session_id": key[2],
             "created_at": row.created_at, "updated_at": row.updated_at, "revision": row.revision,
             "initial_state": _fragment(initial), "forked_from": _fragment(forked_from),
             "state": {k: orjson.Fragment(v) for scope, k, v in state_rows if scope == scopes.SESSION},
             "events": [{"event_id": e, "invocation_id": i, "author": a, "branch": b, "timestamp": t,
-                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows]}
+                        "body": orjson.Fragment(body)} for e, i, a, b, t, body in event_rows],
+            "usage": [usage.to_record(u) for u in usage_rows]}
 
 
 def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, Any]]:
@@ -94,10 +116,21 @@ def state_records(rows: list[tuple[str, str, str, str, str]]) -> list[dict[str, 
 
 
 class ExportPlan(NamedTuple):
-    """What an export writes: the session keys (sorted) and the state records."""
+    """What an export writes: the session keys (sorted), the state records, the
+    memory records, and the artifact versions ``(app, user, session, filename,
+    version)`` (None: a database without artifact tables)."""
 
     keys: list[tuple[str, str, str]]
     state_records: list[dict[str, Any]]
+    memory_records: list[dict[str, Any]] = []
+    artifacts: Optional[list[tuple[str, str, str, str, int]]] = None
+
+
+def memory_record(row: memory.MemoryRow) -> dict[str, Any]:
+    """A memory as an export record, its body embedded as stored."""
+    record = row._asdict()
+    record["body"] = None if row.body is None else orjson.Fragment(row.body)
+    return {"type": "memory", **record}
 
 
 def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPlan:
@@ -106,7 +139,11 @@ def plan_export(store: Any, app: Optional[str], user: Optional[str]) -> ExportPl
     Raises:
         DatabaseError: a read failed (translated driver error).
     """
-    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)))
+    artifact_keys = None
+    if store.read(store.has_artifacts):
+        artifact_keys = [k for k in ArtifactStore(store).stored_keys() if app in (None, k[0]) and user in (None, k[1])]
+    return ExportPlan(store.session_keys(app, user), state_records(store.scope_rows(app, user)),
+                      [memory_record(r) for r in memory.rows(store, app, user)], artifact_keys)
 
 
 def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
@@ -119,12 +156,13 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
         on_session: called after each session key (for a progress bar).
 
     Returns:
-        ``{"sessions": int, "events": int, "state_records": int}`` written.
+        ``{"sessions": int, "events": int, "state_records": int, "memories": int}`` written.
 
     Raises:
         DatabaseError: a read failed. OSError: the write failed (BrokenPipeError too).
     """
-    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records)}
+    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records),
+              "memories": len(plan.memory_records)}
     out.write(dumps_line(header()))
     for record in plan.state_records:
         out.write(dumps_line(record))
@@ -136,7 +174,25 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
             counts["events"] += len(record["events"])
         if on_session is not None:
             on_session()
+    for record in plan.memory_records:  # after the sessions: an import replacing one keeps them
+        out.write(dumps_line(record))
+    if plan.artifacts is not None:
+        counts["artifact_versions"] = 0
+        artifacts = ArtifactStore(store)
+        for app, user, session, filename, version in plan.artifacts:
+            found = artifacts.load((app, user, session, filename), version)
+            if found is not None:  # one version's bytes in memory at a time
+                out.write(dumps_line(artifact_record((app, user, session, filename), *found)))
+                counts["artifact_versions"] += 1
     return counts
+
+
+def artifact_record(key: tuple[str, str, str, str], row: VersionRow, data: Optional[bytes]) -> dict[str, Any]:
+    """One artifact version as an export record (the bytes in base64)."""
+    return {"type": "artifact", "app_name": key[0], "user_id": key[1], "session_id": key[2] or None,
+            "filename": key[3], "version": row.version, "kind": row.kind, "mime_type": row.mime_type,
+            "part": orjson.Fragment(row.part), "custom_metadata": orjson.Fragment(row.custom_metadata),
+            "create_time": row.create_time, "data": None if data is None else base64.b64encode(data).decode()}
 
 
 # -- reading and checking ------------------------------------------------------------
@@ -251,6 +307,92 @@ def _check_events(events: Any) -> None:
         _check_body(e.get("body"), where)
 
 
+def _check_memory(record: dict[str, Any]) -> None:
+    """Check a memory record's fields with the memory service's rules."""
+    memory_id = validate.event_text(record.get("memory_id"), "memory_id")
+    if not memory_id.strip():
+        raise ValueError("memory_id must not be blank")
+    session_id = validate.event_text(record.get("session_id"), "session_id")
+    if session_id:
+        validate.session_id(session_id)
+    validate.event_text(record.get("event_id"), "event_id")
+    validate.event_text(record.get("author"), "author", optional=True)
+    for field in ("timestamp", "created_at"):
+        validate.timestamp(record.get(field), field, optional=False)
+    if not isinstance(record.get("outlives_session"), bool):
+        raise TypeError("outlives_session must be true or false")
+    body = record.get("body")
+    if body is not None:
+        if not isinstance(body, dict) or not isinstance(body.get("content"), dict):
+            raise TypeError("body must be null or an object with a content object")
+        _check_json(body, "body")
+
+
+def memory_row(key: tuple[str, str, str], record: dict[str, Any]) -> memory.MemoryRow:
+    """The :class:`adk_lite.memory.MemoryRow` of a checked memory record."""
+    body = record["body"]
+    return memory.MemoryRow(key[0], key[1], record["memory_id"], record["session_id"], record["event_id"],
+                            record["author"], float(record["timestamp"]),
+                            None if body is None else codec.dumps(body), record["outlives_session"],
+                            float(record["created_at"]))
+
+
+def _check_artifact(record: dict[str, Any]) -> str:
+    """Check an artifact record (format 2) and decode its bytes into ``record["bytes"]``;
+    return the stored session id (``""`` for a ``user:`` artifact)."""
+    sid = record.get("session_id")
+    sid = "" if sid is None else validate.session_id(sid)
+    filename = record.get("filename")
+    if not isinstance(filename, str) or not filename or "\x00" in filename:
+        raise ValueError(f"filename {filename!r} must be a non-empty str without NUL")
+    if (sid == "") != filename.startswith("user:"):
+        raise ValueError(f"filename {filename!r} with session_id {sid or None!r}: user: names have no session, "
+                         "other names one")
+    validate.count(record.get("version"), "version", 0)
+    kind = record.get("kind")
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
+    if record.get("mime_type") is not None and not isinstance(record["mime_type"], str):
+        raise TypeError("mime_type must be a str or null")
+    for field in ("part", "custom_metadata"):
+        if not isinstance(record.get(field), dict):
+            raise TypeError(f"{field} must be an object")
+        _check_json(record[field], field)
+    validate.timestamp(record.get("create_time"), "create_time", optional=False)
+    data = record.get("data")
+    if (data is None) != (kind == "file"):
+        raise ValueError(f"data must be null exactly for kind 'file' (kind is {kind!r})")
+    if data is not None:
+        if not isinstance(data, str):
+            raise TypeError("data must be a base64 str")
+        try:
+            record["bytes"] = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ValueError(f"data is not base64: {e}") from e
+    else:
+        record["bytes"] = None
+    part = record["part"]
+    if kind == "text":
+        try:
+            record["bytes"].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"data of a text artifact is not UTF-8: {e}") from e
+    elif kind == "inline" and not isinstance(part.get("inline_data"), dict):
+        raise ValueError("part of an inline artifact must hold an inline_data object")
+    elif kind == "file" and not (isinstance(part.get("file_data"), dict)
+                                 and isinstance(part["file_data"].get("file_uri"), str)):
+        raise ValueError("part of a file artifact must hold a file_data object with a file_uri")
+    return sid
+
+
+def _import_artifact(store: Any, key: tuple[str, str, str], record: dict[str, Any]) -> str:
+    """Import one artifact version with its number; ``"created"``, ``"unchanged"`` or
+    ``"conflict"`` (see :meth:`adk_lite.artifacts.ArtifactStore.put`)."""
+    row = VersionRow(record["version"], record["kind"], record.get("mime_type"), codec.dumps(record["part"]),
+                     codec.dumps(record["custom_metadata"]), None, 0, float(record["create_time"]))
+    return ArtifactStore(store).put((*key, record["filename"]), row, record["bytes"])
+
+
 def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
     """Check one record whole, with the API's rules; return ``(kind, key, record)``.
 
@@ -267,13 +409,20 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
         raise ValueError(f"type {kind!r} is not one of {', '.join(KINDS)}")
     app = validate.name(record.get("app_name"), "app_name")
     user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
+    if kind == "artifact":
+        return kind, (app, user, _check_artifact(record)), record
     sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
+    if kind == "memory":
+        _check_memory(record)
+        return kind, (app, user, sid), record
     _check_state(kind, record.get("state"))
     if kind == "session":
         for field in ("created_at", "updated_at"):
             validate.timestamp(record.get(field), field, optional=False)
         _check_session_extras(record)
         _check_events(record.get("events"))
+        if record.get("usage") is not None:
+            usage.check_records(record["usage"])
     return kind, (app, user, sid), record
 
 
@@ -354,12 +503,13 @@ def _import_one(store: Any, key: tuple, record: dict, replace: bool) -> str:
     events = [(e["event_id"], e["invocation_id"], e["author"], e.get("branch"), float(e["timestamp"]),
                codec.dumps(e["body"])) for e in record["events"]]
     initial, forked_from = (record.get(field) for field in LINEAGE_FIELDS)
+    used = None if record.get("usage") is None else usage.check_records(record["usage"])
     try:
         store.import_session(*key, float(record["created_at"]), float(record["updated_at"]), state, events,
                              replace=existing is not None,
                              initial=None if initial is None else codec.dumps(initial),
                              forked_from=None if forked_from is None else codec.dumps(forked_from),
-                             revision=record.get("revision", len(events)))
+                             revision=record.get("revision", len(events)), usage_rows=used)
     except errors.AlreadyExistsError:  # created by another writer since it was read
         return "conflict"
     return "created" if existing is None else "replaced"
@@ -376,9 +526,15 @@ def import_file(store: Any, path: str, *, replace: bool = False,
     App/user state keys are added, and differing ones overwritten only with
     ``replace``, one transaction per record.
 
+    Memory records: a memory id not stored in its app and user is added; a stored one
+    is left alone, or overwritten with ``replace`` (one transaction per record).
+
     Returns:
-        ``{"created", "unchanged", "replaced", "events", "state_keys": int,
-        "conflicts": [{"line", "type", "app_name", "user_id", "session_id" or "keys"}]}``.
+        ``{"created", "unchanged", "replaced", "events", "state_keys", "memories",
+        "artifact_versions", "artifacts_unchanged": int, "conflicts": [{"line", "type",
+        "app_name", "user_id", "session_id" or "keys" (artifacts: "session_id",
+        "filename", "version")}]}``. An artifact version already stored differently
+        is a conflict even with ``replace`` (versions are never rewritten).
 
     Raises:
         ImportFileError, OSError: see :func:`read_records`.
@@ -386,11 +542,20 @@ def import_file(store: Any, path: str, *, replace: bool = False,
             before it stay, each whole).
     """
     report: dict[str, Any] = {"created": 0, "unchanged": 0, "replaced": 0, "events": 0, "state_keys": 0,
-                              "conflicts": []}
+                              "memories": 0, "artifact_versions": 0, "artifacts_unchanged": 0, "conflicts": []}
     for number, kind, key, record in read_records(path):
         app, user, sid = key
         where = {"line": number, "type": kind, "app_name": app, "user_id": user}
-        if kind != "session":
+        if kind == "memory":
+            report["memories"] += memory.add(store, [memory_row(key, record)], replace=replace)
+        elif kind == "artifact":
+            outcome = _import_artifact(store, key, record)
+            if outcome == "conflict":
+                report["conflicts"].append(dict(where, session_id=sid or None, filename=record["filename"],
+                                                version=record["version"]))
+            else:
+                report["artifact_versions" if outcome == "created" else "artifacts_unchanged"] += 1
+        elif kind != "session":
             written, differ = _import_state(store, kind, key, record, replace)
             report["state_keys"] += written
             if differ and not replace:
@@ -417,15 +582,18 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
     is left alone, so a re-run completes an interrupted copy without duplicates; one that
     differs is reported, not overwritten, and so is a differing app/user key.
 
+    Memories (``plan.memory_records``) come last; a memory id already in ``dst`` is left alone.
+
     Returns:
-        ``{"created", "unchanged", "events", "state_keys": int, "conflicts":
+        ``{"created", "unchanged", "events", "state_keys", "memories": int, "conflicts":
         [{"type", "app_name", "user_id", "session_id" or "keys"}]}``.
 
     Raises:
         DatabaseLockedError, DatabaseError: a read or write failed (the sessions copied
             before it stay, each whole); ValueError: a value ``dst`` cannot store.
     """
-    report: dict[str, Any] = {"created": 0, "unchanged": 0, "events": 0, "state_keys": 0, "conflicts": []}
+    report: dict[str, Any] = {"created": 0, "unchanged": 0, "events": 0, "state_keys": 0, "memories": 0,
+                              "conflicts": []}
     for record in plan.state_records:
         record = orjson.loads(dumps_line(record))
         key = (record["app_name"], record.get("user_id", ""), "")
@@ -445,9 +613,13 @@ def copy_database(src: Any, dst: Any, plan: ExportPlan,
                 report["events"] += len(record["events"]) if outcome == "created" else 0
         if on_session is not None:
             on_session()
+    rows = [memory_row((r["app_name"], r["user_id"], ""), orjson.loads(dumps_line(r))) for r in plan.memory_records]
+    if rows:
+        report["memories"] = memory.add(dst, rows)
     return report
 
 
-__all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "ExportPlan",
+__all__ = ["FORMAT", "HEADER_TYPE", "LINEAGE_FIELDS", "header", "session_record", "state_records", "memory_record",
+           "memory_row", "artifact_record", "ExportPlan",
            "plan_export", "write_export", "check_record", "read_records", "check_file", "content", "import_file",
            "copy_database"]

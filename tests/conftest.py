@@ -21,7 +21,8 @@ from adk_lite.models import TABLES
 from adk_lite.target import target_kind
 
 PG_ENV = "ADK_LITE_TEST_PG"
-PG_TABLES = "adk_events, adk_state, adk_sessions, adk_metadata"
+PG_TABLES = ("adk_usage, adk_events, adk_state, adk_sessions, adk_metadata, adk_memories, adk_artifact_versions, "
+             "adk_artifact_blobs")
 
 
 @pytest.fixture
@@ -185,3 +186,16 @@ def file_bytes(path: str) -> bytes:
     """The main database file's bytes (for 'nothing was written' checks)."""
     with open(path, "rb") as fh:
         return fh.read()
+
+
+def drop_later_tables(conn, version: int) -> None:
+    """Make a SQLite file's tables those of schema ``version`` again: drop the tables that
+    later versions added (``schema.ADDED_TABLES``) with their FTS5 indexes, for tests
+    that build an old file from a new one (call it with a ``sqlite3`` connection)."""
+    from adk_lite import schema
+
+    for added_in, names in schema.ADDED_TABLES.items():
+        if added_in > version:
+            for name in reversed(names):  # a table that refers to another goes first
+                conn.execute(f"DROP TABLE IF EXISTS {name}_fts")
+                conn.execute(f"DROP TABLE IF EXISTS {name}")

@@ -387,7 +387,8 @@ def test_check_healthy_and_with_problems(capsys, db):
 def test_export_import_round_trip_into_an_empty_file(capsys, db, tmp_path):
     export = str(tmp_path / "all.jsonl")
     summary = run_json(capsys, "export", db, "-o", export)
-    assert summary == {"sessions": 6, "events": 25, "state_records": 5, "output": export}
+    assert summary == {"sessions": 6, "events": 25, "state_records": 5, "memories": 0, "artifact_versions": 0,
+                       "output": export}
     code, streamed, _ = run(capsys, "export", db)
     assert code == 0 and streamed.encode() == open(export, "rb").read()
     records = [orjson.loads(line) for line in streamed.splitlines()]

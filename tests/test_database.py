@@ -8,6 +8,8 @@ import stat
 
 import pytest
 
+from tests.conftest import drop_later_tables
+
 from adk_lite import (
     CorruptDatabaseError,
     DatabaseOpenError,
@@ -210,6 +212,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_sessions(db_path):
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")  # version 1 had no search index (version 4)
     conn.execute("DROP TABLE adk_events_fts")
+    drop_later_tables(conn, 1)
     for column in ("incarnation", "initial_state", "forked_from"):  # what versions 2 and 3 added
         conn.execute(f"ALTER TABLE adk_sessions DROP COLUMN {column}")
     conn.execute("UPDATE adk_metadata SET value = '1' WHERE key = 'schema_version'")

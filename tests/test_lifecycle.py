@@ -14,7 +14,7 @@ import pytest
 from adk_lite import (SCHEMA_VERSION, AlreadyExistsError, AsyncDatabaseSessionService, DatabaseSessionService, Event,
                       EventActions, InvocationNotFoundError, SessionNotFoundError)
 from adk_lite import cli, lifecycle
-from tests.conftest import stored_contents
+from tests.conftest import drop_later_tables, stored_contents
 
 APP, USER = "app", "alice"
 
@@ -110,6 +110,7 @@ def test_a_session_from_schema_2_forks_with_its_initial_state_unknown(db_path):
     conn = sqlite3.connect(db_path)  # back to schema 2: no lineage columns (3), no search index (4)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")
+    drop_later_tables(conn, 2)
     conn.executescript("DROP TABLE adk_events_fts; "
                        "ALTER TABLE adk_sessions DROP COLUMN initial_state; "
                        "ALTER TABLE adk_sessions DROP COLUMN forked_from; "
@@ -138,11 +139,11 @@ def test_delete_user_erases_from_the_file_and_the_wal(db_path):
         with open(db_path + "-wal", "rb") as fh:  # the WAL (never the main file while open)
             assert SECRET.encode() in fh.read()  # the test can fail: the text is there before
         assert svc.delete_user(APP, USER, dry_run=True) == {"sessions": 2, "events": 2, "state_keys": 5,
-                                                            "dry_run": True, "checkpointed": None}
+                                                            "memories": 0, "dry_run": True, "checkpointed": None}
         assert svc.get_session(APP, USER, "a") is not None
         svc.store.read(lambda c: c.execute("PRAGMA secure_delete = 0"))  # off, as in most SQLite builds
         result = svc.delete_user(APP, USER)
-        assert result == {"sessions": 2, "events": 2, "state_keys": 5, "dry_run": False, "checkpointed": True}
+        assert result == {"sessions": 2, "events": 2, "state_keys": 5, "memories": 0, "dry_run": False, "checkpointed": True}
         with open(db_path + "-wal", "rb") as fh:
             assert SECRET.encode() not in fh.read()
         assert svc.get_user_state(APP, USER) == {} and svc.list_sessions(APP, USER) == []

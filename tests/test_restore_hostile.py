@@ -20,7 +20,7 @@ from adk_lite import (CorruptDatabaseError, DatabaseLockedError, DatabaseSession
 from adk_lite import schema, schema_check
 from adk_lite.cli import main
 from adk_lite.restore import restore
-from tests.conftest import file_bytes
+from tests.conftest import drop_later_tables, file_bytes
 from tests.test_backup import Holder, count_events
 
 WORD = "zqhostile4929"
@@ -254,10 +254,15 @@ def test_sqlite_own_statistics_tables_are_allowed(tmp_path, installed, capsys):
 def _older(path: str, version: int) -> None:
     """Take a file back to schema ``version`` as the tests of migrations do."""
     conn = sqlite3.connect(path, isolation_level=None)
+    drop_later_tables(conn, version)
     if version < 4:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE adk_events_fts")
+    for added_in, names in schema.ADDED_TABLES.items():
+        if added_in > version:
+            for table in reversed(names):  # the tables a later version's migration made
+                conn.execute(f"DROP TABLE {table}")
     for added_in, tables in schema.ADDED_COLUMNS.items():
         if added_in > version:
             for table, columns in tables.items():

@@ -18,7 +18,8 @@ import pytest
 
 from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessionService, Event, EventActions,
                       SearchHit, SearchResults)
-from adk_lite.schema import search_text_sql
+from adk_lite.schema import SCHEMA_VERSION, search_text_sql
+from tests.conftest import drop_later_tables
 from tests.workers import Lines, child_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -358,6 +359,7 @@ def make_version_3(path: str) -> None:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE adk_events_fts")
+        drop_later_tables(conn, 3)
         conn.execute("INSERT INTO adk_events (app_name, user_id, session_id, event_id, invocation_id, author, "
                      "timestamp, body) VALUES ('app', 'u', 'old', 'raw', '', 'user', 1.0, "
                      "'{\"content\": {\"parts\": [{\"text\": \"inserted without triggers refund\"}]}}')")
@@ -375,7 +377,7 @@ def test_migration_of_a_version_3_file(tmp_path):
         assert ro.list_sessions()[0].id == "old"
     assert open(path, "rb").read() == before
     with DatabaseSessionService(path) as svc:
-        assert svc.get_stats()["schema_version"] == 4
+        assert svc.get_stats()["schema_version"] == SCHEMA_VERSION
         assert len(svc.search_events("refund")) == 2
         assert ids(svc.search_events("existed")) and index_agrees(path) == 3
         s = svc.get_session("app", "u", "old")

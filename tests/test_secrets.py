@@ -364,7 +364,8 @@ def test_adk_source_and_register_read_schemes_in_any_case():
     the file ``x.db`` (so a move into or out of the same file is seen as such)."""
     pytest.importorskip("google.adk")
     from adk_lite.adk.transfer import source_file
-    assert source_file("SQLITE+AIOSQLITE:///x.db?mode=ro") == source_file("sqlite+aiosqlite:///x.db") == "x.db"
+    upper, lower = source_file("SQLITE+AIOSQLITE:///x.db?mode=ro"), source_file("sqlite+aiosqlite:///x.db")
+    assert upper == lower and os.path.abspath(upper) == os.path.abspath("x.db")
     assert source_file("Sqlite:////abs/x.db") == "/abs/x.db" and source_file("POSTGRESQL://h/db") is None
 
 

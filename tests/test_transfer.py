@@ -72,7 +72,7 @@ BAD_LINES = {
     "too deep for JSON": b'{"type":"session","x":' + b"[" * 1100 + b"]" * 1100 + b"}\n",
     "not UTF-8": b'{"type":"app_state","app_name":"\xff","state":{}}\n',
     "lone surrogate": b'{"type":"app_state","app_name":"a\\ud800","state":{}}\n',
-    "newer format": b'{"type":"adk_lite_export","format":3}\n',
+    "newer format": b'{"type":"adk_lite_export","format":%d}\n' % (transfer.FORMAT + 1),
     "format not int": b'{"type":"adk_lite_export","format":"1"}\n',
 } | {name: orjson.dumps(record) + b"\n" for name, (record, _words) in BAD_RECORDS.items()}
 

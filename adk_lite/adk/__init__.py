@@ -16,11 +16,18 @@ its first read (``orjson.loads`` + ``Event.model_validate``); later reads get
 copies from a bounded cache of the validated events
 (:class:`adk_lite.adk.cache.EventCache`, ``event_cache_size=``).
 
+:class:`DatabaseArtifactService` is ADK's ``BaseArtifactService`` on the same
+database: versioned artifacts, their bytes stored once per content (see
+docs/artifacts.md).
+
 For ``adk web`` / ``adk api_server``, :func:`register` adds the ``adklite://`` URI
-scheme to ADK's service registry (call it from ``<agents_dir>/services.py``), or a
+scheme to ADK's service registry (sessions and artifacts) (call it from ``<agents_dir>/services.py``), or a
 ``services.yaml`` names the class; see the README, "Using with ADK".
 
-This package (sessions, its event cache, the conversions, the moves in from and out
+:class:`DatabaseMemoryService` is ADK's ``BaseMemoryService`` on the same database
+(``load_memory`` / ``preload_memory`` search it); see ``docs/memory.md``.
+
+This package (sessions, memory, its event cache, the conversions, the moves in from and out
 to ADK's stores) is the only part of adk_lite that imports ``google.adk``.
 """
 
@@ -32,11 +39,13 @@ except ImportError as _missing:
     raise ImportError(f"adk_lite.adk needs google-adk, the adk extra: {_hint('adk')} ({_missing})",
                       name=__name__) from None
 
+from .artifacts import DatabaseArtifactService
 from .sessions import (AlreadyExistsError, DatabaseSessionService, InvocationNotFoundError, ListSessionsPage,
                        SessionNotFoundError, StaleSessionError, register)
+from .memory import DatabaseMemoryService
 from .transfer import export_to_adk, import_from_adk
 
-__all__ = ["DatabaseSessionService", "ListSessionsPage", "register",
+__all__ = ["DatabaseSessionService", "DatabaseMemoryService", "DatabaseArtifactService", "ListSessionsPage", "register",
            "SessionNotFoundError", "AlreadyExistsError", "StaleSessionError", "InvocationNotFoundError",
            "import_from_adk", "export_to_adk"]
 

@@ -26,6 +26,7 @@ from ..executor import Executor
 from ..service import SessionHead
 from ..target import target_kind, url_scheme
 from ..types import SearchResults
+from .artifacts import make_factory as make_artifact_factory
 from .cache import DEFAULT_SIZE, EventCache
 from .convert import event_from_row, event_row
 
@@ -153,7 +154,7 @@ class DatabaseSessionService(BaseSessionService):
     bad arguments raise ``ValueError``/``TypeError``; and the extras
     :meth:`update_keys`, :meth:`get_stats`, :meth:`vacuum`, :meth:`get_event_count`,
     :meth:`get_app_state`, :meth:`fork_session`, :meth:`get_lineage`, :meth:`delete_user`,
-    :meth:`trim_compacted`, :meth:`search_events`, and pagination and ``order`` in :meth:`list_sessions`.
+    :meth:`trim_compacted`, :meth:`search_events`, :meth:`get_usage`, and pagination and ``order`` in :meth:`list_sessions`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, db_url: Optional[str] = None,
@@ -337,9 +338,9 @@ class DatabaseSessionService(BaseSessionService):
 
     async def delete_user(self, *, app_name: str, user_id: str, dry_run: bool = False) -> dict[str, Any]:
         """adk_lite extra: erase one user's sessions, events, session and ``user:``
-        state in one app (secure delete and a search index merge, then a WAL checkpoint;
-        exact under concurrent writers); returns the counts
-        ``{"sessions", "events", "state_keys", "dry_run", "checkpointed"}``. See
+        state and memories in one app (secure delete and a search index merge, then a WAL
+        checkpoint; exact under concurrent writers); returns the counts
+        ``{"sessions", "events", "state_keys", "memories", "dry_run", "checkpointed"}``. See
         :meth:`adk_lite.DatabaseSessionService.delete_user`.
 
         Raises:
@@ -507,6 +508,21 @@ class DatabaseSessionService(BaseSessionService):
         """Counts and file facts; see :meth:`adk_lite.DatabaseSessionService.get_stats`."""
         return await self._run(self._core.get_stats)
 
+    async def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                        session_id: Optional[str] = None, *, since: Optional[float] = None,
+                        until: Optional[float] = None, group_by: Any = ()) -> list[dict[str, Any]]:
+        """adk_lite extra: token usage totals of the stored LLM calls (the events a
+        Runner stored with ``usage_metadata`` and ``model_version``), grouped by any of
+        ``"app"``, ``"user"``, ``"session"``, ``"invocation"``, ``"model"``, ``"day"``;
+        ``since``/``until`` are epoch seconds (``until`` exclusive). See
+        :meth:`adk_lite.DatabaseSessionService.get_usage` for the dicts returned.
+
+        Raises:
+            ValueError: an unknown group, ``since > until``, a bound that is not a number.
+        """
+        return await self._run(functools.partial(self._core.get_usage, since=since, until=until, group_by=group_by),
+                               app_name, user_id, session_id)
+
     async def vacuum(self) -> dict[str, int]:
         """Checkpoint, VACUUM and optimize the file; returns ``{"bytes_before",
         "bytes_after"}`` (main file + WAL, bytes)."""
@@ -536,9 +552,15 @@ class DatabaseSessionService(BaseSessionService):
 
 def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> Callable[..., DatabaseSessionService]:
     """Register :class:`DatabaseSessionService` for ``<scheme>:///path/to/sessions.db``
-    URIs in ADK's service registry, for ``adk web --session_service_uri=...``; with a
+    URIs in ADK's service registry, for ``adk web --session_service_uri=...``, and
+    :class:`adk_lite.adk.DatabaseMemoryService` for the same URIs in
+    ``--memory_service_uri=...`` (its options: ``synchronous``, ``busy_timeout``,
+    ``max_workers``); with a
     PostgreSQL scheme (``"postgresql"``, which takes over ADK's own, or
     ``"postgresql+asyncpg"``), for ``<scheme>://user:password@host/dbname`` URIs.
+
+    The same scheme is registered for ``--artifact_service_uri`` too
+    (:class:`adk_lite.adk.DatabaseArtifactService`, on the same database).
 
     Call it from ``<agents_dir>/services.py``, which ``adk web`` and
     ``adk api_server`` import at start (``adk run`` imports it from the agent's
@@ -550,8 +572,9 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         scheme: the URI scheme to claim (default ``"adklite"``). Registering
             ``"sqlite"`` replaces ADK's own ``SqliteSessionService`` for
             ``sqlite:///`` URIs.
-        **options: default keywords for the service (``synchronous``,
-            ``busy_timeout``, ``max_workers``, ``event_cache_size``).
+        **options: default keywords for the services (``synchronous``,
+            ``busy_timeout``, ``max_workers``; ``event_cache_size`` for sessions,
+            ``max_artifact_bytes`` for artifacts).
 
     Returns:
         The factory, called by ADK as ``factory(uri, **kwargs)``.
@@ -567,4 +590,14 @@ def register(registry: Any = None, scheme: str = "adklite", **options: Any) -> C
         return DatabaseSessionService(uri=uri, **{**options, **kwargs})
 
     registry.register_session_service(scheme, factory)
+    from .memory import DatabaseMemoryService  # for --memory_service_uri (a module that imports this one)
+
+    def memory_factory(uri: str, **kwargs: Any) -> DatabaseMemoryService:
+        if uri.startswith(prefix) and target_kind(uri) != "postgres":
+            uri = "sqlite://" + uri[len(prefix):]
+        known = {k: v for k, v in options.items() if k in ("synchronous", "busy_timeout", "max_workers")}
+        return DatabaseMemoryService(uri=uri, **{**known, **kwargs})
+
+    registry.register_memory_service(scheme, memory_factory)
+    registry.register_artifact_service(scheme, make_artifact_factory(scheme, options))  # --artifact_service_uri
     return factory

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from google.adk.events import Event
 
 from .. import codec, outfile
-from ..target import MEMORY, parse_postgres, target_kind
+from ..target import MEMORY, parse_postgres, target_kind, url_scheme
 
 __all__ = ["sqlite_files", "source_file", "refuse_same", "refuse_same_server", "check_source"]
 
@@ -50,6 +50,8 @@ def sqlite_files(where: str, *, adk_sqlite: bool = False) -> Optional[list[str]]
         The names (possibly relative to the current folder; ``[]`` in memory),
         or None for a URL of another database (a server).
     """
+    if "://" in where:  # a scheme in any case names the same driver (SQLITE:///x.db is x.db)
+        where = url_scheme(where) + where.split("://", 1)[1]
     if where.startswith("file:"):  # an SQLite URI filename (file:///path too)
         names = [where]
     elif "://" in where and not (adk_sqlite and where.startswith("sqlite:")):
