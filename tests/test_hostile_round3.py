@@ -231,3 +231,25 @@ def test_an_adk_event_cannot_carry_the_update_keys_mark(target):
         finally:
             await svc.close()
     asyncio.run(run())
+
+
+def test_a_setting_in_the_memory_index_is_refused_by_restore_and_check(tmp_path, capsys):
+    """The memories' FTS5 index keeps settings as the events' does: a forged ``rank``
+    function there made every memory search fail; restore refuses it and check says so."""
+    import sqlite3
+
+    from adk_lite import CorruptDatabaseError
+    from adk_lite.models import MEMORIES_FTS
+    from adk_lite.restore import restore
+    from tests.test_restore_hostile import cli_check, make_db
+
+    backup = make_db(str(tmp_path / "backup.sqlite3"))
+    conn = sqlite3.connect(backup)
+    conn.execute(f"INSERT INTO {MEMORIES_FTS} ({MEMORIES_FTS}, rank) VALUES ('rank', 'nosuchfn()')")
+    conn.commit()
+    conn.close()
+    db = make_db(str(tmp_path / "live.sqlite3"))
+    with pytest.raises(CorruptDatabaseError, match=MEMORIES_FTS):
+        restore(backup, db)
+    code, found = cli_check(backup, capsys)
+    assert code == 1 and any(MEMORIES_FTS in p and "rank" in p for p in found["problems"]), found
