@@ -42,7 +42,7 @@ from . import cli_usage, codec, errors, memory, outfile, restore, transfer, vali
 from ._version import __version__
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes, inspect_file
-from .target import ENV_VAR, MASK, MEMORY, mask_password, resolve, target_kind
+from .target import ENV_VAR, MEMORY, mask_password, resolve, target_kind
 from .artifacts import ArtifactStore
 from .artifacts import copy_all as copy_artifacts
 from .service import DatabaseSessionService, trim
@@ -895,8 +895,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f'adk-lite serve needs the web extra: pip install -e ".[web]" ({e})') from e
     web.check_bind(args.host, args.token)
     with _open(args) as svc:
-        print(f"serving {svc.path} read-only on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-        web.serve(svc, args.host, args.port, token=args.token, open_browser=args.open)
+        def listening(url: str) -> None:
+            print(f"serving {svc.path} read-only on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+
+        web.serve(svc, args.host, args.port, token=args.token, open_browser=args.open, on_listen=listening)
     return EXIT_OK
 
 
@@ -1095,7 +1097,9 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["serve"].add_argument("--host", default="127.0.0.1",
                                   help="address to listen on (default 127.0.0.1; beyond loopback only with --token)")
     parsers["serve"].add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
-    parsers["serve"].add_argument("--token", help="every request must carry it (Authorization: Bearer T, or ?token=T)")
+    parsers["serve"].add_argument("--token", default=os.environ.get("ADK_LITE_TOKEN") or None,
+                                  help="every request must carry it (Authorization: Bearer T, or ?token=T); "
+                                       "default $ADK_LITE_TOKEN, which no other user can see (ps shows arguments)")
     parsers["serve"].add_argument("--open", action="store_true", help="open the default browser on it")
     parsers["trim"].add_argument("--dry-run", action="store_true", help="only count (opens the file read-only)")
     for name in ("prune", "trim"):
@@ -1128,20 +1132,20 @@ def _quiet_stdout() -> None:
 
 def _hide_passwords() -> None:
     """Overwrite this process's command line (``/proc/PID/cmdline``, what ``ps`` shows to
-    every user of the machine) with its passwords masked (:func:`adk_lite.target.mask_password`)
-    and the value of ``serve --token`` (any abbreviation argparse takes), through
-    ``setproctitle`` (the ``cli`` and ``postgres`` extras). Without it, or when nothing is
-    masked, the command line stays as it is. The password was visible from the
-    start of the process to this call: prefer ``PGPASSWORD`` or ``~/.pgpass``."""
+    every user of the machine) with its passwords and ``serve --token`` masked
+    (:func:`adk_lite.target.mask_password`), through ``setproctitle`` (the ``cli`` and
+    ``postgres`` extras). Without it, or when nothing is masked, the command line stays as
+    it is. The secret was visible from the start of the process to this call: prefer
+    ``PGPASSWORD`` or ``~/.pgpass``, and ``$ADK_LITE_TOKEN``."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     masked = [mask_password(arg) for arg in argv]
-    for i, arg in enumerate(masked):  # serve's --token opens every page: a secret too
-        name, equals, _value = arg.partition("=")
-        if len(name) > 2 and "--token".startswith(name):  # argparse takes --tok as --token
+    for i, arg in enumerate(masked):  # serve's --token (or an abbreviation argparse takes: --to)
+        option, equals, _value = arg.partition("=")
+        if len(option) > 2 and "--token".startswith(option):
             if equals:
-                masked[i] = name + "=" + MASK
+                masked[i] = option + "=***"
             elif i + 1 < len(masked):
-                masked[i + 1] = MASK
+                masked[i + 1] = "***"
     if masked == argv:
         return
     try:

@@ -57,7 +57,10 @@ class Executor:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._submit((loop, future, fn, args, kwargs))
-        return await future
+        try:
+            return await future
+        finally:  # an error's traceback holds this frame: without this, a cycle keeps the future alive
+            del future
 
     def _submit(self, call: tuple) -> None:
         """Hand ``call`` to the most recently idle worker (sequential calls stay on
@@ -96,6 +99,10 @@ class Executor:
                 loop.call_soon_threadsafe(_settle, future, *outcome)
             except RuntimeError:  # the loop was closed meanwhile: nobody awaits
                 pass
+            # Drop this call's references before waiting for the next one: an idle
+            # worker must not keep the last result (a whole session), its arguments
+            # or its exception alive.
+            loop = future = fn = args = kwargs = outcome = None
             if call is None:
                 call = inbox.get()
 

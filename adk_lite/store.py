@@ -206,6 +206,10 @@ class Store:
                                       S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
                 *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
             "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
+            "session_forks": _compile(
+                S.select(S.session_id, S.forked_from)
+                .where((S.app_name == _p("app")) & (S.user_id == _p("user")) & S.forked_from.is_null(False))
+                .order_by(S.updated_at.desc(), S.session_id).limit(_p("limit")), "app", "user", "limit"),
             # the row fork reads first: shared-locked where the database has row locks, so no
             # append (which locks it FOR UPDATE) commits between fork's reads of events and state
             "session_lineage_lock": _compile(
@@ -226,6 +230,9 @@ class Store:
             "events_recent": _compile(
                 E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
                 .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
+            "events_slice": _compile(
+                E.select(*ev_cols).where(where_key(E)).order_by(E.timestamp, E.id)
+                .limit(_p("limit")).offset(_p("offset")), *key, "limit", "offset"),
             "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
             "usage_insert": _compile(
                 U.insert_many([tuple(_p(n) for n in key + usage_names)],
@@ -541,6 +548,20 @@ class Store:
             return conn.execute(sql, params).fetchall()
         return self._run(run)
 
+    def read_event_slice(self, app: str, user: str, session: str, offset: int, limit: int) -> list[EventRow]:
+        """Read the session's events ``offset`` to ``offset + limit - 1`` in the order
+        ``get_session`` returns them (oldest first; equal timestamps in append order),
+        without reading the events before them (a page of a huge session).
+
+        Args:
+            offset, limit: ints >= 0 (checked by the caller).
+
+        Returns:
+            The event rows, oldest first; ``[]`` past the end or for a session not stored.
+        """
+        return self._run(lambda conn: list(map(EventRow._make, conn.execute(
+            self._sql["events_slice"], (app, user, session, limit, offset)))))
+
     def delete_session(self, app: str, user: str, session: str) -> None:
         """Delete a session, its events and its session-scope state (a no-op if absent)."""
         self.delete_sessions([(app, user, session)])
@@ -631,6 +652,12 @@ class Store:
         if found is None:
             raise errors.SessionNotFoundError(f"session {session!r} not found for app_name={app!r}, user_id={user!r}")
         return None if found[1] is None else codec.loads(found[1])
+
+    def forks(self, app: str, user: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The user's forks, most recently updated first, at most ``limit`` (an int >= 0),
+        in one statement: ``[(session_id, lineage as lineage() returns it)]``."""
+        rows = self._run(lambda conn: conn.execute(self._sql["session_forks"], (app, user, limit)).fetchall())
+        return [(session, codec.loads(lineage)) for session, lineage in rows]
 
     def user_tables(self) -> list[tuple[str, str]]:
         """Every table that holds rows of one ``(app_name, user_id)``, as ``(the name

@@ -6,5 +6,7 @@ figure); see the README's "Performance" section. Modules: :mod:`bench.workload`
 builder), :mod:`bench.drivers` (one interface per service), :mod:`bench.suite`
 (the per-service figures), :mod:`bench.concurrency` (several processes on one
 file), :mod:`bench.report` (table, ratios, targets), :mod:`bench.run` (the command),
-:mod:`bench.postgres` (``--backend postgres``: the same figures on a PostgreSQL server).
+:mod:`bench.postgres` (``--backend postgres``: the same figures on a PostgreSQL server),
+:mod:`bench.turn` (a real ADK Runner turn on a long session, adapter beside InMemory),
+:mod:`bench.round3` (the round-3 targets; ``python -m bench.round3`` measures only them).
 """

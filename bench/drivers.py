@@ -151,10 +151,10 @@ class Driver:
 class FloorDriver(Driver):
     """The stdlib-sqlite3 floor (:class:`bench.floor.Floor`); events stay dicts."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, indexed: bool = False) -> None:
         super().__init__(path)
         _schema(path)
-        self.f = floor.Floor(path)
+        self.f = floor.Floor(path, indexed)
         self.append, self.append_batch, self.close = self.f.append, self.f.append_batch, self.f.close
 
     def event(self, d):

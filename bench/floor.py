@@ -7,6 +7,12 @@ by orjson per call. No validation, no event objects, no idempotency check (adk_l
 also looks up the event id, so a retried append is a no-op): it is what any store
 on this schema must pay at least, and adk_lite's figures are judged against it.
 
+On adk_lite's schema the search index is written by triggers whose SQL walks the
+event's JSON: the plain floor pays them too. ``Floor(path, indexed=True)`` is the
+floor *with the index done the cheap way*: the triggers dropped, the event's text
+computed in Python (:func:`search_text`) and inserted into the FTS5 table in the same
+transaction. That is what an append of an indexed event costs at least.
+
 :func:`fill` writes the big files (up to 1M events) the same way, with
 ``executemany`` over large transactions.
 """
@@ -35,6 +41,7 @@ SQL = {
     "state_upsert": "INSERT INTO adk_state (app_name, user_id, session_id, scope, state_key, state_value, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_name, user_id, session_id, scope, state_key) "
                     "DO UPDATE SET state_value = excluded.state_value, updated_at = excluded.updated_at",
+    "fts_insert": "INSERT INTO adk_events_fts (rowid, text) VALUES (?, ?)",
     "session_touch": f"UPDATE adk_sessions SET revision = revision + 1, updated_at = ? WHERE {_KEY}",
     "state_merged": "SELECT scope, state_key, state_value FROM adk_state WHERE "
                     "(app_name = ? AND user_id = '' AND session_id = '' AND scope = 'app') OR "
@@ -43,6 +50,45 @@ SQL = {
     "events_recent": f"SELECT event_id, invocation_id, author, branch, timestamp, body FROM adk_events WHERE {_KEY} "
                      "ORDER BY timestamp DESC, id DESC LIMIT ?",
 }
+
+
+FTS = "adk_events_fts"
+"""adk_lite's search index (an FTS5 table, ``rowid`` = the event row's id)."""
+_INDEXED = tuple(tuple(p[2:].split(".")) for p in ("$.text", "$.function_call.name", "$.function_call.args",
+                                                     "$.function_response.name", "$.function_response.response",
+                                                     "$.functionCall.name", "$.functionCall.args",
+                                                     "$.functionResponse.name", "$.functionResponse.response"))
+"""adk_lite's ``schema.INDEXED_PATHS``, split (a copy: the floor imports nothing of adk_lite)."""
+
+
+def _leaves(value: Any, out: list) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (str, int, float)):
+        out.append(str(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _leaves(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _leaves(item, out)
+
+
+def search_text(event: dict[str, Any]) -> Optional[str]:
+    """The text adk_lite's index holds of an event dict, computed in Python: the strings
+    and numbers under each indexed path of each part, in order, joined by spaces; None
+    if there are none (what ``schema.search_text_sql`` computes in SQL, for the
+    shapes the workload makes)."""
+    out: list = []
+    for part in (event.get("content") or {}).get("parts") or ():
+        if not isinstance(part, dict):
+            continue
+        for path in _INDEXED:
+            value: Any = part
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            _leaves(value, out)
+    return " ".join(out) if out else None
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -88,8 +134,13 @@ class Floor:
     workload's dicts.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, indexed: bool = False) -> None:
         self.conn = connect(path)
+        self.indexed = indexed
+        if indexed:  # the index written by the floor itself, not by adk_lite's triggers
+            with self.conn:
+                for trigger in ("insert", "delete", "update"):
+                    self.conn.execute(f"DROP TRIGGER IF EXISTS {FTS}_{trigger}")
 
     def _write(self, handle: list, events: list[dict[str, Any]]) -> None:
         conn = self.conn
@@ -100,7 +151,14 @@ class Floor:
             if row is None or row != (revision, incarnation):
                 raise RuntimeError(f"floor: session {session} missing or stale")
             rows, upserts = _rows(app, user, session, events, time.time())
-            conn.executemany(SQL["event_insert"], rows)
+            if self.indexed:  # one row, then its text into the FTS5 index under the row's id
+                for row, event in zip(rows, events):
+                    rowid = conn.execute(SQL["event_insert"], row).lastrowid
+                    text = search_text(event)
+                    if text is not None:
+                        conn.execute(SQL["fts_insert"], (rowid, text))
+            else:
+                conn.executemany(SQL["event_insert"], rows)
             if upserts:
                 conn.executemany(SQL["state_upsert"], upserts.values())
             conn.execute(SQL["session_touch"], (events[-1]["timestamp"], app, user, session))

@@ -23,13 +23,15 @@ FULL = dict(
     users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
     update_keys=1000, paired_sessions=100, paired_turns=20, recent=(100, 10_000, 100_000), recent_reps=200,
     page_reps=100, deep_at=90_000, stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
-    processes=(1, 2, 4), process_events=4000, process_repeats=3)
+    processes=(1, 2, 4), process_events=4000, process_repeats=3, turn_prefill=1000, turn_reps=20, tasks=64,
+    tasks_events=3000, tasks_rounds=3)
 """Sizes of the full run (about 10 minutes on 2 cores)."""
 QUICK = dict(
     users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
     update_keys=100, paired_sessions=20, paired_turns=10, recent=(100, 1000, 5000), recent_reps=20,
     page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
-    processes=(1, 2, 4), process_events=200, process_repeats=1)
+    processes=(1, 2, 4), process_events=200, process_repeats=1, turn_prefill=100, turn_reps=2, tasks=16,
+    tasks_events=160, tasks_rounds=1)
 """Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""

@@ -20,11 +20,13 @@ import tempfile
 import time
 from typing import Any
 
-from . import concurrency, report
+from . import concurrency, report, round3
 from .drivers import POSTGRES_SERVICES, SERVICES
 from .adapter import measure_reads, measure_single_call
 from .harness import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
 from .suite import measure_paired, measure_service
+from .tasks import measure_tasks_vs_sync
+from .turn import measure_turns
 
 PG_ENV = "ADK_LITE_BENCH_PG"
 """The environment variable naming the PostgreSQL database of ``--backend postgres``."""
@@ -86,10 +88,11 @@ def main(argv: Any = None) -> None:
 
         adapter: dict[str, Any] = {}
         if "adk_lite_adk" in args.services and "figures" in results.get("adk_lite_adk", {}):
-            for key, fn in (("reads", measure_reads), ("call", measure_single_call)):
+            for key, fn in (("reads", measure_reads), ("call", measure_single_call), ("turn", measure_turns),
+                            ("tasks", measure_tasks_vs_sync)):
                 adapter[key] = in_child(fn, workdir, sizes)
             log("ADK adapter side by side: " + ", ".join(
-                f"{k} {v.get('error') or v.get('full_1000', {}).get('ratio_p50') or v.get('over_budget_us')}"
+                f"{k} {v.get('error') or v.get('full_1000', {}).get('ratio_p50') or v.get('ratio_p50') or v.get('ratio') or v.get('over_budget_us')}"
                 for k, v in adapter.items()))
 
         conc = []
@@ -102,7 +105,8 @@ def main(argv: Any = None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     ratio = report.ratios(results, sizes)
-    goals = report.targets(results, conc, sizes, paired, adapter, args.quick)
+    goals = report.targets(results, conc, sizes, paired, adapter, args.quick) + round3.targets(paired, adapter,
+                                                                                              args.quick)
     print(report.render(info, results, paired, conc, ratio, goals, sizes, adapter, args.quick))
     log(f"done in {time.perf_counter() - started:.0f} s")
     finish(args.json, {"machine": info, "quick": args.quick, "sizes": sizes, "services": results,

@@ -238,7 +238,10 @@ async def measure_pages(b: drivers.Driver, z: dict[str, Any]) -> dict[str, Any]:
 
 def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
     """adk_lite sync and the floor interleaved call by call (child-process entry point):
-    ``append_event``, then ``append_events`` of 100.
+    ``append_event``, then ``append_events`` of 100. Two floors: the plain one (on
+    adk_lite's schema, so it pays adk_lite's index triggers) and the floor with the
+    index written by itself (``Floor(indexed=True)``: text computed in Python, one FTS5
+    insert, no trigger).
 
     Two files, the same events, one process: call k of the floor runs right after
     call k of adk_lite, so load from elsewhere on the machine hits both alike and
@@ -246,15 +249,17 @@ def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"append_event": {...}, "append_events_100": {...}}``, each
-        ``{"adk_lite": summary, "floor": summary, "ratio_p50": float}``.
+        ``{"adk_lite": summary, "floor": summary, "ratio_p50": float, "floor_indexed": summary,
+        "ratio_indexed_p50": adk_lite p50 / floor_indexed p50}``.
     """
     lite = drivers.make("adk_lite", os.path.join(workdir, "paired-lite.db"))
     base = drivers.make("floor", os.path.join(workdir, "paired-floor.db"))
+    indexed = drivers.FloorDriver(os.path.join(workdir, "paired-floor-indexed.db"), indexed=True)
     n_sessions, turns, t0 = sizes["paired_sessions"], sizes["paired_turns"], time.time()
     dicts = [workload.events(("paired", i), 4 * turns, t0) for i in range(n_sessions)]
     batch = workload.events(("paired", "batch"), 100 * sizes["batches"], t0)
     single, batched = [], []
-    for d in (lite, base):
+    for d in (lite, base, indexed):
         handles = [d.create(f"user-{i % sizes['users']}", workload.session_id("paired", i), {})
                    for i in range(n_sessions)]
         single.append([(d.append, handles[i], d.event(dicts[i][k]))
@@ -265,14 +270,16 @@ def measure_paired(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
     out = {}
     clock = time.perf_counter
     for name, calls, per_call in (("append_event", single, 1), ("append_events_100", batched, 100)):
-        times: tuple[list[float], list[float]] = ([], [])
+        times: tuple[list[float], ...] = ([], [], [])
         for pair in zip(*calls):
             for side, (fn, handle, arg) in enumerate(pair):
                 start = clock()
                 fn(handle, arg)
                 times[side].append(clock() - start)
-        lite_s, floor_s = summary(times[0], per_call), summary(times[1], per_call)
-        out[name] = {"adk_lite": lite_s, "floor": floor_s, "ratio_p50": round(lite_s["p50_us"] / floor_s["p50_us"], 2)}
-    lite.close()
-    base.close()
+        lite_s, floor_s, indexed_s = (summary(t, per_call) for t in times)
+        out[name] = {"adk_lite": lite_s, "floor": floor_s, "ratio_p50": round(lite_s["p50_us"] / floor_s["p50_us"], 2),
+                     "floor_indexed": indexed_s,
+                     "ratio_indexed_p50": round(lite_s["p50_us"] / indexed_s["p50_us"], 2)}
+    for d in (lite, base, indexed):
+        d.close()
     return out

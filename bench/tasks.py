@@ -46,6 +46,46 @@ async def _rate(name: str, path: str, tasks: int, events: int) -> float:
     return tasks * per_task / seconds
 
 
+def _sync_rate(path: str, tasks: int, events: int) -> float:
+    """Events per second of one thread appending, through the sync API, the events
+    ``tasks`` tasks would append (session by session in turn, as the tasks interleave)."""
+    import adk_lite
+
+    svc = adk_lite.DatabaseSessionService(path)
+    per_task = max(1, events // tasks)
+    t0 = time.time()
+    work = [[adk_lite.Event.from_dict(d) for d in workload.events(("tasks", i), per_task, t0)] for i in range(tasks)]
+    sessions = [svc.create_session(workload.APP, f"user-{i}", session_id=f"s{i}") for i in range(tasks)]
+    start = time.perf_counter()
+    for k in range(per_task):
+        for session, evs in zip(sessions, work):
+            svc.append_event(session, evs[k])
+    seconds = time.perf_counter() - start
+    svc.close()
+    return tasks * per_task / seconds
+
+
+def measure_tasks_vs_sync(workdir: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """``sizes["tasks"]`` asyncio tasks appending through one adapter beside one thread
+    appending the same events through the sync API (child-process entry point).
+
+    Rounds alternate (sync, then tasks, on fresh files), ``sizes["tasks_rounds"]`` of
+    them, ``sizes["tasks_events"]`` events each.
+
+    Returns:
+        ``{"tasks", "events", "rounds", "sync_per_s", "tasks_per_s" (medians),
+        "ratio": median of the per-round ratios tasks / sync}``.
+    """
+    n, events, rounds = sizes["tasks"], sizes["tasks_events"], sizes["tasks_rounds"]
+    sync, many = [], []
+    for r in range(rounds):
+        sync.append(_sync_rate(os.path.join(workdir, f"tasks-sync-{r}.db"), n, events))
+        many.append(asyncio.run(_rate("adk_lite_adk", os.path.join(workdir, f"tasks-adapter-{r}.db"), n, events)))
+    return {"tasks": n, "events": events, "rounds": rounds, "sync_per_s": round(statistics.median(sync)),
+            "tasks_per_s": round(statistics.median(many)),
+            "ratio": round(statistics.median(m / s for m, s in zip(many, sync)), 3)}
+
+
 def main(argv: Any = None) -> None:
     """Measure and print (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m bench.tasks", description=__doc__.split("\n\n")[0])

@@ -199,3 +199,12 @@ def drop_later_tables(conn, version: int) -> None:
             for name in reversed(names):  # a table that refers to another goes first
                 conn.execute(f"DROP TABLE IF EXISTS {name}_fts")
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def downgrade(svc, version: int) -> None:
+    """Make an open service's database (either backend) look as schema ``version`` wrote
+    it: the tables later versions added dropped, and the stored version set back."""
+    def run(conn):
+        drop_later_tables(conn, version)
+        conn.execute(f"UPDATE adk_metadata SET value = '{version}' WHERE key = 'schema_version'")
+    svc.store._run(run, write=True)

@@ -109,6 +109,57 @@ def test_recipe_snapshots_models_dicts_lists_sets_and_other_values():
     assert build(made) == {"raw": bytearray(b"ab"), "ids": frozenset({"a"})}
 
 
+def test_flat_dicts_and_lists_are_copied_per_build_never_shared():
+    """Dicts and lists of plain values (a function call's args, the empty deltas of
+    EventActions, a list of strings) are built with one copy each: no two builds share one."""
+    call = types.FunctionCall(id="c1", name="lookup", args={"order": "A-1", "fields": ["status", "eta"]})
+    value = Event(author="agent", invocation_id="inv",
+                  content=types.Content(role="model", parts=[types.Part(function_call=call)]))
+    made = recipe(value)
+    call.args["order"] = "changed at the source"
+    first, second = build(made), build(made)
+    for e in (first, second):
+        assert e.content.parts[0].function_call.args == {"order": "A-1", "fields": ["status", "eta"]}
+    first.content.parts[0].function_call.args["order"] = "B-2"
+    first.content.parts[0].function_call.args["fields"].append("price")
+    first.actions.artifact_delta["f"] = 1
+    first.actions.state_delta["k"] = 1
+    first.actions.requested_auth_configs["x"] = None
+    third = build(made)
+    for e in (second, third):
+        assert e.content.parts[0].function_call.args == {"order": "A-1", "fields": ["status", "eta"]}
+        assert e.actions.artifact_delta == {} and e.actions.state_delta == {}
+        assert e.actions.requested_auth_configs == {}
+    assert third == second and third.model_dump_json() == second.model_dump_json()
+    assert third.model_fields_set == value.model_fields_set and third.__pydantic_fields_set__ is not \
+        second.__pydantic_fields_set__
+
+
+def test_cached_recipes_hold_no_class_list_or_set():
+    """What the cache keeps is tuples, strings, numbers and dicts of them: never a class, a
+    list or a set, which Python's collector tracks always (and every tuple above them), so
+    that each full collection walks fewer objects of a full cache."""
+    call = types.FunctionCall(id="c1", name="lookup", args={"fields": ["status"], "n": 2})
+    value = Event(author="agent", invocation_id="inv", long_running_tool_ids={"c1"},
+                  content=types.Content(role="model", parts=[types.Part(function_call=call), types.Part(text="t")]),
+                  actions=EventActions(state_delta={"k": [1, {"z": [2]}]}))
+    seen = []
+
+    def walk(node):
+        seen.append(type(node))
+        assert not isinstance(node, (type, list, set, frozenset)), f"a recipe holds a {type(node).__name__}"
+        for item in (node.values() if isinstance(node, dict) else node if isinstance(node, tuple) else ()):
+            walk(item)
+
+    made = recipe(value)
+    walk(made)
+    assert tuple in seen and dict in seen
+    copy = build(made)
+    assert copy == value and copy.model_fields_set == value.model_fields_set
+    assert copy.long_running_tool_ids == {"c1"} and type(copy.long_running_tool_ids) is set
+    assert copy.actions.state_delta == {"k": [1, {"z": [2]}]} and type(copy.content.parts) is list
+
+
 def test_delete_and_recreate_serves_no_stale_event(path):
     """Same session id, same event ids, other content: the new incarnation's events."""
     async def scenario():

@@ -29,7 +29,7 @@ from google.genai import types  # noqa: E402
 
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseArtifactService, DatabaseSessionService, register  # noqa: E402
-from tests.conftest import on_postgres  # noqa: E402
+from tests.conftest import downgrade, on_postgres  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED = datetime(2025, 1, 1, 12, 0, 0).timestamp()
@@ -493,12 +493,7 @@ def test_either_service_may_create_the_file(tmp_path, first):
 def test_a_version_4_database_gets_the_artifact_tables(target):
     with adk_lite.DatabaseSessionService(target) as core:
         core.create_session("app0", "user0", session_id="old")
-
-        def downgrade(conn):
-            for table in ("adk_artifact_versions", "adk_artifact_blobs"):
-                conn.execute(f"DROP TABLE {table}")
-            conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
-        core.store._run(downgrade, write=True)
+        downgrade(core, 4)
     arts = DatabaseArtifactService(target)
     try:
         save(arts, "f", types.Part(text="after the migration"))

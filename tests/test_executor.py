@@ -68,3 +68,46 @@ def test_sequential_calls_stay_on_one_thread(tmp_path):
             return {await svc.run(threading.get_ident) for _ in range(50)}
 
     assert len(asyncio.run(main())) == 1
+
+
+def test_an_idle_worker_keeps_no_result_argument_or_error_alive():
+    """A worker waiting for its next call holds nothing of its last one: the result
+    (for the adapter, a whole session), the arguments, or an exception and its traceback."""
+    import weakref
+
+    class Big:
+        pass
+
+    class Failure(Exception):
+        pass
+
+    def fail(arg):
+        raise Failure(arg)
+
+    async def gone(ref):  # the worker drops its references right after handing the outcome over
+        for _ in range(500):
+            await asyncio.sleep(0.01)  # (the loop's handle that resumed this task holds the future meanwhile)
+            if ref() is None:
+                return True
+        return False
+
+    async def main():
+        executor = Executor(max_workers=1)
+        result = await executor.run(Big)
+        ref = weakref.ref(result)
+        del result
+        assert await gone(ref), "the idle worker keeps its last result alive"
+        arg = Big()
+        ref = weakref.ref(arg)
+        await executor.run(id, arg)
+        del arg
+        assert await gone(ref), "the idle worker keeps its last argument alive"
+        arg = Big()
+        ref = weakref.ref(arg)
+        with pytest.raises(Failure) as caught:
+            await executor.run(fail, arg)
+        del arg, caught
+        assert await gone(ref), "the idle worker keeps its last exception alive"
+        executor.close()
+
+    asyncio.run(main())

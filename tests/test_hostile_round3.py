@@ -96,7 +96,8 @@ def test_erase_leaves_no_word_of_sessions_deleted_before_on_a_build_without_secu
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/cmdline (Linux)")
-@pytest.mark.parametrize("spelling", [["--token", SECRET], [f"--token={SECRET}"], ["--tok", SECRET]])
+@pytest.mark.parametrize("spelling", [["--token", SECRET], [f"--token={SECRET}"], ["--tok", SECRET], ["--to", SECRET],
+                                      [f"--t={SECRET}"]])
 def test_the_serve_token_leaves_the_process_command_line(spelling, tmp_path):
     """``adk-lite serve --token T``: the token opens every page, so it is a secret as a
     password is; ``ps`` (``/proc/PID/cmdline``) must not show it while the server runs."""

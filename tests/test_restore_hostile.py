@@ -259,10 +259,6 @@ def _older(path: str, version: int) -> None:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE adk_events_fts")
-    for added_in, names in schema.ADDED_TABLES.items():
-        if added_in > version:
-            for table in reversed(names):  # the tables a later version's migration made
-                conn.execute(f"DROP TABLE {table}")
     for added_in, tables in schema.ADDED_COLUMNS.items():
         if added_in > version:
             for table, columns in tables.items():

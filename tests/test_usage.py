@@ -21,7 +21,7 @@ from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessio
 from adk_lite.cli import main
 from adk_lite.usage import GROUPS, SUMS
 
-from .conftest import on_postgres, stored_contents
+from .conftest import downgrade, on_postgres, stored_contents
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400.0
@@ -356,13 +356,9 @@ def test_backup_and_restore_keep_the_accounting(tmp_path):
 # -- the schema migration -----------------------------------------------------------------
 
 def _make_v4(svc):
-    """Turn a database into what schema version 4 wrote: no adk_usage, no adk_memories."""
-    def run(conn):
-        conn.execute("DROP TABLE adk_usage")
-        conn.execute("DROP TABLE IF EXISTS adk_memories_fts")  # memories came in version 5 too
-        conn.execute("DROP TABLE adk_memories")
-        conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
-    svc.store._run(run, write=True)
+    """Turn a database into what schema version 4 wrote: no adk_usage (nor the other
+    tables of version 5)."""
+    downgrade(svc, 4)
 
 
 def test_the_migration_to_version_5_backfills_from_stored_events(new_target, backend):

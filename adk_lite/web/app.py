@@ -22,13 +22,19 @@ server through DNS rebinding).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import ipaddress
 import math
 import pathlib
+import re
+import secrets
+import signal
+import socket
+import threading
 import urllib.parse
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import jinja2
 import orjson
@@ -38,7 +44,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .. import errors
-from ..service import DatabaseSessionService
+from ..service import DatabaseSessionService, event_from_row
 from .charts import bar_chart
 from .timeline import event_view, iso, state_by_scope
 
@@ -47,8 +53,9 @@ EVENTS_PER_PAGE = 500
 SESSIONS_PER_PAGE = 50
 """Sessions (or search hits) on one page of the list."""
 FORK_SCAN = 500
-"""How many of the user's sessions (newest first) are looked at for forks of a session."""
-COOKIE = "adk_lite_token"
+"""How many of the user's forks (most recently updated first) are looked at for forks of a session."""
+COOKIE = "adk_lite_"
+"""The start of the cookie's name; the port follows (each server on this host has its own)."""
 HERE = pathlib.Path(__file__).parent
 LOOPBACK_NAMES = ("localhost",)
 SECURITY_HEADERS = {
@@ -73,11 +80,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]@/\s]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(header: str) -> str:
-    """The name or address of a ``Host`` header, without its port (``[::1]:80`` -> ``::1``)."""
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The name or address of a ``Host`` header, without its port (``[::1]:80`` -> ``::1``);
+    '' for anything else (``localhost:80@evil.example``, two ports), which no name matches."""
+    match = _HOST.fullmatch(header)
+    return (match.group(1) or match.group(2)) if match else ""
 
 
 def check_bind(host: str, token: Optional[str]) -> None:
@@ -85,13 +95,29 @@ def check_bind(host: str, token: Optional[str]) -> None:
 
     Raises:
         ValueError: ``host`` is not a loopback name or address and ``token`` is
-            empty or None; or ``token`` is given but blank.
+            empty or None; or ``token`` is given but blank or not printable ASCII
+            (it travels in HTTP headers, which are bytes: ``é`` could never match).
     """
-    if token is not None and not token.strip():
-        raise ValueError("--token must not be empty")
+    _check_token(token, "--token")
     if not is_loopback(host) and not token:
         raise ValueError(f"refusing to serve on {host}, beyond this machine, without --token "
                          "(every request must then carry it)")
+
+
+def _check_token(token: Optional[str], what: str) -> None:
+    """Raise ValueError for a blank token or one with characters beyond printable ASCII."""
+    if token is None:
+        return
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"{what} must not be empty")
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError(f"{what} must be printable ASCII without spaces (it travels in HTTP headers)")
+
+
+def _cookie(token: str) -> str:
+    """The cookie's value: a digest of the token, never the token itself (a cookie of
+    127.0.0.1 is also sent to every other server on this host, whatever its port)."""
+    return hmac.new(token.encode(), b"adk-lite serve cookie", "sha256").hexdigest()
 
 
 def session_url(app_name: str, user_id: str, session_id: str, api: bool = False) -> str:
@@ -125,9 +151,7 @@ def _param(request: Request, name: str) -> Optional[str]:
 def _session_ids(request: Request, prefix: str) -> Optional[tuple[str, str, str]]:
     """The three ids of a session path, decoded segment by segment from the raw path
     (so ``%2F`` inside an id is not taken for a separator); None if not three."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else urllib.parse.quote(request.url.path)
-    path = path.split("?", 1)[0]
+    path = _same_path(request)
     if not path.startswith(prefix):
         return None
     parts = path[len(prefix):].split("/")
@@ -137,6 +161,15 @@ def _session_ids(request: Request, prefix: str) -> Optional[tuple[str, str, str]
         return tuple(urllib.parse.unquote(p, errors="strict") for p in parts)  # type: ignore[return-value]
     except UnicodeDecodeError:
         return None
+
+
+def _same_path(request: Request) -> str:
+    """The request's path as it was sent (still percent-encoded, so ``%2F`` inside an
+    id stays one), with one leading slash: ``//evil.example/`` would send a browser
+    to another host, so a redirect to it goes to ``/evil.example/`` instead."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else urllib.parse.quote(request.url.path)
+    return "/" + path.split("?", 1)[0].lstrip("/\\")
 
 
 def _session_dict(session: Any) -> dict[str, Any]:
@@ -154,11 +187,9 @@ class _Views:
     def sessions(self, request: Request) -> dict[str, Any]:
         page = self.svc.list_sessions(_param(request, "app"), _param(request, "user"), limit=SESSIONS_PER_PAGE,
                                       after=_param(request, "after"), order="newest")
-        rows = []
-        for s in page:
-            row = _session_dict(s)
-            row["events"] = self.svc.get_event_count(s.app_name, s.user_id, s.id)
-            rows.append(row)
+        # one snapshot; a session deleted since it was listed counts 0 (get_event_count would raise)
+        counts = self.svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
+        rows = [{**_session_dict(s), "events": n} for s, n in zip(page, counts)]
         return {"sessions": rows, "next_cursor": page.next_cursor}
 
     def search(self, request: Request, query: str) -> dict[str, Any]:
@@ -171,7 +202,10 @@ class _Views:
         head = self.svc.get_session(app, user, sid, num_recent_events=0)
         if head is None:
             return None
-        count = self.svc.get_event_count(app, user, sid)
+        try:
+            count = self.svc.get_event_count(app, user, sid)
+        except errors.SessionNotFoundError:  # deleted since it was read
+            return None
         pages = max(1, math.ceil(count / EVENTS_PER_PAGE))
         wanted = request.query_params.get("page")
         if wanted is None:
@@ -181,14 +215,22 @@ class _Views:
         else:
             raise ValueError(f"page must be a whole number from 1 to {pages}, not {wanted[:40]!r}")
         skip = (page - 1) * EVENTS_PER_PAGE
-        session = self.svc.get_session(app, user, sid, num_recent_events=max(0, count - skip))
-        events = [e.to_dict() for e in session.events[:EVENTS_PER_PAGE]]
-        lineage = self.svc.get_lineage(app, user, sid)
-        forks = [s.id for s in self.svc.list_sessions(app, user, limit=FORK_SCAN, order="newest")
-                 if s.id != sid and (self.svc.get_lineage(app, user, s.id) or {}).get("session_id") == sid]
-        return {"session": {**_session_dict(session), "events": events}, "event_count": count, "page": page,
+        # only this page's events are read (a huge session's first page would read them all)
+        events = [event_from_row(r).to_dict()
+                  for r in self.svc.store.read_event_slice(app, user, sid, skip, EVENTS_PER_PAGE)]
+        lineage = self._lineage(app, user, sid)
+        forks = [fork for fork, source in self.svc.store.forks(app, user, FORK_SCAN)
+                 if fork != sid and isinstance(source, dict) and source.get("session_id") == sid]
+        return {"session": {**_session_dict(head), "events": events}, "event_count": count, "page": page,
                 "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
                 "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
+
+    def _lineage(self, app: str, user: str, sid: str) -> Optional[dict[str, Any]]:
+        """``get_lineage``, or None for a session another process deleted meanwhile."""
+        try:
+            return self.svc.get_lineage(app, user, sid)
+        except errors.SessionNotFoundError:
+            return None
 
     def usage(self, request: Request) -> Optional[dict[str, Any]]:
         get_usage = getattr(self.svc, "get_usage", None)
@@ -255,8 +297,9 @@ class _Guard:
     """ASGI middleware: only GET; the token (when set) or a loopback ``Host``
     (when not); security headers on every answer; library errors as one line."""
 
-    def __init__(self, app: Any, token: Optional[str]) -> None:
+    def __init__(self, app: Any, token: Optional[str], login_code: Optional[str] = None) -> None:
         self.app, self.token = app, token
+        self.login_codes = {login_code} if login_code else set()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -278,6 +321,19 @@ class _Guard:
 
         await self.app(scope, receive, send_with_headers)
 
+    def _use_login_code(self, given: str) -> bool:
+        """True once for a login code (it is then forgotten)."""
+        for code in list(self.login_codes):
+            if hmac.compare_digest(given.encode(), code.encode()):
+                self.login_codes.discard(code)
+                return True
+        return False
+
+    @staticmethod
+    def _cookie_name(request: Request) -> str:
+        server = request.scope.get("server") or (None, None)
+        return f"{COOKIE}{server[1] or ''}"
+
     def _refusal(self, request: Request) -> Optional[Response]:
         if request.method != "GET":
             return PlainTextResponse("read-only: only GET is answered\n", status_code=405,
@@ -288,17 +344,20 @@ class _Guard:
                                          headers=SECURITY_HEADERS)
             return None
         given = request.query_params.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+        if given is not None and (hmac.compare_digest(given.encode(), self.token.encode())
+                                  or self._use_login_code(given)):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + ("?" + urllib.parse.urlencode(rest) if rest else "")
+            target = _same_path(request) + ("?" + urllib.parse.urlencode(rest) if rest else "")
             response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(self._cookie_name(request), _cookie(self.token), httponly=True, samesite="strict",
+                                path="/")
             return response
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth[:7].lower() == "bearer " else None
-        for candidate in (bearer, request.cookies.get(COOKIE)):
-            if candidate is not None and hmac.compare_digest(candidate.encode(), self.token.encode()):
-                return None
+        cookie = request.cookies.get(self._cookie_name(request))
+        if ((bearer is not None and hmac.compare_digest(bearer.encode(), self.token.encode()))
+                or (cookie is not None and hmac.compare_digest(cookie.encode(), _cookie(self.token).encode()))):
+            return None
         return PlainTextResponse("a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN once\n",
                                  status_code=401, headers={"www-authenticate": "Bearer", **SECURITY_HEADERS})
 
@@ -318,22 +377,24 @@ def _guarded(view: Any) -> Any:
     return endpoint
 
 
-def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any:
+def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None, login_code: Optional[str] = None) -> Any:
     """The ASGI app of ``adk-lite serve`` on ``svc`` (open it with ``read_only=True``).
 
     Args:
         svc: the service the pages read; it stays open (the caller closes it).
         token: None (answer only requests addressed to a loopback name), or the
             token every request must carry.
+        login_code: with ``token``, a code ``?token=`` accepts ONCE in its place (then
+            forgotten): the URL ``serve(open_browser=True)`` gives the browser, whose
+            command line every user of the machine can read.
 
     Returns:
         An ASGI application (Starlette's, wrapped by the read-only guard).
 
     Raises:
-        ValueError: a blank token.
+        ValueError: a blank token, or one beyond printable ASCII.
     """
-    if token is not None and not token.strip():
-        raise ValueError("the token must not be empty")
+    _check_token(token, "the token")
     views = _Views(svc)
     routes = [Route(path, _guarded(view), methods=["GET"]) for path, view in (
         ("/", views.home), ("/usage", views.usage_page), ("/stats", views.stats_page),
@@ -341,36 +402,91 @@ def make_app(svc: DatabaseSessionService, *, token: Optional[str] = None) -> Any
         ("/api/usage", views.usage_page), ("/api/stats", views.stats_page),
         ("/sessions/{rest:path}", views.session_page), ("/api/sessions/{rest:path}", views.session_page),
         ("/static/style.css", views.style))]
-    return _Guard(Starlette(routes=routes), token)
+    return _Guard(Starlette(routes=routes), token, login_code if token else None)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: :func:`serve` returns, so the caller closes the service."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into a return from the block (uvicorn shuts down on it, then
+    raises the signal again: with the default action the process would end there,
+    before the service is closed and a read-only open's ``-wal``/``-shm`` removed).
+    Only in the main thread (signals cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def serve(svc: DatabaseSessionService, host: str = "127.0.0.1", port: int = 8765, *,
-          token: Optional[str] = None, open_browser: bool = False) -> None:
-    """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C).
+          token: Optional[str] = None, open_browser: bool = False,
+          on_listen: Optional[Callable[[str], None]] = None) -> None:
+    """Serve :func:`make_app` with uvicorn until interrupted (Ctrl-C, which raises
+    ``KeyboardInterrupt`` here) or terminated (SIGTERM: returns normally once the
+    server has shut down, so the caller can close the service).
 
     Args:
         host: the address to bind; beyond loopback only with ``token``.
         port: the TCP port (0 picks a free one).
         token: see :func:`make_app`.
-        open_browser: open the default browser on the first page once listening.
+        open_browser: open the default browser on the first page once listening
+            (with a token, through a one-time login code, never the token itself).
+        on_listen: called with the server's URL (the port chosen, for ``port=0``)
+            once the socket listens (a request from then on waits, never refused).
 
     Raises:
         ValueError: :func:`check_bind` refuses ``host`` without ``token``.
-        OSError: the address cannot be bound (in use, not on this machine).
+        OSError: the address cannot be bound (in use, not on this machine), one line.
     """
     import uvicorn
 
     check_bind(host, token)
-    config = uvicorn.Config(make_app(svc, token=token), host=host, port=port, log_level="warning",
+    login_code = secrets.token_urlsafe(24) if token and open_browser else None
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1] as in a URL
+    sock = _listen(address, port)
+    port = sock.getsockname()[1]
+    url = f"http://{f'[{address}]' if ':' in address else address}:{port}/"
+    config = uvicorn.Config(make_app(svc, token=token, login_code=login_code), log_level="warning",
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    if on_listen is not None:
+        on_listen(url)
     if open_browser:
-        import threading
         import webbrowser
 
-        shown = "localhost" if is_loopback(host) else host
-        url = f"http://{shown}:{port}/" + (f"?token={urllib.parse.quote(token)}" if token else "")
-        threading.Timer(1.0, webbrowser.open, (url,)).start()
-    server.run()
-    if not server.started:
-        raise OSError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")
+        # a one-time code, not the token: the browser's command line shows the URL
+        threading.Timer(1.0, webbrowser.open, (url + (f"?token={login_code}" if login_code else ""),)).start()
+    with sock, _stop_on_sigterm():
+        server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (as uvicorn would bind it), or a one-line
+    OSError naming the address (in use, not an address of this machine)."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog: connections wait from here on, none is refused
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock

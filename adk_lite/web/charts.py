@@ -11,6 +11,8 @@ from typing import Sequence
 
 BAR_HEIGHT, GAP, LABEL_WIDTH, WIDTH = 18, 6, 220, 720
 """Pixels: one bar's height, the gap between bars, the label column, the whole chart."""
+LABEL_CHARS = 40
+"""A label is cut to this many characters before it is escaped (after, an entity could be cut)."""
 
 
 def bar_chart(rows: Sequence[tuple[str, int]], title: str) -> str:
@@ -35,7 +37,7 @@ def bar_chart(rows: Sequence[tuple[str, int]], title: str) -> str:
     for i, (label, value) in enumerate(rows):
         y = i * (BAR_HEIGHT + GAP)
         width = max(1, round(bar_space * value / top)) if value else 0
-        parts.append(f'<text x="0" y="{y + BAR_HEIGHT - 4}" class="label">{escape(str(label))[:40]}</text>'
+        parts.append(f'<text x="0" y="{y + BAR_HEIGHT - 4}" class="label">{escape(str(label)[:LABEL_CHARS])}</text>'
                      f'<rect x="{LABEL_WIDTH}" y="{y}" width="{width}" height="{BAR_HEIGHT}" class="bar">'
                      f"<title>{escape(str(label))}: {value:,}</title></rect>"
                      f'<text x="{LABEL_WIDTH + width + 6}" y="{y + BAR_HEIGHT - 4}" class="value">{value:,}</text>')

@@ -12,10 +12,15 @@ import orjson
 
 
 def iso(seconds: Optional[float]) -> str:
-    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC ('' for None)."""
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC ('' for None). A number no date
+    can hold (a stored compaction range of ``1e20``: event fields inside ``actions``
+    are free JSON) is shown as the number, so one odd value never hides a page."""
     if seconds is None:
         return ""
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds!r} (epoch seconds, not a date)"
 
 
 def _get(data: Any, snake: str) -> Any:
