@@ -1139,9 +1139,9 @@ def _hide_passwords() -> None:
     ``PGPASSWORD`` or ``~/.pgpass``, and ``$ADK_LITE_TOKEN``."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     masked = [mask_password(arg) for arg in argv]
-    for i, arg in enumerate(masked):  # serve's --token (or an abbreviation argparse takes: --tok)
+    for i, arg in enumerate(masked):  # serve's --token (or an abbreviation argparse takes: --to)
         option, equals, _value = arg.partition("=")
-        if len(option) >= 5 and "--token".startswith(option):
+        if len(option) > 2 and "--token".startswith(option):
             if equals:
                 masked[i] = option + "=***"
             elif i + 1 < len(masked):

@@ -147,8 +147,9 @@ def dumps(value: Any) -> str:
 loads = orjson.loads
 """Decode JSON text (str or bytes) into Python values."""
 
-_LONG_INT = re.compile(rb"(?<![0-9.eE+])-?[0-9]{20,}(?![0-9.eE])")
-"""An integer literal of 20 digits or more: beyond 64 bits, orjson reads it as a float."""
+_LONG_INT = re.compile(rb"(?<![0-9.eE+])-?[0-9]{19,}(?![0-9.eE])")
+"""An integer literal of 19 digits or more: orjson reads one beyond 64 bits as a float (a
+negative one below -2**63 has 19 digits; a positive one beyond 2**64 - 1 has 20)."""
 
 
 def _no_constant(name: str) -> Any:

@@ -181,6 +181,36 @@ def check_objects(rows: Iterable[tuple[str, str, str, Optional[str]]], version: 
             f"{path} does not hold adk_lite's schema (schema_version {version}): {'; '.join(problems[:3])}{more}")
 
 
+@functools.lru_cache(maxsize=1)
+def _fresh_config() -> frozenset:
+    """The ``_config`` rows of a new FTS5 table of this SQLite (its format version)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        return frozenset(conn.execute("SELECT k, v FROM t_config").fetchall())
+    finally:
+        conn.close()
+
+
+def config_problems(conn: sqlite3.Connection, objects: Iterable[tuple[str, str, str, Optional[str]]]) -> list[str]:
+    """One line per FTS5 index (of ``objects``, rows of ``sqlite_master``) whose ``_config``
+    table holds a setting adk_lite never writes: a ``rank`` function (then every search
+    of that index fails), a page size, merge rules. adk_lite leaves each index as FTS5
+    makes it."""
+    problems = []
+    for kind, name, _table, sql in objects:
+        if kind == "table" and (sql or "").upper().startswith("CREATE VIRTUAL TABLE") and "FTS5" in sql.upper():
+            try:
+                rows = conn.execute(f'SELECT k, v FROM "{name}_config"').fetchall()
+            except sqlite3.Error:
+                continue  # a missing shadow table is reported by the schema and FTS5 checks
+            extra = sorted(set(rows) - _fresh_config(), key=repr)
+            if extra:
+                problems.append(f"{name}: its configuration holds settings adk_lite does not make: "
+                                f"{', '.join(f'{k}={v!r}' for k, v in extra)[:200]}")
+    return problems
+
+
 def search_index_problems(conn: sqlite3.Connection) -> list[str]:
     """Check the search index ``adk_events_fts`` of ``conn``'s database (a read-only
     connection will do): FTS5's own ``integrity-check`` (which SQLite's
@@ -196,9 +226,11 @@ def search_index_problems(conn: sqlite3.Connection) -> list[str]:
         One line per problem; ``[]`` when sound or when the file has no index
         (schema_version 3 and older).
     """
-    names = {row[1] for row in read_objects(conn)}
-    if EVENTS_FTS not in names:
-        return []
+    objects = read_objects(conn)
+    names = {row[1] for row in objects}
+    settings = config_problems(conn, objects)
+    if settings or EVENTS_FTS not in names:
+        return settings
     with tempfile.TemporaryDirectory(prefix="adk_lite-check-") as folder:
         copy = os.path.join(folder, "index.sqlite3")
         scratch = sqlite3.connect(copy, isolation_level=None)
@@ -249,4 +281,4 @@ def rebuild_search_index(conn: sqlite3.Connection) -> None:
 
 
 __all__ = ["expected_objects", "object_problems", "check_objects", "read_objects", "search_index_problems",
-           "rebuild_search_index"]
+           "config_problems", "rebuild_search_index"]

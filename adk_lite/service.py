@@ -213,6 +213,10 @@ def search_rows(store: Store, query: Any, raw: Any, app_name: Any, user_id: Any,
     return rows[:page], _b64([scope, last.rank, last.rowid])
 
 
+_MARK_TEXT = codec.dumps(UPDATE_KEYS_MARK["adk_lite"])
+"""The mark's value as JSON text: a body without it needs no parse."""
+
+
 def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], tuple[int, Optional[str]]],
                 events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]], updated_at: float,
                 commit: Callable[[int], None]) -> Optional[dict[str, EventRow]]:
@@ -232,7 +236,17 @@ def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], t
     Raises:
         SessionNotFoundError, StaleSessionError, AlreadyExistsError: as
             :meth:`adk_lite.store.Store.append`.
+        ValueError: an event carries ``custom_metadata`` :data:`UPDATE_KEYS_MARK`, which
+            only :meth:`DatabaseSessionService.update_keys` writes (fork's replay reads a
+            ``None`` in such an event as a deletion; an append stores it as a null).
     """
+    marked = [row[0] for row in events
+              if _MARK_TEXT in row[5] and codec.loads(row[5]).get("custom_metadata") == UPDATE_KEYS_MARK]
+    if marked:  # (a retry of events all stored, update_keys' own among them, still returns them)
+        stored_ids = {r.event_id for r in store.read(lambda conn: store._all_events(conn, key))}
+        if not all(row[0] in stored_ids for row in events):
+            raise ValueError(f"event {marked[0]!r}: custom_metadata {UPDATE_KEYS_MARK!r} is reserved for the events "
+                             "update_keys records (a None there deletes the key); nothing was written")
     lock = store.session_lock(*key)
     with lock:
         revision, stored = store.append(*key, read_at(), events, upserts, (), updated_at)
@@ -673,7 +687,7 @@ class DatabaseSessionService:
         Keys are scoped like a state delta (``app:``, ``user:``, none); ``temp:``
         keys are ignored. The change is recorded as a state-only event (author
         ``system``, the delta in ``actions.state_delta``, ``custom_metadata``
-        :data:`UPDATE_KEYS_MARK`) so the log stays a full audit trail; it bumps
+        :data:`UPDATE_KEYS_MARK`, which no other append may carry) so the log stays a full audit trail; it bumps
         the session's revision, so Session objects read before must be reloaded
         before they append.
 

@@ -468,8 +468,11 @@ class SqliteBackend:
             return
         if not self.is_memory:
             self._prepare_file()
+        # secure_delete: every delete (delete_session, trim, prune, a state value replaced)
+        # overwrites what it frees with zeros, whatever the build's default (Debian's is on,
+        # python.org's is off), so a later erase finds no copy of a user's words in free space
         pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
-                   ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000))]
+                   ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000)), ("secure_delete", 1)]
         # A file is opened through mode=rw: SQLite never creates it (only _prepare_file
         # does, 0600), and every thread's connection opens the path resolved here.
         self.peewee = _PooledSqliteDatabase(

@@ -96,9 +96,12 @@ def url_scheme(target: str) -> str:
 MASK = "***"
 """What a password is shown as."""
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_PASSWORD_OPTION = re.compile(r"([?&;]password=)((?:[^&]|&(?![\w.+-]*=))*)", re.IGNORECASE)
+_PASSWORD_NAME = r"(?:[\w.+-]|%[0-9A-F]{2})*" + "".join(f"(?:{c}|%{ord(c):X}|%{ord(c.upper()):X})" for c in "password")
+"""An option name that reads as ``password`` or ends in it (``sslpassword``, libpq's client key
+passphrase), any letter of it maybe percent-encoded (``pass%77ord`` is parsed as ``password``)."""
+_PASSWORD_OPTION = re.compile(rf"([?&;]{_PASSWORD_NAME}=)((?:[^&]|&(?![\w.+-]*=))*)", re.IGNORECASE)
 """A ``password=`` query option; its value runs to the next ``&name=`` (a raw ``&`` stays in it)."""
-_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
+_CONNINFO_PASSWORD = re.compile(r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
 
 
 def mask_password(text: str) -> str:
@@ -262,13 +265,12 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
         raise TypeError(f"db must be a str path, a PathLike or a sqlite:/// URL, not {type(target).__name__}")
     options: dict[str, Any] = {}
     if "://" in target:
-        url = target
-        scheme = url_scheme(url)
+        scheme = url_scheme(target)
+        url = mask_password(target)  # what messages show: a password given by mistake never shows
         if scheme not in URL_SCHEMES:
-            url = mask_password(url)
             raise ValueError(f"db URL {url!r}: only {', '.join(URL_SCHEMES)} URLs name a SQLite file")
-        rest, _, query = url[len(scheme):].partition("?")
-        if "#" in url:
+        rest, _, query = target[len(scheme):].partition("?")
+        if "#" in target:
             raise ValueError(f"db URL {url!r}: a '#' fragment is not allowed (write %23 for a '#' in a file name)")
         options = _url_options(query, url)
         try:
@@ -281,7 +283,7 @@ def parse_target(target: Union[str, os.PathLike, None]) -> tuple[str, dict[str, 
             raise ValueError(f"db URL {url!r}: expected three slashes, as in sqlite:///path/to/file.db")
         target = rest[1:]
         if "://" in target:
-            raise ValueError(f"db URL {url!r}: its path {target!r} holds '://', which would read as another URL")
+            raise ValueError(f"db URL {url!r}: its path holds '://', which would read as another URL")
     if not target:
         raise ValueError("db must not be an empty path")
     if "\x00" in target:
@@ -306,7 +308,7 @@ def _url_options(query: str, url: str) -> dict[str, Any]:
     try:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=True, errors="strict")
     except ValueError as e:  # a field without '=', or %-escapes that are not UTF-8
-        raise ValueError(f"db URL {url!r}: cannot read its query {query!r}: write name=value pairs "
+        raise ValueError(f"db URL {url!r}: cannot read its query: write name=value pairs "
                          f"of {', '.join(URL_OPTIONS)}") from e
     for name, value in pairs:
         if name not in URL_OPTIONS:

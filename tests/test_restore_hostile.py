@@ -105,7 +105,17 @@ def _other_format(path):
     sql(path, "UPDATE adk_events_fts_config SET v = 5 WHERE k = 'version'")
 
 
-FTS_DAMAGE = {"leaf blocks zeroed": _zero_leaves, "an idx row deleted": _index_row_gone,
+def _rank_setting(path):
+    """A ranking function FTS5 keeps in its configuration: every search would then fail."""
+    sql(path, "INSERT INTO adk_events_fts (adk_events_fts, rank) VALUES ('rank', 'nosuchfn()')")
+
+
+def _page_size_setting(path):
+    sql(path, "INSERT INTO adk_events_fts (adk_events_fts, rank) VALUES ('pgsz', 64)")
+
+
+FTS_DAMAGE = {"a rank function set": _rank_setting, "a page size set": _page_size_setting,
+              "leaf blocks zeroed": _zero_leaves, "an idx row deleted": _index_row_gone,
               "document sizes changed": _sizes_changed, "another index format": _other_format,
               "content changed": _content_changed, "other text for an event": _forged_text,
               "an event not indexed": _event_not_indexed, "an index row of no event": _ghost_row}
