@@ -5,7 +5,8 @@ maintenance, facts).
 
 Imported only when a PostgreSQL URL is opened (:func:`adk_lite.database.open_database`).
 The password of the URL is never written into a message, a repr or :attr:`PostgresBackend.path`:
-they hold the URL with ``***`` in its place.
+they hold the URL with ``***`` in its place. Full-text search is
+:mod:`adk_lite.postgres_search`'s.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from . import codec, errors, schema, usage
+from . import errors, postgres_check, postgres_search, schema, usage
 from .models import ARTIFACT_TABLES, EVENTS, MEMORIES, METADATA, TABLES, make_models
+from .postgres_search import (QUERY_ERRORS, SEARCH_CHARS, SEARCH_COLUMN,  # noqa: F401 (re-exported)
+                              memory_ddl as _memory_ddl, search_ddl as _search_ddl)
 from .target import PostgresTarget, check_busy_timeout, mask_password
 
 MAX_CONNECTIONS = 16
@@ -54,66 +57,6 @@ def user_lock_key(app: str, user: str) -> int:
     key = int.from_bytes(digest, "big", signed=True)
     return key + 1 if key == SCHEMA_LOCK else key
 
-SEARCH_COLUMN = "search"
-"""The ``tsvector`` column of ``adk_events`` that full-text search reads: generated from
-the event's text (stored, so it is written in the appending transaction) with a GIN index."""
-SEARCH_CHARS = 100_000
-"""Characters of an event's text that go into its ``tsvector`` (PostgreSQL refuses a
-``tsvector`` over 1 MiB; this many characters always fit)."""
-_CONFIG = "'simple'::regconfig"
-"""The text search configuration: words lowercased, no stemming, no stop words (as FTS5's unicode61)."""
-
-
-def _search_ddl(utf8: bool) -> list[str]:
-    """The statements that add full-text search to ``adk_events``: three IMMUTABLE
-    functions (a generated column needs them so), the generated column
-    :data:`SEARCH_COLUMN` and its GIN index.
-
-    - ``adk_lite_search_text(json)``: the strings and numbers of an event's
-      :data:`adk_lite.schema.INDEXED_PATHS`, joined by spaces (SQLite's
-      :func:`adk_lite.schema.search_text_sql`; object members come in ``jsonb``'s key order).
-      PL/pgSQL, so its query is planned once per connection: as an SQL function (not
-      inlinable: it has a FROM) it was planned again for every inserted row, which
-      cost an append about 0.3 ms;
-    - ``adk_lite_unaccent(text)``: accents removed (NFD, then combining marks dropped;
-      only on a UTF8 database), as FTS5's ``remove_diacritics``;
-    - ``adk_lite_words(text)``: that, with every run of characters that are not letters
-      or digits made one space, so words split where FTS5's unicode61 splits them
-      (``order-7`` is ``order 7``) on the indexed text and the plain query alike.
-    """
-    paths = ", ".join(f"'strict {p}.** ? (@.type() == \"string\" || @.type() == \"number\")'"
-                      for p in schema.INDEXED_PATHS)
-    unaccent = r"regexp_replace(normalize(t, NFD), '[\u0300-\u036f]+', '', 'g')" if utf8 else "t"
-    function = "CREATE OR REPLACE FUNCTION {} RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT {} $f$"
-    planned_once = ("CREATE OR REPLACE FUNCTION {} RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE "
-                    "AS $f$ BEGIN RETURN (SELECT {}); END $f$")
-    return [
-        planned_once.format("adk_lite_search_text(body json)",
-                            "string_agg(v.value #>> '{}', ' ' ORDER BY p.n, k.n, v.n) "
-                            "FROM (SELECT body::jsonb #> '{content,parts}' AS parts) AS b "
-                            "CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(b.parts) = 'array' "
-                            "THEN b.parts ELSE '[]'::jsonb END) WITH ORDINALITY AS p(part, n) "
-                            f"CROSS JOIN LATERAL unnest(ARRAY[{paths}]::jsonpath[]) WITH ORDINALITY AS k(path, n) "
-                            "CROSS JOIN LATERAL jsonb_path_query(p.part, k.path, '{}', true) WITH ORDINALITY AS v(value, n)"),
-        function.format("adk_lite_unaccent(t text)", unaccent),
-        function.format("adk_lite_words(t text)", "regexp_replace(adk_lite_unaccent(t), '[^[:alnum:]]+', ' ', 'g')"),
-        f"ALTER TABLE {EVENTS} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
-        f"adk_lite_words(left(adk_lite_search_text(body), {SEARCH_CHARS})))) STORED",
-        f"CREATE INDEX {EVENTS}_search ON {EVENTS} USING gin ({SEARCH_COLUMN})",
-    ]
-
-
-def _memory_ddl() -> list[str]:
-    """The statements that add full-text search to ``adk_memories``: the generated
-    ``tsvector`` column :data:`SEARCH_COLUMN` over its ``text`` (words split and accents
-    removed by ``adk_lite_words`` of :func:`_search_ddl`, which must exist first; at most
-    :data:`SEARCH_CHARS` characters) and its GIN index. A deleted memory (``text`` NULL)
-    has an empty vector."""
-    return [
-        f"ALTER TABLE {MEMORIES} ADD COLUMN {SEARCH_COLUMN} tsvector GENERATED ALWAYS AS (to_tsvector({_CONFIG}, "
-        f"adk_lite_words(left(coalesce(text, ''), {SEARCH_CHARS})))) STORED",
-        f"CREATE INDEX {MEMORIES}_search ON {MEMORIES} USING gin ({SEARCH_COLUMN})",
-    ]
 
 
 _LOCKED = ("55P03", "40001", "40P01", "57014")  # lock_not_available, serialization, deadlock, canceled
@@ -135,19 +78,6 @@ def _error_class(exc: BaseException) -> type:
     return errors.DatabaseError
 
 
-QUERY_ERRORS = ("42601", "22023", "54000", "54001")
-"""SQLSTATEs of a ``to_tsquery`` text the server refuses, the caller's query on the search
-statement: syntax (``a &``), a phrase distance outside 0..16384 (``a <100000> b``), too large
-or deep. On :meth:`PostgresBackend.match_error`'s statement, which reads nothing stored, any
-class ``22``, ``42``, ``54`` or ``XX`` is too (``!!!...!a``: XX000 "tsquery stack too small")."""
-
-
-def _query_problem(exc: BaseException, checking: bool = False) -> Optional[str]:
-    """The server's message when ``exc`` refused a tsquery (see :data:`QUERY_ERRORS`), else None."""
-    state = getattr(exc, "sqlstate", None) or ""
-    if state in QUERY_ERRORS or (checking and state[:2] in ("22", "42", "54", "XX")):
-        return exc.diag.message_primary or str(exc)  # type: ignore[attr-defined]
-    return None
 
 
 def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
@@ -607,80 +537,28 @@ class PostgresBackend:
 
     @staticmethod
     def match_query(text: str) -> str:
-        """The query for plain ``text``: a JSON array of its runs between spaces that
-        hold a letter or digit (``""`` when none does). :meth:`search` makes each run a
-        phrase (``phraseto_tsquery``) and requires all of them."""
-        runs = [run for run in text.split() if schema.WORD.search(run)]
-        return codec.dumps(runs) if runs else ""
+        """The query for plain ``text``: :func:`adk_lite.postgres_search.match_query`."""
+        return postgres_search.match_query(text)
 
     def match_error(self, query: str) -> Optional[str]:
-        """PostgreSQL's message for a ``to_tsquery`` query it refuses, or None when it is valid.
+        """PostgreSQL's message for a ``to_tsquery`` query it refuses, or None when it is
+        valid: :func:`adk_lite.postgres_search.match_error`.
 
         Raises:
             DatabaseError: the server could not be asked.
         """
-        conn = self.peewee.acquire()
-        try:
-            conn.execute(f"SELECT to_tsquery({_CONFIG}, %s)", (query,))
-        except psycopg.Error as e:
-            problem = _query_problem(e, checking=True)
-            if problem is None:
-                raise self.translate(e) from None
-            return problem
-        except self.DRIVER_ERRORS as e:
-            raise self.translate(e) from None
-        finally:
-            self.peewee.release(conn)
-        return None
+        return postgres_search.match_error(self, query)
 
     def search(self, conn: PgConnection, match: str, raw: bool, filters: list[tuple[str, str]],
                limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
-        """One page of full-text hits through the GIN index on :data:`SEARCH_COLUMN`,
-        ranked by ``-ts_rank`` with length normalization 1 (lower is better, as bm25
-        on SQLite: a word more often, in a shorter text, ranks first).
-
-        Args:
-            match: :meth:`match_query` of plain text, or (``raw``) ``to_tsquery`` syntax;
-                accents are removed from it as from the indexed text; plain runs are
-                split into words as the indexed text is (:func:`_search_ddl`).
-            filters: ``(column, value)`` equalities on the event row.
-            limit: page size; after: the keyset ``(rank, rowid)`` to start after, or None.
-
-        Returns:
-            ``(app_name, user_id, session_id, event_id, invocation_id, author,
-            timestamp, rank, rowid, snippet)`` tuples ordered by ``(rank, rowid)``; the
-            snippet is ``ts_headline`` of the text without accents.
+        """One page of full-text hits through the GIN index on :data:`SEARCH_COLUMN`:
+        :func:`adk_lite.postgres_search.search` (arguments, rows and errors there).
 
         Raises:
-            ValueError: (``raw``) the server refused the query when it ran (a class of
-                :data:`QUERY_ERRORS` the check of :meth:`match_error` let through).
+            ValueError: (``raw``) the server refused the query when it ran.
             DatabaseError: the database predates search and was opened read-only.
         """
-        if not self.searchable:
-            raise errors.DatabaseError(f"database {self.path} has no search index yet: open it once without "
-                                       "read_only to build it")
-        if raw:
-            query = f"to_tsquery({_CONFIG}, adk_lite_unaccent(%s))"
-        else:
-            query = (f"(SELECT string_agg('(' || w.q::text || ')', ' & ') FROM (SELECT phraseto_tsquery({_CONFIG}, "
-                     "adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) AS r) AS w "
-                     "WHERE numnode(w.q) > 0)::tsquery")
-        rank = f"(-ts_rank(e.{SEARCH_COLUMN}, q.q, 1))::float8"
-        where, params = schema.search_where(f"e.{SEARCH_COLUMN} @@ q.q", f"({rank}, e.id)", "%s", match, filters, after)
-        mark, unmark, _cut, words = schema.SNIPPET  # ts_headline marks no cut
-        options = f"StartSel={mark}, StopSel={unmark}, MaxWords={words}, MinWords={words // 2}, ShortWord=0"
-        try:
-            return [tuple(r) for r in conn.execute(
-                f"WITH q AS (SELECT {query} AS q), page AS (SELECT e.id, {rank} AS rank "
-                f"FROM {EVENTS} AS e CROSS JOIN q WHERE {' AND '.join(where)} ORDER BY 2, 1 LIMIT %s) "
-                "SELECT e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp, "
-                f"page.rank, e.id, ts_headline({_CONFIG}, adk_lite_unaccent(left(adk_lite_search_text(e.body), "
-                f"{SEARCH_CHARS})), q.q, %s) FROM page JOIN {EVENTS} AS e ON e.id = page.id CROSS JOIN q "
-                "ORDER BY page.rank, page.id", (*params, limit, options)).fetchall()]
-        except psycopg.Error as e:
-            if not raw or _query_problem(e) is None:
-                raise
-            raise ValueError(f"query {match!r:.200} is not a valid {self.QUERY_SYNTAX}: {_query_problem(e)}") from None
+        return postgres_search.search(self, conn, match, raw, filters, limit, after)
 
     @staticmethod
     def tables_of(execute: Any) -> set[str]:
@@ -723,59 +601,9 @@ class PostgresBackend:
         return ["ok"], [tuple(r) for r in rows]
 
     def schema_problems(self, conn: PgConnection, version: Optional[int]) -> list[str]:
-        """What is on adk_lite's tables (those of the models, :mod:`adk_lite.models`)
-        that adk_lite does not make: it makes no trigger, no rule and no row security on
-        PostgreSQL, so every trigger (other than the foreign keys' own), every rule, every
-        policy, and row security turned on (a policy hides rows from a delete, so an erase
-        would leave them) is one line. Tables, columns and indexes are checked when the
-        database is opened; other tables in the schema are other programs' and are not judged."""
-        names = [m._meta.table_name for m in self.models.all]
-        rows = conn.execute(
-            "SELECT 'trigger', t.tgname, c.relname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
-            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY(%s) "
-            "UNION ALL SELECT 'rule', r.rulename, r.tablename, r.definition FROM pg_rules r "
-            "WHERE r.schemaname = current_schema() AND r.tablename = ANY(%s) "
-            "UNION ALL SELECT 'policy', p.policyname, p.tablename, p.cmd || ' USING ' || coalesce(p.qual, '') "
-            "FROM pg_policies p WHERE p.schemaname = current_schema() AND p.tablename = ANY(%s) "
-            "UNION ALL SELECT 'row security', '', c.relname, CASE WHEN c.relforcerowsecurity THEN 'forced' "
-            "ELSE 'enabled' END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s) "
-            "AND (c.relrowsecurity OR c.relforcerowsecurity) "
-            "ORDER BY 3, 1, 2",
-            (names, names, names, names)).fetchall()
-        problems = [f"{kind}{' ' + name if name else ''} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
-                    for kind, name, table, sql in rows]
-        return problems + self._key_problems(conn, names)
-
-    def _key_problems(self, conn: PgConnection, names: list) -> list[str]:
-        """The constraints (check, unique, exclusion, foreign key) and unique indexes on
-        adk_lite's tables that its models do not make: each can refuse or change what a
-        write of adk_lite does (an extra unique index fails appends of one event id in two
-        sessions). A unique index on the columns of one of the models' keys is allowed."""
-        ours = {(m._meta.table_name, "".join(c.sql.split())) for m in self.models.all
-                for c in (m._meta.constraints or ()) if isinstance(c, pw.SQL)}
-        keys = schema._model_keys()
-        rows = conn.execute(
-            "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k "
-            "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND k.contype <> 'p' ORDER BY 1, 2",
-            (names,)).fetchall()
-        problems = [f"constraint {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
-                    for table, name, sql in rows if (table, "".join(sql.split())) not in ours]
-        rows = conn.execute(
-            "SELECT c.relname, i.relname, pg_get_indexdef(i.oid), x.indpred IS NOT NULL OR x.indexprs IS NOT NULL, "
-            "ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = ANY(x.indkey)) "
-            "FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relname = ANY(%s) AND x.indisunique AND NOT x.indisprimary "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
-            "AND k.contype IN ('u', 'x')) ORDER BY 1, 2",
-            (names,)).fetchall()
-        problems += [f"unique index {name} on {table} is not adk_lite's ({' '.join(sql.split())[:90]})"
-                     for table, name, sql, partial, columns in rows
-                     if partial or frozenset(columns) not in keys.get(table, ())]
-        return problems
+        """What is on adk_lite's tables that adk_lite does not make (see
+        :func:`adk_lite.postgres_check.schema_problems`)."""
+        return postgres_check.schema_problems(conn, self.models)
 
     @staticmethod
     def vacuum(conn: PgConnection) -> None:

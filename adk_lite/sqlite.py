@@ -15,6 +15,9 @@ byte-for-byte unchanged; so is a file that cannot be written, for a read-write o
 Names never reach SQLite as they were given: :func:`adk_lite.target.parse_target`
 makes one path, and SQLite gets a ``file:`` URI built here from its absolute path,
 fully quoted.
+
+The pre-open check is :mod:`adk_lite.sqlite_check`'s, error translation
+:mod:`adk_lite.sqlite_errors`', full-text search :mod:`adk_lite.sqlite_search`'s.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import stat
 import threading
-import urllib.parse
 from typing import Any, Callable, Iterator, Optional, Union
 
 import peewee as pw
 
-from . import codec, errors, schema, schema_check
-from .models import EVENTS, EVENTS_FTS, MEMORIES_FTS, METADATA, TABLES, TOKENIZER, make_models
+from . import errors, schema, schema_check, sqlite_search
+from .models import EVENTS_FTS, MEMORIES_FTS, METADATA, make_models
+from .sqlite_check import file_uri as _file_uri, inspect_file
+from .sqlite_errors import error_class as _error_class, translate
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
 
 BACKUP_STEP_PAGES = 4096
@@ -43,132 +46,8 @@ MAX_PATH_BYTES = 504
 """The longest absolute file path (UTF-8 bytes) SQLite opens: its unix VFS takes 512,
 with room for the ``-journal`` suffix."""
 
-_ERROR_CLASSES = {
-    "SQLITE_BUSY": errors.DatabaseLockedError, "SQLITE_LOCKED": errors.DatabaseLockedError,
-    "SQLITE_CORRUPT": errors.CorruptDatabaseError, "SQLITE_NOTADB": errors.CorruptDatabaseError,
-    "SQLITE_CANTOPEN": errors.DatabaseOpenError, "SQLITE_READONLY": errors.DatabaseOpenError,
-    "SQLITE_PERM": errors.DatabaseOpenError, "SQLITE_AUTH": errors.DatabaseOpenError,
-}
-"""adk_lite's error class for SQLite's primary result codes (``sqlite3.Error.sqlite_errorname``
-names the extended code, e.g. ``SQLITE_BUSY_SNAPSHOT``; its first two words are the primary one)."""
-
-_MESSAGE_WORDS = (
-    (errors.DatabaseLockedError, ("locked", "busy")),
-    (errors.CorruptDatabaseError, ("malformed", "not a database", "disk image", "encrypted", "corrupt",
-                                   "could not decode")),
-    (errors.DatabaseOpenError, ("unable to open", "readonly", "read-only", "permission")),
-)
-"""The fallback where the driver gives no result code (Python 3.10, Peewee's own errors)."""
 
 
-
-def _error_class(exc: BaseException) -> type:
-    """The :class:`DatabaseError` subclass for a driver error: by SQLite's result code
-    when the driver gives it (Python 3.11+), else by the words of its message."""
-    if isinstance(exc, UnicodeDecodeError):  # text in the file that is not UTF-8
-        return errors.CorruptDatabaseError
-    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__ or exc.__context__
-    name = getattr(cause, "sqlite_errorname", None)
-    if isinstance(name, str) and name.startswith("SQLITE_"):
-        return _ERROR_CLASSES.get("_".join(name.split("_")[:2]), errors.DatabaseError)
-    lowered = str(exc).lower()
-    for kind, words in _MESSAGE_WORDS:
-        if any(word in lowered for word in words):
-            return kind
-    return errors.DatabaseError
-
-
-def translate(exc: BaseException, path: str, busy_timeout: float) -> errors.DatabaseError:
-    """Map a ``sqlite3`` or ``peewee`` error to the matching :class:`DatabaseError`,
-    keyed on SQLite's result code (``sqlite_errorname``; the message on Python 3.10).
-
-    The message names the file; a lock error also names the busy timeout (seconds).
-    """
-    message = str(exc)
-    if isinstance(exc, UnicodeDecodeError):
-        message = f"it holds text that is not valid UTF-8 ({exc})"
-    return errors.driver_error(_error_class(exc), path, message,
-                        f"another connection held the write lock for more than busy_timeout={busy_timeout:g} s")
-
-
-def inspect_file(path: str, busy_timeout: float = 5.0) -> Optional[int]:
-    """Check an existing file read-only and return its ``schema_version``.
-
-    Nothing is written to the file, and no ``-wal``/``-shm`` is left beside it: it is
-    read as ``immutable=1`` when it has no ``-wal`` (else through ``mode=ro``). A file
-    other connections are writing (it has a ``-wal``) is read through the WAL and is
-    not judged by its size, which a checkpoint may be growing.
-
-    The file is read only through SQLite, never with ``open()``: closing any descriptor
-    on a database drops every POSIX lock the process holds on it, those of its own
-    open SQLite connections included, and another process would then take itself for
-    the last user and delete the live WAL (SQLite's "How To Corrupt", 2.2).
-
-    Returns:
-        The file's schema version, or None for an empty file (0 bytes, or a SQLite
-        database with no tables), which may be initialized.
-
-    Raises:
-        DatabaseOpenError: a directory or another non-regular file, or unreadable.
-        CorruptDatabaseError: not a SQLite database, truncated, or malformed.
-        ForeignDatabaseError: a SQLite database whose tables are not adk_lite's: not all
-            four of :data:`TABLES`, or not their columns (those of its schema version,
-            see :func:`adk_lite.schema.expected_columns`) or unique keys; or whose
-            schema is not exactly what adk_lite makes at its version: an extra or
-            changed table, index, trigger or view, or a missing one
-            (:func:`adk_lite.schema_check.check_objects`).
-        SchemaVersionError: written by a newer adk_lite.
-    """
-    wal = path + "-wal"
-    quiet = not os.path.exists(wal)  # no -wal: no connection has the file open, nothing pending
-    try:
-        info = os.stat(path)
-    except OSError as e:
-        raise errors.DatabaseOpenError(f"cannot read database {path}: {e.strerror or e}") from e
-    if stat.S_ISDIR(info.st_mode):
-        raise errors.DatabaseOpenError(f"database path {path} is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block SQLite's open; a device is no database
-        raise errors.DatabaseOpenError(f"database path {path} is not a regular file")
-    if info.st_size == 0:
-        return None
-    # A quiet file is read as immutable=1, so SQLite creates no -wal/-shm beside a file it
-    # may refuse. If a -wal appears meanwhile (another process opened it), the read may
-    # have overlapped a checkpoint: read again through the WAL, with mode=ro.
-    if quiet:
-        try:
-            tables, columns, keys, row, objects = _read_schema(path, busy_timeout, "immutable=1", info.st_size)
-        except errors.DatabaseError:
-            if not os.path.exists(wal):
-                raise
-            quiet = False
-        else:
-            quiet = not os.path.exists(wal)
-    if not quiet:
-        tables, columns, keys, row, objects = _read_schema(path, busy_timeout, "mode=ro", None)
-    if not tables:
-        return None
-    if not tables & set(TABLES):
-        hint = ""
-        if {"sessions", "events"} <= tables:
-            hint = " (it looks like a file of google.adk's DatabaseSessionService or SqliteSessionService)"
-        raise errors.ForeignDatabaseError(
-            f"{path} is a SQLite database but not an adk_lite one: it has tables "
-            f"{', '.join(sorted(tables))}{hint}"
-        )
-    missing = [t for t in TABLES if t not in tables]
-    if missing:
-        raise errors.ForeignDatabaseError(
-            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)}")
-    schema.check_columns({METADATA: columns[METADATA]}, keys, schema.SCHEMA_VERSION, path)  # to read the version
-    version = schema.check_version(row, path)
-    missing = sorted(schema.tables_of(version) - tables)
-    if missing:
-        raise errors.ForeignDatabaseError(
-            f"{path} is not a whole adk_lite database: it lacks the tables {', '.join(missing)} "
-            f"of schema_version {version}")
-    schema.check_columns(columns, keys, version, path)
-    schema_check.check_objects(objects, version, path)
-    return version
 
 
 def _size(path: str) -> Optional[int]:
@@ -294,50 +173,6 @@ def exclusive(path: str) -> Iterator[None]:
             conn.close()
 
 
-def _file_uri(path: str, mode: str = "mode=ro") -> str:
-    """A ``file:`` URI for ``path`` with query ``mode`` (``mode=ro``, ``immutable=1``)."""
-    return "file:" + urllib.parse.quote(os.path.abspath(path), safe="/") + "?" + mode
-
-
-def _read_schema(path: str, busy_timeout: float, mode: str, size: Optional[int]
-                 ) -> tuple[set, dict[str, dict[str, bool]], dict[str, set[frozenset]], Optional[tuple], list]:
-    """Read the table names, the columns of :data:`TABLES` (name -> NOT NULL without a
-    default), their unique keys (column sets), the ``schema_version`` row and the rows
-    of ``sqlite_master`` (:func:`adk_lite.schema_check.read_objects`) through a
-    read-only URI.
-
-    With ``size`` (bytes; only when no -wal exists, so the header is final), a file
-    shorter than the page count in its header is refused as truncated.
-    """
-    try:
-        conn = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None)
-    except sqlite3.Error as e:
-        raise translate(e, path, busy_timeout) from e
-    try:
-        if size is not None:
-            expected = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
-            if size < expected:
-                raise errors.CorruptDatabaseError(
-                    f"database {path} is truncated: {size} bytes, its header says {expected}")
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        columns, keys = {}, {}
-        added = sorted(schema.LATER_TABLES)
-        for table in (t for t in (*TABLES, *added) if t in tables):
-            info = conn.execute('SELECT name, "notnull", dflt_value, pk FROM pragma_table_info(?)', (table,)).fetchall()
-            columns[table] = {name: bool(notnull) and default is None for name, notnull, default, _ in info}
-            keys[table] = {frozenset(name for name, _, _, pk in info if pk)}
-            for (index,) in conn.execute('SELECT name FROM pragma_index_list(?) WHERE "unique"', (table,)).fetchall():
-                keys[table].add(frozenset(r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?)", (index,))))
-        row = None
-        if METADATA in tables and "key" in columns[METADATA] and "value" in columns[METADATA]:
-            row = conn.execute(f"SELECT value FROM {METADATA} WHERE key = 'schema_version'").fetchone()
-        return tables, columns, keys, row, schema_check.read_objects(conn)
-    except (sqlite3.Error, UnicodeDecodeError) as e:
-        if "not a database" in str(e):
-            raise errors.CorruptDatabaseError(f"{path} is not a SQLite database ({e})") from e
-        raise translate(e, path, busy_timeout) from e
-    finally:
-        conn.close()
 
 
 class _PooledSqliteDatabase(pw.SqliteDatabase):
@@ -617,65 +452,25 @@ class SqliteBackend:
 
     def search(self, conn: sqlite3.Connection, match: str, raw: bool, filters: list[tuple[str, str]],
                limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
-        """One page of full-text hits from the FTS5 index, ranked by bm25 (lower is better).
-
-        Args:
-            match: an FTS5 query (:meth:`match_query`, or checked raw text).
-            raw: unused (both forms are FTS5 syntax).
-            filters: ``(column, value)`` equalities on the event row.
-            limit: page size; after: the keyset ``(rank, rowid)`` to start after, or None.
-
-        Returns:
-            ``(app_name, user_id, session_id, event_id, invocation_id, author,
-            timestamp, rank, rowid, snippet)`` tuples ordered by ``(rank, rowid)``.
+        """One page of full-text hits from the FTS5 index, ranked by bm25 (lower is
+        better): :func:`adk_lite.sqlite_search.search` (``raw`` unused: both forms are
+        FTS5 syntax).
 
         Raises:
             DatabaseError: the file has no index yet (schema_version 3 opened read-only).
         """
-        where, params = schema.search_where(f"{EVENTS_FTS} MATCH ?", f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid)", "?",
-                                            match, filters, after)
-        columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
-        if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
-            page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {EVENTS_FTS} "
-                    f"WHERE {' AND '.join(where)} ORDER BY rank, rowid LIMIT ?) AS f "
-                    f"JOIN {EVENTS} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
-        else:
-            page = (f"SELECT {columns}, {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid FROM {EVENTS_FTS} "
-                    f"JOIN {EVENTS} AS e ON e.id = {EVENTS_FTS}.rowid "
-                    f"WHERE {' AND '.join(where)} ORDER BY {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid LIMIT ?")
-        if EVENTS_FTS not in self.tables(conn):
-            raise errors.DatabaseError(f"database {self.path} has no search index yet (schema_version 3): "
-                                       "open it once without read_only to build it")
-        rows = conn.execute(page, (*params, limit)).fetchall()
-        # Snippets only for the page's rows (a second statement, same snapshot).
-        marked = dict(conn.execute(
-            f"SELECT rowid, snippet({EVENTS_FTS}, 0, ?, ?, ?, ?) FROM {EVENTS_FTS} WHERE {EVENTS_FTS} MATCH ? "
-            f"AND rowid IN {self.json_array_values()}", (*schema.SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
-        return [(*r, marked.get(r[-1], "")) for r in rows]
+        return sqlite_search.search(self, conn, match, filters, limit, after)
 
     @staticmethod
     def match_query(text: str) -> str:
-        """The FTS5 query for plain ``text``: each run of characters between spaces
-        becomes one quoted string (``"`` doubled inside), and all of them must match.
-        FTS5 tokenizes inside the quotes, so punctuation only separates words there
-        (``order-7`` is the phrase ``order 7``) and no character is syntax. Runs with
-        no letter or digit are left out; the result is ``""`` when nothing is left."""
-        return " ".join('"' + run.replace('"', '""') + '"' for run in text.split() if schema.WORD.search(run))
+        """The FTS5 query for plain ``text``: :func:`adk_lite.sqlite_search.match_query`."""
+        return sqlite_search.match_query(text)
 
     @staticmethod
     def match_error(query: str) -> Optional[str]:
-        """SQLite's message for an FTS5 query it refuses (syntax, an unknown column, a
-        bad ``NEAR``), or None when the query is valid. Checked on an empty FTS5 table
-        in memory, so the message is about the query and never about the file."""
-        conn = sqlite3.connect(":memory:")
-        try:
-            conn.execute(f"CREATE VIRTUAL TABLE q USING fts5(text, tokenize='{TOKENIZER}')")
-            conn.execute("SELECT rowid FROM q WHERE q MATCH ?", (query,)).fetchall()
-        except sqlite3.Error as e:
-            return str(e)
-        finally:
-            conn.close()
-        return None
+        """SQLite's message for an FTS5 query it refuses, or None when it is valid:
+        :func:`adk_lite.sqlite_search.match_error`."""
+        return sqlite_search.match_error(query)
 
     @staticmethod
     def tables(conn: sqlite3.Connection) -> set[str]:

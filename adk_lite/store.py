@@ -1,12 +1,10 @@
-"""The SQL layer: every statement adk_lite runs, compiled once, and the
-transactions around them.
+"""The SQL layer: every statement adk_lite runs, and the transactions around them.
 
-Statements are built from the Peewee models once per store (``query.sql()``) and
-executed on the thread's own sqlite3 connection: Peewee's query builder costs
-tens of microseconds per statement, more than SQLite's own work. Every write is
-one ``BEGIN IMMEDIATE`` transaction (a deferred one that reads then writes fails
-at once under a second writer); reads that need one snapshot run in a deferred
-transaction and are fetched fully. Driver errors are translated by
+Statements are compiled once per store from the Peewee models
+(:mod:`adk_lite.statements`) and executed on the thread's own connection; the
+call gate, transactions and group commit are :class:`adk_lite.gate.Gate`'s, the
+maintenance calls :class:`adk_lite.maintenance.Maintenance`'s, the row types
+:mod:`adk_lite.rows`' (re-exported here). Driver errors are translated by
 :func:`adk_lite.database.translate`.
 
 The store takes values already checked by the service layer and returns rows;
@@ -22,387 +20,44 @@ Rows (named tuples, so callers read fields by name):
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import sqlite3
 import threading
 import time
 import weakref
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-import peewee as pw
-
-from . import artifacts, codec, errors, memory, schema, usage
+from . import artifacts, codec, errors, memory, usage
 from .database import Backend
+from .gate import Gate
+from .maintenance import Maintenance
+from .rows import EventRow, ListedSession, SearchRow, SessionRow, new_incarnation  # noqa: F401 (re-exported)
 from .scopes import APP, SESSION, USER
+from .statements import app_user_filter, compile_all
 
-class SessionRow(NamedTuple):
-    """A session's own row: times in epoch seconds, the write count, and the random
-    id given at creation (a session deleted and created again gets a new one)."""
-
-    created_at: float
-    updated_at: float
-    revision: int
-    incarnation: str
-
-
-class EventRow(NamedTuple):
-    """One stored event: the columns, and ``body``, the rest of the event as JSON text."""
-
-    event_id: str
-    invocation_id: str
-    author: str
-    branch: Optional[str]
-    timestamp: float
-    body: str
-
-
-class ListedSession(NamedTuple):
-    """A session's row as ``list_sessions`` reads it (with its three ids)."""
-
-    app_name: str
-    user_id: str
-    session_id: str
-    created_at: float
-    updated_at: float
-    revision: int
-    incarnation: str
-
-
-class SearchRow(NamedTuple):
-    """One search hit: its keyset ``(rank, rowid)`` (bm25, lower is a better match; the
-    event's ``id``) and ``hit``, the values of :class:`adk_lite.types.SearchHit` in its
-    field order ``(app_name, user_id, session_id, event_id, invocation_id, author,
-    timestamp, rank, snippet)``."""
-
-    rank: float
-    rowid: int
-    hit: tuple
-
-
-def new_incarnation() -> str:
-    """A random incarnation id for a new session: 16 hex digits."""
-    return secrets.token_hex(8)
-
-
-_SENTINEL = "\x00adk_lite:"
 _FIRST_KEY = (float("-inf"), "", "", "")
 _LAST_KEY = (float("inf"), "", "", "")  # newest first: every stored key sorts before it
 
 
-def _p(name: str) -> pw.Value:
-    """A named parameter placeholder for compiling a statement."""
-    return pw.Value(_SENTINEL + name, converter=False)
-
-
-def _literal(text: str) -> pw.SQL:
-    """A constant string written into the SQL text (only for our own constants)."""
-    return pw.SQL("'" + text.replace("'", "''") + "'")
-
-
-def _compile(query: Any, *names: str) -> str:
-    """Return the SQL of ``query`` after checking its parameters come in ``names`` order."""
-    sql, params = query.sql()
-    if params != [_SENTINEL + n for n in names]:
-        raise RuntimeError(f"compiled statement takes {params}, expected {names}: {sql}")
-    return sql
-
-
-def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",
-                    params: Optional[list] = None, mark: str = "?") -> tuple[str, list]:
-    """A ``WHERE`` clause on ``app_name`` / ``user_id`` (None: not filtered),
-    after an optional ``first`` condition with its ``params``; ``mark`` is the
-    dialect's parameter placeholder (the Peewee database's ``param``).
-
-    Returns:
-        ``(" WHERE ..." or "", params)`` for a statement on any adk_lite table.
-    """
-    clauses, params = ([first] if first else []), list(params or [])
-    for column, value in (("app_name", app), ("user_id", user)):
-        if value is not None:
-            clauses.append(f"{column} = {mark}")
-            params.append(value)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _copy_error(exc: BaseException) -> BaseException:
-    """The error a group commit's failure gives each other caller of the group."""
-    if isinstance(exc, errors.AdkLiteError):
-        return type(exc)(*exc.args)
-    return errors.DatabaseError(f"the group commit this call was part of failed ({type(exc).__name__}: {exc}); "
-                                "nothing of it was written")
-
-
-class _Pending:
-    """A write waiting for a group commit, and then its outcome."""
-
-    __slots__ = ("fn", "args", "result", "error", "done")
-
-    def __init__(self, fn: Callable, args: tuple) -> None:
-        self.fn, self.args = fn, args
-        self.result: Any = None
-        self.error: Optional[BaseException] = None
-        self.done = False
-
-
-class Store:
+class Store(Maintenance, Gate):
     """Statements and transactions over one open database (a
     :class:`~adk_lite.database.Backend`).
 
     Thread-safe: each call takes a connection from the database's pool for its
     transaction and gives it back (a ``":memory:"`` database shares one,
     serialized by the database's lock). :meth:`close` waits for the calls in
-    flight, so no connection is ever closed under a running statement.
+    flight, so no connection is ever closed under a running statement. The call
+    gate, transactions and group commit are :class:`~adk_lite.gate.Gate`'s; the
+    maintenance calls (erase, prune, stats, check, vacuum, checkpoint, backup)
+    :class:`~adk_lite.maintenance.Maintenance`'s.
     """
 
     def __init__(self, db: Backend) -> None:
-        self.db = db
-        self._guard = db.lock or contextlib.nullcontext()
-        self._closed = False
-        self._active = 0  # calls between _enter and _leave
-        self._calls = threading.Condition(threading.Lock())
-        self._writer = threading.RLock()  # one write transaction at a time in this process
-        self._serial = db.SINGLE_WRITER  # else writes run at once, each in its own transaction
-        self._no_lock = contextlib.nullcontext()
-        self._queue: list[_Pending] = []  # appends waiting for the next group commit
-        self._queue_lock = threading.Lock()
-        self.write_transactions = 0
-        """How many write transactions this store has committed (a group commit counts once)."""
         self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
-        self._sql = self._compile_all()
-        # closes the database once: at close(), at interpreter exit, or when the store is collected
-        self._closer = weakref.finalize(self, _shut, weakref.ref(self), db, self._guard)
+        self._sql = compile_all(db)
+        super().__init__(db)  # the call gate; registers the closer
         self._p = db.peewee.param  # the placeholder of the hand-written statements below
 
-    # -- compiled statements ------------------------------------------------
-    def _compile_all(self) -> dict[str, str]:
-        m = self.db.models
-        S, E, T, U = m.Session, m.Event, m.State, m.Usage
-        key = ("app", "user", "session")
-        usage_names = ("event_id", "invocation_id", "model", "timestamp", "day", *usage.SUMS)
-
-        def where_key(model):
-            return (model.app_name == _p("app")) & (model.user_id == _p("user")) & (model.session_id == _p("session"))
-
-        ev_cols = (E.event_id, E.invocation_id, E.author, E.branch, E.timestamp, E.body)
-        ev_names = ("event_id", "invocation_id", "author", "branch", "timestamp", "body")
-        st_cols = (T.app_name, T.user_id, T.session_id, T.scope, T.state_key)
-
-        def scope_is(scope, app, user, session):
-            return ((T.app_name == app) & (T.user_id == user) & (T.session_id == session)
-                    & (T.scope == _literal(scope)))
-
-        row_query = S.select(S.created_at, S.updated_at, S.revision, S.incarnation).where(where_key(S))
-        sql = {
-            "session_row": _compile(row_query, *key),
-            # the row append reads and bumps: locked where the database has row locks, so
-            # two appends to one session serialize (SQLite's write lock already does)
-            "session_row_lock": _compile(row_query.for_update() if self.db.peewee.for_update else row_query, *key),
-            "session_insert": _compile(
-                S.insert_many([tuple(_p(n) for n in key + ("created_at", "updated_at", "revision", "incarnation",
-                                                             "initial_state", "forked_from"))],
-                              fields=[S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision,
-                                      S.incarnation, S.initial_state, S.forked_from]).on_conflict_ignore().returning(),
-                *key, "created_at", "updated_at", "revision", "incarnation", "initial_state", "forked_from"),
-            "session_lineage": _compile(S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
-            "session_forks": _compile(
-                S.select(S.session_id, S.forked_from)
-                .where((S.app_name == _p("app")) & (S.user_id == _p("user")) & S.forked_from.is_null(False))
-                .order_by(S.updated_at.desc(), S.session_id).limit(_p("limit")), "app", "user", "limit"),
-            # the row fork reads first: shared-locked where the database has row locks, so no
-            # append (which locks it FOR UPDATE) commits between fork's reads of events and state
-            "session_lineage_lock": _compile(
-                S.select(S.initial_state, S.forked_from).where(where_key(S)).for_update("FOR SHARE")
-                if self.db.peewee.for_update else S.select(S.initial_state, S.forked_from).where(where_key(S)), *key),
-            "session_touch": _compile(
-                S.update({S.revision: S.revision + pw.SQL("1"), S.updated_at: _p("updated_at")}).where(where_key(S)),
-                "updated_at", *key),
-            "session_delete": _compile(S.delete().where(where_key(S)), *key),
-            "events_existing": _compile(
-                E.select(*ev_cols).where(where_key(E) & E.event_id.in_(
-                    pw.SQL(self.db.json_array_values(), [_SENTINEL + "ids"]))), *key, "ids"),
-            "event_existing": _compile(E.select(*ev_cols).where(where_key(E) & (E.event_id == _p("id"))),
-                                       *key, "id"),
-            "event_insert": _compile(
-                E.insert_many([tuple(_p(n) for n in key + ev_names)],
-                              fields=[E.app_name, E.user_id, E.session_id, *ev_cols]).returning(), *key, *ev_names),
-            "events_recent": _compile(
-                E.select(*ev_cols).where(where_key(E) & (E.timestamp >= _p("after")))
-                .order_by(E.timestamp.desc(), E.id.desc()).limit(_p("limit")), *key, "after", "limit"),
-            "events_slice": _compile(
-                E.select(*ev_cols).where(where_key(E)).order_by(E.timestamp, E.id)
-                .limit(_p("limit")).offset(_p("offset")), *key, "limit", "offset"),
-            "event_count": _compile(E.select(pw.fn.COUNT(E.id)).where(where_key(E)), *key),
-            "usage_insert": _compile(
-                U.insert_many([tuple(_p(n) for n in key + usage_names)],
-                              fields=[U.app_name, U.user_id, U.session_id, *(getattr(U, n) for n in usage_names)])
-                .returning(),
-                *key, *usage_names),
-            "usage_of_session": _compile(
-                U.select(*(getattr(U, n) for n in usage_names)).where(where_key(U)).order_by(U.timestamp, U.event_id),
-                *key),
-            "state_upsert": _compile(
-                T.insert_many([tuple(_p(n) for n in key + ("scope", "state_key", "state_value", "updated_at"))],
-                              fields=[*st_cols, T.state_value, T.updated_at])
-                .on_conflict(conflict_target=list(st_cols),
-                             update={T.state_value: pw.EXCLUDED.state_value, T.updated_at: pw.EXCLUDED.updated_at}),
-                *key, "scope", "state_key", "state_value", "updated_at"),
-            "state_delete": _compile(
-                T.delete().where((T.app_name == _p("app")) & (T.user_id == _p("user")) & (T.session_id == _p("session"))
-                                 & (T.scope == _p("scope")) & (T.state_key == _p("state_key"))),
-                *key, "scope", "state_key"),
-            "state_delete_session": _compile(T.delete().where(scope_is(SESSION, _p("app"), _p("user"), _p("session"))),
-                                             *key),
-            "state_merged": _compile(
-                T.select(T.scope, T.state_key, T.state_value).where(
-                    scope_is(APP, _p("app"), _literal(""), _literal("")) | scope_is(USER, _p("app"), _p("user"), _literal(""))
-                    | scope_is(SESSION, _p("app"), _p("user"), _p("session"))),
-                "app", "app", "user", "app", "user", "session"),
-            "state_scope": _compile(
-                T.select(T.scope, T.state_key, T.state_value).where(
-                    (T.app_name == _p("app")) & (T.user_id == _p("user")) & (T.session_id == _p("session"))
-                    & (T.scope == _p("scope"))), *key, "scope"),
-        }
-        state_table = T._meta.table_name
-        sql["state_of_keys"] = (
-            f"SELECT t.app_name, t.user_id, t.session_id, t.scope, t.state_key, t.state_value "
-            f"FROM {self.db.json_tuples(4)} AS k JOIN {state_table} AS t ON t.app_name = k.k0 "
-            "AND t.user_id = k.k1 AND t.session_id = k.k2 AND t.scope = k.k3")
-        # list_sessions: one statement per filter, keyset columns aligned with an index.
-        listed = (S.app_name, S.user_id, S.session_id, S.created_at, S.updated_at, S.revision, S.incarnation)
-        # Newest first: the same statements ordered and compared the other way (SQLite
-        # reads the same index backwards).
-        for variant, fixed, order in (
-            ("list_app_user", ("app", "user"), (S.updated_at, S.session_id)),
-            ("list_app", ("app",), (S.updated_at, S.user_id, S.session_id)),
-            ("list_user", ("user",), (S.updated_at, S.app_name, S.session_id)),
-            ("list_all", (), (S.updated_at, S.app_name, S.user_id, S.session_id)),
-        ):
-            for suffix, newest in (("", False), ("_newest", True)):
-                keys, params = pw.Tuple(*order), pw.Tuple(*(_p(f.name) for f in order))
-                cond = keys < params if newest else keys > params
-                for name in reversed(fixed):
-                    cond = ((S.app_name if name == "app" else S.user_id) == _p(name)) & cond
-                query = (S.select(*listed).where(cond).order_by(*(f.desc() if newest else f for f in order))
-                         .limit(_p("limit")))
-                sql[variant + suffix] = _compile(query, *fixed, *(f.name for f in order), "limit")
-        return sql
-
-    # -- plumbing -----------------------------------------------------------
-    def _enter(self, write: bool) -> None:
-        """Count a call in, or refuse it.
-
-        Raises:
-            ServiceClosedError: after :meth:`close`.
-            DatabaseOpenError: a write on a read-only service.
-        """
-        if write and self.db.read_only:
-            raise errors.DatabaseOpenError(f"database {self.db.path} is open read-only (read_only=True): "
-                                           "this call would write")
-        with self._calls:
-            if self._closed:
-                raise errors.ServiceClosedError(f"the service on {self.db.path} is closed")
-            self._active += 1
-
-    def _leave(self) -> None:
-        with self._calls:
-            self._active -= 1
-            if self._closed and not self._active:  # close() is waiting
-                self._calls.notify_all()
-
-    def _run(self, fn: Callable, *args: Any, write: bool = False) -> Any:
-        """Run ``fn(conn, *args)`` in one transaction (IMMEDIATE when ``write``)
-        on a pooled connection; driver errors are translated."""
-        return self._use(fn, args, write, True)
-
-    def _use(self, fn: Callable, args: tuple, write: bool, transaction: bool) -> Any:
-        """Run ``fn(conn, *args)`` on a pooled connection, inside the call gate, in a
-        transaction when ``transaction``; driver errors are translated.
-
-        Writes of this process take turns on a lock of their own first, so threads
-        queue on it (woken at once) rather than in SQLite's busy handler (which sleeps).
-        """
-        self._enter(write)
-        try:
-            with self._writer if write and self._serial else self._no_lock, self._guard:
-                conn = self.db.peewee.acquire()
-                try:
-                    if not transaction:
-                        return fn(conn, *args)
-                    return self._transact(conn, fn, args, write)
-                finally:
-                    self.db.peewee.release(conn)
-        except self.db.DRIVER_ERRORS as e:
-            raise self.db.translate(e) from e
-        finally:
-            self._leave()
-
-    def _grouped(self, fn: Callable, *args: Any) -> Any:
-        """Run the write ``fn(conn, *args)`` in a group commit: every write waiting
-        when the previous transaction ends is committed with it in one IMMEDIATE
-        transaction, each in its own savepoint, so one that fails (stale, not
-        found, bad input) is rolled back alone. The thread that takes the writer
-        lock commits the group (its own write included); each caller returns, or
-        raises its own error, only after the group's commit.
-
-        Raises:
-            What ``fn`` raises for this call; a driver error of the whole
-            transaction (translated) for every call of the group.
-        """
-        if not self._serial:
-            return self._use(fn, args, True, True)
-        if not self._queue and self._writer.acquire(blocking=False):
-            try:  # nobody is waiting: no group to gather (callers arriving now queue for the next)
-                return self._use(fn, args, True, True)
-            finally:
-                self._writer.release()
-        pending = _Pending(fn, args)
-        with self._queue_lock:
-            self._queue.append(pending)
-        with self._writer:
-            if not pending.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                try:
-                    self._use(self._commit_group, (group,), True, True)
-                except BaseException as e:
-                    for other in group:
-                        other.error = e if other is pending else _copy_error(e)
-                finally:
-                    for other in group:
-                        other.done = True
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
-
-    def _commit_group(self, conn: Any, group: list[_Pending]) -> None:
-        if len(group) == 1:  # nothing to isolate: its error rolls the transaction back
-            group[0].result = group[0].fn(conn, *group[0].args)
-            return
-        for pending in group:
-            conn.execute("SAVEPOINT adk_lite_append")
-            try:
-                pending.result = pending.fn(conn, *pending.args)
-            except Exception as e:  # this call's own failure: undo it alone
-                conn.execute("ROLLBACK TO adk_lite_append")
-                pending.error = self.db.translate(e) if isinstance(e, self.db.DRIVER_ERRORS) else e
-            conn.execute("RELEASE adk_lite_append")
-
-    def _transact(self, conn: sqlite3.Connection, fn: Callable, args: tuple, write: bool) -> Any:
-        """Run ``fn(conn, *args)`` in one transaction on ``conn`` (IMMEDIATE when
-        ``write``): committed when it returns, rolled back when it raises."""
-        conn.execute(self.db.BEGIN_WRITE if write else self.db.BEGIN_READ)
-        try:
-            result = fn(conn, *args)
-            conn.execute("COMMIT")
-            if write:
-                self.write_transactions += 1
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
 
     def _check_writable(self, ids: Sequence[str], events: Sequence[tuple], rows: Sequence[tuple]) -> None:
         """Before a write: let the backend refuse what it cannot store: JSON texts (the
@@ -659,75 +314,6 @@ class Store:
         rows = self._run(lambda conn: conn.execute(self._sql["session_forks"], (app, user, limit)).fetchall())
         return [(session, codec.loads(lineage)) for session, lineage in rows]
 
-    def user_tables(self) -> list[tuple[str, str]]:
-        """Every table that holds rows of one ``(app_name, user_id)``, as ``(the name
-        :meth:`delete_user` reports its count under, table)``, in the order an erase
-        deletes them (rows that refer to others first). A table added for a user's data
-        belongs here: the erase, its dry run and its counts then cover it."""
-        m = self.db.models
-        return [("memories", m.Memory._meta.table_name), ("state_keys", m.State._meta.table_name),
-                ("events", m.Event._meta.table_name), ("sessions", m.Session._meta.table_name)]
-
-    def delete_user(self, app: str, user: str, dry_run: bool) -> dict[str, Any]:
-        """Erase one user of one app: the user's rows of every table of
-        :meth:`user_tables` (sessions with their events and session state, the
-        ``user:`` state, memories) and the user's artifacts with the bytes only they
-        referred to (:func:`adk_lite.artifacts.delete_user`), in one write transaction with
-        the backend's secure delete on (deleted content overwritten) that also purges the
-        full-text indexes (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL
-        checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
-
-        Exact under concurrent writers: the transaction holds the user's exclusive lock
-        (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
-        of that user takes shared, and (PostgreSQL) locks the user's session rows before
-        deleting. A write of that user in flight when the erase starts commits first and
-        is erased; one that starts later waits until the erase has committed, and then
-        finds no session (an append or ``update_keys`` raises ``SessionNotFoundError``
-        and writes nothing) or makes new rows (a new session, a new ``user:`` key).
-
-        Args:
-            dry_run: only count (a read transaction; works on a read-only service).
-
-        Returns:
-            ``{"sessions", "events", "state_keys" (session and user rows), "memories"
-            (deleted ones' markers included), ...one count per table of
-            :meth:`user_tables`, "dry_run", "checkpointed"}``: the rows
-            this erase deleted (a dry run: counted); ``checkpointed`` is False when another
-            connection's reader kept the checkpoint from finishing (the WAL may then
-            still hold erased pages until the next checkpoint), None for a dry run.
-
-        Raises:
-            DatabaseLockedError: the lock or a row was not had within the busy timeout
-                (or, PostgreSQL, a deadlock with another writer); nothing was deleted.
-        """
-        tables = self.user_tables()
-        where = f" WHERE app_name = {self._p} AND user_id = {self._p}"
-        sessions = self.db.models.Session._meta.table_name
-        if dry_run:
-            def count(conn):  # a read-only file of an older schema lacks the later tables
-                present = self.db.tables(conn)
-                return {**{name: conn.execute(f"SELECT COUNT(*) FROM {table}{where}", (app, user)).fetchone()[0]
-                           if table in present else 0 for name, table in reversed(tables)},
-                        "dry_run": True, "checkpointed": None}
-            return self._run(count)
-
-        def erase(conn):
-            self.db.lock_user(conn, app, user, True)
-            if self.db.peewee.for_update:  # a writer holding one of them (without the user lock) commits first
-                conn.execute(f"SELECT session_id FROM {sessions}{where} FOR UPDATE", (app, user)).fetchall()
-            counts = {name: conn.execute(f"DELETE FROM {table}{where}", (app, user)).rowcount
-                      for name, table in tables}
-            # always: the index may still hold words of this user's sessions deleted before
-            self.db.purge_search(conn)
-            artifacts.delete_user(conn, self.db, app, user)  # every scope, with the bytes only they referred to
-            return {**{name: counts[name] for name, _table in reversed(tables)}, "dry_run": False}
-
-        def run(conn):
-            with self.db.secure_delete(conn):
-                counts = self._transact(conn, erase, (), True)
-            counts["checkpointed"] = self.db.checkpoint(conn)
-            return counts
-        return self._use(run, (), True, False)
 
     def trim_session(self, key: tuple[str, str, str], pick: Callable[[list[EventRow]], list[str]],
                      delete: bool) -> tuple[int, int]:
@@ -758,35 +344,6 @@ class Store:
                 conn.executemany(sql, [(*key, r.event_id) for r in gone])
             return len(gone), sum(len(f"{r.event_id}{r.invocation_id}{r.author}{r.branch or ''}{r.body}".encode())
                                   for r in gone)
-        return self._run(run, write=delete)
-
-    def prune(self, updated_before: float, app: Optional[str], user: Optional[str], limit: Optional[int],
-              delete: bool) -> tuple[int, int]:
-        """Count, and when ``delete`` also delete, sessions not updated since a time.
-
-        The sessions are picked, counted and deleted in one transaction
-        (IMMEDIATE when ``delete``), so a session updated meanwhile is never
-        deleted. Call again until it returns ``(0, 0)`` to prune in batches.
-
-        Args:
-            updated_before: epoch seconds; sessions with ``updated_at`` before it go.
-            app, user: only this ``app_name`` / ``user_id``, or None for every one.
-            limit: at most this many sessions (a batch), or None for all.
-            delete: False only counts (a dry run; works on a read-only service).
-
-        Returns:
-            ``(sessions, events)`` counted (and deleted).
-        """
-        where, params = app_user_filter(app, user, f"updated_at < {self._p}", [updated_before], self._p)
-        table = self.db.models.Session._meta.table_name
-        pick = f"SELECT app_name, user_id, session_id FROM {table}{where} LIMIT {self._p}"
-
-        def run(conn):
-            keys = conn.execute(pick, (*params, self.db.NO_LIMIT if limit is None else limit)).fetchall()
-            events = sum(self._event_counts(conn, keys))
-            if delete:
-                self._delete_keys(conn, keys)
-            return len(keys), events
         return self._run(run, write=delete)
 
     def list_sessions(self, app: Optional[str], user: Optional[str], limit: Optional[int],
@@ -1076,157 +633,3 @@ class Store:
         sql = (f"SELECT app_name, user_id, scope, state_key, state_value FROM {table}{where} "
                "ORDER BY app_name, scope, user_id, state_key")
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
-
-    # -- inspection and maintenance ------------------------------------------
-    def stats(self, top: int = 0) -> dict[str, Any]:
-        """Read the counts and facts of the database in ONE snapshot.
-
-        Args:
-            top: how many of the largest sessions (by event count) to list (0: none).
-
-        Returns:
-            ``{"sessions", "events", "state_keys", "apps", "users", "memories" (not
-            deleted ones), "schema_version" (as stored), "artifacts", "artifact_versions",
-            "artifact_blobs", "artifact_bytes" (see :func:`adk_lite.artifacts.counts`),
-            "per_app": [{"app_name", "sessions", "users", "events"}],
-            "largest_sessions": [{"app_name", "user_id", "session_id", "events"}] (only
-            when ``top``)}`` plus the backend's facts (for SQLite: ``free_pages``, ``page_size``,
-            ``journal_mode``, ``sqlite_version``, ``synchronous``, ``path`` and the
-            file sizes, see :meth:`adk_lite.sqlite.SqliteBackend.facts`); ``users``
-            counts distinct ``(app_name, user_id)`` pairs.
-        """
-        m = self.db.models
-        sessions, events, state = (m.Session._meta.table_name, m.Event._meta.table_name,
-                                   m.State._meta.table_name)
-
-        def run(conn):
-            apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
-                                "GROUP BY app_name ORDER BY app_name").fetchall()
-            per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))
-            largest = []
-            if top:
-                largest = conn.execute(
-                    f"SELECT app_name, user_id, session_id, COUNT(*) AS n FROM {events} "
-                    f"GROUP BY app_name, user_id, session_id ORDER BY n DESC, app_name, user_id, session_id LIMIT {self._p}",
-                    (top,)).fetchall()
-            figures = {
-                "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
-                "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
-                "memories": memory.count(self.db, conn),
-                "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
-                **artifacts.counts(conn if self.has_artifacts(conn) else None),
-                **self.db.facts(conn),
-                "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
-                            for a, n, u in apps],
-            }
-            if top:
-                figures["largest_sessions"] = [{"app_name": a, "user_id": u, "session_id": s, "events": n}
-                                               for a, u, s, n in largest]
-            return figures
-        return self._run(run)
-
-    def has_artifacts(self, conn: Any) -> bool:
-        """True when the database has the artifact tables (schema version 5 on): a file
-        of an older version opened read-only is never migrated."""
-        return (self._stored_version(conn) or 0) >= 5
-
-    def _stored_version(self, conn: Any) -> Optional[int]:
-        """The ``schema_version`` the file holds (checked digits at open), or None."""
-        row = conn.execute(f"SELECT value FROM {self.db.models.Metadata._meta.table_name} "
-                           "WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row and str(row[0]).isascii() and str(row[0]).isdigit() else None
-
-    def check(self) -> dict[str, Any]:
-        """Check the database in one snapshot: the backend's integrity and
-        foreign-key checks (SQLite: with the search index's own check), our tables,
-        the schema against what adk_lite makes at the stored ``schema_version``
-        (``schema_problems`` of the backend), and session-scope state rows of no session.
-
-        Returns:
-            ``{"missing_tables": [name], "integrity_check": [line] (["ok"] when
-            sound), "foreign_key_violations": [(table, rowid, parent table)],
-            "schema_version": int or None, "schema_problems": [line],
-            "stray_state_rows": int}``.
-        """
-        m = self.db.models
-        sessions, state = m.Session._meta.table_name, m.State._meta.table_name
-
-        def run(conn):
-            tables = self.db.tables(conn)
-            stray = 0
-            if state in tables:
-                stray = conn.execute(
-                    f"SELECT COUNT(*) FROM {state} t WHERE scope = {self._p} AND NOT EXISTS (SELECT 1 FROM {sessions} s "
-                    "WHERE s.app_name = t.app_name AND s.user_id = t.user_id AND s.session_id = t.session_id)",
-                    (SESSION,)).fetchone()[0]
-            integrity, foreign = self.db.integrity(conn)
-            version = self._stored_version(conn)
-            later = set() if version is None else set().union(
-                *(names for added_in, names in schema.ADDED_TABLES.items() if added_in > version))
-            return {  # a file of an older version (opened read-only, not migrated) lacks the later tables
-                "missing_tables": [t._meta.table_name for t in m.all
-                                   if t._meta.table_name not in tables and t._meta.table_name not in later],
-                "integrity_check": integrity, "foreign_key_violations": foreign,
-                "schema_version": version, "schema_problems": self.db.schema_problems(conn, version),
-                "stray_state_rows": stray,
-            }
-        return self._run(run)
-
-    def vacuum(self) -> dict[str, int]:
-        """Checkpoint the WAL (TRUNCATE), VACUUM and optimize.
-
-        Returns:
-            ``{"bytes_before": int, "bytes_after": int}``: main file + WAL, bytes.
-        """
-        before = self.db.file_sizes()
-        self._use(self.db.vacuum, (), True, False)
-        after = self.db.file_sizes()
-        return {"bytes_before": before["db"] + before["wal"], "bytes_after": after["db"] + after["wal"]}
-
-    def checkpoint(self) -> dict[str, Any]:
-        """Checkpoint the WAL into the main file and truncate it (a write: refused
-        on a read-only database).
-
-        Returns:
-            ``{"busy": bool, "wal_bytes_before": int, "wal_bytes_after": int}``.
-        """
-        before = self.db.file_sizes()["wal"]
-        done = self._use(self.db.checkpoint, (), True, False)
-        return {"busy": not done, "wal_bytes_before": before, "wal_bytes_after": self.db.file_sizes()["wal"]}
-
-    def backup(self, dest: str, progress: Callable[[int, int], None]) -> int:
-        """Copy the database, from one read snapshot, into the existing empty file
-        ``dest`` (writers go on meanwhile); ``progress(pages done, pages in all)``
-        after each step. Returns the pages copied. A read: allowed read-only."""
-        return self._use(self.db.backup, (dest, progress), False, False)
-
-    def close(self) -> None:
-        """Refuse new calls, wait for the calls in flight to finish, then close
-        every connection. Later calls raise :class:`ServiceClosedError`; closing
-        twice is harmless."""
-        self._refuse()
-        self._closer()
-
-    def _refuse(self) -> None:
-        """Refuse new calls and wait until the calls in flight have left."""
-        with self._calls:
-            self._closed = True
-            while self._active:
-                self._calls.wait()
-
-
-def _shut(ref: "weakref.ref[Store]", db: Backend, guard: Any) -> None:
-    """Close a store's database once: from :meth:`Store.close`, at interpreter exit
-    for a store still open (after its calls in flight), or when the store is
-    garbage-collected. Closing checkpoints the file (see the backend's ``close``).
-    Never raises: at exit there is no caller left to tell."""
-    store = ref()
-    if store is not None:
-        store._refuse()
-    try:
-        with guard:
-            db.close()
-    except (errors.AdkLiteError, OSError, *db.DRIVER_ERRORS):
-        pass
-
-

@@ -1,0 +1,75 @@
+"""Full-text search on SQLite's FTS5 index: one page of ranked hits with their
+snippets, the FTS5 query for plain text, and the check of a raw query. The
+methods of :class:`~adk_lite.sqlite.SqliteBackend` of the same names call these."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Optional
+
+from . import codec, errors, schema
+from .models import EVENTS, EVENTS_FTS, TOKENIZER
+
+
+def search(backend: Any, conn: sqlite3.Connection, match: str, filters: list[tuple[str, str]],
+           limit: int, after: Optional[tuple[float, int]]) -> list[tuple]:
+    """One page of full-text hits from the FTS5 index, ranked by bm25 (lower is better).
+
+    Args:
+        backend: the :class:`~adk_lite.sqlite.SqliteBackend` (its ``path``, ``tables``,
+            ``json_array_values``).
+        match: an FTS5 query (:func:`match_query`, or checked raw text).
+        filters: ``(column, value)`` equalities on the event row.
+        limit: page size; after: the keyset ``(rank, rowid)`` to start after, or None.
+
+    Returns:
+        ``(app_name, user_id, session_id, event_id, invocation_id, author,
+        timestamp, rank, rowid, snippet)`` tuples ordered by ``(rank, rowid)``.
+
+    Raises:
+        DatabaseError: the file has no index yet (schema_version 3 opened read-only).
+    """
+    where, params = schema.search_where(f"{EVENTS_FTS} MATCH ?", f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid)", "?",
+                                        match, filters, after)
+    columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
+    if not filters:  # sort (rank, rowid) alone inside the index, then join only the page's rows
+        page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {EVENTS_FTS} "
+                f"WHERE {' AND '.join(where)} ORDER BY rank, rowid LIMIT ?) AS f "
+                f"JOIN {EVENTS} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
+    else:
+        page = (f"SELECT {columns}, {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid FROM {EVENTS_FTS} "
+                f"JOIN {EVENTS} AS e ON e.id = {EVENTS_FTS}.rowid "
+                f"WHERE {' AND '.join(where)} ORDER BY {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid LIMIT ?")
+    if EVENTS_FTS not in backend.tables(conn):
+        raise errors.DatabaseError(f"database {backend.path} has no search index yet (schema_version 3): "
+                                   "open it once without read_only to build it")
+    rows = conn.execute(page, (*params, limit)).fetchall()
+    # Snippets only for the page's rows (a second statement, same snapshot).
+    marked = dict(conn.execute(
+        f"SELECT rowid, snippet({EVENTS_FTS}, 0, ?, ?, ?, ?) FROM {EVENTS_FTS} WHERE {EVENTS_FTS} MATCH ? "
+        f"AND rowid IN {backend.json_array_values()}", (*schema.SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
+    return [(*r, marked.get(r[-1], "")) for r in rows]
+
+
+def match_query(text: str) -> str:
+    """The FTS5 query for plain ``text``: each run of characters between spaces
+    becomes one quoted string (``"`` doubled inside), and all of them must match.
+    FTS5 tokenizes inside the quotes, so punctuation only separates words there
+    (``order-7`` is the phrase ``order 7``) and no character is syntax. Runs with
+    no letter or digit are left out; the result is ``""`` when nothing is left."""
+    return " ".join('"' + run.replace('"', '""') + '"' for run in text.split() if schema.WORD.search(run))
+
+
+def match_error(query: str) -> Optional[str]:
+    """SQLite's message for an FTS5 query it refuses (syntax, an unknown column, a
+    bad ``NEAR``), or None when the query is valid. Checked on an empty FTS5 table
+    in memory, so the message is about the query and never about the file."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE VIRTUAL TABLE q USING fts5(text, tokenize='{TOKENIZER}')")
+        conn.execute("SELECT rowid FROM q WHERE q MATCH ?", (query,)).fetchall()
+    except sqlite3.Error as e:
+        return str(e)
+    finally:
+        conn.close()
+    return None
