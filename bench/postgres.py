@@ -28,13 +28,15 @@ import time
 from importlib import metadata
 from typing import Any
 
+from adk_lite.schema import ALL_TABLES
+
 from . import concurrency, drivers, report, suite, workload
 from .adapter import interleaved, recent_pair
 from .suite import summary
 from .harness import FULL, QUICK, build_big, finish, in_child, log, machine, measure_each
 
-LITE_TABLES = ("adk_usage", "adk_events", "adk_state", "adk_sessions", "adk_metadata")
-"""adk_lite's tables (``adk_lite.models.TABLES`` and ``adk_lite.schema.ADDED_TABLES``)."""
+LITE_TABLES = ALL_TABLES
+"""adk_lite's tables (every table of the current schema, :data:`adk_lite.schema.ALL_TABLES`)."""
 ADK_TABLES = ("events", "sessions", "app_states", "user_states", "adk_internal_metadata")
 """ADK's (``google/adk/sessions/schemas/v1.py``; v0 has the first four)."""
 PROCESS_POOL = 4
