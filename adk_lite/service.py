@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from . import codec, lifecycle, outfile, usage, validate
 from . import scopes
+from .admin import AdminMethods
 from .database import open_database
 from .lifecycle import UPDATE_KEYS_MARK
 from .store import EventRow, ListedSession, SearchRow, Store
@@ -308,7 +309,7 @@ def _decode_search_cursor(cursor: Any, scope: str) -> Optional[tuple[float, int]
     raise ValueError(f"after={cursor!r} is not a cursor returned by search_events (SearchResults.next_cursor)")
 
 
-class DatabaseSessionService:
+class DatabaseSessionService(AdminMethods):
     """Sessions, an append-only event log and scoped state in one SQLite file.
 
     Args:
@@ -338,7 +339,8 @@ class DatabaseSessionService:
 
     Methods take ``app_name, user_id, session_id`` by keyword or in that order.
     The service is safe to share across threads; use it as a context manager or
-    call :meth:`close`.
+    call :meth:`close`. The maintenance methods (``check``, ``prune``, ``export``,
+    ``import_file``, ``copy_to``, ...) come from :class:`adk_lite.admin.AdminMethods`.
     """
 
     def __init__(self, db: Union[str, os.PathLike, None] = None, *, synchronous: str = "normal",
@@ -720,8 +722,10 @@ class DatabaseSessionService:
         app, user = validate.names(app_name, user_id)
         return self._store.count_events(app, user, validate.session_id(session_id))
 
-    def get_stats(self) -> dict[str, Any]:
-        """Return counts and facts about the database.
+    def get_stats(self, top: int = 0) -> dict[str, Any]:
+        """Return counts and facts about the database; ``top``: how many of the largest
+        sessions to list as ``largest_sessions`` (``[{"app_name", "user_id",
+        "session_id", "events"}]``, by event count; 0: none).
 
         Keys: ``sessions``, ``events``, ``state_keys`` (rows of ``adk_state``),
         ``apps``, ``users`` (distinct ``(app_name, user_id)``), ``db_bytes``
@@ -736,7 +740,7 @@ class DatabaseSessionService:
             ServiceClosedError: after :meth:`close`.
             DatabaseError: the file failed (corrupt, unreadable).
         """
-        return self._store.stats()
+        return self._store.stats(top)
 
     def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
                   session_id: Optional[str] = None, *, since: Optional[float] = None, until: Optional[float] = None,

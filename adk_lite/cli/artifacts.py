@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from .. import outfile, validate
-from ..artifacts import ArtifactStore
 from .common import (EXIT_OK, Command, UsageError, _count, _on_server, _one_line, _open, _path, _print_json,
                      _print_table, _report, iso, plural)
 
@@ -18,7 +17,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     app, user = validate.names(args.app, args.user)
     session = None if args.session is None else validate.session_id(args.session)
     with _open(args) as svc:
-        listed = ArtifactStore(svc.store).listing(app, user, session)
+        listed = svc.list_artifacts(app, user, session)
     rows = [{"session_id": a.session_id or None, "filename": a.filename, "versions": a.versions,
              "latest_version": a.latest, "kind": a.kind, "mime_type": a.mime_type, "bytes": a.size,
              "create_time": a.create_time, "created": iso(a.create_time)} for a in listed]
@@ -48,7 +47,7 @@ def cmd_artifact(args: argparse.Namespace) -> int:
     if args.output is not None:
         outfile.check(args.output, protect, force=args.force)  # before anything is read
     with _open(args) as svc:
-        found = ArtifactStore(svc.store).load((app, user, session, args.filename), args.version)
+        found = svc.load_artifact(app, user, session, args.filename, args.version)
     if found is None:
         raise UsageError(f"no artifact {args.filename!r}" + ("" if args.version is None else f" version {args.version}")
                          + f" for app_name={app!r}, user_id={user!r}" + (f", session_id={session!r}" if session else ""))

@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import orjson
 
 from .. import outfile, validate
-from ..sqlite import inspect_file
+from ..admin import stored_schema_version
 from ..target import ENV_VAR, MEMORY, target_kind, resolve
 from ..service import DatabaseSessionService
 
@@ -179,7 +179,7 @@ def _open(args: argparse.Namespace, *, write: bool = False, create: bool = False
     server database without adk_lite's tables, is refused unless ``create``: no schema
     is written there."""
     path = _path(args, create=create)
-    if write and not create and not _on_server(args) and inspect_file(path, args.busy_timeout) is None:
+    if write and not create and not _on_server(args) and stored_schema_version(path, args.busy_timeout) is None:
         raise UsageError(f"database {path} has no adk_lite tables: refusing to create them here"
                          + (f" ({args.command} --create does)" if args.command in ("import", "import-adk") else ""))
     if write and not create and _on_server(args):  # a read-only open refuses a database without adk_lite's tables

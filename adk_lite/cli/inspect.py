@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from .. import codec, memory, validate
-from ..sqlite import file_sizes
+from ..admin import file_sizes
 from .common import (EXIT_OK, MAX_COUNT, Command, UsageError, _count, _cut, _filters, _on_server, _one_line,
                      _open, _path, _print_json, _print_table, add_db, add_filters, iso, plural)
 
@@ -17,9 +17,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """``adk-lite stats``: counts, file sizes, sessions per app, largest sessions (one snapshot)."""
     # sizes before opening: reading a WAL file makes -shm/-wal files while it is open
     server = _on_server(args)
-    sizes = {} if server else {f"{k}_bytes": v for k, v in file_sizes(_path(args)).items()}
+    sizes = {} if server else file_sizes(_path(args))
     with _open(args) as svc:
-        stats = svc.store.stats(args.top)
+        stats = svc.get_stats(args.top)
     mib = 1024 * 1024
     if not server:
         stats.update(sizes, total_bytes=sizes["db_bytes"] + sizes["wal_bytes"],
@@ -70,7 +70,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 raise
             raise UsageError(f"--after {args.after!r} is not a cursor printed by adk-lite sessions"
                              + (" (with --newest)" if args.newest else " (without --newest)")) from e
-        counts = svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
+        counts = svc.event_counts([(s.app_name, s.user_id, s.id) for s in page])
     rows = [{"app_name": s.app_name, "user_id": s.user_id, "session_id": s.id, "events": n,
              "updated_at": s.last_update_time, "last_update": iso(s.last_update_time)}
             for s, n in zip(page, counts)]
@@ -116,7 +116,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
     """``adk-lite memory``: one user's memories holding any word of QUERY, best first (read-only)."""
     app, user = validate.names(args.app, args.user)
     with _open(args) as svc:
-        found = memory.search(svc.store, app, user, args.query, min(args.limit, memory.MAX_RESULTS * 100))
+        found = svc.search_memory(app, user, args.query, min(args.limit, memory.MAX_RESULTS * 100))
     rows = []
     for m in found:
         body = codec.loads(m.body)

@@ -10,8 +10,6 @@ import time
 from typing import Any
 
 from .. import outfile, restore, validate
-from ..schema import SCHEMA_VERSION
-from ..service import trim
 from ..target import ENV_VAR, target_kind
 from .common import (BATCH, EXIT_OK, EXIT_PROBLEM, Command, UsageError, _confirm, _cut, _FILE_HELP, _filters,
                      _open, _path, _print_json, _progress, _report, add_db, add_filters, iso, parse_duration, plural)
@@ -23,25 +21,24 @@ def cmd_prune(args: argparse.Namespace) -> int:
     cutoff = time.time() - args.older_than
     app, user = _filters(args)
     with _open(args, write=not args.dry_run) as svc:
-        sessions, events = svc.store.prune(cutoff, app, user, None, delete=False)
+        counted = svc.prune(cutoff, app_name=app, user_id=user, dry_run=True)
+        sessions, events = counted["sessions"], counted["events"]
         result: dict[str, Any] = {"dry_run": args.dry_run, "updated_before": iso(cutoff),
                                   "sessions": sessions, "events": events, "vacuum": None}
         if not args.dry_run:
             if sessions:
                 _confirm(f"delete {plural(sessions, 'session')} and {plural(events, 'event')} not updated since "
                          f"{iso(cutoff)}?", args.yes, "prune", refuse_unattended=False)
-            result["sessions"] = result["events"] = 0
-            bar = _progress(sessions, "prune", "session")
+            bar, done = _progress(sessions, "prune", "session"), [0]
+
+            def progress(deleted: int, _total: int) -> None:
+                bar.update(deleted - done[0])
+                done[0] = deleted
             try:
-                while True:
-                    n, e = svc.store.prune(cutoff, app, user, BATCH, delete=True)
-                    if not n:
-                        break
-                    result["sessions"] += n
-                    result["events"] += e
-                    bar.update(n)
+                pruned = svc.prune(cutoff, app_name=app, user_id=user, batch=BATCH, progress=progress)
             finally:
                 bar.close()
+            result["sessions"], result["events"] = pruned["sessions"], pruned["events"]
             if args.vacuum:
                 result["vacuum"] = svc.vacuum()
     if args.json:
@@ -96,12 +93,12 @@ def cmd_trim(args: argparse.Namespace) -> int:
     app, user = _filters(args)
     with _open(args, write=not args.dry_run) as svc:
         if not args.dry_run and not args.yes and sys.stdin.isatty():
-            going = trim(svc.store, app, user, None, True)
+            going = svc.trim_all(app, user, dry_run=True)
             if going["events"]:
                 _confirm(f"delete {plural(going['events'], 'compacted event')} ({going['bytes']} bytes of event "
                          f"text) from {plural(going['sessions'], 'session')}?", args.yes, "trim",
                          refuse_unattended=False)
-        result = trim(svc.store, app, user, None, args.dry_run)
+        result = svc.trim_all(app, user, dry_run=args.dry_run)
     if args.json:
         _print_json(result)
         return EXIT_OK
@@ -163,7 +160,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``adk-lite check``: integrity_check (and the search index's), foreign_key_check, the
     schema against adk_lite's, schema version, stray state rows."""
     with _open(args) as svc:
-        found = svc.store.check()
+        found = svc.check()
     problems = [f"missing table {t}" for t in found["missing_tables"]]
     problems += [f"integrity_check: {line}" for line in found["integrity_check"] if line != "ok"]
     problems += [f"schema: {line}" for line in found["schema_problems"]]
@@ -175,12 +172,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                         f"belong{'s' if stray == 1 else ''} to no session")
     version = found["schema_version"]
     result = {"path": svc.path, "ok": not problems, "schema_version": version,
-              "current_schema_version": SCHEMA_VERSION, "integrity_check": found["integrity_check"],
+              "current_schema_version": found["current_schema_version"], "integrity_check": found["integrity_check"],
               "foreign_key_violations": len(found["foreign_key_violations"]), "problems": problems}
     if args.json:
         _print_json(result)
     else:
-        note = "" if version == SCHEMA_VERSION else f" (older; migrated to {SCHEMA_VERSION} when opened for writing)"
+        current = found["current_schema_version"]
+        note = "" if version == current else f" (older; migrated to {current} when opened for writing)"
         print(f"schema_version {version}{note}")
         print("ok" if not problems else "\n".join(f"problem: {p}" for p in problems))
     return EXIT_OK if not problems else EXIT_PROBLEM

@@ -10,9 +10,6 @@ import sys
 from typing import Any
 
 from .. import errors, outfile, transfer
-from ..artifacts import ArtifactStore
-from ..artifacts import copy_all as copy_artifacts
-from ..service import DatabaseSessionService
 from .common import (EXIT_OK, EXIT_PROBLEM, Command, UsageError, _filters, _on_server, _open, _path, _print_json,
                      _progress, _report, add_db, add_filters, plural)
 
@@ -25,15 +22,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is not None:
         outfile.check(args.output, protect, force=args.force)  # before anything is read
     with _open(args) as svc:
-        plan = transfer.plan_export(svc.store, app, user)
-        bar = _progress(len(plan.keys), "export", "session")
+        bar, progress = _bar("export")
         try:
             if args.output is None:
-                counts = transfer.write_export(svc.store, plan, sys.stdout.buffer, bar.update)
+                counts = svc.export(sys.stdout.buffer, app_name=app, user_id=user, progress=progress)
                 sys.stdout.buffer.flush()
             else:
                 with outfile.writing(args.output, protect, force=args.force) as fh:
-                    counts = transfer.write_export(svc.store, plan, fh, bar.update)
+                    counts = svc.export(fh, app_name=app, user_id=user, progress=progress)
         finally:
             bar.close()
     if args.output is None:
@@ -44,19 +40,20 @@ def cmd_export(args: argparse.Namespace) -> int:
                    f"{plural(counts.get('artifact_versions', 0), 'artifact version')} to {args.output}")
 
 
-def _analyze_after_load(args: argparse.Namespace, svc: DatabaseSessionService, sessions: int) -> bool:
-    """After ``sessions`` were written in bulk into a PostgreSQL database, vacuum it
-    (``VACUUM ANALYZE``): fresh rows have no statistics, and the server's plans guess until
-    autovacuum comes by. Returns True when it ran (never for a file)."""
-    if not sessions or not _on_server(args):
-        return False
-    svc.vacuum()
-    return True
+def _bar(desc: str, unit: str = "session") -> tuple[Any, Any]:
+    """A progress bar and the ``progress(done, total)`` callback that moves it."""
+    bar, done = _progress(0, desc, unit), [0]
+
+    def progress(count: int, total: int) -> None:
+        bar.total = total
+        bar.update(count - done[0])
+        done[0] = count
+    return bar, progress
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``adk-lite import``: restore an export; idempotent; conflicts reported unless --replace;
-    a PostgreSQL database that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
+    a PostgreSQL database that received sessions is vacuumed at the end (:meth:`adk_lite.DatabaseSessionService.import_file`)."""
     if not os.path.isfile(args.file):
         raise UsageError(f"import file {args.file} does not exist or is not a file")
     path = _path(args, create=args.create)
@@ -66,10 +63,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     with _open(args, write=True, create=args.create) as svc:
         bar = _progress(total, "import", "record")
         try:
-            report = transfer.import_file(svc.store, args.file, replace=args.replace, on_record=bar.update)
+            report = svc.import_file(args.file, replace=args.replace, on_record=bar.update)
         finally:
             bar.close()
-        report["analyzed"] = _analyze_after_load(args, svc, report["created"] + report["replaced"])
     if args.json:
         _print_json(report)
     else:
@@ -151,7 +147,7 @@ def cmd_export_adk(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     """``adk-lite copy SRC DST``: every session, event and app/user state from one database
     to another (a file or a PostgreSQL URL each), one transaction per session, resumable.
-    A PostgreSQL DST that received sessions is vacuumed at the end (:func:`_analyze_after_load`)."""
+    A PostgreSQL DST that received sessions is vacuumed at the end (:meth:`adk_lite.DatabaseSessionService.copy_to`)."""
     source = argparse.Namespace(**{**vars(args), "db": args.src})
     dest = argparse.Namespace(**{**vars(args), "db": args.dst})
     if not _on_server(source) and not _on_server(dest):  # by name, symlink or hard link, side files too
@@ -159,20 +155,11 @@ def cmd_copy(args: argparse.Namespace) -> int:
         if outfile.is_database_file(dst_path, src_path) or outfile.is_database_file(src_path, dst_path):
             raise UsageError(f"copy: DST {args.dst} is SRC {src_path} or one of its side files")
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
-        if src.path == dst.path:
-            raise UsageError(f"copy: SRC and DST are the same database {src.path}")
-        plan = transfer.plan_export(src.store, None, None)
-        bar = _progress(len(plan.keys), "copy", "session")
+        bar, progress = _bar("copy")
         try:
-            report = transfer.copy_database(src.store, dst.store, plan, bar.update)
+            report = src.copy_to(dst, progress=progress)
         finally:
             bar.close()
-        if src.store.read(src.store.has_artifacts):  # then each artifact version, with its number
-            copied = copy_artifacts(ArtifactStore(src.store), ArtifactStore(dst.store))
-            report["conflicts"] += copied.pop("conflicts")
-            report.update(copied)
-        report.update(source=src.path, destination=dst.path,
-                      analyzed=_analyze_after_load(dest, dst, report["created"]))
     if args.json:
         _print_json(report)
     else:
