@@ -18,6 +18,7 @@ from .artifacts import copy_all as copy_artifacts
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes as _file_sizes
 from .sqlite import inspect_file
+from .steps import trim
 from .target import target_kind
 
 Progress = Callable[[int, int], None]
@@ -113,7 +114,6 @@ class AdminMethods:
                  dry_run: bool = False) -> dict[str, Any]:
         """:meth:`trim_compacted` over every session, or every session of an app and/or a
         user (None: any); the same result shape."""
-        from .service import trim  # service imports this module
         return trim(self._store, app_name, user_id, None, dry_run)
 
     def search_memory(self, app_name: str, user_id: str, query: str,
