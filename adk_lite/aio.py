@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-from typing import Any, Callable, Optional, Sequence, TypeVar, Union
+from typing import Any, BinaryIO, Callable, Optional, Sequence, TypeVar, Union
 
 from .executor import Executor
+from .memory import MAX_RESULTS
 from .service import DatabaseSessionService
 from .types import Event, SearchResults, Session, SessionList
 
@@ -148,8 +149,8 @@ class AsyncDatabaseSessionService:
         return await self.run(self.sync.get_event_count, app_name, user_id, session_id)
 
     @_twin(DatabaseSessionService.get_stats)
-    async def get_stats(self) -> dict[str, Any]:
-        return await self.run(self.sync.get_stats)
+    async def get_stats(self, top: int = 0) -> dict[str, Any]:
+        return await self.run(self.sync.get_stats, top)
 
     @_twin(DatabaseSessionService.get_usage)
     async def get_usage(self, app_name: Optional[str] = None, user_id: Optional[str] = None,
@@ -157,6 +158,54 @@ class AsyncDatabaseSessionService:
                         until: Optional[float] = None, group_by: Sequence[str] = ()) -> list[dict[str, Any]]:
         return await self.run(self.sync.get_usage, app_name, user_id, session_id, since=since, until=until,
                               group_by=group_by)
+
+    @_twin(DatabaseSessionService.event_counts)
+    async def event_counts(self, keys: Sequence[tuple[str, str, str]]) -> list[int]:
+        return await self.run(self.sync.event_counts, keys)
+
+    @_twin(DatabaseSessionService.check)
+    async def check(self) -> dict[str, Any]:
+        return await self.run(self.sync.check)
+
+    @_twin(DatabaseSessionService.prune)
+    async def prune(self, updated_before: float, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                    dry_run: bool = False, batch: int = 500,
+                    progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+        return await self.run(self.sync.prune, updated_before, app_name=app_name, user_id=user_id, dry_run=dry_run,
+                              batch=batch, progress=progress)
+
+    @_twin(DatabaseSessionService.trim_all)
+    async def trim_all(self, app_name: Optional[str] = None, user_id: Optional[str] = None, *,
+                       dry_run: bool = False) -> dict[str, Any]:
+        return await self.run(self.sync.trim_all, app_name, user_id, dry_run=dry_run)
+
+    @_twin(DatabaseSessionService.search_memory)
+    async def search_memory(self, app_name: str, user_id: str, query: str, limit: int = MAX_RESULTS) -> list[Any]:
+        return await self.run(self.sync.search_memory, app_name, user_id, query, limit)
+
+    @_twin(DatabaseSessionService.list_artifacts)
+    async def list_artifacts(self, app_name: str, user_id: str, session_id: Optional[str] = None) -> list[Any]:
+        return await self.run(self.sync.list_artifacts, app_name, user_id, session_id)
+
+    @_twin(DatabaseSessionService.load_artifact)
+    async def load_artifact(self, app_name: str, user_id: str, session_id: str, filename: str,
+                            version: Optional[int] = None) -> Optional[tuple[Any, Optional[bytes]]]:
+        return await self.run(self.sync.load_artifact, app_name, user_id, session_id, filename, version)
+
+    @_twin(DatabaseSessionService.export)
+    async def export(self, out: BinaryIO, *, app_name: Optional[str] = None, user_id: Optional[str] = None,
+                     progress: Optional[Callable[[int, int], None]] = None) -> dict[str, int]:
+        return await self.run(self.sync.export, out, app_name=app_name, user_id=user_id, progress=progress)
+
+    @_twin(DatabaseSessionService.import_file)
+    async def import_file(self, path: str, *, replace: bool = False,
+                          on_record: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+        return await self.run(self.sync.import_file, path, replace=replace, on_record=on_record)
+
+    @_twin(DatabaseSessionService.copy_to)
+    async def copy_to(self, other: Any, *, progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+        # other: a DatabaseSessionService or an AsyncDatabaseSessionService
+        return await self.run(self.sync.copy_to, getattr(other, "sync", other), progress=progress)
 
     @_twin(DatabaseSessionService.vacuum)
     async def vacuum(self) -> dict[str, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.adk.events import Event
 from pydantic_core import PydanticSerializationError
 
-from ..service import event_data
+from ..steps import event_data
 from ..store import EventRow
 
 _COLUMNS = {"id", "invocation_id", "author", "branch", "timestamp"}

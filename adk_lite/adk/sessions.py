@@ -19,8 +19,8 @@ from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
 
-from .. import errors, scopes, service, validate
-from ..service import SessionHead
+from .. import errors, scopes, steps, validate
+from ..steps import SessionHead
 from ..target import target_kind, url_scheme
 from ..types import SearchResults
 from .artifacts import make_factory as make_artifact_factory
@@ -200,7 +200,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         return await self._run(self._create, app_name, user_id, state, session_id)
 
     def _create(self, app_name: Any, user_id: Any, state: Any, session_id: Any) -> Session:
-        return _session(service.create(self._store, app_name, user_id, _json_state(state, "state"), session_id,
+        return _session(steps.create(self._store, app_name, user_id, _json_state(state, "state"), session_id,
                                        platform_time.get_time()))
 
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
@@ -229,7 +229,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
                 raise TypeError(f"config must be a GetSessionConfig or None, not {type(config).__name__}")
             limit = validate.count(config.num_recent_events, "config.num_recent_events", 0)
             after = validate.timestamp(config.after_timestamp, "config.after_timestamp")
-        found = service.read(self._store, app_name, user_id, session_id, limit, after)
+        found = steps.read(self._store, app_name, user_id, session_id, limit, after)
         if found is None:
             return None
         head, rows = found
@@ -257,7 +257,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         return await self._run(self._list, app_name, user_id, limit, after, order)
 
     def _list(self, app_name: Any, user_id: Any, limit: Any, after: Any, order: Any) -> ListSessionsPage:
-        heads, next_cursor = service.list_heads(self._store, validate.name(app_name, "app_name"), user_id, limit,
+        heads, next_cursor = steps.list_heads(self._store, validate.name(app_name, "app_name"), user_id, limit,
                                                 after, order)
         return ListSessionsPage(sessions=[_session(h) for h in heads], next_cursor=next_cursor)
 
@@ -308,7 +308,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         return await self._run(self._fork, app_name, user_id, session_id, new_session_id, before_invocation_id)
 
     def _fork(self, app_name: Any, user_id: Any, session_id: Any, new_session_id: Any, before: Any) -> Session:
-        key = service.fork(self._store, app_name, user_id, session_id, new_session_id, before,
+        key = steps.fork(self._store, app_name, user_id, session_id, new_session_id, before,
                            platform_time.get_time())
         return self._get(*key, None)
 
@@ -406,7 +406,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
             session._storage_update_marker = _marker(revision, read_at[-1][1])
 
         try:
-            stored = service.append_rows(self._store, key, expected, [event_row(event)], upserts, event.timestamp,
+            stored = steps.append_rows(self._store, key, expected, [event_row(event)], upserts, event.timestamp,
                                          commit)
             if stored is not None and event_from_row(stored[event.id]) != event:
                 raise AlreadyExistsError(

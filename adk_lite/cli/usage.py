@@ -1,6 +1,6 @@
 """``adk-lite usage``: its flags, the times they take, and its table.
 
-The command itself (``cli.cmd_usage``) opens the database read-only and calls
+The command itself (:func:`cmd_usage`) opens the database read-only and calls
 :meth:`adk_lite.DatabaseSessionService.get_usage`; this module turns the command
 line into that call's arguments and its result into rows to print.
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
+import time
 from typing import Any, Callable, Optional, Sequence
 
-from . import usage
+from .. import usage
+from .common import EXIT_OK, Command, _filters, _open, _print_json, _print_table, add_db, add_filters, parse_duration
 
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _HEADERS = {"app_name": "app", "user_id": "user", "session_id": "session", "invocation_id": "invocation",
@@ -79,4 +81,33 @@ def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
             [["-" if r[k] is None else r[k] for k in keys] for r in rows])
 
 
-__all__ = ["add_arguments", "parse_time", "parse_groups", "table"]
+__all__ = ["add_arguments", "parse_time", "parse_groups", "table", "cmd_usage", "COMMANDS"]
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``adk-lite usage``: token usage totals, grouped (``get_usage``; read-only)."""
+    app, user = _filters(args)
+    now = time.time()
+    since, until = (parse_time(args.since, "--since", now, parse_duration),
+                    parse_time(args.until, "--until", now, parse_duration))
+    groups = parse_groups(args.by)
+    with _open(args) as svc:
+        rows = svc.get_usage(app, user, args.session, since=since, until=until, group_by=groups)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(*table(rows))
+    return EXIT_OK
+
+
+def _usage_arguments(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    add_filters(p)
+    add_arguments(p)
+
+
+COMMANDS = [
+    Command("usage", cmd_usage, "token usage totals of the stored LLM calls, grouped by app, user, session, "
+                                "invocation, model or day",
+            "adk-lite usage .adk/sessions.sqlite3 --user alice --since 30d --by day,model", _usage_arguments),
+]
