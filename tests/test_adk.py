@@ -27,6 +27,7 @@ from google.genai import types  # noqa: E402
 
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseSessionService, ListSessionsPage, register  # noqa: E402
+from tests.workers import adk_loader  # noqa: E402
 
 pytestmark = pytest.mark.adk
 
@@ -314,18 +315,7 @@ _CLI_LOAD = textwrap.dedent("""
 def _adk_cli_session(tmp_path, how: str, scheme: str, uri: str) -> list[str]:
     """Register adk_lite for ``scheme`` in ``agents/<how>``, then open ``uri`` as ADK's
     command line does in a new process; its printed class, path and session id."""
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    if how == "services.yaml":
-        (agents / how).write_text(f"services:\n  - scheme: {scheme}\n    type: session\n"
-                                  "    class: adk_lite.adk.DatabaseSessionService\n")
-    else:
-        (agents / how).write_text(f"import adk_lite.adk\n\nadk_lite.adk.register(scheme={scheme!r})\n")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", _CLI_LOAD, str(agents), uri],
-                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return adk_loader(tmp_path, how, "session", _CLI_LOAD, uri, scheme)
 
 
 @pytest.mark.parametrize("how", ["services.yaml", "services.py"])

@@ -31,6 +31,7 @@ from google.genai import types  # noqa: E402
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseArtifactService, DatabaseSessionService, register  # noqa: E402
 from tests.conftest import downgrade, on_postgres  # noqa: E402
+from tests.workers import adk_loader  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED = datetime(2025, 1, 1, 12, 0, 0).timestamp()
@@ -545,19 +546,9 @@ _CLI_LOAD = textwrap.dedent("""
 
 @pytest.mark.parametrize("how", ["services.yaml", "services.py"])
 def test_adk_loader_builds_the_artifact_service(tmp_path, how):
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    if how == "services.yaml":
-        (agents / how).write_text("services:\n  - scheme: adklite\n    type: artifact\n"
-                                  "    class: adk_lite.adk.DatabaseArtifactService\n")
-    else:
-        (agents / how).write_text("import adk_lite.adk\n\nadk_lite.adk.register()\n")
     target = tmp_path / "data" / "sessions.db"
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", _CLI_LOAD, str(agents), f"adklite:///{target}"],
-                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["adk_lite.adk.DatabaseArtifactService", str(target), "0"]
+    printed = adk_loader(tmp_path, how, "artifact", _CLI_LOAD, f"adklite:///{target}")
+    assert printed == ["adk_lite.adk.DatabaseArtifactService", str(target), "0"]
     with adk_lite.DatabaseSessionService(str(target), read_only=True) as core:
         assert core.get_stats()["artifacts"] == 1
 

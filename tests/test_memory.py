@@ -29,7 +29,7 @@ from google.genai import types  # noqa: E402
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseMemoryService, DatabaseSessionService, register  # noqa: E402
 from tests.conftest import on_postgres  # noqa: E402
-from tests.workers import file_bytes  # noqa: E402
+from tests.workers import adk_loader, file_bytes  # noqa: E402
 
 pytestmark = pytest.mark.adk
 
@@ -446,19 +446,9 @@ MEMORY_CLI = textwrap.dedent("""
 
 @pytest.mark.parametrize("how", ["services.yaml", "services.py"])
 def test_adk_loads_the_memory_service_from_a_uri(tmp_path, how):
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    if how == "services.yaml":
-        (agents / how).write_text("services:\n  - scheme: adklite\n    type: memory\n"
-                                  "    class: adk_lite.adk.DatabaseMemoryService\n")
-    else:
-        (agents / how).write_text("import adk_lite.adk\n\nadk_lite.adk.register()\n")
     target = tmp_path / "data" / "sessions.db"
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", MEMORY_CLI, str(agents), f"adklite:///{target}"],
-                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["adk_lite.adk.DatabaseMemoryService", str(target), "1"]
+    printed = adk_loader(tmp_path, how, "memory", MEMORY_CLI, f"adklite:///{target}")
+    assert printed == ["adk_lite.adk.DatabaseMemoryService", str(target), "1"]
 
 
 def test_register_registers_memory_on_the_given_registry(tmp_path):

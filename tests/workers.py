@@ -345,3 +345,26 @@ def open_fds_on(path: str) -> list[str]:
         if target.startswith(path):
             out.append(target)
     return out
+
+
+ADK_CLASSES = {"session": "DatabaseSessionService", "memory": "DatabaseMemoryService",
+               "artifact": "DatabaseArtifactService"}
+"""The adk_lite class ADK's service registry builds for each ``type`` of services.yaml."""
+
+
+def adk_loader(tmp_path, how: str, kind: str, script: str, uri: str, scheme: str = "adklite") -> list[str]:
+    """Register adk_lite for ``scheme`` in ``agents/<how>`` (``services.yaml`` naming the
+    class for ``kind``, or ``services.py`` calling ``register``), then run ``script``
+    with the arguments ``agents_dir uri`` in a new process, as ADK's command line loads
+    its services; return the words it printed."""
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    if how == "services.yaml":
+        (agents / how).write_text(f"services:\n  - scheme: {scheme}\n    type: {kind}\n"
+                                  f"    class: adk_lite.adk.{ADK_CLASSES[kind]}\n")
+    else:
+        (agents / how).write_text(f"import adk_lite.adk\n\nadk_lite.adk.register(scheme={scheme!r})\n")
+    out = subprocess.run([sys.executable, "-c", script, str(agents), uri], capture_output=True, text=True,
+                         env=child_env(), timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
