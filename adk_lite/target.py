@@ -111,9 +111,9 @@ def mask_password(text: str) -> str:
 
     Parsed, not matched on spelling: a URL of any scheme in any case (``POSTGRESQL://``,
     ``Postgres://``, ``sqlite://``, ...) runs to the next URL or the end of the text; its
-    userinfo is everything before the last ``@`` of its host part (or, when that has no
-    ``@``, before the last ``@`` of the URL: a raw ``/``, ``?``, ``#``, space or ``@`` in a
-    password still counts as password), and all after the first ``:`` there is masked. A
+    userinfo is everything before its last ``@`` (a raw ``/``, ``?``, ``#``, space or
+    ``@`` in a password still counts as password), and all after the first ``:`` there
+    is masked. A
     ``password=`` query option (any case; up to the next ``&``) and a libpq ``password=``
     parameter (``password=x`` or ``password='a b'``) are masked too. When in doubt more
     is hidden, never less (``postgresql://h:5432/db?application_name=a@b`` shows as
@@ -152,16 +152,13 @@ def _mask_url(url: str) -> str:
     """One URL (``scheme://...``, to the end of the text) with its password masked (see
     :func:`mask_password`)."""
     head, _, rest = url.partition("://")
-    host_part = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    at = host_part.rfind("@") if "@" in host_part else rest.rfind("@")
+    rest = _PASSWORD_OPTION.sub(_masked_value, rest)  # first: an "@" in such a value is not the userinfo's
+    at = rest.rfind("@")  # a raw "@" (or "/", "?") in a password: the last "@" ends the userinfo
     if at > 0:
         userinfo, tail = rest[:at], rest[at:]
         user, colon, _password = userinfo.partition(":")
         if colon and not re.search(r"[/?#]", user):
             rest = user + ":" + MASK + tail
-    query_at = rest.find("?")
-    if query_at >= 0:
-        rest = rest[:query_at] + _PASSWORD_OPTION.sub(_masked_value, rest[query_at:])
     return head + "://" + rest
 
 
