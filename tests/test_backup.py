@@ -203,7 +203,8 @@ def test_async_and_adk_backups(db_path, tmp_path):
             return await svc.backup(tmp_path / "async.sqlite3"), await svc.checkpoint()
     result, checkpoint = asyncio.run(go())
     assert result["pages"] > 0 and checkpoint["busy"] is False and checkpoint["wal_bytes_after"] == 0
-    adk = pytest.importorskip("adk_lite.adk")
+    pytest.importorskip("google.adk")  # adk_lite.adk says which extra is missing: an ImportError, not a skip
+    from adk_lite import adk
 
     async def go_adk():
         async with adk.DatabaseSessionService(db_path) as svc:

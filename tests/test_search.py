@@ -446,7 +446,8 @@ def test_async_twin_and_adk_adapter(target):
             hits = await aio.search_events("refund", user_id="u")
             assert [h.snippet for h in hits] == ["async «refund»"]
             assert [x.id for x in await aio.list_sessions(order="newest")] == [s.id]
-        adk = pytest.importorskip("adk_lite.adk")
+        pytest.importorskip("google.adk")  # adk_lite.adk says which extra is missing: an ImportError, not a skip
+        from adk_lite import adk
         service = adk.DatabaseSessionService(db_path)
         try:
             hits = await service.search_events("refund", app_name="app")
