@@ -188,7 +188,7 @@ class _Views:
         page = self.svc.list_sessions(_param(request, "app"), _param(request, "user"), limit=SESSIONS_PER_PAGE,
                                       after=_param(request, "after"), order="newest")
         # one snapshot; a session deleted since it was listed counts 0 (get_event_count would raise)
-        counts = self.svc.store.event_counts([(s.app_name, s.user_id, s.id) for s in page])
+        counts = self.svc.event_counts([(s.app_name, s.user_id, s.id) for s in page])
         rows = [{**_session_dict(s), "events": n} for s, n in zip(page, counts)]
         return {"sessions": rows, "next_cursor": page.next_cursor}
 
