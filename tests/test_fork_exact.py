@@ -17,11 +17,11 @@ TIMEOUT = 120
 def appender(target, stop, appended):
     """Child process: append to session ``src`` until ``stop``: each event sets ``n`` and
     a key of its own, every third is an ``update_keys`` that deletes the previous one's
-    (at most 400 writes)."""
+    (at most 5,000 writes)."""
     with DatabaseSessionService(target) as svc:
         s = svc.get_session(APP, USER, "src")
         n = 0
-        while not stop.is_set() and n < 400:
+        while not stop.is_set() and n < 5000:
             n += 1
             if n % 3 == 0:
                 svc.update_keys(APP, USER, "src", {"n": n, f"k{n - 1}": None})
@@ -45,7 +45,13 @@ def test_forks_of_a_session_being_appended_hold_the_state_of_their_events(target
             end = time.monotonic() + TIMEOUT
             while appended.value < 5 and time.monotonic() < end:
                 time.sleep(0.01)
-            forks = [svc.fork_session(APP, USER, "src", new_session_id=f"f{i}") for i in range(40)]
+            forks = []
+            for i in range(40):
+                forks.append(svc.fork_session(APP, USER, "src", new_session_id=f"f{i}"))
+                # three writes begun after this fork hold at least one event: the next fork is longer
+                seen = appended.value
+                while appended.value < seen + 3 and time.monotonic() < end:
+                    time.sleep(0.001)
         finally:
             stop.set()
             proc.join(timeout=TIMEOUT)
