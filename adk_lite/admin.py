@@ -18,8 +18,10 @@ from .artifacts import copy_all as copy_artifacts
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes as _file_sizes
 from .sqlite import inspect_file
-from .steps import trim
+from .rows import EventRow
+from .steps import event_data, trim
 from .target import target_kind
+from .types import Event
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each unit of work (sessions, records)."""
@@ -42,6 +44,19 @@ def stored_schema_version(path: str, busy_timeout: float = 5.0) -> Optional[int]
     return inspect_file(path, busy_timeout)
 
 
+def _whole(value: Any, arg: str) -> int:
+    """An int >= 0 (:func:`adk_lite.validate.count` without its None)."""
+    if value is None:
+        raise TypeError(f"{arg} must be an int, not None")
+    return validate.count(value, arg, 0)
+
+
+def event_from_row(row: EventRow) -> Event:
+    """Build an :class:`~adk_lite.types.Event` from an event row (see
+    :func:`adk_lite.steps.event_data`)."""
+    return Event.from_dict(event_data(row))
+
+
 class AdminMethods:
     """The maintenance half of :class:`adk_lite.service.DatabaseSessionService`."""
 
@@ -61,6 +76,39 @@ class AdminMethods:
         """How many events each ``(app_name, user_id, session_id)`` has, in the order
         given (0 for one not stored), read in one snapshot."""
         return self._store.event_counts(list(keys))
+
+    def read_events(self, app_name: str, user_id: str, session_id: str, *, offset: int = 0,
+                    limit: int = 100) -> list[Event]:
+        """A page of a session's events: the ``offset``-th to the ``offset + limit - 1``-th
+        (0-based) in the order ``get_session`` returns them (oldest first; equal
+        timestamps in append order), without reading the events before them.
+
+        Args:
+            offset, limit: ints >= 0.
+
+        Returns:
+            The events; ``[]`` past the end or for a session that is not stored.
+
+        Raises:
+            TypeError, ValueError: a bad name, id, ``offset`` or ``limit``.
+        """
+        app, user = validate.names(app_name, user_id)
+        sid = validate.session_id(session_id)
+        offset, limit = _whole(offset, "offset"), _whole(limit, "limit")
+        return [event_from_row(r) for r in self._store.read_event_slice(app, user, sid, offset, limit)]
+
+    def list_forks(self, app_name: str, user_id: str, session_id: str, *, scan: int = 500) -> list[str]:
+        """The ids of the sessions forked from ``session_id`` (its direct forks, sorted),
+        looked for among the user's ``scan`` most recently updated forks (an int >= 0:
+        one statement, however many sessions the user has).
+
+        Raises:
+            TypeError, ValueError: a bad name, id or ``scan``.
+        """
+        app, user = validate.names(app_name, user_id)
+        sid = validate.session_id(session_id)
+        return sorted(fork for fork, source in self._store.forks(app, user, _whole(scan, "scan"))
+                      if fork != sid and isinstance(source, dict) and source.get("session_id") == sid)
 
     def check(self) -> dict[str, Any]:
         """Check the database in one snapshot (read-only): integrity and foreign keys

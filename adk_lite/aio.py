@@ -163,6 +163,15 @@ class AsyncDatabaseSessionService:
     async def event_counts(self, keys: Sequence[tuple[str, str, str]]) -> list[int]:
         return await self.run(self.sync.event_counts, keys)
 
+    @_twin(DatabaseSessionService.read_events)
+    async def read_events(self, app_name: str, user_id: str, session_id: str, *, offset: int = 0,
+                          limit: int = 100) -> list[Event]:
+        return await self.run(self.sync.read_events, app_name, user_id, session_id, offset=offset, limit=limit)
+
+    @_twin(DatabaseSessionService.list_forks)
+    async def list_forks(self, app_name: str, user_id: str, session_id: str, *, scan: int = 500) -> list[str]:
+        return await self.run(self.sync.list_forks, app_name, user_id, session_id, scan=scan)
+
     @_twin(DatabaseSessionService.check)
     async def check(self) -> dict[str, Any]:
         return await self.run(self.sync.check)

@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from . import codec, outfile, usage, validate
 from . import scopes
-from .admin import AdminMethods
+from .admin import AdminMethods, event_from_row
 from .database import open_database
 from .lifecycle import UPDATE_KEYS_MARK
 from .steps import (ORDERS, SessionHead, append_rows, create, event_data, fork, list_heads, read,  # noqa: F401
@@ -26,11 +26,6 @@ from .steps import (ORDERS, SessionHead, append_rows, create, event_data, fork, 
 from .store import EventRow, Store
 from .target import MEMORY
 from .types import Event, EventActions, SearchHit, SearchResults, Session, SessionList
-
-
-def event_from_row(row: EventRow) -> Event:
-    """Build an :class:`Event` from an event row (see :func:`event_data`)."""
-    return Event.from_dict(event_data(row))
 
 
 def _session(head: SessionHead, events: Optional[list[Event]] = None) -> Session:

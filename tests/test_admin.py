@@ -52,6 +52,36 @@ def test_get_stats_top_lists_the_largest_sessions(svc_any):
     assert svc_any.event_counts([("app", "alice", "s0"), ("app", "alice", "nope")]) == [2, 0]
 
 
+def test_read_events_pages_a_session_as_get_session_orders_it(svc_any):
+    s = svc_any.create_session("app", "alice", None, "s")
+    for j in range(7):  # equal timestamps: append order decides
+        svc_any.append_event(s, Event(author="user", invocation_id=f"i{j}", timestamp=1000.0 + (j >= 3)))
+    whole = [e.id for e in svc_any.get_session("app", "alice", "s").events]
+    pages = [svc_any.read_events("app", "alice", "s", offset=o, limit=3) for o in (0, 3, 6, 9)]
+    assert [e.id for page in pages for e in page] == whole
+    assert [len(p) for p in pages] == [3, 3, 1, 0]
+    assert pages[0][0] == svc_any.get_session("app", "alice", "s").events[0]
+    assert svc_any.read_events("app", "alice", "nope") == []
+    for bad in ({"offset": -1}, {"limit": -1}, {"offset": 1.5}, {"limit": None}, {"offset": True}):
+        with pytest.raises((TypeError, ValueError), match="offset|limit"):
+            svc_any.read_events("app", "alice", "s", **bad)
+
+
+def test_list_forks_names_the_direct_forks_of_one_session(svc_any):
+    svc_any.create_session("app", "alice", {"n": 1}, "src")
+    svc_any.create_session("app", "alice", None, "other")
+    svc_any.fork_session("app", "alice", "src", new_session_id="f1")
+    svc_any.fork_session("app", "alice", "src", new_session_id="f0")
+    svc_any.fork_session("app", "alice", "f1", new_session_id="grandchild")
+    svc_any.fork_session("app", "alice", "other", new_session_id="f-other")
+    assert svc_any.list_forks("app", "alice", "src") == ["f0", "f1"]
+    assert svc_any.list_forks("app", "alice", "f1") == ["grandchild"]
+    assert svc_any.list_forks("app", "bob", "src") == []
+    assert svc_any.list_forks("app", "alice", "src", scan=0) == []
+    with pytest.raises(ValueError, match="scan"):
+        svc_any.list_forks("app", "alice", "src", scan=-1)
+
+
 def test_export_then_import_file_round_trips(svc_any, new_target, tmp_path):
     _fill(svc_any, sessions=2)
     seen = []
@@ -84,6 +114,8 @@ def test_async_twins_run_the_same_methods(target):
             assert (await svc.check())["current_schema_version"] == SCHEMA_VERSION
             assert (await svc.prune(time.time() + 1, dry_run=True))["sessions"] == 1
             assert await svc.event_counts([("app", "bob", "s")]) == [0]
+            assert await svc.read_events("app", "bob", "s") == []
+            assert await svc.list_forks("app", "bob", "s") == []
             assert await svc.list_artifacts("app", "bob") == []
             assert await svc.search_memory("app", "bob", "x") == []
             assert (await svc.trim_all(dry_run=True))["events"] == 0

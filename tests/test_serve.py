@@ -534,15 +534,15 @@ def test_a_port_in_use_is_one_line_and_port_0_prints_the_port_chosen(tmp_path):
 
 
 def test_a_page_of_a_huge_session_reads_only_its_own_events(svc_any, monkeypatch):
+    import adk_lite.admin
     import adk_lite.service
-    import adk_lite.web.app
 
     s = svc_any.create_session("a", "u", session_id="long")
     svc_any.append_events(s, [Event(author="user", timestamp=1000.0 + (i // 3), content={"parts": [{"text": f"m{i}"}]})
                               for i in range(2 * EVENTS_PER_PAGE + 7)])
     every = [e.to_dict() for e in svc_any.get_session("a", "u", "long").events]
     decoded = []
-    for module in (adk_lite.service, adk_lite.web.app):
+    for module in (adk_lite.service, adk_lite.admin):
         original = module.event_from_row
         monkeypatch.setattr(module, "event_from_row", lambda row, original=original: decoded.append(1) or original(row))
     client = _client(svc_any)

@@ -44,7 +44,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .. import errors
-from ..service import DatabaseSessionService, event_from_row
+from ..service import DatabaseSessionService
 from .charts import bar_chart
 from .timeline import event_view, iso, state_by_scope
 
@@ -216,14 +216,12 @@ class _Views:
             raise ValueError(f"page must be a whole number from 1 to {pages}, not {wanted[:40]!r}")
         skip = (page - 1) * EVENTS_PER_PAGE
         # only this page's events are read (a huge session's first page would read them all)
-        events = [event_from_row(r).to_dict()
-                  for r in self.svc.store.read_event_slice(app, user, sid, skip, EVENTS_PER_PAGE)]
+        events = [e.to_dict() for e in self.svc.read_events(app, user, sid, offset=skip, limit=EVENTS_PER_PAGE)]
         lineage = self._lineage(app, user, sid)
-        forks = [fork for fork, source in self.svc.store.forks(app, user, FORK_SCAN)
-                 if fork != sid and isinstance(source, dict) and source.get("session_id") == sid]
+        forks = self.svc.list_forks(app, user, sid, scan=FORK_SCAN)
         return {"session": {**_session_dict(head), "events": events}, "event_count": count, "page": page,
                 "pages": pages, "events_per_page": EVENTS_PER_PAGE, "first_event": skip + 1 if events else 0,
-                "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": sorted(forks)}
+                "page_bytes": sum(len(orjson.dumps(e)) for e in events), "lineage": lineage, "forks": forks}
 
     def _lineage(self, app: str, user: str, sid: str) -> Optional[dict[str, Any]]:
         """``get_lineage``, or None for a session another process deleted meanwhile."""
