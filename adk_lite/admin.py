@@ -5,7 +5,10 @@ import, copy between databases, memories and artifacts by their rows.
 :class:`AdminMethods` is a base class of the service; each method is a few lines over
 the store (``self._store``), :mod:`adk_lite.transfer`, :mod:`adk_lite.memory` and
 :class:`adk_lite.artifacts.ArtifactStore`. Also two functions on a database file
-that work without opening it: :func:`file_sizes` and :func:`stored_schema_version`.
+that work without opening it: :func:`file_sizes` and :func:`stored_schema_version`, and
+:func:`adk_lite.restore.restore` (a backup into a file), with the limits the command
+shows (:data:`MAX_MEMORY_RESULTS`, :data:`USAGE_GROUPS`, :data:`USAGE_SUMS`), so the
+command needs no store module.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, BinaryIO, Callable, Optional, Sequence
 from . import memory, transfer, validate
 from .artifacts import ArtifactStore, ListedArtifact, VersionRow
 from .artifacts import copy_all as copy_artifacts
+from .memory import MAX_RESULTS as MAX_MEMORY_RESULTS
+from .restore import restore
 from .schema import SCHEMA_VERSION
 from .sqlite import file_sizes as _file_sizes
 from .sqlite import inspect_file
@@ -22,6 +27,11 @@ from .rows import EventRow
 from .steps import event_data, trim
 from .target import target_kind
 from .types import Event
+from .usage import GROUPS as USAGE_GROUPS
+from .usage import SUMS as USAGE_SUMS
+
+__all__ = ["AdminMethods", "MAX_MEMORY_RESULTS", "USAGE_GROUPS", "USAGE_SUMS", "event_from_row", "file_sizes",
+           "restore", "stored_schema_version"]
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each unit of work (sessions, records)."""

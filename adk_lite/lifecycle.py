@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 from . import codec
 from .scopes import APP_PREFIX, SESSION, TEMP_PREFIX, USER_PREFIX
-from .store import EventRow
+from .rows import EventRow
 
 UPDATE_KEYS_MARK = {"adk_lite": "update_keys"}
 """``custom_metadata`` of the events ``update_keys`` records (there None means deleted)."""

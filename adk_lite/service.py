@@ -23,7 +23,8 @@ from .database import open_database
 from .lifecycle import UPDATE_KEYS_MARK
 from .steps import (ORDERS, SessionHead, append_rows, create, event_data, fork, list_heads, read,  # noqa: F401
                     search_rows, trim)
-from .store import EventRow, Store
+from .rows import EventRow
+from .store import Store
 from .target import MEMORY
 from .types import Event, EventActions, SearchHit, SearchResults, Session, SessionList
 

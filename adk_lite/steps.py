@@ -14,7 +14,8 @@ import hashlib
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from . import codec, lifecycle, scopes, validate
-from .store import EventRow, ListedSession, SearchRow, Store
+from .rows import EventRow, ListedSession, SearchRow
+from .store import Store
 
 
 ORDERS = ("oldest", "newest")

@@ -4,7 +4,7 @@ Statements are compiled once per store from the Peewee models
 (:mod:`adk_lite.statements`) and executed on the thread's own connection; the
 call gate, transactions and group commit are :class:`adk_lite.gate.Gate`'s, the
 maintenance calls :class:`adk_lite.maintenance.Maintenance`'s, the row types
-:mod:`adk_lite.rows`' (re-exported here). Driver errors are translated by
+:mod:`adk_lite.rows`'. Driver errors are translated by
 :func:`adk_lite.database.translate`.
 
 The store takes values already checked by the service layer and returns rows;
@@ -30,7 +30,7 @@ from . import artifacts, codec, errors, memory, usage
 from .database import Backend
 from .gate import Gate
 from .maintenance import Maintenance
-from .rows import EventRow, ListedSession, SearchRow, SessionRow, new_incarnation  # noqa: F401 (re-exported)
+from .rows import EventRow, ListedSession, SearchRow, SessionRow, new_incarnation
 from .scopes import APP, SESSION, USER
 from .statements import app_user_filter, compile_all
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from adk_lite import AlreadyExistsError, DatabaseSessionService, ServiceClosedError, StaleSessionError
-from adk_lite.store import EventRow, ListedSession, SessionRow
+from adk_lite.rows import EventRow, ListedSession, SessionRow
 
 
 @pytest.fixture

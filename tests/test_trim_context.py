@@ -35,7 +35,7 @@ import adk_lite  # noqa: E402
 from adk_lite import lifecycle  # noqa: E402
 from adk_lite.adk import DatabaseSessionService as AdkService  # noqa: E402
 from adk_lite.adk.convert import event_from_row  # noqa: E402
-from adk_lite.store import EventRow  # noqa: E402
+from adk_lite.rows import EventRow  # noqa: E402
 
 pytestmark = pytest.mark.adk
 

@@ -177,7 +177,7 @@ class EventCache:
 
         Args:
             session_key: ``(app_name, user_id, session_id, incarnation)``.
-            rows: the stored event rows (:class:`adk_lite.store.EventRow`).
+            rows: the stored event rows (:class:`adk_lite.rows.EventRow`).
             validate: builds an Event from one row.
         """
         if not self.size:

@@ -7,7 +7,7 @@ from google.adk.events import Event
 from pydantic_core import PydanticSerializationError
 
 from ..steps import event_data
-from ..store import EventRow
+from ..rows import EventRow
 
 _COLUMNS = {"id", "invocation_id", "author", "branch", "timestamp"}
 """Event fields kept in their own columns, left out of the ``body`` JSON. A set, not

@@ -35,7 +35,7 @@ from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
 from .. import codec, errors, scopes, service, transfer
-from ..store import EventRow
+from ..rows import EventRow
 from ..target import mask_password, resolve, target_kind
 from .convert import event_from_row, event_row
 from .sources import check_source, refuse_same, refuse_same_server, source_file, sqlite_files

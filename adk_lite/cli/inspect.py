@@ -7,8 +7,8 @@ import argparse
 import sys
 from typing import Any
 
-from .. import codec, memory, validate
-from ..admin import file_sizes
+from .. import codec, validate
+from ..admin import MAX_MEMORY_RESULTS, file_sizes
 from .common import (EXIT_OK, MAX_COUNT, Command, UsageError, _count, _cut, _filters, _on_server, _one_line,
                      _open, _path, _print_json, _print_table, add_db, add_filters, iso, plural)
 
@@ -116,7 +116,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
     """``adk-lite memory``: one user's memories holding any word of QUERY, best first (read-only)."""
     app, user = validate.names(args.app, args.user)
     with _open(args) as svc:
-        found = svc.search_memory(app, user, args.query, min(args.limit, memory.MAX_RESULTS * 100))
+        found = svc.search_memory(app, user, args.query, min(args.limit, MAX_MEMORY_RESULTS * 100))
     rows = []
     for m in found:
         body = codec.loads(m.body)
@@ -241,8 +241,8 @@ def _memory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", help="app_name")
     p.add_argument("user", help="user_id")
     p.add_argument("query", help="words to find (any of them; no query syntax)")
-    p.add_argument("--limit", type=_count(1), default=memory.MAX_RESULTS, metavar="N",
-                   help=f"most memories to show (default {memory.MAX_RESULTS})")
+    p.add_argument("--limit", type=_count(1), default=MAX_MEMORY_RESULTS, metavar="N",
+                   help=f"most memories to show (default {MAX_MEMORY_RESULTS})")
 
 
 def add_session_key(p: argparse.ArgumentParser) -> None:

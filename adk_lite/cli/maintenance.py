@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Any
 
-from .. import outfile, restore, validate
+from .. import outfile, validate
+from ..admin import restore
 from ..target import ENV_VAR, target_kind
 from .common import (BATCH, EXIT_OK, EXIT_PROBLEM, Command, UsageError, _confirm, _cut, _FILE_HELP, _filters,
                      _open, _path, _print_json, _progress, _report, add_db, add_filters, iso, parse_duration, plural)
@@ -146,7 +147,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """``adk-lite restore``: check BACKUP, then replace DB with it (refused while DB is open)."""
     if not os.path.isfile(args.backup):
         raise UsageError(f"backup {args.backup} does not exist or is not a file")
-    result = restore.restore(args.backup, _path(args, create=True), keep=not args.no_keep)
+    result = restore(args.backup, _path(args, create=True), keep=not args.no_keep)
     if args.json:
         _print_json(result)
     else:

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, Callable, Optional, Sequence
 
-from .. import usage
+from ..admin import USAGE_GROUPS, USAGE_SUMS
 from .common import EXIT_OK, Command, _filters, _open, _print_json, _print_table, add_db, add_filters, parse_duration
 
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(2026-11-01, 2026-11-01T12:00:00Z) or epoch seconds")
     parser.add_argument("--until", metavar="TIME", help="events before TIME (the same forms as --since)")
     parser.add_argument("--by", metavar="GROUPS", default="",
-                        help=f"group by these, comma-separated: {','.join(usage.GROUPS)} (day: UTC date)")
+                        help=f"group by these, comma-separated: {','.join(USAGE_GROUPS)} (day: UTC date)")
 
 
 def parse_time(text: Optional[str], flag: str, now: float, duration: Callable[[str], float]) -> Optional[float]:
@@ -69,14 +69,14 @@ def parse_groups(text: str) -> tuple[str, ...]:
     """
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     for name in names:
-        if name not in usage.GROUPS:
-            raise ValueError(f"--by {name!r} is not one of {', '.join(usage.GROUPS)}")
+        if name not in USAGE_GROUPS:
+            raise ValueError(f"--by {name!r} is not one of {', '.join(USAGE_GROUPS)}")
     return names
 
 
 def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Headers and rows of the table ``usage`` prints (a missing model as ``-``)."""
-    keys = list(rows[0]) if rows else [*usage.SUMS, "llm_calls"]
+    keys = list(rows[0]) if rows else [*USAGE_SUMS, "llm_calls"]
     return ([_HEADERS[k] for k in keys],
             [["-" if r[k] is None else r[k] for k in keys] for r in rows])
 
