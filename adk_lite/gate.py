@@ -2,7 +2,7 @@
 for writes, on a read-only database), running a function in one transaction on a
 pooled connection with driver errors translated, the group commit of concurrent
 writes, and closing the database once. Driver errors are translated by the
-backend's ``translate`` (:func:`adk_lite.database.translate`).
+backend's ``translate`` (:meth:`adk_lite.backend.Backend.translate`).
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (a deferred one that reads
 then writes fails at once under a second writer); reads that need one snapshot
@@ -18,7 +18,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from . import errors
-from .database import Backend
+from .backend import Backend
 
 
 def _copy_error(exc: BaseException) -> BaseException:
@@ -44,7 +44,7 @@ class _Pending:
 
 class Gate:
     """The call gate and transactions over one open database (a
-    :class:`~adk_lite.database.Backend`): every call of a store goes through it.
+    :class:`~adk_lite.backend.Backend`): every call of a store goes through it.
 
     Thread-safe: each call takes a connection from the database's pool for its
     transaction and gives it back (a ``":memory:"`` database shares one,

@@ -35,11 +35,11 @@ class Maintenance:
         ``user:`` state, memories) and the user's artifacts with the bytes only they
         referred to (:func:`adk_lite.artifacts.delete_user`), in one write transaction with
         the backend's secure delete on (deleted content overwritten) that also purges the
-        full-text indexes (:meth:`~adk_lite.database.Backend.purge_search`), then a WAL
+        full-text indexes (:meth:`~adk_lite.backend.Backend.purge_search`), then a WAL
         checkpoint (TRUNCATE) so no copy stays in the write-ahead log. App state stays.
 
         Exact under concurrent writers: the transaction holds the user's exclusive lock
-        (:meth:`~adk_lite.database.Backend.lock_user`), which every write that adds rows
+        (:meth:`~adk_lite.backend.Backend.lock_user`), which every write that adds rows
         of that user takes shared, and (PostgreSQL) locks the user's session rows before
         deleting. A write of that user in flight when the erase starts commits first and
         is erased; one that starts later waits until the erase has committed, and then

@@ -181,7 +181,7 @@ def add(store: Any, rows: Sequence[MemoryRow], *, replace: bool = False, skip_em
 
     Raises:
         ValueError: a JSON text PostgreSQL cannot hold (a NUL character).
-        DatabaseError: see :func:`adk_lite.database.translate`; nothing is written.
+        DatabaseError: see :meth:`adk_lite.backend.Backend.translate`; nothing is written.
     """
     db = store.db
     if db.check_json is not None:

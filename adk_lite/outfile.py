@@ -12,7 +12,7 @@ which gives the temporary file's name instead of an open file.
 
 The database itself is only ever ``os.stat``'ed here, never opened: closing any
 descriptor on a database file drops every POSIX lock the process holds on it (see
-:func:`adk_lite.database.inspect_file`).
+:func:`adk_lite.sqlite_check.inspect_file`).
 """
 
 from __future__ import annotations

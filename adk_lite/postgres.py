@@ -3,7 +3,7 @@ under an advisory lock, keep a bounded pool of psycopg 3 connections, and speak
 PostgreSQL where the store needs its dialect (transactions, error translation,
 maintenance, facts).
 
-Imported only when a PostgreSQL URL is opened (:func:`adk_lite.database.open_database`).
+Imported only when a PostgreSQL URL is opened (:func:`adk_lite.backend.open_database`).
 The password of the URL is never written into a message, a repr or :attr:`PostgresBackend.path`:
 they hold the URL with ``***`` in its place. Full-text search is
 :mod:`adk_lite.postgres_search`'s.
@@ -333,7 +333,7 @@ class PostgresBackend:
 
     Attributes:
         path: the URL with its password masked (for messages).
-        read_only, models, peewee: as :class:`adk_lite.database.Backend`.
+        read_only, models, peewee: as :class:`adk_lite.backend.Backend`.
 
     Raises:
         DatabaseOpenError: the server cannot be reached or refuses the login; with

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 from . import codec, outfile, usage, validate
 from . import scopes
 from .admin import AdminMethods, event_from_row
-from .database import open_database
+from .backend import open_database
 from .lifecycle import UPDATE_KEYS_MARK
 from .steps import (ORDERS, SessionHead, append_rows, create, event_data, fork, list_heads, read,  # noqa: F401
                     search_rows, trim)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import peewee as pw
 
 from . import usage
-from .database import Backend
+from .backend import Backend
 from .scopes import APP, SESSION, USER
 
 _SENTINEL = "\x00adk_lite:"

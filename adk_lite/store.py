@@ -5,7 +5,7 @@ Statements are compiled once per store from the Peewee models
 call gate, transactions and group commit are :class:`adk_lite.gate.Gate`'s, the
 maintenance calls :class:`adk_lite.maintenance.Maintenance`'s, the row types
 :mod:`adk_lite.rows`'. Driver errors are translated by
-:func:`adk_lite.database.translate`.
+:meth:`adk_lite.backend.Backend.translate`.
 
 The store takes values already checked by the service layer and returns rows;
 it knows nothing of ``Session``/``Event`` objects, so the ADK adapter uses it
@@ -27,7 +27,7 @@ import weakref
 from typing import Any, Callable, Optional, Sequence
 
 from . import artifacts, codec, errors, memory, usage
-from .database import Backend
+from .backend import Backend
 from .gate import Gate
 from .maintenance import Maintenance
 from .rows import EventRow, ListedSession, SearchRow, SessionRow, new_incarnation
@@ -40,7 +40,7 @@ _LAST_KEY = (float("inf"), "", "", "")  # newest first: every stored key sorts b
 
 class Store(Maintenance, Gate):
     """Statements and transactions over one open database (a
-    :class:`~adk_lite.database.Backend`).
+    :class:`~adk_lite.backend.Backend`).
 
     Thread-safe: each call takes a connection from the database's pool for its
     transaction and gives it back (a ``":memory:"`` database shares one,
@@ -591,7 +591,7 @@ class Store(Maintenance, Gate):
 
         Raises:
             AlreadyExistsError: the session is stored and ``replace`` is False.
-            DatabaseLockedError, DatabaseError: see :func:`adk_lite.database.translate`.
+            DatabaseLockedError, DatabaseError: see :meth:`adk_lite.backend.Backend.translate`.
         """
         key = (app, user, session)
         self._check_writable(key, event_rows, state_rows)

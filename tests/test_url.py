@@ -15,7 +15,7 @@ import stat
 import pytest
 
 from adk_lite import DatabaseOpenError, DatabaseSessionService, Event
-from adk_lite.database import open_database as Database
+from adk_lite.backend import open_database as Database
 from adk_lite.target import parse_target, resolve
 
 from .conftest import file_bytes
