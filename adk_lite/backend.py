@@ -38,6 +38,10 @@ class Backend(Protocol):
         BEGIN_WRITE, BEGIN_READ: the statements that open a write or a read transaction.
         DRIVER_ERRORS: the driver's exception classes.
         NO_LIMIT: the ``LIMIT`` parameter meaning no limit (-1 on SQLite, None on PostgreSQL).
+        IS_FILE: True when the database is one file of its own (SQLite): only then
+            may it be copied page by page (:meth:`backup`, and restore from such a copy)
+            and has a WAL of its own to checkpoint and file bytes to report; the
+            service refuses a backup of a database that is not (PostgreSQL).
         check_json: None, or a function that refuses (ValueError) JSON texts the
             database cannot store (PostgreSQL: a NUL character its JSON operators refuse).
         check_keys: None, or a function that refuses (ValueError) indexed values
@@ -55,6 +59,7 @@ class Backend(Protocol):
     BEGIN_READ: str
     DRIVER_ERRORS: tuple
     NO_LIMIT: Optional[int]
+    IS_FILE: bool
     check_json: Optional[Callable[[Iterable[str]], None]]
     check_keys: Optional[Callable[[Iterable[tuple[str, str]]], None]]
     QUERY_SYNTAX: str
@@ -115,7 +120,8 @@ class Backend(Protocol):
 
     def backup(self, conn: Any, dest: str, progress: Any) -> int:
         """Copy the database, from one snapshot, into the empty file ``dest``,
-        calling ``progress(done, total)``; return the pages copied."""
+        calling ``progress(done, total)``; return the pages copied. Only when
+        :attr:`IS_FILE`: a backend of another kind has no such method."""
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes on disk: ``{"db", "wal", "shm"}`` (PostgreSQL: our tables' bytes as ``db``)."""

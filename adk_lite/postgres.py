@@ -25,6 +25,7 @@ from psycopg.types.string import TextLoader
 
 from . import errors, postgres_check, postgres_search, schema, usage
 from .models import ARTIFACT_TABLES, EVENTS, MEMORIES, METADATA, TABLES, make_models
+from .pool import IdleConnections
 from .postgres_search import (QUERY_ERRORS, SEARCH_CHARS, SEARCH_COLUMN,  # noqa: F401 (re-exported)
                               memory_ddl as _memory_ddl, search_ddl as _search_ddl)
 from .target import PostgresTarget, check_busy_timeout, mask_password
@@ -244,8 +245,7 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
         self._conninfo, self._setup = conninfo, setup
         self._path, self._busy_timeout = path, busy_timeout
         self.max_connections, self.pool_timeout = max_connections, pool_timeout
-        self._idle: list[PgConnection] = []
-        self._idle_lock = threading.Lock()
+        self._idle = IdleConnections()
         self._slots = threading.BoundedSemaphore(max_connections)
 
     def connect_raw(self) -> PgConnection:
@@ -270,8 +270,7 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
                 f"pool_timeout={self.pool_timeout:g} s (raise ?max_connections= or lower the load)")
         try:
             while True:
-                with self._idle_lock:
-                    conn = self._idle.pop() if self._idle else None
+                conn = self._idle.take()
                 if conn is None:
                     return self.connect_raw()
                 if conn.usable():
@@ -283,13 +282,7 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
 
     def _drop_idle(self, broken: PgConnection) -> None:
         """Close ``broken`` and every idle connection (a server restart broke them all)."""
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
-        for conn in [broken, *idle]:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - a dead socket may fail to close cleanly
-                pass
+        self._idle.close_all(broken)
 
     def release(self, conn: PgConnection) -> None:
         """Give back a connection taken with :meth:`acquire`; a broken one, or one a
@@ -301,18 +294,14 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
             elif conn.in_transaction:
                 conn.close()
             else:
-                with self._idle_lock:
-                    self._idle.append(conn)
+                self._idle.give(conn)
         finally:
             self._slots.release()
 
     def close_all(self) -> None:
         """Close every pooled connection and Peewee's own. The caller makes sure no call
         is using one (see ``Store.close``)."""
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._idle.close_all()
         if not self.is_closed():
             self.close()
 
@@ -354,6 +343,8 @@ class PostgresBackend:
     DRIVER_ERRORS = (psycopg.Error, pw.PeeweeException)
     NO_LIMIT = None
     """``LIMIT NULL`` is no limit on PostgreSQL."""
+    IS_FILE = False
+    """Tables on a server: no page copy (``backup``), nor a WAL of its own."""
     PIPELINED = True
     """Statements of a transaction are sent without waiting (:class:`PgConnection`): a
     lookup per event id costs no round trip, and its plan never depends on statistics
@@ -639,16 +630,6 @@ class PostgresBackend:
         """Nothing to do: the server checkpoints its own WAL (shared by every database
         on it). Returns True."""
         return True
-
-    def backup(self, conn: PgConnection, dest: str, progress: Any) -> int:
-        """Refused: ``backup`` copies a SQLite file page by page.
-
-        Raises:
-            DatabaseError: always, naming what to use instead.
-        """
-        raise errors.DatabaseError(
-            f"backup copies a SQLite file page by page, and {self.path} is a PostgreSQL database: use pg_dump, "
-            "or 'adk-lite copy URL FILE.sqlite3' (copy_database) for a SQLite copy of it")
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes of adk_lite's tables as ``{"db", "wal", "shm"}`` (``wal``/``shm`` are 0:

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
-from . import codec, outfile, usage, validate
+from . import codec, errors, outfile, usage, validate
 from . import scopes
 from .admin import AdminMethods, event_from_row
 from .backend import open_database
@@ -566,6 +566,8 @@ class DatabaseSessionService(AdminMethods):
                 ``-wal``/``-shm``/``-journal`` files (by name, symlink or hard link),
                 or exists and ``force`` is False. Nothing is written.
             OSError: ``dest``'s folder is missing or not writable, the disk is full.
+            DatabaseError: the database is not a file (PostgreSQL: use ``pg_dump``
+                or ``adk-lite copy``); nothing is written.
             ServiceClosedError: after :meth:`close`.
         """
         if not isinstance(dest, (str, os.PathLike)):
@@ -575,6 +577,10 @@ class DatabaseSessionService(AdminMethods):
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be callable, not {type(progress).__name__}")
         dest = os.fspath(dest)
+        if not self._store.db.IS_FILE:
+            raise errors.DatabaseError(
+                f"backup copies a SQLite file page by page, and {self.path} is a PostgreSQL database: use pg_dump, "
+                "or 'adk-lite copy URL FILE.sqlite3' (copy_to) for a SQLite copy of it")
         protect = [] if self.path == MEMORY else [self.path]
         started = time.perf_counter()
         with outfile.temporary(dest, protect, force=force) as temp:

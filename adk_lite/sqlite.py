@@ -32,6 +32,7 @@ import peewee as pw
 
 from . import errors, schema, schema_check, sqlite_search
 from .models import EVENTS_FTS, MEMORIES_FTS, METADATA, make_models
+from .pool import IdleConnections
 from .sqlite_check import file_uri as _file_uri, inspect_file
 from .sqlite_errors import error_class as _error_class, translate
 from .target import MEMORY, merge_options, check_busy_timeout, check_synchronous, parse_target
@@ -190,17 +191,13 @@ class _PooledSqliteDatabase(pw.SqliteDatabase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._idle: list = []
-        self._idle_lock = threading.Lock()
+        self._idle = IdleConnections()
 
     def acquire(self) -> sqlite3.Connection:
         """Take an idle connection, or open one with this database's pragmas."""
         if not self.thread_safe:  # ":memory:": the one connection that holds the data
             return self.connection()
-        with self._idle_lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._connect()
+        return self._idle.take() or self._connect()
 
     def release(self, conn: sqlite3.Connection) -> None:
         """Give back a connection taken with :meth:`acquire` (closed instead if a
@@ -210,16 +207,12 @@ class _PooledSqliteDatabase(pw.SqliteDatabase):
         if conn.in_transaction:
             conn.close()
             return
-        with self._idle_lock:
-            self._idle.append(conn)
+        self._idle.give(conn)
 
     def close_all(self) -> None:
         """Close every pooled connection and this thread's Peewee connection. The
         caller makes sure no call is using one (see ``Store.close``)."""
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._idle.close_all()
         if not self.is_closed():
             self._close(self._state.conn)
             self._state.reset()
@@ -431,6 +424,8 @@ class SqliteBackend:
     """What the driver raises; the store turns it into adk_lite's errors with :meth:`translate`."""
     NO_LIMIT = -1
     """The ``LIMIT`` value meaning no limit (a negative one, on SQLite)."""
+    IS_FILE = True
+    """One file (or ``:memory:``): backup copies its pages."""
     check_json = None
     """SQLite stores any JSON text: no extra check before writing."""
     check_keys = None
