@@ -107,11 +107,15 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             database = db
             legacy_table_names = False
 
-    class Keyed(Base):
-        """The three ids every table is keyed by."""
+    class Scoped(Base):
+        """The two names every table of a user's data starts with."""
 
         app_name = pw.TextField()
         user_id = pw.TextField()
+
+    class Keyed(Scoped):
+        """The three ids a session's tables are keyed by."""
+
         session_id = pw.TextField()
 
     class Session(Keyed):
@@ -204,10 +208,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = EVENTS_FTS
             options = {"tokenize": TOKENIZER}
 
-    class Memory(Base):
+    class Memory(Scoped):
         id = pw.BigAutoField()
-        app_name = pw.TextField()
-        user_id = pw.TextField()
         memory_id = pw.TextField()
         session_id = pw.TextField()
         event_id = pw.TextField()
