@@ -41,7 +41,7 @@ treats NULLs in a key as distinct):
 - ``adk_artifact_blobs`` (schema version 5): the bytes of artifacts, content-addressed:
   PK ``sha256`` (64 hex digits), ``size``, ``data`` (BLOB; ``bytea`` on PostgreSQL).
   Identical bytes are stored once, however many versions refer to them.
-- ``adk_events_fts``: the full-text index of events (schema version 3), an FTS5 table
+- ``adk_events_fts``: the full-text index of events (schema version 4), an FTS5 table
   (``playhouse.sqlite_ext.FTS5Model``) with one column ``text``, ``rowid`` = the
   event's ``id``; kept in step by triggers on ``adk_events`` (see
   :mod:`adk_lite.schema`). It stores its own copy of the indexed text.

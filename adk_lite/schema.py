@@ -42,7 +42,7 @@ def _add_lineage(conn: sqlite3.Connection) -> None:
     session. A stored session's initial state cannot be derived (its current state
     minus the replayed deltas misses keys that were overwritten or deleted since), so
     NULL means "unknown": ``fork_session`` then replays the deltas from an empty
-    state and says so in the fork's lineage (``initial_state_known: false``)."""
+    state and says so in the fork's lineage (``state_exact: false``)."""
     conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN initial_state TEXT")
     conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN forked_from TEXT")
 

@@ -302,7 +302,7 @@ class SqliteBackend:
         pragmas = [("journal_mode", "wal"), ("synchronous", self.synchronous),
                    ("foreign_keys", 1), ("busy_timeout", int(self.busy_timeout * 1000)), ("secure_delete", 1)]
         # A file is opened through mode=rw: SQLite never creates it (only _prepare_file
-        # does, 0600), and every thread's connection opens the path resolved here.
+        # does, 0600), and every pooled connection opens the path resolved here.
         self.peewee = _PooledSqliteDatabase(
             self.path if self.is_memory else _file_uri(self.path, "mode=rw"), uri=not self.is_memory,
             pragmas=pragmas, timeout=self.busy_timeout, check_same_thread=False, thread_safe=not self.is_memory,

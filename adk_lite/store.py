@@ -1,7 +1,7 @@
 """The SQL layer: every statement adk_lite runs, and the transactions around them.
 
 Statements are compiled once per store from the Peewee models
-(:mod:`adk_lite.statements`) and executed on the thread's own connection; the
+(:mod:`adk_lite.statements`) and executed on a connection taken from the backend's pool; the
 call gate, transactions and group commit are :class:`adk_lite.gate.Gate`'s, the
 maintenance calls :class:`adk_lite.maintenance.Maintenance`'s, the row types
 :mod:`adk_lite.rows`'. Driver errors are translated by
