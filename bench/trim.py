@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import tempfile
 import time
 
 from adk_lite import DatabaseSessionService, Event, EventActions
+
+from .harness import finish
 
 APP, USER, SID = "bench", "u", "long"
 
@@ -95,9 +96,7 @@ def main() -> None:
     for api in before:
         print(f"get_session ({api[:-3]}): {before[api]:.1f} ms with {args.events + 1} events -> "
               f"{after[api]:.1f} ms with {left} after trimming {trimmed['events']} ({trimmed['bytes']} bytes)")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    finish(args.json, result, [])
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ milliseconds. ``--db URL`` runs on a PostgreSQL database instead of a temporary 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 
 from adk_lite import DatabaseSessionService
+
+from .harness import finish
 
 APP = "bench"
 DAY = 86400.0
@@ -95,9 +96,7 @@ def main() -> None:
     print(f"{events} events, {rows} usage rows ({args.users} users x a year, {args.per_day} calls a day); "
           f"one user's year ({figures['user_calls']} calls): totals {figures['user_year_totals_ms']:.2f} ms, "
           f"by day and model {figures['user_year_by_day_model_ms']:.2f} ms")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    finish(args.json, result, [])
 
 
 if __name__ == "__main__":
