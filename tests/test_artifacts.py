@@ -528,26 +528,17 @@ def test_register_claims_the_scheme_for_artifacts(tmp_path):
 
 
 _CLI_LOAD = textwrap.dedent("""
-    import asyncio, sys
-    from google.adk.cli.service_registry import load_services_module
-    from google.adk.cli.utils.service_factory import create_artifact_service_from_options
-    from google.genai import types
-    agents_dir, uri = sys.argv[1], sys.argv[2]
-    load_services_module(agents_dir)
-    svc = create_artifact_service_from_options(base_dir=agents_dir, artifact_service_uri=uri, strict_uri=True)
-    async def main():
-        v = await svc.save_artifact(app_name="a", user_id="u", session_id="s", filename="f",
-                                    artifact=types.Part(text="from adk"))
-        print(type(svc).__module__ + "." + type(svc).__name__, svc.path, v)
-        await svc.close()
-    asyncio.run(main())
+    async def use(svc):
+        return await svc.save_artifact(app_name="a", user_id="u", session_id="s", filename="f",
+                                       artifact=types.Part(text="from adk"))
 """)
 
 
 @pytest.mark.parametrize("how", ["services.yaml", "services.py"])
 def test_adk_loader_builds_the_artifact_service(tmp_path, how):
     target = tmp_path / "data" / "sessions.db"
-    printed = adk_loader(tmp_path, how, "artifact", _CLI_LOAD, f"adklite:///{target}")
+    printed = adk_loader(tmp_path, how, "artifact", _CLI_LOAD, f"adklite:///{target}",
+                         options=", strict_uri=True")
     assert printed == ["adk_lite.adk.DatabaseArtifactService", str(target), "0"]
     with adk_lite.DatabaseSessionService(str(target), read_only=True) as core:
         assert core.get_stats()["artifacts"] == 1

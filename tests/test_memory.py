@@ -426,21 +426,10 @@ def test_a_runner_agent_finds_what_an_earlier_session_said(target):
 
 
 MEMORY_CLI = textwrap.dedent("""
-    import asyncio, sys
-    from google.adk.cli.service_registry import load_services_module
-    from google.adk.cli.utils.service_factory import create_memory_service_from_options
-    from google.adk.events import Event
-    from google.genai import types
-    agents_dir, uri = sys.argv[1], sys.argv[2]
-    load_services_module(agents_dir)
-    mem = create_memory_service_from_options(base_dir=agents_dir, memory_service_uri=uri)
-    async def main():
+    async def use(mem):
         await mem.add_events_to_memory(app_name="a", user_id="u", events=[Event(
             author="user", content=types.Content(parts=[types.Part(text="hello memory")]))])
-        found = await mem.search_memory(app_name="a", user_id="u", query="memory")
-        print(type(mem).__module__ + "." + type(mem).__name__, mem.path, len(found.memories))
-        await mem.close()
-    asyncio.run(main())
+        return len((await mem.search_memory(app_name="a", user_id="u", query="memory")).memories)
 """)
 
 

@@ -22,6 +22,7 @@ from adk_lite.cli import main
 from adk_lite.restore import restore
 from tests.conftest import drop_later_tables, file_bytes
 from tests.test_backup import Holder, count_events
+from tests.workers import schema_problems_with
 
 WORD = "zqhostile4929"
 
@@ -323,22 +324,19 @@ def test_a_new_migration_is_known_without_listing_it(tmp_path, monkeypatch):
 def test_postgres_check_reports_a_trigger_on_our_tables(backend, target):
     if backend != "postgres":
         pytest.skip("the SQLite file's schema is checked above")
-    import psycopg
-
     with DatabaseSessionService(target) as svc:
         svc.create_session("app", "u", session_id="s")
         assert svc.store.check()["schema_problems"] == []
-        with psycopg.connect(target, autocommit=True) as conn:
-            conn.execute("CREATE OR REPLACE FUNCTION adk_test_steal() RETURNS trigger LANGUAGE plpgsql AS "
-                         "$$ BEGIN DELETE FROM adk_events WHERE user_id <> NEW.user_id; RETURN NEW; END $$")
-            conn.execute("CREATE TRIGGER steal AFTER INSERT ON adk_events FOR EACH ROW EXECUTE FUNCTION adk_test_steal()")
-            conn.execute("CREATE RULE quiet AS ON DELETE TO adk_state DO INSTEAD NOTHING")
-            try:
-                problems = svc.store.check()["schema_problems"]
-            finally:
-                conn.execute("DROP TRIGGER steal ON adk_events")
-                conn.execute("DROP RULE quiet ON adk_state")
-                conn.execute("DROP FUNCTION adk_test_steal()")
+        problems = schema_problems_with(svc, target, [
+            "CREATE OR REPLACE FUNCTION adk_test_steal() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN DELETE FROM adk_events WHERE user_id <> NEW.user_id; RETURN NEW; END $$",
+            "CREATE TRIGGER steal AFTER INSERT ON adk_events FOR EACH ROW EXECUTE FUNCTION adk_test_steal()",
+            "CREATE RULE quiet AS ON DELETE TO adk_state DO INSTEAD NOTHING",
+        ], [
+            "DROP TRIGGER steal ON adk_events",
+            "DROP RULE quiet ON adk_state",
+            "DROP FUNCTION adk_test_steal()",
+        ])
     assert [p.split(" (")[0] for p in problems] == ["trigger steal on adk_events is not adk_lite's",
                                                     "rule quiet on adk_state is not adk_lite's"], problems
 

@@ -22,6 +22,7 @@ from adk_lite.cli import main
 from adk_lite.usage import GROUPS, SUMS
 
 from .conftest import downgrade, on_postgres, stored_contents
+from .workers import run_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400.0
@@ -607,30 +608,19 @@ def test_the_python_blocks_of_docs_usage_run(tmp_path):
 def test_threads_appending_at_once_count_every_call_once(svc_any):
     """Appends of many threads (group commits on SQLite, one savepoint each; a stale
     one rolled back alone) keep the accounting exact."""
-    import threading
-
     sessions = [svc_any.create_session("app", f"u{i % 3}", session_id=f"s{i}") for i in range(8)]
     stale = [svc_any.get_session("app", s.user_id, s.id) for s in sessions]
-    errors = []
 
     def work(i):
-        try:
-            for k in range(20):
-                svc_any.append_event(sessions[i], llm(f"i{i}-{k}", T0 + k, (i + 1, k, 0, 0, 0, i + 1 + k)))
-                if k == 10:
-                    try:
-                        svc_any.append_event(stale[i], llm("stale", T0, (1000, 0, 0, 0, 0, 1000)))
-                    except ValueError:
-                        pass
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+        for k in range(20):
+            svc_any.append_event(sessions[i], llm(f"i{i}-{k}", T0 + k, (i + 1, k, 0, 0, 0, i + 1 + k)))
+            if k == 10:
+                try:
+                    svc_any.append_event(stale[i], llm("stale", T0, (1000, 0, 0, 0, 0, 1000)))
+                except ValueError:
+                    pass
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_threads(work, 8) == []
     got = {r["session_id"]: (r["prompt_tokens"], r["output_tokens"], r["llm_calls"])
            for r in svc_any.get_usage(group_by=["session"])}
     assert got == {f"s{i}": (20 * (i + 1), sum(range(20)), 20) for i in range(8)}
