@@ -350,6 +350,15 @@ def backup_of_ten(tmp_path):
     return path
 
 
+def _db_of_three_and(tmp_path, link, name: str) -> tuple[str, str]:
+    """A database of 3 events at ``tmp_path/db.sqlite3`` and a second name ``tmp_path/name``
+    for it, made by ``link`` (``os.link`` or ``os.symlink``)."""
+    db = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
+    other = str(tmp_path / name)
+    link(db, other)
+    return db, other
+
+
 def test_restore_through_a_symlink_replaces_the_file_it_points_to(tmp_path, backup_of_ten):
     real_dir = tmp_path / "real"
     real_dir.mkdir()
@@ -391,9 +400,7 @@ def test_restore_through_a_linked_folder_and_relative_spellings(tmp_path, backup
 
 
 def test_restore_refuses_a_database_with_another_hard_link(tmp_path, backup_of_ten):
-    db = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
-    other = str(tmp_path / "other-name.sqlite3")
-    os.link(db, other)
+    db, other = _db_of_three_and(tmp_path, os.link, "other-name.sqlite3")
     before = file_bytes(db)
     with pytest.raises(ValueError, match=r"1 other hard link"):
         restore(backup_of_ten, db)
@@ -404,9 +411,7 @@ def test_restore_refuses_a_database_with_another_hard_link(tmp_path, backup_of_t
 
 
 def test_restore_through_a_symlink_refuses_while_the_real_file_is_open(tmp_path, backup_of_ten):
-    real = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
-    link = str(tmp_path / "link.sqlite3")
-    os.symlink(real, link)
+    real, link = _db_of_three_and(tmp_path, os.symlink, "link.sqlite3")
     with Holder(real):
         before = sorted(os.listdir(tmp_path))
         with pytest.raises(DatabaseLockedError):

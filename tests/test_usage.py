@@ -9,7 +9,6 @@ import asyncio
 import datetime
 import os
 import re
-import sqlite3
 import time
 from collections import defaultdict
 
@@ -21,7 +20,7 @@ from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessio
 from adk_lite.cli import main
 from adk_lite.usage import GROUPS, SUMS
 
-from .conftest import downgrade, on_postgres, stored_contents
+from .conftest import assert_refused_untouched, downgrade, edit_sqlite, on_postgres, stored_contents
 from .workers import run_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -385,25 +384,14 @@ def test_a_file_with_the_wrong_tables_for_its_version_is_refused_untouched(tmp_p
     path = str(tmp_path / "a.db")
     with DatabaseSessionService(path) as svc:
         svc.create_session("app", "u", session_id="s")
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE adk_usage")
-    conn.commit()
-    conn.close()
-    data = open(path, "rb").read()
-    with pytest.raises(ForeignDatabaseError, match="lacks the tables adk_usage"):
-        DatabaseSessionService(path)
-    assert open(path, "rb").read() == data
+    edit_sqlite(path, "DROP TABLE adk_usage")
+    assert_refused_untouched(path, ForeignDatabaseError, "lacks the tables adk_usage")
     other = str(tmp_path / "b.db")
     with DatabaseSessionService(other) as svc:
         svc.create_session("app", "u", session_id="s")
-    conn = sqlite3.connect(other)  # says version 4 but already has the table the migration to 5 creates
-    conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
-    data = open(other, "rb").read()
-    with pytest.raises(ForeignDatabaseError, match="adk_usage, which schema_version 4 does not"):
-        DatabaseSessionService(other)
-    assert open(other, "rb").read() == data
+    # says version 4 but already has the table the migration to 5 creates
+    edit_sqlite(other, "UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
+    assert_refused_untouched(other, ForeignDatabaseError, "adk_usage, which schema_version 4 does not")
 
 
 # -- the three interfaces and the command ----------------------------------------------------
