@@ -31,7 +31,7 @@ from google.genai import types  # noqa: E402
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseArtifactService, DatabaseSessionService, register  # noqa: E402
 from tests.conftest import downgrade, on_postgres  # noqa: E402
-from tests.workers import adk_loader  # noqa: E402
+from tests.workers import adk_loader, scripted_llm  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED = datetime(2025, 1, 1, 12, 0, 0).timestamp()
@@ -547,28 +547,16 @@ def test_adk_loader_builds_the_artifact_service(tmp_path, how):
 def test_a_runner_tool_saves_and_loads_an_artifact(target):
     """An agent's tool saves an artifact through ADK's ToolContext in one turn and loads
     it in the next, with sessions and artifacts in one database."""
-    from typing import AsyncGenerator
-
     from google.adk.agents import LlmAgent
-    from google.adk.models.base_llm import BaseLlm
-    from google.adk.models.llm_request import LlmRequest
-    from google.adk.models.llm_response import LlmResponse
     from google.adk.runners import Runner
     from google.adk.tools import FunctionTool, ToolContext
 
-    class Scripted(BaseLlm):
-        model: str = "scripted"
-
-        async def generate_content_async(self, llm_request: LlmRequest,
-                                         stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
-            last = llm_request.contents[-1].parts[-1]
-            if last.function_response is not None:
-                part = types.Part(text=f"done: {last.function_response.response}")
-            elif (last.text or "").startswith("write"):
-                part = types.Part(function_call=types.FunctionCall(name="write", args={"text": last.text[6:]}))
-            else:
-                part = types.Part(function_call=types.FunctionCall(name="read", args={}))
-            yield LlmResponse(content=types.Content(role="model", parts=[part]))
+    def reply(last):
+        if last.function_response is not None:
+            return types.Part(text=f"done: {last.function_response.response}")
+        if (last.text or "").startswith("write"):
+            return types.Part(function_call=types.FunctionCall(name="write", args={"text": last.text[6:]}))
+        return types.Part(function_call=types.FunctionCall(name="read", args={}))
 
     async def write(text: str, tool_context: ToolContext) -> dict:
         """Save a report."""
@@ -583,7 +571,7 @@ def test_a_runner_tool_saves_and_loads_an_artifact(target):
 
     async def main():
         sessions, arts = DatabaseSessionService(target), DatabaseArtifactService(target)
-        agent = LlmAgent(name="writer", model=Scripted(), tools=[FunctionTool(write), FunctionTool(read)])
+        agent = LlmAgent(name="writer", model=scripted_llm(reply), tools=[FunctionTool(write), FunctionTool(read)])
         runner = Runner(app_name="app0", agent=agent, session_service=sessions, artifact_service=arts)
         await sessions.create_session(app_name="app0", user_id="user0", session_id="s")
         said = []

@@ -426,3 +426,21 @@ def schema_problems_with(svc, url: str, setup: list[str], undo: list[str]) -> li
         finally:
             for sql in undo:
                 conn.execute(sql)
+
+
+def scripted_llm(reply, model: str = "scripted"):
+    """A google-adk model (a ``BaseLlm``, no network) named ``model`` that answers each
+    request with the one part ``reply(last)`` returns, ``last`` being the last part of the
+    request's last content (the user's text, or a tool's ``function_response``)."""
+    from typing import AsyncGenerator
+
+    from google.adk.models import BaseLlm, LlmRequest, LlmResponse
+    from google.genai import types
+
+    class Scripted(BaseLlm):
+        async def generate_content_async(self, llm_request: LlmRequest,
+                                         stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
+            part = reply(llm_request.contents[-1].parts[-1])
+            yield LlmResponse(content=types.Content(role="model", parts=[part]))
+
+    return Scripted(model=model)
