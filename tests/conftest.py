@@ -188,6 +188,29 @@ def file_bytes(path: str) -> bytes:
         return fh.read()
 
 
+def edit_sqlite(path: str, *statements: str) -> None:
+    """Run each SQL statement (committed one by one) on the SQLite file at ``path`` with
+    the standard library's ``sqlite3``, as a tool other than adk_lite would; then close."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def assert_refused_untouched(path: str, error: type, match: str) -> None:
+    """Assert that opening ``path`` with :class:`DatabaseSessionService` raises ``error``
+    with a message matching ``match``, and leaves the file's bytes as they were."""
+    before = file_bytes(path)
+    with pytest.raises(error, match=match):
+        DatabaseSessionService(path)
+    assert file_bytes(path) == before
+
+
 def drop_later_tables(conn, version: int) -> None:
     """Make a SQLite file's tables those of schema ``version`` again: drop the tables that
     later versions added (``schema.ADDED_TABLES``) with their FTS5 indexes, for tests

@@ -298,17 +298,8 @@ def test_errors_are_both_adks_and_adk_lites():
 
 # -- adk web / api_server: services.yaml and services.py ---------------------------------
 _CLI_LOAD = textwrap.dedent("""
-    import asyncio, sys
-    from google.adk.cli.service_registry import load_services_module
-    from google.adk.cli.utils.service_factory import create_session_service_from_options
-    agents_dir, uri = sys.argv[1], sys.argv[2]
-    load_services_module(agents_dir)                      # as adk web / api_server at start
-    svc = create_session_service_from_options(base_dir=agents_dir, session_service_uri=uri)
-    async def main():
-        s = await svc.create_session(app_name="a", user_id="u", session_id="s")
-        print(type(svc).__module__ + "." + type(svc).__name__, svc.path, s.id)
-        await svc.close()
-    asyncio.run(main())
+    async def use(svc):
+        return (await svc.create_session(app_name="a", user_id="u", session_id="s")).id
 """)
 
 

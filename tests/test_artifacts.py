@@ -31,7 +31,7 @@ from google.genai import types  # noqa: E402
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseArtifactService, DatabaseSessionService, register  # noqa: E402
 from tests.conftest import downgrade, on_postgres  # noqa: E402
-from tests.workers import adk_loader  # noqa: E402
+from tests.workers import adk_loader, scripted_llm  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED = datetime(2025, 1, 1, 12, 0, 0).timestamp()
@@ -528,26 +528,17 @@ def test_register_claims_the_scheme_for_artifacts(tmp_path):
 
 
 _CLI_LOAD = textwrap.dedent("""
-    import asyncio, sys
-    from google.adk.cli.service_registry import load_services_module
-    from google.adk.cli.utils.service_factory import create_artifact_service_from_options
-    from google.genai import types
-    agents_dir, uri = sys.argv[1], sys.argv[2]
-    load_services_module(agents_dir)
-    svc = create_artifact_service_from_options(base_dir=agents_dir, artifact_service_uri=uri, strict_uri=True)
-    async def main():
-        v = await svc.save_artifact(app_name="a", user_id="u", session_id="s", filename="f",
-                                    artifact=types.Part(text="from adk"))
-        print(type(svc).__module__ + "." + type(svc).__name__, svc.path, v)
-        await svc.close()
-    asyncio.run(main())
+    async def use(svc):
+        return await svc.save_artifact(app_name="a", user_id="u", session_id="s", filename="f",
+                                       artifact=types.Part(text="from adk"))
 """)
 
 
 @pytest.mark.parametrize("how", ["services.yaml", "services.py"])
 def test_adk_loader_builds_the_artifact_service(tmp_path, how):
     target = tmp_path / "data" / "sessions.db"
-    printed = adk_loader(tmp_path, how, "artifact", _CLI_LOAD, f"adklite:///{target}")
+    printed = adk_loader(tmp_path, how, "artifact", _CLI_LOAD, f"adklite:///{target}",
+                         options=", strict_uri=True")
     assert printed == ["adk_lite.adk.DatabaseArtifactService", str(target), "0"]
     with adk_lite.DatabaseSessionService(str(target), read_only=True) as core:
         assert core.get_stats()["artifacts"] == 1
@@ -556,28 +547,16 @@ def test_adk_loader_builds_the_artifact_service(tmp_path, how):
 def test_a_runner_tool_saves_and_loads_an_artifact(target):
     """An agent's tool saves an artifact through ADK's ToolContext in one turn and loads
     it in the next, with sessions and artifacts in one database."""
-    from typing import AsyncGenerator
-
     from google.adk.agents import LlmAgent
-    from google.adk.models.base_llm import BaseLlm
-    from google.adk.models.llm_request import LlmRequest
-    from google.adk.models.llm_response import LlmResponse
     from google.adk.runners import Runner
     from google.adk.tools import FunctionTool, ToolContext
 
-    class Scripted(BaseLlm):
-        model: str = "scripted"
-
-        async def generate_content_async(self, llm_request: LlmRequest,
-                                         stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
-            last = llm_request.contents[-1].parts[-1]
-            if last.function_response is not None:
-                part = types.Part(text=f"done: {last.function_response.response}")
-            elif (last.text or "").startswith("write"):
-                part = types.Part(function_call=types.FunctionCall(name="write", args={"text": last.text[6:]}))
-            else:
-                part = types.Part(function_call=types.FunctionCall(name="read", args={}))
-            yield LlmResponse(content=types.Content(role="model", parts=[part]))
+    def reply(last):
+        if last.function_response is not None:
+            return types.Part(text=f"done: {last.function_response.response}")
+        if (last.text or "").startswith("write"):
+            return types.Part(function_call=types.FunctionCall(name="write", args={"text": last.text[6:]}))
+        return types.Part(function_call=types.FunctionCall(name="read", args={}))
 
     async def write(text: str, tool_context: ToolContext) -> dict:
         """Save a report."""
@@ -592,7 +571,7 @@ def test_a_runner_tool_saves_and_loads_an_artifact(target):
 
     async def main():
         sessions, arts = DatabaseSessionService(target), DatabaseArtifactService(target)
-        agent = LlmAgent(name="writer", model=Scripted(), tools=[FunctionTool(write), FunctionTool(read)])
+        agent = LlmAgent(name="writer", model=scripted_llm(reply), tools=[FunctionTool(write), FunctionTool(read)])
         runner = Runner(app_name="app0", agent=agent, session_service=sessions, artifact_service=arts)
         await sessions.create_session(app_name="app0", user_id="user0", session_id="s")
         said = []

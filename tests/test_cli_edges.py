@@ -85,24 +85,19 @@ def test_create_is_documented_in_import_help(capsys):
     assert code == 0 and "--create" in out
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["sessions", None, "--limit", "99999999999999999999"], "--limit"),
-    (["sessions", None, "--limit", "9223372036854775808"], "--limit"),
-    (["sessions", None, "--limit", "²"], "--limit"),
-    (["sessions", None, "--limit", "-5"], "--limit"),
-    (["stats", None, "--top", "99999999999999999999"], "--top"),
-    (["stats", None, "--top", "0"], "--top"),
-    (["show", None, "app", "alice", "chat-0", "--events", "-1"], "--events"),
-    (["show", None, "app", "alice", "chat-0", "--events", "99999999999999999999"], "--events"),
-    (["prune", None, "--older-than", "99999999999999999999w"], "--older-than"),
-    (["prune", None, "--older-than", "36501d"], "--older-than"),
-    (["prune", None, "--older-than", "1e9d"], "--older-than"),
-    (["prune", None, "--older-than", "٣d"], "--older-than"),
-    (["stats", None, "--busy-timeout", "nan"], "--busy-timeout"),
-    (["stats", None, "--busy-timeout", "1e400"], "--busy-timeout"),
-])
-def test_out_of_range_numbers_name_the_flag(capsys, db, argv, flag):
-    argv = [db if a is None else a for a in argv]
+_OUT_OF_RANGE = {  # (the command and its arguments before the flag, the flag): the values refused
+    (("sessions",), "--limit"): ["99999999999999999999", "9223372036854775808", "²", "-5"],
+    (("stats",), "--top"): ["99999999999999999999", "0"],
+    (("show", "app", "alice", "chat-0"), "--events"): ["-1", "99999999999999999999"],
+    (("prune",), "--older-than"): ["99999999999999999999w", "36501d", "1e9d", "٣d"],
+    (("stats",), "--busy-timeout"): ["nan", "1e400"],
+}
+
+
+@pytest.mark.parametrize("words, flag, value", [
+    (words, flag, value) for (words, flag), values in _OUT_OF_RANGE.items() for value in values])
+def test_out_of_range_numbers_name_the_flag(capsys, db, words, flag, value):
+    argv = [words[0], db, *words[1:], flag, value]
     for extra in ([], ["--json"]):
         code, out, err = run(capsys, *argv, *extra)
         one_line_error(code, out, err)

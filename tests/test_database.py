@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tests.conftest import drop_later_tables
+from tests.conftest import assert_refused_untouched, drop_later_tables, edit_sqlite
 
 from adk_lite import (
     CorruptDatabaseError,
@@ -117,37 +117,21 @@ def test_directory_is_refused(tmp_path):
 def test_non_sqlite_file_is_refused_untouched(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_bytes(b"hello, this is not a database" * 10)
-    before = file_bytes(str(path))
-    with pytest.raises(CorruptDatabaseError, match="not a SQLite database"):
-        DatabaseSessionService(str(path))
-    assert file_bytes(str(path)) == before
+    assert_refused_untouched(str(path), CorruptDatabaseError, "not a SQLite database")
 
 
 def test_foreign_sqlite_file_is_refused_untouched(tmp_path):
     path = str(tmp_path / "adk.db")
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE sessions (id TEXT)")
-    conn.execute("CREATE TABLE events (id TEXT)")
-    conn.commit()
-    conn.close()
-    before = file_bytes(path)
-    with pytest.raises(ForeignDatabaseError, match="google.adk"):
-        DatabaseSessionService(path)
-    assert file_bytes(path) == before
+    edit_sqlite(path, "CREATE TABLE sessions (id TEXT)", "CREATE TABLE events (id TEXT)")
+    assert_refused_untouched(path, ForeignDatabaseError, "google.adk")
 
 
 def test_newer_schema_is_refused_untouched(db_path):
     with DatabaseSessionService(db_path) as svc:
         svc.create_session("app", "u")
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE adk_metadata SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
-    conn.commit()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    before = file_bytes(db_path)
-    with pytest.raises(SchemaVersionError, match="newer"):
-        DatabaseSessionService(db_path)
-    assert file_bytes(db_path) == before
+    edit_sqlite(db_path, f"UPDATE adk_metadata SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'",
+                "PRAGMA wal_checkpoint(TRUNCATE)")
+    assert_refused_untouched(db_path, SchemaVersionError, "newer")
 
 
 def test_truncated_file_is_refused(db_path):

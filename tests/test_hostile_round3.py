@@ -50,22 +50,20 @@ def test_postgres_check_reports_row_security_on_our_tables(backend, target):
     so ``check`` names each, as it names a trigger or a rule."""
     if backend != "postgres":
         pytest.skip("PostgreSQL's row security")
-    import psycopg
-
     from adk_lite import DatabaseSessionService
+    from tests.workers import schema_problems_with
 
     with DatabaseSessionService(target) as svc:
         svc.create_session("app", "u", session_id="s")
-        with psycopg.connect(target, autocommit=True) as conn:
-            conn.execute("ALTER TABLE adk_events ENABLE ROW LEVEL SECURITY")
-            conn.execute("CREATE POLICY everyone ON adk_events USING (true)")
-            conn.execute("CREATE POLICY keep ON adk_events AS RESTRICTIVE FOR DELETE USING (user_id <> 'u')")
-            try:
-                problems = svc.store.check()["schema_problems"]
-            finally:
-                conn.execute("DROP POLICY everyone ON adk_events")
-                conn.execute("DROP POLICY keep ON adk_events")
-                conn.execute("ALTER TABLE adk_events DISABLE ROW LEVEL SECURITY")
+        problems = schema_problems_with(svc, target, [
+            "ALTER TABLE adk_events ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY everyone ON adk_events USING (true)",
+            "CREATE POLICY keep ON adk_events AS RESTRICTIVE FOR DELETE USING (user_id <> 'u')",
+        ], [
+            "DROP POLICY everyone ON adk_events",
+            "DROP POLICY keep ON adk_events",
+            "ALTER TABLE adk_events DISABLE ROW LEVEL SECURITY",
+        ])
         assert svc.store.check()["schema_problems"] == []
     assert [p.split(" (")[0] for p in problems] == ["policy everyone on adk_events is not adk_lite's",
                                                     "policy keep on adk_events is not adk_lite's",

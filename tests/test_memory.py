@@ -29,7 +29,7 @@ from google.genai import types  # noqa: E402
 import adk_lite  # noqa: E402
 from adk_lite.adk import DatabaseMemoryService, DatabaseSessionService, register  # noqa: E402
 from tests.conftest import on_postgres  # noqa: E402
-from tests.workers import adk_loader, file_bytes  # noqa: E402
+from tests.workers import adk_loader, file_bytes, scripted_llm  # noqa: E402
 
 pytestmark = pytest.mark.adk
 
@@ -59,9 +59,21 @@ async def count(mem) -> int:
     return (await mem.get_stats())["memories"]
 
 
-def test_every_method(target):
+def with_both(target: str, body) -> None:
+    """Run ``await body(sessions, mem)`` with a DatabaseSessionService and a
+    DatabaseMemoryService on ``target``; close both after."""
     async def main():
         sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
+        try:
+            await body(sessions, mem)
+        finally:
+            await mem.close()
+            await sessions.close()
+    run(main())
+
+
+def test_every_method(target):
+    async def main(sessions, mem):
         session = await stored_session(sessions, "app", "u", "s1", ["my favourite colour is turquoise",
                                                                    "I live in Lisbon"])
         await mem.add_session_to_memory(session)
@@ -100,14 +112,11 @@ def test_every_method(target):
         await mem.delete_memory(app_name="app", user_id="u")
         assert await count(mem) == 0
         assert not (await mem.search_memory(app_name="app", user_id="u", query="peanuts tea Lisbon")).memories
-        await mem.close()
-        await sessions.close()
-    run(main())
+    with_both(target, main)
 
 
 def test_adding_a_session_again_adds_only_what_is_new(target):
-    async def main():
-        sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
+    async def main(sessions, mem):
         session = await stored_session(sessions, "app", "u", "s", ["alpha one", "beta two"])
         await mem.add_session_to_memory(session)
         await mem.add_session_to_memory(session)
@@ -121,14 +130,11 @@ def test_adding_a_session_again_adds_only_what_is_new(target):
         await mem.add_memory(app_name="app", user_id="u", memories=[entry])
         await mem.add_memory(app_name="app", user_id="u", memories=[entry])
         assert await count(mem) == 4
-        await mem.close()
-        await sessions.close()
-    run(main())
+    with_both(target, main)
 
 
 def test_a_deleted_memory_stays_deleted_when_its_session_is_added_again(target):
-    async def main():
-        sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
+    async def main(sessions, mem):
         session = await stored_session(sessions, "app", "u", "s", ["forget the password hint", "keep this"])
         await mem.add_session_to_memory(session)
         hit = (await mem.search_memory(app_name="app", user_id="u", query="password")).memories[0]
@@ -136,9 +142,7 @@ def test_a_deleted_memory_stays_deleted_when_its_session_is_added_again(target):
         await mem.add_session_to_memory(session)
         assert not (await mem.search_memory(app_name="app", user_id="u", query="password")).memories
         assert await count(mem) == 1
-        await mem.close()
-        await sessions.close()
-    run(main())
+    with_both(target, main)
 
 
 QUERIES = ["secret", "SECRET", "secret*", '"secret"', "secret OR public", "NEAR(secret public)", "-secret",
@@ -266,8 +270,7 @@ def test_deleting_or_pruning_a_session_removes_its_memories_unless_kept(target):
 
 
 def test_erase_removes_the_users_memories(target):
-    async def main():
-        sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
+    async def main(sessions, mem):
         session = await stored_session(sessions, "app", "gone", "s", ["zanzibar trip"])
         await mem.add_session_to_memory(session)
         await mem.add_memory(app_name="app", user_id="gone",
@@ -277,9 +280,7 @@ def test_erase_removes_the_users_memories(target):
         assert counts["memories"] == 2
         assert not (await mem.search_memory(app_name="app", user_id="gone", query="zanzibar")).memories
         assert len((await mem.search_memory(app_name="app", user_id="stays", query="zanzibar")).memories) == 1
-        await mem.close()
-        await sessions.close()
-    run(main())
+    with_both(target, main)
 
 
 def test_erase_leaves_no_memory_text_in_the_file_or_wal(tmp_path):
@@ -375,29 +376,21 @@ def test_both_services_on_one_file_at_once(tmp_path, monkeypatch):
 # -- ADK's own tools and loaders ---------------------------------------------------
 
 
-class AskMemoryLlm(BaseLlm):
-    """Calls load_memory with the user's question, then answers with what it found."""
-
-    model: str = "scripted-memory"
-
-    async def generate_content_async(self, llm_request: LlmRequest,
-                                     stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
-        last = llm_request.contents[-1].parts[-1]
-        if last.function_response is not None:
-            found = last.function_response.response["result"].memories  # ADK's LoadMemoryResponse
-            said = [m.content.parts[0].text for m in found]
-            part = types.Part(text="I remember: " + " | ".join(said))
-        elif (last.text or "").endswith("?"):
-            part = types.Part(function_call=types.FunctionCall(name="load_memory", args={"query": last.text}))
-        else:
-            part = types.Part(text="ok")
-        yield LlmResponse(content=types.Content(role="model", parts=[part]))
+def ask_memory(last) -> types.Part:
+    """A scripted model's reply: calls load_memory with the user's question, then answers
+    with what it found."""
+    if last.function_response is not None:
+        found = last.function_response.response["result"].memories  # ADK's LoadMemoryResponse
+        return types.Part(text="I remember: " + " | ".join(m.content.parts[0].text for m in found))
+    if (last.text or "").endswith("?"):
+        return types.Part(function_call=types.FunctionCall(name="load_memory", args={"query": last.text}))
+    return types.Part(text="ok")
 
 
 def test_a_runner_agent_finds_what_an_earlier_session_said(target):
     async def main():
         sessions, mem = DatabaseSessionService(target), DatabaseMemoryService(target)
-        agent = LlmAgent(name="rememberer", model=AskMemoryLlm(), tools=[load_memory])
+        agent = LlmAgent(name="rememberer", model=scripted_llm(ask_memory, "scripted-memory"), tools=[load_memory])
         runner = Runner(app_name="app", agent=agent, session_service=sessions, memory_service=mem)
 
         async def say(session_id, text):
@@ -426,21 +419,10 @@ def test_a_runner_agent_finds_what_an_earlier_session_said(target):
 
 
 MEMORY_CLI = textwrap.dedent("""
-    import asyncio, sys
-    from google.adk.cli.service_registry import load_services_module
-    from google.adk.cli.utils.service_factory import create_memory_service_from_options
-    from google.adk.events import Event
-    from google.genai import types
-    agents_dir, uri = sys.argv[1], sys.argv[2]
-    load_services_module(agents_dir)
-    mem = create_memory_service_from_options(base_dir=agents_dir, memory_service_uri=uri)
-    async def main():
+    async def use(mem):
         await mem.add_events_to_memory(app_name="a", user_id="u", events=[Event(
             author="user", content=types.Content(parts=[types.Part(text="hello memory")]))])
-        found = await mem.search_memory(app_name="a", user_id="u", query="memory")
-        print(type(mem).__module__ + "." + type(mem).__name__, mem.path, len(found.memories))
-        await mem.close()
-    asyncio.run(main())
+        return len((await mem.search_memory(app_name="a", user_id="u", query="memory")).memories)
 """)
 
 

@@ -22,6 +22,7 @@ from adk_lite.cli import main
 from adk_lite.restore import restore
 from tests.conftest import drop_later_tables, file_bytes
 from tests.test_backup import Holder, count_events
+from tests.workers import schema_problems_with
 
 WORD = "zqhostile4929"
 
@@ -323,22 +324,19 @@ def test_a_new_migration_is_known_without_listing_it(tmp_path, monkeypatch):
 def test_postgres_check_reports_a_trigger_on_our_tables(backend, target):
     if backend != "postgres":
         pytest.skip("the SQLite file's schema is checked above")
-    import psycopg
-
     with DatabaseSessionService(target) as svc:
         svc.create_session("app", "u", session_id="s")
         assert svc.store.check()["schema_problems"] == []
-        with psycopg.connect(target, autocommit=True) as conn:
-            conn.execute("CREATE OR REPLACE FUNCTION adk_test_steal() RETURNS trigger LANGUAGE plpgsql AS "
-                         "$$ BEGIN DELETE FROM adk_events WHERE user_id <> NEW.user_id; RETURN NEW; END $$")
-            conn.execute("CREATE TRIGGER steal AFTER INSERT ON adk_events FOR EACH ROW EXECUTE FUNCTION adk_test_steal()")
-            conn.execute("CREATE RULE quiet AS ON DELETE TO adk_state DO INSTEAD NOTHING")
-            try:
-                problems = svc.store.check()["schema_problems"]
-            finally:
-                conn.execute("DROP TRIGGER steal ON adk_events")
-                conn.execute("DROP RULE quiet ON adk_state")
-                conn.execute("DROP FUNCTION adk_test_steal()")
+        problems = schema_problems_with(svc, target, [
+            "CREATE OR REPLACE FUNCTION adk_test_steal() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN DELETE FROM adk_events WHERE user_id <> NEW.user_id; RETURN NEW; END $$",
+            "CREATE TRIGGER steal AFTER INSERT ON adk_events FOR EACH ROW EXECUTE FUNCTION adk_test_steal()",
+            "CREATE RULE quiet AS ON DELETE TO adk_state DO INSTEAD NOTHING",
+        ], [
+            "DROP TRIGGER steal ON adk_events",
+            "DROP RULE quiet ON adk_state",
+            "DROP FUNCTION adk_test_steal()",
+        ])
     assert [p.split(" (")[0] for p in problems] == ["trigger steal on adk_events is not adk_lite's",
                                                     "rule quiet on adk_state is not adk_lite's"], problems
 
@@ -350,6 +348,15 @@ def backup_of_ten(tmp_path):
     path = str(tmp_path / "backup.sqlite3")
     make_db(path, users=1, events=10)
     return path
+
+
+def _db_of_three_and(tmp_path, link, name: str) -> tuple[str, str]:
+    """A database of 3 events at ``tmp_path/db.sqlite3`` and a second name ``tmp_path/name``
+    for it, made by ``link`` (``os.link`` or ``os.symlink``)."""
+    db = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
+    other = str(tmp_path / name)
+    link(db, other)
+    return db, other
 
 
 def test_restore_through_a_symlink_replaces_the_file_it_points_to(tmp_path, backup_of_ten):
@@ -393,9 +400,7 @@ def test_restore_through_a_linked_folder_and_relative_spellings(tmp_path, backup
 
 
 def test_restore_refuses_a_database_with_another_hard_link(tmp_path, backup_of_ten):
-    db = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
-    other = str(tmp_path / "other-name.sqlite3")
-    os.link(db, other)
+    db, other = _db_of_three_and(tmp_path, os.link, "other-name.sqlite3")
     before = file_bytes(db)
     with pytest.raises(ValueError, match=r"1 other hard link"):
         restore(backup_of_ten, db)
@@ -406,9 +411,7 @@ def test_restore_refuses_a_database_with_another_hard_link(tmp_path, backup_of_t
 
 
 def test_restore_through_a_symlink_refuses_while_the_real_file_is_open(tmp_path, backup_of_ten):
-    real = make_db(str(tmp_path / "db.sqlite3"), users=1, events=3)
-    link = str(tmp_path / "link.sqlite3")
-    os.symlink(real, link)
+    real, link = _db_of_three_and(tmp_path, os.symlink, "link.sqlite3")
     with Holder(real):
         before = sorted(os.listdir(tmp_path))
         with pytest.raises(DatabaseLockedError):

@@ -22,7 +22,7 @@ from adk_lite import (
     SessionNotFoundError,
     StaleSessionError,
 )
-from tests.workers import open_fds_on
+from tests.workers import open_fds_on, run_threads
 
 
 @pytest.fixture
@@ -216,21 +216,12 @@ def test_append_events_batch_is_one_transaction(svc):
 
 def test_threads_sharing_one_session_object_never_go_stale(svc):
     s = svc.create_session("app", "u", session_id="s")
-    errors = []
 
     def worker(n):
-        try:
-            for i in range(25):
-                svc.append_event(s, ev(f"{n}-{i}", **{f"k{n}": i}))
-        except Exception as e:  # pragma: no cover - the assertion below reports it
-            errors.append(e)
+        for i in range(25):
+            svc.append_event(s, ev(f"{n}-{i}", **{f"k{n}": i}))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_threads(worker, 4) == []
     assert svc.get_event_count("app", "u", "s") == 100 and s.revision == 100
     assert svc.get_session("app", "u", "s").state == {f"k{n}": 24 for n in range(4)}
 

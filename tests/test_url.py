@@ -42,6 +42,14 @@ def _files(folder):
     return sorted(os.listdir(folder))
 
 
+def _refused_creating_nothing(folder, target: str, error: type, match: str, **options) -> None:
+    """Assert that ``DatabaseSessionService(target, **options)`` raises ``error`` with a
+    message matching ``match`` and leaves ``folder`` (the current directory) empty."""
+    with pytest.raises(error, match=match):
+        DatabaseSessionService(target, **options)
+    assert _files(folder) == []
+
+
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_file_name_is_one_file_with_that_name(tmp_path, monkeypatch, name):
     """A plain path is a file name: it is created 0600 under that exact name, the
@@ -93,9 +101,7 @@ def test_reported_url_writes_to_the_file_not_memory(tmp_path, monkeypatch):
 ])
 def test_file_uri_names_are_refused_and_create_nothing(tmp_path, monkeypatch, target):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"file:.*plain path"):
-        DatabaseSessionService(target)
-    assert _files(tmp_path) == []
+    _refused_creating_nothing(tmp_path, target, ValueError, r"file:.*plain path")
 
 
 def test_file_uri_name_does_not_touch_a_foreign_file(tmp_path, monkeypatch):
@@ -142,9 +148,7 @@ def test_file_uri_name_does_not_touch_a_foreign_file(tmp_path, monkeypatch):
 ])
 def test_bad_url_is_refused_naming_the_problem(tmp_path, monkeypatch, target, message):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=message):
-        DatabaseSessionService(target)
-    assert _files(tmp_path) == []
+    _refused_creating_nothing(tmp_path, target, ValueError, message)
 
 
 def test_url_options_are_applied(tmp_path):
@@ -228,18 +232,15 @@ def test_every_connection_opens_the_resolved_file_even_after_chdir(tmp_path, mon
 def test_path_naming_a_folder_is_refused_and_creates_nothing(tmp_path, monkeypatch, name):
     """``x.db/`` used to make a folder x.db, then fail to create the file."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"ends with '/'"):
-        DatabaseSessionService(name)
-    assert _files(tmp_path) == []
+    _refused_creating_nothing(tmp_path, name, ValueError, r"ends with '/'")
 
 
 def test_folders_made_for_a_file_that_cannot_be_made_are_removed(tmp_path, monkeypatch):
     """The folders are made, then the file name is too long for the file system: the
     open is refused and the folders it made are gone."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DatabaseOpenError, match=r"cannot create database .*File name too long"):
-        DatabaseSessionService("a/b/" + "x" * 300)
-    assert _files(tmp_path) == []
+    _refused_creating_nothing(tmp_path, "a/b/" + "x" * 300, DatabaseOpenError,
+                              r"cannot create database .*File name too long")
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -248,9 +249,8 @@ def test_path_too_long_for_sqlite_is_refused_before_anything_is_made(tmp_path, m
     folders and the file were made (or, 1500 folders deep, raise RecursionError)."""
     monkeypatch.chdir(tmp_path)
     for name in (("d" * 99 + "/") * 6 + "x.db", "d/" * 1500 + "x.db"):
-        with pytest.raises(ValueError, match=r"too long: SQLite opens absolute paths of at most 504 bytes"):
-            DatabaseSessionService(name, read_only=read_only)
-        assert _files(tmp_path) == []
+        _refused_creating_nothing(tmp_path, name, ValueError,
+                                  r"too long: SQLite opens absolute paths of at most 504 bytes", read_only=read_only)
     folder = str(tmp_path / ("e" * 200) / ("f" * 200))[:480]
     fits = os.path.join(folder, "x" * (504 - len(folder) - 1))  # exactly 504 bytes
     assert len(fits.encode()) == 504

@@ -9,7 +9,6 @@ import asyncio
 import datetime
 import os
 import re
-import sqlite3
 import time
 from collections import defaultdict
 
@@ -21,7 +20,8 @@ from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessio
 from adk_lite.cli import main
 from adk_lite.usage import GROUPS, SUMS
 
-from .conftest import downgrade, on_postgres, stored_contents
+from .conftest import assert_refused_untouched, downgrade, edit_sqlite, on_postgres, stored_contents
+from .workers import run_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400.0
@@ -384,25 +384,14 @@ def test_a_file_with_the_wrong_tables_for_its_version_is_refused_untouched(tmp_p
     path = str(tmp_path / "a.db")
     with DatabaseSessionService(path) as svc:
         svc.create_session("app", "u", session_id="s")
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE adk_usage")
-    conn.commit()
-    conn.close()
-    data = open(path, "rb").read()
-    with pytest.raises(ForeignDatabaseError, match="lacks the tables adk_usage"):
-        DatabaseSessionService(path)
-    assert open(path, "rb").read() == data
+    edit_sqlite(path, "DROP TABLE adk_usage")
+    assert_refused_untouched(path, ForeignDatabaseError, "lacks the tables adk_usage")
     other = str(tmp_path / "b.db")
     with DatabaseSessionService(other) as svc:
         svc.create_session("app", "u", session_id="s")
-    conn = sqlite3.connect(other)  # says version 4 but already has the table the migration to 5 creates
-    conn.execute("UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
-    data = open(other, "rb").read()
-    with pytest.raises(ForeignDatabaseError, match="adk_usage, which schema_version 4 does not"):
-        DatabaseSessionService(other)
-    assert open(other, "rb").read() == data
+    # says version 4 but already has the table the migration to 5 creates
+    edit_sqlite(other, "UPDATE adk_metadata SET value = '4' WHERE key = 'schema_version'")
+    assert_refused_untouched(other, ForeignDatabaseError, "adk_usage, which schema_version 4 does not")
 
 
 # -- the three interfaces and the command ----------------------------------------------------
@@ -607,30 +596,19 @@ def test_the_python_blocks_of_docs_usage_run(tmp_path):
 def test_threads_appending_at_once_count_every_call_once(svc_any):
     """Appends of many threads (group commits on SQLite, one savepoint each; a stale
     one rolled back alone) keep the accounting exact."""
-    import threading
-
     sessions = [svc_any.create_session("app", f"u{i % 3}", session_id=f"s{i}") for i in range(8)]
     stale = [svc_any.get_session("app", s.user_id, s.id) for s in sessions]
-    errors = []
 
     def work(i):
-        try:
-            for k in range(20):
-                svc_any.append_event(sessions[i], llm(f"i{i}-{k}", T0 + k, (i + 1, k, 0, 0, 0, i + 1 + k)))
-                if k == 10:
-                    try:
-                        svc_any.append_event(stale[i], llm("stale", T0, (1000, 0, 0, 0, 0, 1000)))
-                    except ValueError:
-                        pass
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+        for k in range(20):
+            svc_any.append_event(sessions[i], llm(f"i{i}-{k}", T0 + k, (i + 1, k, 0, 0, 0, i + 1 + k)))
+            if k == 10:
+                try:
+                    svc_any.append_event(stale[i], llm("stale", T0, (1000, 0, 0, 0, 0, 1000)))
+                except ValueError:
+                    pass
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_threads(work, 8) == []
     got = {r["session_id"]: (r["prompt_tokens"], r["output_tokens"], r["llm_calls"])
            for r in svc_any.get_usage(group_by=["session"])}
     assert got == {f"s{i}": (20 * (i + 1), sum(range(20)), 20) for i in range(8)}

@@ -352,11 +352,33 @@ ADK_CLASSES = {"session": "DatabaseSessionService", "memory": "DatabaseMemorySer
 """The adk_lite class ADK's service registry builds for each ``type`` of services.yaml."""
 
 
-def adk_loader(tmp_path, how: str, kind: str, script: str, uri: str, scheme: str = "adklite") -> list[str]:
+ADK_LOADER_HEAD = """
+import asyncio, sys
+from google.adk.cli.service_registry import load_services_module
+from google.adk.cli.utils import service_factory
+from google.adk.events import Event
+from google.genai import types
+agents_dir, uri = sys.argv[1], sys.argv[2]
+load_services_module(agents_dir)  # as adk web / api_server at start
+svc = service_factory.create_{kind}_service_from_options(base_dir=agents_dir, {kind}_service_uri=uri{options})
+{use}
+async def main():
+    said = await use(svc)
+    print(type(svc).__module__ + "." + type(svc).__name__, svc.path, said)
+    await svc.close()
+asyncio.run(main())
+"""
+"""The script :func:`adk_loader` runs: ADK's loader, then ``use``, then what it printed."""
+
+
+def adk_loader(tmp_path, how: str, kind: str, use: str, uri: str, scheme: str = "adklite",
+               options: str = "") -> list[str]:
     """Register adk_lite for ``scheme`` in ``agents/<how>`` (``services.yaml`` naming the
-    class for ``kind``, or ``services.py`` calling ``register``), then run ``script``
-    with the arguments ``agents_dir uri`` in a new process, as ADK's command line loads
-    its services; return the words it printed."""
+    class for ``kind``, or ``services.py`` calling ``register``), then, in a new process as
+    ADK's command line loads its services, build the ``kind`` service for ``uri`` with
+    ``create_<kind>_service_from_options`` (``options``: more keyword arguments, as source
+    text starting with a comma) and call ``use`` (source of ``async def use(svc)``) on it;
+    return the words it printed: the service's class, its ``path`` and what ``use`` returned."""
     agents = tmp_path / "agents"
     agents.mkdir()
     if how == "services.yaml":
@@ -364,7 +386,61 @@ def adk_loader(tmp_path, how: str, kind: str, script: str, uri: str, scheme: str
                                   f"    class: adk_lite.adk.{ADK_CLASSES[kind]}\n")
     else:
         (agents / how).write_text(f"import adk_lite.adk\n\nadk_lite.adk.register(scheme={scheme!r})\n")
+    script = ADK_LOADER_HEAD.format(kind=kind, options=options, use=use)
     out = subprocess.run([sys.executable, "-c", script, str(agents), uri], capture_output=True, text=True,
                          env=child_env(), timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
+
+
+def run_threads(work, count: int) -> list[Exception]:
+    """Call ``work(0)`` .. ``work(count - 1)``, each in a thread of its own, all at once;
+    wait for all of them and return the exceptions they raised (empty when none did)."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except Exception as e:  # noqa: BLE001 - the caller asserts there are none
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def schema_problems_with(svc, url: str, setup: list[str], undo: list[str]) -> list[str]:
+    """The ``schema_problems`` that ``svc.store.check()`` reports while the SQL statements
+    ``setup`` (run in order as the superuser of PostgreSQL ``url``, autocommit) are in
+    effect; ``undo`` runs after the check, even when it fails."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql in setup:
+            conn.execute(sql)
+        try:
+            return svc.store.check()["schema_problems"]
+        finally:
+            for sql in undo:
+                conn.execute(sql)
+
+
+def scripted_llm(reply, model: str = "scripted"):
+    """A google-adk model (a ``BaseLlm``, no network) named ``model`` that answers each
+    request with the one part ``reply(last)`` returns, ``last`` being the last part of the
+    request's last content (the user's text, or a tool's ``function_response``)."""
+    from typing import AsyncGenerator
+
+    from google.adk.models import BaseLlm, LlmRequest, LlmResponse
+    from google.genai import types
+
+    class Scripted(BaseLlm):
+        async def generate_content_async(self, llm_request: LlmRequest,
+                                         stream: bool = False) -> AsyncGenerator[LlmResponse, None]:
+            part = reply(llm_request.contents[-1].parts[-1])
+            yield LlmResponse(content=types.Content(role="model", parts=[part]))
+
+    return Scripted(model=model)
