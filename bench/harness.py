@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import time
 from importlib import metadata
@@ -86,6 +87,16 @@ def measure_each(services: list[str], measure: Any, *args: Any) -> dict[str, Any
         r = results[name]
         log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
     return results
+
+
+def median_ms(fn: Any, repeat: int) -> float:
+    """The median wall time of ``repeat`` calls of ``fn()``, in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
 
 
 def finish(json_path: Optional[str], everything: dict[str, Any], outcomes: list[dict[str, Any]]) -> None:

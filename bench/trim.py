@@ -19,7 +19,7 @@ import time
 
 from adk_lite import DatabaseSessionService, Event, EventActions
 
-from .harness import finish
+from .harness import finish, median_ms
 
 APP, USER, SID = "bench", "u", "long"
 
@@ -42,15 +42,6 @@ def build(path: str, events: int, compacted: int) -> None:
                 batch = []
         if batch:
             svc.append_events(session, batch)
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def measure(path: str, repeat: int) -> dict[str, float]:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 
 from adk_lite import DatabaseSessionService
 
-from .harness import finish
+from .harness import finish, median_ms
 
 APP = "bench"
 DAY = 86400.0
@@ -52,15 +51,6 @@ def build(svc: DatabaseSessionService, users: int, per_day: int, end: float) -> 
                 store.import_session(APP, user, f"week{week}", start, end, [], events, False)
                 rows += len(events) // 2
     return rows
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        begin = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times) * 1000
 
 
 def measure(svc: DatabaseSessionService, end: float, repeat: int) -> dict[str, float]:
