@@ -211,6 +211,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     class Memory(Scoped):
         id = pw.BigAutoField()
         memory_id = pw.TextField()
+        # the session and event it came from: '' for a memory added explicitly
         session_id = pw.TextField()
         event_id = pw.TextField()
         author = pw.TextField(null=True)
