@@ -51,7 +51,9 @@ _LOCK = threading.Lock()
 def once_per_database(db: Any, build: Callable[[Any], dict[str, str]]) -> dict[str, str]:
     """The statements ``build(db)`` compiles (``{name: SQL}``) for the open backend
     ``db`` (:class:`adk_lite.backend.Backend`: its models on its Peewee database),
-    built on the first call for that backend and kept while it is referenced.
+    built on the first call for that backend and kept while it is referenced. A
+    ``build`` may return an empty dict its module fills, one statement per key on
+    first use, where the variants are too many to compile ahead (``get_usage``'s).
 
     Raises:
         RuntimeError: from ``build`` (a statement's parameters out of order: a bug).
