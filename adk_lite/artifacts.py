@@ -22,12 +22,15 @@ Rules kept here, in every transaction that writes:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any, NamedTuple, Optional, Sequence
 
 import orjson
+import peewee as pw
 
-from .models import ARTIFACT_BLOBS, ARTIFACT_VERSIONS
+from .compiled import compile_query, once_per_database, param
+from .models import make_models
 
 MAX_ARTIFACT_BYTES = 64 * 2**20
 """Default largest artifact, in bytes (64 MiB): the bytes of an ``inline_data`` part,
@@ -40,8 +43,92 @@ KINDS = ("text", "inline", "file")
 ``inline`` (``inline_data``; its bytes are the blob), ``file`` (``file_data``: a URI,
 no bytes)."""
 
-_V, _B = ARTIFACT_VERSIONS, ARTIFACT_BLOBS
-_COLUMNS = "version, kind, mime_type, part, custom_metadata, sha256, size, create_time"
+# Raw SQL, since it is PostgreSQL's own function (Peewee has no advisory locks): the
+# artifact write lock, held to the end of the transaction.
+_LOCK_SQL = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+_SCOPES = {"artifact": ("app", "user", "session", "filename"), "session": ("app", "user", "session"),
+           "user": ("app", "user")}
+"""What :func:`delete_versions` deletes by: the parameters of each scope, in order."""
+
+
+def _statements(db: Any) -> dict[str, str]:
+    """Every artifact statement, compiled from ``db``'s models on its Peewee database
+    (:func:`adk_lite.compiled.once_per_database` keeps them: use :func:`_sql`)."""
+    V, B = db.models.ArtifactVersion, db.models.ArtifactBlob
+    columns = (V.version, V.kind, V.mime_type, V.part, V.custom_metadata, V.sha256, V.size, V.create_time)
+    by = {"app": V.app_name, "user": V.user_id, "session": V.session_id, "filename": V.filename}
+
+    def where(*names):
+        return functools.reduce(lambda a, b: a & b, (by[n] == param(n) for n in names))
+
+    key = _SCOPES["artifact"]
+    sql = {
+        "blob_exists": compile_query(B.select(pw.SQL("1")).where(B.sha256 == param("sha")), "sha"),
+        "blob_insert": compile_query(B.insert_many([(param("sha"), param("size"), param("data"))],
+                                                   fields=[B.sha256, B.size, B.data]).returning(),
+                                     "sha", "size", "data"),
+        "blob_data": compile_query(B.select(B.data).where(B.sha256 == param("sha")), "sha"),
+        # a blob goes once no version refers to it
+        "blob_delete_unused": compile_query(
+            B.delete().where((B.sha256 == param("sha"))
+                             & ~pw.fn.EXISTS(V.select(pw.SQL("1")).where(V.sha256 == param("sha")))), "sha", "sha"),
+        "next_version": compile_query(V.select(pw.fn.COALESCE(pw.fn.MAX(V.version) + pw.SQL("1"), pw.SQL("0")))
+                                      .where(where(*key)), *key),
+        "version_insert": compile_query(
+            V.insert_many([tuple(param(n) for n in key + tuple(c.name for c in columns))],
+                          fields=[V.app_name, V.user_id, V.session_id, V.filename, *columns]).returning(),
+            *key, *(c.name for c in columns)),
+        "latest": compile_query(V.select(*columns).where(where(*key)).order_by(V.version.desc()).limit(pw.SQL("1")), *key),
+        "version": compile_query(V.select(*columns).where(where(*key) & (V.version == param("version"))),
+                                 *key, "version"),
+        "versions": compile_query(V.select(*columns).where(where(*key)).order_by(V.version), *key),
+        "stored_keys": compile_query(V.select(V.app_name, V.user_id, V.session_id, V.filename, V.version)
+                                     .order_by(V.app_name, V.user_id, V.session_id, V.filename, V.version)),
+        "count_user": compile_query(V.select(pw.fn.COUNT(pw.SQL("*"))).where(where("app", "user")), "app", "user"),
+    }
+    for scope, names in _SCOPES.items():
+        sql["shas_" + scope] = compile_query(
+            V.select(V.sha256).distinct().where(where(*names) & V.sha256.is_null(False)), *names)
+        sql["delete_" + scope] = compile_query(V.delete().where(where(*names)), *names)
+    # the scopes a listing reads: the user: scope alone, or with one session ([] : every scope)
+    for suffix, scopes in (("user", ("scope",)), ("session", ("scope", "session")), ("all", ())):
+        cond = where("app", "user")
+        if scopes:
+            cond &= V.session_id.in_([param(n) for n in scopes])
+        if suffix != "all":
+            sql["filenames_" + suffix] = compile_query(V.select(V.filename).distinct().where(cond),
+                                                       "app", "user", *scopes)
+        if suffix == "user":
+            continue
+        part = (V.session_id, V.filename)
+        inner = V.select(V.session_id, V.filename, V.version, V.kind, V.mime_type, V.size, V.create_time,
+                         pw.fn.COUNT(pw.SQL("*")).over(partition_by=part).alias("versions"),
+                         pw.fn.ROW_NUMBER().over(partition_by=part, order_by=[V.version.desc()]).alias("n")
+                         ).where(cond).alias("v")
+        c = inner.c
+        sql["listing_" + suffix] = compile_query(
+            pw.Select([inner], [c.session_id, c.filename, c.versions, c.version, c.kind, c.mime_type, c.size,
+                                c.create_time]).where(c.n == pw.SQL("1")).order_by(c.session_id, c.filename)
+            .bind(db.peewee), "app", "user", *scopes)
+    return sql
+
+
+def _sql(db: Any) -> dict[str, str]:
+    """The artifact statements of the open backend ``db``, compiled on first use."""
+    return once_per_database(db, _statements)
+
+
+@functools.lru_cache(maxsize=1)
+def _count_statements() -> tuple[str, str, str]:
+    """The three statements of :func:`counts`: they take no parameter, so their SQL is
+    the same in both dialects (compiled once, on an unbound SQLite database)."""
+    m = make_models(pw.SqliteDatabase(None))
+    V, B = m.ArtifactVersion, m.ArtifactBlob
+    star = pw.fn.COUNT(pw.SQL("*"))
+    return (compile_query(V.select(V.app_name, V.user_id, V.session_id, V.filename).distinct().select_from(star)),
+            compile_query(V.select(star)),
+            compile_query(B.select(star, pw.fn.COALESCE(pw.fn.SUM(B.size), pw.SQL("0")))))
 
 
 class VersionRow(NamedTuple):
@@ -86,49 +173,44 @@ def lock(conn: Any, db: Any) -> None:
     database with several writers (PostgreSQL: ``pg_advisory_xact_lock``); nothing on
     SQLite, whose write transaction is already the only one."""
     if not db.SINGLE_WRITER:
-        conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})").fetchone()
+        conn.execute(_LOCK_SQL).fetchone()
 
 
-def delete_versions(conn: Any, db: Any, where: str, params: Sequence[Any]) -> int:
-    """Delete the version rows matching ``where`` (SQL on the versions table, with the
-    backend's placeholders) and every blob no version refers to any more, in the
-    caller's write transaction (the lock is taken here).
+def delete_versions(conn: Any, db: Any, scope: str, params: Sequence[Any]) -> int:
+    """Delete the version rows of one ``scope`` of :data:`_SCOPES` (``"artifact"``:
+    ``(app, user, session, filename)``; ``"session"``: ``(app, user, session)``;
+    ``"user"``: ``(app, user)``, every scope of theirs), ``params`` in that order, and
+    every blob no version refers to any more, in the caller's write transaction (the
+    lock is taken here).
 
     Returns:
         How many versions were deleted.
     """
     lock(conn, db)
-    p = db.peewee.param
-    shas = [r[0] for r in conn.execute(f"SELECT DISTINCT sha256 FROM {_V} WHERE ({where}) AND sha256 IS NOT NULL",
-                                       params).fetchall()]
-    gone = conn.execute(f"DELETE FROM {_V} WHERE {where}", params).rowcount
+    sql = _sql(db)
+    shas = [r[0] for r in conn.execute(sql["shas_" + scope], params).fetchall()]
+    gone = conn.execute(sql["delete_" + scope], params).rowcount
     for sha in shas:
-        conn.execute(f"DELETE FROM {_B} WHERE sha256 = {p} AND NOT EXISTS "
-                     f"(SELECT 1 FROM {_V} WHERE sha256 = {p})", (sha, sha))
+        conn.execute(sql["blob_delete_unused"], (sha, sha))
     return gone
 
 
 def delete_user(conn: Any, db: Any, app: str, user: str) -> int:
     """Delete every artifact of one user of one app (session-scoped and ``user:``)
     and the blobs only they referred to; returns the versions deleted."""
-    p = db.peewee.param
-    return delete_versions(conn, db, f"app_name = {p} AND user_id = {p}", (app, user))
+    return delete_versions(conn, db, "user", (app, user))
 
 
 def delete_sessions(conn: Any, db: Any, keys: Sequence[tuple[str, str, str]]) -> int:
     """Delete the session-scoped artifacts of sessions ``(app, user, session)`` (the
     user's ``user:`` artifacts stay) and the blobs only they referred to; returns the
     versions deleted."""
-    p = db.peewee.param
-    where = f"app_name = {p} AND user_id = {p} AND session_id = {p}"
-    return sum(delete_versions(conn, db, where, key) for key in keys if key[2] != "")
+    return sum(delete_versions(conn, db, "session", key) for key in keys if key[2] != "")
 
 
 def count_user(conn: Any, db: Any, app: str, user: str) -> int:
     """How many artifact versions one user of one app has (every scope)."""
-    p = db.peewee.param
-    return conn.execute(f"SELECT COUNT(*) FROM {_V} WHERE app_name = {p} AND user_id = {p}",
-                        (app, user)).fetchone()[0]
+    return conn.execute(_sql(db)["count_user"], (app, user)).fetchone()[0]
 
 
 def counts(conn: Any) -> dict[str, int]:
@@ -138,10 +220,10 @@ def counts(conn: Any) -> dict[str, int]:
     the artifact tables: an older file opened read-only)."""
     if conn is None:
         return {"artifacts": 0, "artifact_versions": 0, "artifact_blobs": 0, "artifact_bytes": 0}
-    artifacts = conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT app_name, user_id, session_id, filename "
-                             f"FROM {_V}) AS a").fetchone()[0]
-    versions = conn.execute(f"SELECT COUNT(*) FROM {_V}").fetchone()[0]
-    blobs, size = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM {_B}").fetchone()
+    artifacts_sql, versions_sql, blobs_sql = _count_statements()
+    artifacts = conn.execute(artifacts_sql).fetchone()[0]
+    versions = conn.execute(versions_sql).fetchone()[0]
+    blobs, size = conn.execute(blobs_sql).fetchone()
     return {"artifacts": artifacts, "artifact_versions": versions, "artifact_blobs": blobs,
             "artifact_bytes": int(size)}
 
@@ -157,8 +239,7 @@ class ArtifactStore:
     def __init__(self, store: Any) -> None:
         self.store = store
         self.db = store.db
-        p = self.p = store.db.peewee.param
-        self._key = f"app_name = {p} AND user_id = {p} AND session_id = {p} AND filename = {p}"
+        self._sql = _sql(store.db)
 
     def save(self, key: tuple[str, str, str, str], kind: str, mime_type: Optional[str], part: str,
              custom_metadata: str, data: Optional[bytes], create_time: float) -> int:
@@ -172,29 +253,28 @@ class ArtifactStore:
         Returns:
             The new version number.
         """
-        p, sha = self.p, None if data is None else digest(data)
+        sql, sha = self._sql, None if data is None else digest(data)
 
         def run(conn):
             self.db.lock_user(conn, key[0], key[1], False)  # an erase of this user waits for it, or it for the erase
             lock(conn, self.db)
-            if sha is not None and conn.execute(f"SELECT 1 FROM {_B} WHERE sha256 = {p}", (sha,)).fetchone() is None:
-                conn.execute(f"INSERT INTO {_B} (sha256, size, data) VALUES ({p}, {p}, {p})", (sha, len(data), data))
-            version = conn.execute(f"SELECT COALESCE(MAX(version) + 1, 0) FROM {_V} WHERE {self._key}",
-                                   key).fetchone()[0]
-            conn.execute(f"INSERT INTO {_V} (app_name, user_id, session_id, filename, {_COLUMNS}) VALUES "
-                         f"({', '.join([p] * 12)})",
-                         (*key, version, kind, mime_type, part, custom_metadata, sha,
-                          0 if data is None else len(data), create_time))
+            self._put_blob(conn, sha, data)
+            version = conn.execute(sql["next_version"], key).fetchone()[0]
+            conn.execute(sql["version_insert"], (*key, version, kind, mime_type, part, custom_metadata, sha,
+                                                 0 if data is None else len(data), create_time))
             return version
         return self.store._run(run, write=True)
 
+    def _put_blob(self, conn: Any, sha: Optional[str], data: Optional[bytes]) -> None:
+        """Store ``data`` under its digest ``sha`` unless stored already (None: no bytes)."""
+        if sha is not None and conn.execute(self._sql["blob_exists"], (sha,)).fetchone() is None:
+            conn.execute(self._sql["blob_insert"], (sha, len(data), data))
+
     def _row(self, conn: Any, key: tuple[str, str, str, str], version: Optional[int]) -> Optional[VersionRow]:
         if version is None:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM {_V} WHERE {self._key} ORDER BY version DESC LIMIT 1",
-                               key).fetchone()
+            row = conn.execute(self._sql["latest"], key).fetchone()
         else:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM {_V} WHERE {self._key} AND version = {self.p}",
-                               (*key, version)).fetchone()
+            row = conn.execute(self._sql["version"], (*key, version)).fetchone()
         return None if row is None else VersionRow._make(row)
 
     def version(self, key: tuple[str, str, str, str], version: Optional[int]) -> Optional[VersionRow]:
@@ -212,52 +292,39 @@ class ArtifactStore:
                 return None
             if row.sha256 is None:
                 return row, None
-            found = conn.execute(f"SELECT data FROM {_B} WHERE sha256 = {self.p}", (row.sha256,)).fetchone()
+            found = conn.execute(self._sql["blob_data"], (row.sha256,)).fetchone()
             return row, bytes(found[0])
         return self.store._run(run)
 
     def versions(self, key: tuple[str, str, str, str]) -> list[VersionRow]:
         """Every stored version of the artifact, oldest first ([] when none)."""
         return self.store._run(lambda conn: [VersionRow._make(r) for r in conn.execute(
-            f"SELECT {_COLUMNS} FROM {_V} WHERE {self._key} ORDER BY version", key).fetchall()])
+            self._sql["versions"], key).fetchall()])
 
     def filenames(self, app: str, user: str, session: Optional[str]) -> list[str]:
         """The filenames of the user's ``user:``-scope artifacts, and with ``session``
         those of that session too, sorted (each once)."""
-        p = self.p
-        scopes = ("",) if session is None else ("", session)
-        marks = ", ".join([p] * len(scopes))
-        rows = self.store._run(lambda conn: conn.execute(
-            f"SELECT DISTINCT filename FROM {_V} WHERE app_name = {p} AND user_id = {p} AND session_id IN ({marks})",
-            (app, user, *scopes)).fetchall())
+        sql, scopes = (self._sql["filenames_user"], ("",)) if session is None else \
+            (self._sql["filenames_session"], ("", session))
+        rows = self.store._run(lambda conn: conn.execute(sql, (app, user, *scopes)).fetchall())
         return sorted({r[0] for r in rows})
 
     def delete(self, key: tuple[str, str, str, str]) -> int:
         """Delete every version of the artifact and the blobs only it referred to, in
         one write transaction; returns the versions deleted (0: none stored)."""
-        return self.store._run(lambda conn: delete_versions(conn, self.db, self._key, key), write=True)
+        return self.store._run(lambda conn: delete_versions(conn, self.db, "artifact", key), write=True)
 
     def listing(self, app: str, user: str, session: Optional[str]) -> list[ListedArtifact]:
         """The artifacts of one user (``session`` None: every scope; ``''``: the
         ``user:`` scope; else that session and the ``user:`` scope), each with its
         version count and latest version's facts, by scope then filename."""
-        p = self.p
-        where, params = f"app_name = {p} AND user_id = {p}", [app, user]
-        if session is not None:
-            where += f" AND session_id IN ({p}, {p})"
-            params += ["", session]
-        sql = (f"SELECT session_id, filename, versions, version, kind, mime_type, size, create_time FROM "
-               f"(SELECT session_id, filename, version, kind, mime_type, size, create_time, "
-               "COUNT(*) OVER (PARTITION BY session_id, filename) AS versions, "
-               "ROW_NUMBER() OVER (PARTITION BY session_id, filename ORDER BY version DESC) AS n "
-               f"FROM {_V} WHERE {where}) AS v WHERE n = 1 ORDER BY session_id, filename")
+        sql, params = ((self._sql["listing_all"], (app, user)) if session is None
+                       else (self._sql["listing_session"], (app, user, "", session)))
         return [ListedArtifact._make(r) for r in self.store._run(lambda conn: conn.execute(sql, params).fetchall())]
 
     def stored_keys(self) -> list[tuple[str, str, str, str, int]]:
         """Every stored version as ``(app, user, session, filename, version)``, in key order."""
-        return [tuple(r) for r in self.store._run(lambda conn: conn.execute(
-            f"SELECT app_name, user_id, session_id, filename, version FROM {_V} "
-            "ORDER BY app_name, user_id, session_id, filename, version").fetchall())]
+        return [tuple(r) for r in self.store._run(lambda conn: conn.execute(self._sql["stored_keys"]).fetchall())]
 
     def put(self, key: tuple[str, str, str, str], row: VersionRow, data: Optional[bytes]) -> str:
         """Store one version as it is (its number, kind, part, metadata, time and bytes),
@@ -268,7 +335,7 @@ class ArtifactStore:
             bytes, part and metadata (a re-run copy); ``"conflict"`` when it is stored
             otherwise (left as it is).
         """
-        p, sha = self.p, None if data is None else digest(data)
+        sha = None if data is None else digest(data)
 
         def run(conn):
             self.db.lock_user(conn, key[0], key[1], False)
@@ -278,12 +345,10 @@ class ArtifactStore:
                 same = (have.sha256 == sha and have.kind == row.kind and orjson_equal(have.part, row.part)
                         and orjson_equal(have.custom_metadata, row.custom_metadata))
                 return "unchanged" if same else "conflict"
-            if sha is not None and conn.execute(f"SELECT 1 FROM {_B} WHERE sha256 = {p}", (sha,)).fetchone() is None:
-                conn.execute(f"INSERT INTO {_B} (sha256, size, data) VALUES ({p}, {p}, {p})", (sha, len(data), data))
-            conn.execute(f"INSERT INTO {_V} (app_name, user_id, session_id, filename, {_COLUMNS}) VALUES "
-                         f"({', '.join([p] * 12)})",
-                         (*key, row.version, row.kind, row.mime_type, row.part, row.custom_metadata, sha,
-                          0 if data is None else len(data), row.create_time))
+            self._put_blob(conn, sha, data)
+            conn.execute(self._sql["version_insert"], (*key, row.version, row.kind, row.mime_type, row.part,
+                                                       row.custom_metadata, sha, 0 if data is None else len(data),
+                                                       row.create_time))
             return "created"
         return self.store._run(run, write=True)
 

@@ -35,7 +35,9 @@ except those added with ``outlives_session`` set; erasing a user deletes all of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import re
 import unicodedata
 from typing import Any, NamedTuple, Optional, Sequence
@@ -43,6 +45,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import peewee as pw
 
 from . import codec, schema
+from .compiled import compile_query, literal, once_per_database, param
 from .models import MEMORIES, MEMORIES_FTS
 
 MAX_RESULTS = 10
@@ -137,12 +140,69 @@ def _sqlite(db: Any) -> bool:
     return isinstance(db.peewee, pw.SqliteDatabase)
 
 
+_MEMBERS = ", ".join(f"m.{c}" for c in COLUMNS)
+# Raw SQL where Peewee cannot say it: the indexes' own query languages.
+_SEARCH_FTS5 = (  # FTS5's MATCH and bm25 rank, joined to the rows by rowid
+    f"SELECT {_MEMBERS} FROM {MEMORIES_FTS} JOIN {MEMORIES} AS m ON m.id = {MEMORIES_FTS}.rowid "
+    f"WHERE {MEMORIES_FTS} MATCH ? AND m.app_name = ? AND m.user_id = ? AND m.body IS NOT NULL "
+    f"ORDER BY {MEMORIES_FTS}.rank, m.id LIMIT ?")
+_SEARCH_TSVECTOR = (  # any word: the words' phrase tsqueries OR-ed, matched against the tsvector column
+    "WITH q AS (SELECT (SELECT string_agg('(' || w.q::text || ')', ' | ') FROM (SELECT "
+    "phraseto_tsquery('simple'::regconfig, adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) "
+    "AS r) AS w WHERE numnode(w.q) > 0)::tsquery AS q) "
+    f"SELECT {_MEMBERS} FROM {MEMORIES} AS m CROSS JOIN q WHERE m.app_name = %s AND m.user_id = %s "
+    "AND m.search @@ q.q AND m.body IS NOT NULL ORDER BY -ts_rank(m.search, q.q), m.id LIMIT %s")
+_TEXT_SQLITE = f"SELECT {schema.search_text_sql('?')}"  # the events' index extraction (json_tree), on one body
+_TEXT_POSTGRES = "SELECT adk_lite_search_text(%s::json)"  # the same, the SQL function the tsvector columns use
+
+
+def _statements(db: Any) -> dict[str, str]:
+    """The memory statements Peewee can say, compiled from ``db``'s ``Memory`` model
+    (:func:`adk_lite.compiled.once_per_database` keeps them: use :func:`_sql`)."""
+    M = db.models.Memory
+    scope = (M.app_name == param("app")) & (M.user_id == param("user"))
+    live = scope & M.body.is_null(False)
+    columns = (*COLUMNS, "text")
+    keep = ("session_id", "event_id", "author", "timestamp", "body", "text", "outlives_session")
+    insert = M.insert_many([tuple(param(c) for c in columns)], fields=[getattr(M, c) for c in columns]).returning()
+    target = [M.app_name, M.user_id, M.memory_id]
+    sql = {
+        "forget_sessions": compile_query(
+            M.delete().where(scope & (M.session_id == param("session")) & (M.outlives_session == pw.SQL("0"))),
+            "app", "user", "session"),
+        "count": compile_query(M.select(pw.fn.COUNT(pw.SQL("*"))).where(M.body.is_null(False))),
+        "insert": compile_query(insert.on_conflict(conflict_target=target, action="NOTHING"), *columns),
+        "insert_replace": compile_query(
+            insert.on_conflict(conflict_target=target, update={getattr(M, c): getattr(pw.EXCLUDED, c) for c in keep}),
+            *columns),
+    }
+    for suffix, cond, names in (("", live, ("app", "user")),
+                                ("_one", live & (M.memory_id == param("memory")), ("app", "user", "memory"))):
+        # a memory of an event becomes a marker (so re-adding the event does nothing); an explicit one goes
+        sql["mark_deleted" + suffix] = compile_query(
+            M.update({M.body: pw.SQL("NULL"), M.text: pw.SQL("NULL"), M.author: pw.SQL("NULL")})
+            .where(cond & (M.event_id != literal(""))), *names)
+        sql["delete" + suffix] = compile_query(M.delete().where(cond & (M.event_id == literal(""))), *names)
+    for names in ((), ("app",), ("user",), ("app", "user")):
+        query = M.select(*(getattr(M, c) for c in COLUMNS)).order_by(M.app_name, M.user_id, M.id)
+        if names:
+            query = query.where(functools.reduce(operator.and_, (
+                (M.app_name if n == "app" else M.user_id) == param(n) for n in names)))
+        sql["rows_" + "_".join(names or ("all",))] = compile_query(query, *names)
+    sql["text"] = _TEXT_SQLITE if _sqlite(db) else _TEXT_POSTGRES
+    sql["search"] = _SEARCH_FTS5 if _sqlite(db) else _SEARCH_TSVECTOR
+    return sql
+
+
+def _sql(db: Any) -> dict[str, str]:
+    """The memory statements of the open backend ``db``, compiled on first use."""
+    return once_per_database(db, _statements)
+
+
 def forget_sessions_sql(db: Any) -> str:
     """The statement, run with ``(app_name, user_id, session_id)``, that deletes the
     memories of a deleted session (markers included), except those that outlive it."""
-    p = db.peewee.param
-    return (f"DELETE FROM {MEMORIES} WHERE app_name = {p} AND user_id = {p} AND session_id = {p} "
-            "AND outlives_session = 0")
+    return _sql(db)["forget_sessions"]
 
 
 def count(db: Any, conn: Any) -> int:
@@ -150,17 +210,14 @@ def count(db: Any, conn: Any) -> int:
     predates them (schema version 4, opened read-only)."""
     if MEMORIES not in db.tables(conn):
         return 0
-    return conn.execute(f"SELECT COUNT(*) FROM {MEMORIES} WHERE body IS NOT NULL").fetchone()[0]
+    return conn.execute(_sql(db)["count"]).fetchone()[0]
 
 
 def _text(db: Any, conn: Any, body: Optional[str]) -> Optional[str]:
     """The indexed text of a body (``''`` when it has none), None for a marker."""
     if body is None:
         return None
-    if _sqlite(db):
-        raw = conn.execute(f"SELECT {schema.search_text_sql('?')}", (body,)).fetchone()[0]
-    else:
-        raw = conn.execute("SELECT adk_lite_search_text(%s::json)", (body,)).fetchone()[0]
+    raw = conn.execute(_sql(db)["text"], (body,)).fetchone()[0]
     return index_text(str(raw)) if raw is not None else ""
 
 
@@ -190,12 +247,7 @@ def add(store: Any, rows: Sequence[MemoryRow], *, replace: bool = False, skip_em
         db.check_keys([(name, value) for r in rows for name, value in (
             ("app_name", r.app_name), ("user_id", r.user_id), ("memory id", r.memory_id),
             ("session_id", r.session_id))])
-    p = db.peewee.param
-    columns = (*COLUMNS, "text")
-    keep = ("session_id", "event_id", "author", "timestamp", "body", "text", "outlives_session")
-    on_conflict = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in keep)) if replace else "DO NOTHING"
-    sql = (f"INSERT INTO {MEMORIES} ({', '.join(columns)}) VALUES ({', '.join([p] * len(columns))}) "
-           f"ON CONFLICT (app_name, user_id, memory_id) {on_conflict}")
+    sql = _sql(db)["insert_replace" if replace else "insert"]
 
     def run(conn: Any) -> int:
         written = 0
@@ -226,19 +278,11 @@ def search(store: Any, app_name: str, user_id: str, query: str, limit: int = MAX
     if not words:
         return []
     db = store.db
-    columns = ", ".join(f"m.{c}" for c in COLUMNS)
+    sql = _sql(db)["search"]
     if _sqlite(db):
         match = " OR ".join(f'"{w}"' for w in words)  # words hold letters, digits, marks and spaces only
-        sql = (f"SELECT {columns} FROM {MEMORIES_FTS} JOIN {MEMORIES} AS m ON m.id = {MEMORIES_FTS}.rowid "
-               f"WHERE {MEMORIES_FTS} MATCH ? AND m.app_name = ? AND m.user_id = ? AND m.body IS NOT NULL "
-               f"ORDER BY {MEMORIES_FTS}.rank, m.id LIMIT ?")
         params: tuple = (match, app_name, user_id, limit)
     else:
-        sql = ("WITH q AS (SELECT (SELECT string_agg('(' || w.q::text || ')', ' | ') FROM (SELECT "
-               "phraseto_tsquery('simple'::regconfig, adk_lite_words(r)) AS q FROM jsonb_array_elements_text(%s::jsonb) "
-               "AS r) AS w WHERE numnode(w.q) > 0)::tsquery AS q) "
-               f"SELECT {columns} FROM {MEMORIES} AS m CROSS JOIN q WHERE m.app_name = %s AND m.user_id = %s "
-               "AND m.search @@ q.q AND m.body IS NOT NULL ORDER BY -ts_rank(m.search, q.q), m.id LIMIT %s")
         params = (codec.dumps(words), app_name, user_id, limit)
     return [_row(r) for r in store.read(lambda conn: conn.execute(sql, params).fetchall())]
 
@@ -259,31 +303,21 @@ def delete(store: Any, app_name: str, user_id: str, memory_id: Optional[str] = N
     Returns:
         How many memories were deleted.
     """
-    p = store.db.peewee.param
-    where = f"app_name = {p} AND user_id = {p} AND body IS NOT NULL"
-    params: tuple = (app_name, user_id)
+    sql, suffix, params = _sql(store.db), "", (app_name, user_id)
     if memory_id is not None:
-        where += f" AND memory_id = {p}"
-        params += (memory_id,)
+        suffix, params = "_one", (app_name, user_id, memory_id)
 
     def run(conn: Any) -> int:
-        gone = conn.execute(f"UPDATE {MEMORIES} SET body = NULL, text = NULL, author = NULL "
-                            f"WHERE {where} AND event_id <> ''", params).rowcount
-        return gone + conn.execute(f"DELETE FROM {MEMORIES} WHERE {where} AND event_id = ''", params).rowcount
+        gone = conn.execute(sql["mark_deleted" + suffix], params).rowcount
+        return gone + conn.execute(sql["delete" + suffix], params).rowcount
     return store.write(run)
 
 
 def rows(store: Any, app_name: Optional[str] = None, user_id: Optional[str] = None) -> list[MemoryRow]:
     """Every stored memory (markers of deleted ones included), optionally of one app
     and/or user, ordered by app, user and the order they were stored; one read."""
-    p = store.db.peewee.param
-    where, params = [], []
-    for column, value in (("app_name", app_name), ("user_id", user_id)):
-        if value is not None:
-            where.append(f"{column} = {p}")
-            params.append(value)
-    sql = (f"SELECT {', '.join(COLUMNS)} FROM {MEMORIES}" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY app_name, user_id, id")
+    given = [(name, value) for name, value in (("app", app_name), ("user", user_id)) if value is not None]
+    sql, params = _sql(store.db)["rows_" + "_".join([n for n, _ in given] or ["all"])], [v for _, v in given]
 
     def run(conn: Any) -> list[MemoryRow]:
         if MEMORIES not in store.db.tables(conn):

@@ -1,6 +1,7 @@
 """The store's statements: compiled once per store from the Peewee models
-(``query.sql()``), with named placeholders checked against the order they are
-executed with, and the ``app_name``/``user_id`` filter of the hand-written ones.
+(``query.sql()``, with :mod:`adk_lite.compiled`'s named placeholders checked against
+the order they are executed with), and the ``app_name``/``user_id`` filter of the
+hand-written ones.
 
 Peewee's query builder costs tens of microseconds per statement, more than
 SQLite's own work, so nothing here runs on the hot path: :func:`compile_all`
@@ -9,33 +10,14 @@ runs once, when a :class:`~adk_lite.store.Store` is made.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import peewee as pw
 
 from . import usage
 from .backend import Backend
+from .compiled import SENTINEL as _SENTINEL, compile_query as _compile, literal as _literal, param as _p
 from .scopes import APP, SESSION, USER
-
-_SENTINEL = "\x00adk_lite:"
-
-
-def _p(name: str) -> pw.Value:
-    """A named parameter placeholder for compiling a statement."""
-    return pw.Value(_SENTINEL + name, converter=False)
-
-
-def _literal(text: str) -> pw.SQL:
-    """A constant string written into the SQL text (only for our own constants)."""
-    return pw.SQL("'" + text.replace("'", "''") + "'")
-
-
-def _compile(query: Any, *names: str) -> str:
-    """Return the SQL of ``query`` after checking its parameters come in ``names`` order."""
-    sql, params = query.sql()
-    if params != [_SENTINEL + n for n in names]:
-        raise RuntimeError(f"compiled statement takes {params}, expected {names}: {sql}")
-    return sql
 
 
 def app_user_filter(app: Optional[str], user: Optional[str], first: str = "",

@@ -21,19 +21,24 @@ to schema version 5 (from stored events, a fork's copied events excepted). A for
 copied events, a retried append and ``update_keys`` make none; a trim keeps them;
 a deleted session takes its rows with it (the foreign key's cascade).
 
-Stdlib and orjson only: no database, no SQL dialect beyond the placeholder given.
+No database of its own: its statements are compiled from the Peewee models
+(:mod:`adk_lite.compiled`), in the dialect of the database (or placeholder) given.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import math
+import operator
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import orjson
+import peewee as pw
 
 from . import validate
-from .models import EVENTS, SESSIONS, USAGE
+from .compiled import compile_query, once_per_database, param
+from .models import make_models
 
 MAX_TOKENS = 2**31 - 1
 """The largest count a row takes (the Gemini API's counts are int32): a forged
@@ -59,6 +64,8 @@ ROW_FIELDS = ("event_id", "invocation_id", "model", "timestamp") + SUMS
 """The fields of an exported usage row (``day`` is derived from ``timestamp``)."""
 
 _MARKS = ("usage_metadata", "usageMetadata")
+_DIALECTS = {"?": pw.SqliteDatabase, "%s": pw.PostgresqlDatabase}
+"""The Peewee database whose dialect each placeholder :func:`backfill` is given names."""
 _EPOCH = datetime.date(1970, 1, 1)
 
 
@@ -202,30 +209,47 @@ def check_query(app_name: Any, user_id: Any, session_id: Any, since: Any, until:
     return app, user, session, low, high, tuple(groups)
 
 
-def query(mark: str, app: Optional[str], user: Optional[str], session: Optional[str], since: Optional[float],
-          until: Optional[float], groups: Sequence[str]) -> tuple[str, list[Any]]:
-    """The SQL of ``get_usage`` (either dialect; ``mark`` is the parameter placeholder)
-    and its parameters: the group columns, ``COUNT(*)``, then each count's sum as a
-    BIGINT (PostgreSQL's ``SUM`` of a bigint is numeric)."""
-    columns = [GROUPS[g] for g in groups]
-    where, params = [], []
-    for column, value in (("app_name", app), ("user_id", user), ("session_id", session)):
-        if value is not None:
-            where.append(f"{column} = {mark}")
-            params.append(value)
-    if since is not None:
-        where.append(f"timestamp >= {mark}")
-        params.append(since)
-    if until is not None:
-        where.append(f"timestamp < {mark}")
-        params.append(until)
-    sums = ", ".join(f"CAST(COALESCE(SUM({c}), 0) AS BIGINT)" for c in SUMS)
-    sql = f"SELECT {', '.join(columns + ['COUNT(*)', sums])} FROM {USAGE}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+def _filters(db: Any) -> dict[str, Any]:
+    """``get_usage``'s conditions on ``db``'s ``Usage`` model, by parameter name."""
+    U = db.models.Usage
+    return {"app": U.app_name == param("app"), "user": U.user_id == param("user"),
+            "session": U.session_id == param("session"), "since": U.timestamp >= param("since"),
+            "until": U.timestamp < param("until")}
+
+
+def _compile_query(db: Any, filters: tuple[str, ...], groups: tuple[str, ...]) -> str:
+    """``get_usage``'s statement for the ``filters`` given and ``groups``, from the models."""
+    U = db.models.Usage
+    columns = [getattr(U, GROUPS[g]) for g in groups]
+    # PostgreSQL's SUM of a bigint is numeric: each sum comes back a BIGINT on both
+    sums = [pw.Cast(pw.fn.COALESCE(pw.fn.SUM(getattr(U, c)), pw.SQL("0")), "BIGINT") for c in SUMS]
+    query = U.select(*columns, pw.fn.COUNT(pw.SQL("*")), *sums)
+    conditions = _filters(db)
+    if filters:
+        query = query.where(functools.reduce(operator.and_, (conditions[f] for f in filters)))
     if columns:
-        sql += " GROUP BY " + ", ".join(columns)
-    return sql, params
+        query = query.group_by(*columns)
+    return compile_query(query, *filters)
+
+
+def _no_statements(db: Any) -> dict:
+    return {}
+
+
+def query(db: Any, app: Optional[str], user: Optional[str], session: Optional[str], since: Optional[float],
+          until: Optional[float], groups: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The SQL of ``get_usage`` on the open backend ``db`` (in its dialect) and its
+    parameters: the group columns, ``COUNT(*)``, then each count's sum as a BIGINT.
+    Each combination of filters given and ``groups`` is compiled from the models once
+    per database, on first use (:func:`adk_lite.compiled.once_per_database`)."""
+    given = [(name, value) for name, value in (("app", app), ("user", user), ("session", session),
+                                               ("since", since), ("until", until)) if value is not None]
+    filters = tuple(name for name, _ in given)
+    statements = once_per_database(db, _no_statements)
+    sql = statements.get((filters, groups))
+    if sql is None:
+        sql = statements.setdefault((filters, groups), _compile_query(db, filters, groups))
+    return sql, [value for _, value in given]
 
 
 def shape(rows: Sequence[Sequence], groups: Sequence[str]) -> list[dict[str, Any]]:
@@ -260,7 +284,7 @@ def get_usage(store: Any, app_name: Any = None, user_id: Any = None, session_id:
             and opened read-only: open it read-write once to build it).
     """
     app, user, session, low, high, groups = check_query(app_name, user_id, session_id, since, until, group_by)
-    sql, params = query(store.db.peewee.param, app, user, session, low, high, groups)
+    sql, params = query(store.db, app, user, session, low, high, groups)
     return shape(store.usage_rows(sql, params), groups)
 
 
@@ -278,17 +302,19 @@ def backfill(execute: Callable[..., Any], mark: str, like: str, body: str = "bod
     Args:
         execute: ``execute(sql, params)`` returning a cursor (``fetchall``): a
             sqlite3 connection's, or Peewee's ``execute_sql`` on PostgreSQL.
-        mark: the parameter placeholder (``?``, ``%s``).
+        mark: the parameter placeholder (``?``: SQLite, ``%s``: PostgreSQL), which picks
+            the dialect the statements are compiled in.
         like: the SQL test that picks the bodies that may carry usage
             (``body LIKE '%usage%metadata%'``: case-insensitive for ASCII on SQLite;
             ``body::text ILIKE ...`` on PostgreSQL).
         body: the SQL that reads the body as text (``body::text`` where the driver
             would decode a ``json`` column).
     """
+    m = make_models(_DIALECTS[mark](None))  # unbound: it only compiles, for the dialect ``mark`` names
+    S, E, U = m.Session, m.Event, m.Usage
     copies: dict[tuple, int] = {}
-    for app, user, session, lineage in execute(
-            f"SELECT app_name, user_id, session_id, forked_from FROM {SESSIONS} WHERE forked_from IS NOT NULL",
-            ()).fetchall():
+    for app, user, session, lineage in execute(*S.select(S.app_name, S.user_id, S.session_id, S.forked_from)
+                                               .where(S.forked_from.is_null(False)).sql()).fetchall():
         try:
             copied = orjson.loads(lineage).get("events")
         except (orjson.JSONDecodeError, AttributeError):
@@ -296,23 +322,26 @@ def backfill(execute: Callable[..., Any], mark: str, like: str, body: str = "bod
         if type(copied) is int and copied > 0:
             copies[(app, user, session)] = copied
     skip: set[int] = set()
+    first_ids = compile_query(E.select(E.id).where((E.app_name == param("app")) & (E.user_id == param("user"))
+                                                   & (E.session_id == param("session")))
+                              .order_by(E.id).limit(param("limit")), "app", "user", "session", "limit")
     for key, copied in copies.items():
-        ids = execute(f"SELECT id FROM {EVENTS} WHERE app_name = {mark} AND user_id = {mark} AND session_id = {mark} "
-                      f"ORDER BY id LIMIT {mark}", (*key, copied)).fetchall()
-        skip.update(r[0] for r in ids)
+        skip.update(r[0] for r in execute(first_ids, (*key, copied)).fetchall())
+    # ``like`` and ``body`` are the caller's SQL for its dialect's JSON column, written in as given
+    read = compile_query(E.select(E.id, E.app_name, E.user_id, E.session_id, E.event_id, E.invocation_id, E.author,
+                                  E.branch, E.timestamp, pw.SQL(body)).where((E.id > param("last")) & pw.SQL(like))
+                         .order_by(E.id).limit(param("limit")), "last", "limit")
+    fields = [U.app_name, U.user_id, U.session_id, U.event_id, U.invocation_id, U.model, U.timestamp, U.day,
+              *(getattr(U, c) for c in SUMS)]
     written, last = 0, -1
-    columns = "app_name, user_id, session_id, event_id, invocation_id, model, timestamp, day, " + ", ".join(SUMS)
     while True:
-        batch = execute(f"SELECT id, app_name, user_id, session_id, event_id, invocation_id, author, branch, "
-                        f"timestamp, {body} FROM {EVENTS} WHERE id > {mark} AND {like} ORDER BY id LIMIT {mark}",
-                        (last, BACKFILL_BATCH)).fetchall()
+        batch = execute(read, (last, BACKFILL_BATCH)).fetchall()
         if not batch:
             return written
         last = batch[-1][0]
         rows = [(*r[1:4], *u) for r in batch if r[0] not in skip for u in rows_of([r[4:]])]
-        if rows:
-            values = ", ".join("(" + ", ".join([mark] * 14) + ")" for _ in rows)
-            execute(f"INSERT INTO {USAGE} ({columns}) VALUES {values}", [v for r in rows for v in r])
+        if rows:  # one statement per batch: one round trip to a server
+            execute(*U.insert_many(rows, fields=fields).returning().sql())
             written += len(rows)
 
 
