@@ -17,7 +17,6 @@ from typing import Any, BinaryIO, Callable, Optional, Sequence
 
 from . import memory, transfer, validate
 from .artifacts import ArtifactStore, ListedArtifact, VersionRow
-from .artifacts import copy_all as copy_artifacts
 from .memory import MAX_RESULTS as MAX_MEMORY_RESULTS
 from .restore import restore
 from .schema import SCHEMA_VERSION
@@ -212,7 +211,8 @@ class AdminMethods:
         written); a PostgreSQL database that received sessions is then ``VACUUM ANALYZE``d.
 
         Returns:
-            :func:`adk_lite.transfer.import_file`'s report plus ``"analyzed": bool``.
+            :func:`adk_lite.transfer.import_file`'s report (a
+            :class:`adk_lite.load.TransferReport`) plus ``"analyzed": bool``.
         """
         report = transfer.import_file(self._store, path, replace=replace, on_record=on_record)
         report["analyzed"] = self._analyze_after_load(report["created"] + report["replaced"])
@@ -224,10 +224,14 @@ class AdminMethods:
         alone, a difference is a conflict). A PostgreSQL ``other`` that received sessions
         is then ``VACUUM ANALYZE``d.
 
+        Args:
+            progress: ``progress(done, total)`` after each record copied (state records,
+                sessions, memories, artifact versions).
+
         Returns:
-            :func:`adk_lite.transfer.copy_database`'s report, the artifact counts of
-            :func:`adk_lite.artifacts.copy_all` when there are artifact tables, and
-            ``"source"``, ``"destination"`` (paths) and ``"analyzed"`` (bool).
+            :func:`adk_lite.transfer.copy_records`'s report (a
+            :class:`adk_lite.load.TransferReport`) plus ``"source"``, ``"destination"``
+            (paths) and ``"analyzed"`` (bool).
 
         Raises:
             ValueError: ``other`` is this same database.
@@ -235,11 +239,7 @@ class AdminMethods:
         if self.path == other.path:
             raise ValueError(f"copy: SRC and DST are the same database {self.path}")
         plan = transfer.plan_export(self._store, None, None)
-        report = transfer.copy_database(self._store, other._store, plan, _ticker(progress, len(plan.keys)))
-        if self._store.read(self._store.has_artifacts):  # then each artifact version, with its number
-            copied = copy_artifacts(ArtifactStore(self._store), ArtifactStore(other._store))
-            report["conflicts"] += copied.pop("conflicts")
-            report.update(copied)
+        report = transfer.copy_records(self._store, other._store, plan, _ticker(progress, plan.size()))
         report.update(source=self.path, destination=other.path,
                       analyzed=other._analyze_after_load(report["created"]))
         return report

@@ -356,26 +356,3 @@ class ArtifactStore:
 def orjson_equal(a: str, b: str) -> bool:
     """True when two JSON texts hold equal values (key order and spacing aside)."""
     return a == b or orjson.loads(a) == orjson.loads(b)
-
-
-def copy_all(src: "ArtifactStore", dst: "ArtifactStore") -> dict[str, Any]:
-    """Copy every artifact version of ``src`` into ``dst`` with its number, one version
-    (and only its bytes in memory) per transaction; resumable like the session copy.
-
-    Returns:
-        ``{"artifact_versions": created, "artifacts_unchanged": int, "conflicts":
-        [{"type": "artifact", "app_name", "user_id", "session_id", "filename", "version"}]}``.
-    """
-    report: dict[str, Any] = {"artifact_versions": 0, "artifacts_unchanged": 0, "conflicts": []}
-    for app, user, session, filename, version in src.stored_keys():
-        key = (app, user, session, filename)
-        found = src.load(key, version)
-        if found is None:  # deleted meanwhile
-            continue
-        outcome = dst.put(key, *found)
-        if outcome == "conflict":
-            report["conflicts"].append({"type": "artifact", "app_name": app, "user_id": user, "session_id": session,
-                                        "filename": filename, "version": version})
-        else:
-            report["artifact_versions" if outcome == "created" else "artifacts_unchanged"] += 1
-    return report

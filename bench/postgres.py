@@ -95,7 +95,7 @@ def copy_in(path: str, url: str) -> dict[str, Any]:
     from adk_lite import DatabaseSessionService, transfer
 
     with DatabaseSessionService(path) as src, DatabaseSessionService(url) as dst:
-        done = transfer.copy_database(src.store, dst.store, transfer.plan_export(src.store, None, None))
+        done = transfer.copy_records(src.store, dst.store, transfer.plan_export(src.store, None, None))
         dst.vacuum()
     return done
 

@@ -20,21 +20,21 @@ are never pointed at the source itself.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import shutil
 import sqlite3
 import tempfile
-import time
+import threading
 import urllib.request
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Iterator, Optional, Union
 
 import orjson
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService
 
-from .. import codec, errors, scopes, service, transfer
+from .. import codec, errors, scopes, service
+from ..load import TransferReport, load, locate
 from ..rows import EventRow
 from ..target import mask_password, resolve, target_kind
 from .convert import event_from_row, event_row
@@ -70,39 +70,43 @@ def _adk_service(kind: str, where: str) -> BaseSessionService:
                          f"({errors.install_hint('adk')}): {e}") from e
 
 
-def _run(make: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a coroutine to the end from sync code, also where an event loop already
-    runs in this thread (a notebook): then in a fresh thread with its own loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+Run = Callable[[Awaitable[Any]], Any]
 
 
-def _with_adk(make: Callable[[], BaseSessionService], work: Callable[[BaseSessionService], Awaitable[Any]]) -> Any:
-    """Open an ADK service with ``make``, run ``work(service)`` to the end (see
-    :func:`_run`) and close the service, whatever happens."""
-    async def go() -> Any:
-        adk = make()
+async def _made(make: Callable[[], BaseSessionService]) -> BaseSessionService:
+    return make()
+
+
+@contextlib.contextmanager
+def _adk_open(make: Callable[[], BaseSessionService]) -> Iterator[tuple[BaseSessionService, Run]]:
+    """Open an ADK service with ``make`` on a private event loop in a thread of its own;
+    yield it with ``run(coroutine)``, which runs one of its calls there and waits for it
+    from sync code (also where an event loop already runs in this thread: a notebook),
+    so a source is read one record at a time while the caller writes. The service is
+    closed and the loop stopped whatever happens."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="adk_lite-adk-transfer", daemon=True)
+    thread.start()
+
+    def run(call: Awaitable[Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(call, loop)  # type: ignore[arg-type]
         try:
-            return await work(adk)
+            return future.result()
+        except BaseException:  # interrupted (^C): the call stops too
+            future.cancel()
+            raise
+
+    try:
+        adk = run(_made(make))
+        try:
+            yield adk, run
         finally:
-            await adk.close()
-    return _run(go)
-
-
-def _summary(started: float) -> dict[str, Any]:
-    return {"apps": 0, "users": 0, "sessions": 0, "events": 0, "skipped": 0, "replaced": 0,
-            "conflicts": [], "refused": [], "seconds": 0.0, "_started": started}
-
-
-def _finish(report: dict[str, Any], pairs: set) -> dict[str, Any]:
-    report["apps"] = len({app for app, _user in pairs})
-    report["users"] = len({pair for pair in pairs if pair[1]})
-    report["seconds"] = round(time.monotonic() - report.pop("_started"), 3)
-    return report
+            run(adk.close())
+    finally:
+        run(loop.shutdown_asyncgens())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
 
 
 def _session_state(merged: dict[str, Any]) -> dict[str, Any]:
@@ -216,41 +220,6 @@ def _session_record(session: Any) -> dict[str, Any]:
             "forked_from": None, "state": _session_state(session.state), "events": events}
 
 
-def _import_state(store: Any, kind: str, key: tuple, state: dict[str, Any], replace: bool,
-                  report: dict[str, Any]) -> None:
-    if not state:
-        return
-    record = dict(type=kind, app_name=key[0], state=state, **({"user_id": key[1]} if key[1] else {}))
-    try:
-        transfer.check_record(record)
-    except (TypeError, ValueError) as e:
-        report["refused"].append({"type": kind, "app_name": key[0], "user_id": key[1], "error": str(e)})
-        return
-    _written, differ = transfer._import_state(store, kind, key, record, replace)
-    if differ and not replace:
-        report["conflicts"].append({"type": kind, "app_name": key[0], "user_id": key[1], "keys": differ})
-
-
-def _import_session(store: Any, session: Any, replace: bool, report: dict[str, Any]) -> None:
-    where = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
-    try:
-        _kind, key, record = transfer.check_record(_session_record(session))
-    except (TypeError, ValueError) as e:
-        report["refused"].append(dict(where, error=" ".join(str(e).split())))
-        return
-    outcome = transfer._import_one(store, key, record, replace)
-    if outcome == "conflict":
-        report["conflicts"].append(where)
-        return
-    if outcome == "unchanged":
-        report["skipped"] += 1
-        return
-    report["sessions"] += 1
-    report["events"] += len(record["events"])
-    if outcome == "replaced":
-        report["replaced"] += 1
-
-
 def _open_target(target: Any) -> tuple[Any, bool]:
     """An adk_lite core service for ``target`` (opened here unless one is given; a
     callable is called to open it) and whether it is ours to close."""
@@ -269,24 +238,35 @@ async def _read(source: str, what: str, call: Awaitable[Any]) -> Any:
         raise ValueError(f"ADK source {source}: reading {what} failed: {' '.join(str(e).split())[:500]}") from e
 
 
-async def _import(adk: BaseSessionService, copy: str, source: str, store: Any, replace: bool,
-                  on_session: OnSession, report: dict[str, Any]) -> set:
+def _state_item(kind: str, app: str, user: str, state: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """An app/user state of the source as a ``(where, record)`` item; an empty state
+    is a placeholder (nothing to check or write)."""
+    record = dict(type=kind, app_name=app, state=state, **({"user_id": user} if kind == "user_state" else {}))
+    return locate(record), record if state else None
+
+
+def _adk_records(adk: BaseSessionService, run: Run, copy: str, source: str,
+                 on_session: OnSession) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Yield ``(where, record)`` for everything of an ADK source, read one at a time
+    (``run`` waits for each of ADK's calls): every app's state, then per app and user
+    the user state and each session (:func:`_session_record`; None: deleted meanwhile;
+    ``where`` is ``{"app_name", "user_id", "session_id"}``, calling ``on_session``
+    once it is written)."""
     pairs, app_states = _read_plain(copy)
     for app, state in sorted(app_states.items()):
-        _import_state(store, "app_state", (app, "", ""), state, replace, report)
+        yield _state_item("app_state", app, "", state)
     for app, user in pairs:
         where = f"app_name={app!r}, user_id={user!r}"
-        _import_state(store, "user_state", (app, user, ""), await _read(
-            source, f"table user_states, {where}", adk.get_user_state(app_name=app, user_id=user)), replace, report)
-        heads = await _read(source, f"table sessions, {where}", adk.list_sessions(app_name=app, user_id=user))
+        yield _state_item("user_state", app, user, run(_read(
+            source, f"table user_states, {where}", adk.get_user_state(app_name=app, user_id=user))))
+        heads = run(_read(source, f"table sessions, {where}", adk.list_sessions(app_name=app, user_id=user)))
         for head in heads.sessions:
-            session = await _read(source, f"tables sessions and events, {where}, session_id={head.id!r}",
-                                  adk.get_session(app_name=app, user_id=user, session_id=head.id))
-            if session is not None:
-                _import_session(store, session, replace, report)
+            session = run(_read(source, f"tables sessions and events, {where}, session_id={head.id!r}",
+                                adk.get_session(app_name=app, user_id=user, session_id=head.id)))
+            yield ({"app_name": app, "user_id": user, "session_id": head.id},
+                   None if session is None else _session_record(session))
             if on_session is not None:
                 on_session()
-    return set(pairs) | {(app, "") for app in app_states}
 
 
 def count_adk_sessions(source: str) -> int:
@@ -314,7 +294,7 @@ _URL_REFUSED = ("ADK source {source}: only SQLite sources are read for now (a pa
 
 
 def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replace: bool = False,
-                    on_session: OnSession = None) -> dict[str, Any]:
+                    on_session: OnSession = None) -> TransferReport:
     """Copy every app, user and session of an ADK session database into adk_lite.
 
     Reads with ADK's own classes: ``list_sessions`` per app and user,
@@ -323,6 +303,8 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
     ADK method returns). The source is never written: ADK's services read a
     snapshot copy made in a private temporary folder (deleted at the end).
 
+    The source's records (app state, user state, sessions with their events) are
+    checked and written by :func:`adk_lite.load.load`, the writer every import shares.
     Each session is written in one transaction (:meth:`adk_lite.store.Store.import_session`):
     a session already stored with the same state and events is skipped, so a
     re-run completes an interrupted import; one stored with other content is
@@ -345,10 +327,12 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         on_session: called after each source session (a progress bar).
 
     Returns:
-        ``{"apps", "users" ((app, user) pairs), "sessions" (written), "events"
-        (written), "skipped" (already there, same content), "replaced": int,
-        "conflicts": [{"app_name", "user_id", "session_id" or "type" and "keys"}],
-        "refused": [{..., "error"}] (what adk_lite's rules refuse), "seconds": float}``.
+        The :class:`adk_lite.load.TransferReport`: ``{"apps", "users" ((app, user)
+        pairs), "sessions" (written), "events" (written), "skipped" (already there,
+        same content), "replaced": int, "conflicts": [{"app_name", "user_id",
+        "session_id" or "type" and "keys"}], "refused": [{..., "error"}] (what
+        adk_lite's rules refuse), "seconds": float}`` and the report's other keys
+        (``created``, ``unchanged``, ``state_keys``, ...).
 
     Raises:
         ValueError: the source is missing, not an ADK session database, of ADK's
@@ -357,7 +341,7 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         DatabaseError, DatabaseLockedError: the target cannot be opened or written
             (the sessions written before stay, each whole).
     """
-    started = time.monotonic()
+    report = TransferReport()  # its clock runs from here
     path = source_file(os.fspath(source) if isinstance(source, os.PathLike) else source)
     if path is None:
         raise ValueError(_URL_REFUSED.format(source=source))
@@ -374,18 +358,18 @@ def import_from_adk(source: str, target: Union[str, os.PathLike, Any], *, replac
         copy = _snapshot(path, folder)
         kind = _source_kind(copy, source)
         check_source(copy, kind, source)
-        report = _summary(started)
         svc, owned = _open_target(target)
         try:
             refuse_itself(svc.path)
-            pairs = _with_adk(lambda: _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy),
-                              lambda adk: _import(adk, copy, source, svc.store, replace, on_session, report))
+            with _adk_open(lambda: _adk_service(kind, copy if kind == "sqlite" else "sqlite+aiosqlite:///" + copy)
+                           ) as (adk, run):
+                return load(svc.store, _adk_records(adk, run, copy, source, on_session), replace=replace,
+                            report=report)
         finally:
             if owned:
                 svc.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return _finish(report, pairs)
 
 
 # -- moving out ------------------------------------------------------------------------
@@ -406,7 +390,7 @@ def _events_equal(ours: list[Event], theirs: list[Event]) -> bool:
 
 
 async def _export_session(adk: BaseSessionService, key: tuple, found: tuple, replace: bool,
-                          report: dict[str, Any]) -> None:
+                          report: TransferReport) -> None:
     """Write one session: created with its final session state, then every event
     appended in order (ADK applies each delta, as it did when the events were
     first appended). A session already in the target whose events are ours, or a
@@ -416,29 +400,28 @@ async def _export_session(adk: BaseSessionService, key: tuple, found: tuple, rep
     _row, state_rows, event_rows = found
     state = {k: orjson.loads(v) for scope, k, v in state_rows if scope == scopes.SESSION}
     events = [event_from_row(EventRow(*r)) for r in event_rows]
+    where = {"app_name": app, "user_id": user, "session_id": sid}
     existing = await adk.get_session(app_name=app, user_id=user, session_id=sid)
-    done = 0
+    done, outcome = 0, "created"
     if existing is not None:
         done = len(existing.events)
         if not _events_equal(events[:done], existing.events):
             if not replace:
-                report["conflicts"].append({"app_name": app, "user_id": user, "session_id": sid})
+                report.session("conflict", 0, where)
                 return
             await adk.delete_session(app_name=app, user_id=user, session_id=sid)
-            existing, done = None, 0
-            report["replaced"] += 1
+            existing, done, outcome = None, 0, "replaced"
         elif done == len(events):
-            report["skipped"] += 1
+            report.session("unchanged", 0, where)
             return
     session = existing or await adk.create_session(app_name=app, user_id=user, session_id=sid, state=state)
     for event in events[done:]:
         await adk.append_event(session, event)
-    report["sessions"] += 1
-    report["events"] += len(events) - done
+    report.session(outcome, len(events) - done, where)
 
 
 async def _export(svc: Any, adk: BaseSessionService, replace: bool, on_session: OnSession,
-                  report: dict[str, Any]) -> set:
+                  report: TransferReport) -> None:
     store = svc.store
     for key in store.session_keys(None, None):
         found = store.read_session(*key, None, None)
@@ -464,12 +447,12 @@ async def _export(svc: Any, adk: BaseSessionService, replace: bool, on_session: 
     for (app, user), state in sorted(holders.items()):
         holder = await adk.create_session(app_name=app, user_id=user, state=state)
         await adk.delete_session(app_name=app, user_id=user, session_id=holder.id)
-    pairs.update((app, "") for app in app_state)
-    return pairs
+    for app, user in pairs | {(app, "") for app in app_state}:
+        report.met({"app_name": app, "user_id": user})
 
 
 def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace: bool = False,
-                  on_session: OnSession = None) -> dict[str, Any]:
+                  on_session: OnSession = None) -> TransferReport:
     """Write every session of an adk_lite database into one of ADK's session stores,
     through ADK's own classes (``create_session``, ``append_event``).
 
@@ -494,14 +477,15 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
         replace, on_session: as :func:`import_from_adk`.
 
     Returns:
-        The summary of :func:`import_from_adk` (``refused`` always empty).
+        The :class:`adk_lite.load.TransferReport` of :func:`import_from_adk`
+        (``refused`` always empty; ``created`` counts the sessions written or
+        completed).
 
     Raises:
         ValueError: a target URL ADK refuses.
         DatabaseError: the source cannot be opened.
     """
-    started = time.monotonic()
-    report = _summary(started)
+    report = TransferReport()
     if isinstance(source, service.DatabaseSessionService):
         svc, owned = source, False
     else:
@@ -512,11 +496,12 @@ def export_to_adk(source: Union[str, os.PathLike, Any], target: str, *, replace:
                 "side files (-wal, -shm, -journal): refusing to write ADK's tables into it")
         refuse_same(sqlite_files(target, adk_sqlite=_adk_kind(target) == "sqlite"), svc.path, same)
         refuse_same_server(target, svc, same)
-        pairs = _with_adk(lambda: _adk_target(target), lambda adk: _export(svc, adk, replace, on_session, report))
+        with _adk_open(lambda: _adk_target(target)) as (adk, run):
+            run(_export(svc, adk, replace, on_session, report))
     finally:
         if owned:
             svc.close()
-    return _finish(report, pairs)
+    return report.finish()
 
 
 def count_sessions(source: Any) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 from .. import errors, outfile, transfer
 from .common import (EXIT_OK, EXIT_PROBLEM, Command, UsageError, _filters, _on_server, _open, _path, _print_json,
@@ -66,43 +66,44 @@ def cmd_import(args: argparse.Namespace) -> int:
             report = svc.import_file(args.file, replace=args.replace, on_record=bar.update)
         finally:
             bar.close()
-    if args.json:
-        _print_json(report)
-    else:
-        print(f"imported {plural(report['created'], 'new session')} ({plural(report['events'], 'event')}, "
-              f"replaced {report['replaced']}), {report['unchanged']} unchanged, "
-              f"{plural(report['state_keys'], 'app/user state key')} written, "
-              f"{plural(report['artifact_versions'], 'artifact version')}, "
-              f"{plural(len(report['conflicts']), 'conflict')}"
-              + ("; analyzed the database (VACUUM ANALYZE)" if report["analyzed"] else ""))
-        for c in report["conflicts"]:
-            if c["type"] == "artifact":
-                print(f"conflict line {c['line']}: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
-                      f"{c['filename']} version {c['version']} differs from the stored one (versions are never "
-                      "overwritten)")
-                continue
-            what = c.get("session_id") or ", ".join(c["keys"])
-            print(f"conflict line {c['line']}: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs "
-                  "from the stored one (use --replace to overwrite)")
-    return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
+    return _moved(args, "imported", report)
 
 
 def _moved(args: argparse.Namespace, verb: str, report: dict[str, Any]) -> int:
-    """Print an import-adk / export-adk summary; exit 1 when something was left alone."""
+    """The one printer of ``import``, ``copy``, ``import-adk`` and ``export-adk``: their
+    :class:`adk_lite.load.TransferReport` as JSON with ``--json``, else
+    :func:`_report_lines`. Exit 1 when something was left alone (a conflict or a
+    refused record)."""
     if args.json:
         _print_json(report)
     else:
-        print(f"{verb} {plural(report['sessions'], 'session')} ({plural(report['events'], 'event')}) of "
-              f"{plural(report['apps'], 'app')}, {plural(report['users'], 'user')}; {report['skipped']} already "
-              f"there, {report['replaced']} replaced, {plural(len(report['conflicts']), 'conflict')}; "
-              f"{report['seconds']} s")
-        for c in report["conflicts"]:
-            what = c.get("session_id") or f"{c['type']} keys {', '.join(c['keys'])}"
-            print(f"conflict: {c['app_name']}/{c['user_id'] or '-'} {what} differs (use --replace to overwrite)")
-        for r in report["refused"]:
-            print(f"refused: {r['app_name']}/{r['user_id'] or '-'} {r.get('session_id') or r.get('type')}: "
-                  f"{r['error']}")
+        print("\n".join(_report_lines(verb, report, "use --replace to overwrite" if hasattr(args, "replace")
+                                       else "left as it is")))
     return EXIT_PROBLEM if report["conflicts"] or report["refused"] else EXIT_OK
+
+
+def _report_lines(verb: str, report: dict[str, Any], fix: str) -> Iterator[str]:
+    """A summary line, then one line per conflict (with its line number for a file;
+    ``fix`` says what to do about it) and one per refused record."""
+    yield (f"{verb} {plural(report['sessions'], 'session')} ({plural(report['events'], 'event')}) of "
+           f"{plural(report['apps'], 'app')}, {plural(report['users'], 'user')}; {report['skipped']} already there, "
+           f"{report['replaced']} replaced, {plural(report['state_keys'], 'app/user state key')} written, "
+           f"{plural(report['memories'], 'memory', 'memories')}, "
+           f"{plural(report['artifact_versions'], 'artifact version')}, "
+           f"{plural(len(report['conflicts']), 'conflict')}, {len(report['refused'])} refused; {report['seconds']} s"
+           + ("; analyzed the destination (VACUUM ANALYZE)" if report.get("analyzed") else ""))
+    for c in report["conflicts"]:
+        at = f"conflict line {c['line']}" if "line" in c else "conflict"
+        if c.get("type") == "artifact":
+            yield (f"{at}: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} {c['filename']} "
+                   f"version {c['version']} differs from the stored one (versions are never overwritten)")
+        else:
+            what = c.get("session_id") or ", ".join(c["keys"])
+            yield (f"{at}: {c.get('type', 'session')} {c['app_name']}/{c['user_id'] or '-'} {what} differs from "
+                   f"the stored one ({fix})")
+    for r in report["refused"]:
+        yield (f"refused: {r.get('app_name')}/{r.get('user_id') or '-'} {r.get('session_id') or r.get('type')}: "
+               f"{r['error']}")
 
 
 def _adk_transfer():
@@ -155,27 +156,12 @@ def cmd_copy(args: argparse.Namespace) -> int:
         if outfile.is_database_file(dst_path, src_path) or outfile.is_database_file(src_path, dst_path):
             raise UsageError(f"copy: DST {args.dst} is SRC {src_path} or one of its side files")
     with _open(source) as src, _open(dest, write=True, create=True) as dst:
-        bar, progress = _bar("copy")
+        bar, progress = _bar("copy", "record")
         try:
             report = src.copy_to(dst, progress=progress)
         finally:
             bar.close()
-    if args.json:
-        _print_json(report)
-    else:
-        print(f"copied {plural(report['created'], 'session')} ({plural(report['events'], 'event')}), "
-              f"{report['unchanged']} already there, {plural(report['state_keys'], 'app/user state key')} written"
-              + (f", {plural(report['artifact_versions'], 'artifact version')}" if "artifact_versions" in report else "")
-              + f", {plural(len(report['conflicts']), 'conflict')}"
-              + ("; analyzed DST (VACUUM ANALYZE)" if report["analyzed"] else ""))
-        for c in report["conflicts"]:
-            if c["type"] == "artifact":
-                print(f"conflict: artifact {c['app_name']}/{c['user_id']}/{c['session_id'] or '(user)'} "
-                      f"{c['filename']} version {c['version']} differs in DST (left as it is)")
-                continue
-            what = c.get("session_id") or ", ".join(c["keys"])
-            print(f"conflict: {c['type']} {c['app_name']}/{c['user_id'] or '-'} {what} differs in DST (left as it is)")
-    return EXIT_PROBLEM if report["conflicts"] else EXIT_OK
+    return _moved(args, "copied", report)
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
