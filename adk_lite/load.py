@@ -7,9 +7,9 @@ export format (:mod:`adk_lite.records`), decoded but not yet checked, or None fo
 unit of the source with nothing to write (a session deleted while it was read): only
 the progress moves. ``where`` is how the report names the record: the fields every
 ``conflicts`` or ``refused`` entry about it starts with (``{"line": 3, "type": ...,
-"app_name": ..., "user_id": ...}`` for a line of a file, :func:`locate`'s fields for a
-record read from a database, ``{"app_name", "user_id", "session_id"}`` for a session of
-ADK's stores).
+"app_name": ..., "user_id": ..., "session_id": ...}`` for a line of a file,
+:func:`locate`'s fields for a record read from a database, ``{"app_name", "user_id",
+"session_id"}`` for a session of ADK's stores).
 
 Each app/user state record, session (row, state, events and usage), memory and artifact
 version is written in one transaction of its own, so a load killed at any point leaves
@@ -95,13 +95,17 @@ class TransferReport(dict):
 
 
 def locate(record: Any) -> dict[str, Any]:
-    """How a report names a record read from a database: ``{"type", "app_name",
-    "user_id"}`` as the record gives them (``user_id`` ``""`` for app state)."""
+    """How a report names a record read from a file or a database: ``{"type",
+    "app_name", "user_id"}`` as the record gives them (``user_id`` ``""`` for app
+    state), and ``"session_id"`` where the record has one."""
     if not isinstance(record, dict):
         return {}
     kind = record.get("type")
-    return {"type": kind, "app_name": record.get("app_name"),
-            "user_id": "" if kind == "app_state" else record.get("user_id")}
+    where = {"type": kind, "app_name": record.get("app_name"),
+             "user_id": "" if kind == "app_state" else record.get("user_id")}
+    if "session_id" in record:
+        where["session_id"] = record["session_id"]
+    return where
 
 
 def load(store: Any, items: Iterable[tuple[dict, Any]], *, replace: bool = False, on_bad: Optional[OnBad] = None,
@@ -154,7 +158,7 @@ def _write(store: Any, where: dict, kind: str, key: tuple[str, str, str], record
     """Write one checked record and count it into ``report``."""
     if kind == "session":
         report.session(_write_session(store, key, record, replace), len(record["events"]),
-                       {**where, "session_id": where.get("session_id", key[2])})
+                       {**where, "session_id": key[2]})
     elif kind == "memory":
         report["memories"] += memory.add(store, [memory_row(key, record)], replace=replace)
     elif kind == "artifact":

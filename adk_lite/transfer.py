@@ -211,7 +211,7 @@ def _bad_line(path: str, where: dict, error: BaseException) -> None:
 def file_records(path: str) -> Iterator[tuple[dict[str, Any], Any]]:
     """Yield ``(where, record)`` for each record line of an export file, decoded
     exactly (:func:`adk_lite.codec.loads_exact`) but not yet checked; ``where`` is
-    ``{"line", "type", "app_name", "user_id"}`` (:func:`adk_lite.load.locate`). Blank
+    ``{"line"}`` and :func:`adk_lite.load.locate`'s fields. Blank
     lines are skipped; header lines are checked and skipped (a file without one is
     read as format 1).
 
