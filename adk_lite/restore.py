@@ -75,7 +75,7 @@ def restore(backup: Union[str, os.PathLike], db: Union[str, os.PathLike], *, kee
     backup, db = os.fspath(backup), os.fspath(db)
     if target_kind(db) == "postgres":
         raise ValueError(f"restore replaces a SQLite file, and {mask_password(db)} is a PostgreSQL database: "
-                         "load a backup into it with 'adk-lite copy BACKUP URL' (copy_records)")
+                         "load a backup into it with 'adk-lite copy BACKUP URL' (copy_to)")
     given = db
     db = resolve(db)
     if db == MEMORY:
