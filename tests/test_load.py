@@ -135,3 +135,21 @@ def test_adk_moves_report_the_one_shape(tmp_path, capsys):
     assert (back["sessions"], back["created"], back["events"], back["apps"], back["users"]) == (2, 2, 1, 1, 2)
     assert main(["import-adk", adk, str(tmp_path / "back.sqlite3")]) == 0
     assert capsys.readouterr().out.startswith("imported 0 sessions (0 events) of 1 app, 2 users; 2 already there,")
+
+
+def test_adk_moves_run_where_an_event_loop_already_runs(tmp_path):
+    """As in a notebook: ADK's calls run on the move's own loop thread, not this one."""
+    pytest.importorskip("google.adk")
+    pytest.importorskip("aiosqlite")
+    import asyncio
+
+    from adk_lite.adk import export_to_adk, import_from_adk
+
+    lite, adk = str(tmp_path / "lite.sqlite3"), str(tmp_path / "adk.db")
+    _fill(lite)
+
+    async def inside() -> tuple[dict, dict]:
+        out = export_to_adk(lite, adk)
+        return out, import_from_adk(adk, str(tmp_path / "back.sqlite3"))
+    out, back = asyncio.run(inside())
+    assert (out["sessions"], back["sessions"], back["events"], back["refused"]) == (2, 2, 1, [])

@@ -103,7 +103,8 @@ def _adk_open(make: Callable[[], BaseSessionService]) -> Iterator[tuple[BaseSess
         finally:
             run(adk.close())
     finally:
-        run(loop.shutdown_asyncgens())
+        run(loop.shutdown_asyncgens())  # as asyncio.run ends
+        run(loop.shutdown_default_executor())
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
