@@ -1,6 +1,7 @@
 """``adk-lite import`` killed with SIGKILL at random points: every session is whole or
 absent, and running the same import again completes it (no "conflict")."""
 
+import contextlib
 import os
 import random
 import signal
@@ -42,11 +43,8 @@ def stored_sessions(db):
 def committed(db):
     """How many sessions the file holds (0 when it has no tables yet); read through SQLite."""
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
             return conn.execute("SELECT COUNT(*) FROM adk_sessions").fetchone()[0]
-        finally:
-            conn.close()
     except sqlite3.Error:
         return 0
 

@@ -26,7 +26,6 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-import urllib.request
 from typing import Any, Awaitable, Callable, Iterator, Optional, Union
 
 import orjson
@@ -36,6 +35,7 @@ from google.adk.sessions import BaseSessionService
 from .. import codec, errors, scopes, service
 from ..load import TransferReport, load, locate
 from ..rows import EventRow
+from ..sqlite_check import file_uri
 from ..target import mask_password, resolve, target_kind
 from .convert import event_from_row, event_row
 from .sources import check_source, refuse_same, refuse_same_server, source_file, sqlite_files
@@ -126,9 +126,8 @@ def _snapshot(path: str, folder: str) -> str:
     if not os.path.isfile(path):
         raise ValueError(f"ADK source {path} does not exist or is not a file")
     copy = os.path.join(folder, "source.db")
-    uri = "file:" + urllib.request.pathname2url(os.path.abspath(path)) + "?mode=ro"
     try:
-        src = sqlite3.connect(uri, uri=True)
+        src = sqlite3.connect(file_uri(path), uri=True)
         try:
             dst = sqlite3.connect(copy)
             try:
@@ -279,13 +278,9 @@ def count_adk_sessions(source: str) -> int:
     path = source_file(source)
     if path is None:
         raise ValueError(_URL_REFUSED.format(source=source))
-    uri = "file:" + urllib.request.pathname2url(os.path.abspath(path)) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
-        try:
+        with contextlib.closing(sqlite3.connect(file_uri(path), uri=True)) as conn:
             return conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
-        finally:
-            conn.close()
     except sqlite3.Error:
         return 0
 
