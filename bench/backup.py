@@ -1,6 +1,6 @@
 """Time an online backup of a big database while another process appends to it.
 
-    python bench/make_big_db.py /tmp/big.sqlite3          # about 70 MB (10,000 sessions, 200,000 events)
+    python -m bench.make_big_db /tmp/big.sqlite3          # about 70 MB (10,000 sessions, 200,000 events)
     python -m bench.backup /tmp/big.sqlite3 [--runs 3]
 
 Each run starts a writer process that appends events to the file in a loop, waits

@@ -1,7 +1,7 @@
 """``python -m bench.erase PATH``: what ``delete_user`` costs on a real file, and which
 part of it is the search index's ``optimize``.
 
-PATH is a file made by ``bench/make_big_db.py`` (users ``user-N`` of apps ``app-M``);
+PATH is a file made by ``python -m bench.make_big_db`` (users ``user-N`` of apps ``app-M``);
 it is copied twice first (PATH is never changed). Prints the file's events and index
 size, the time of an FTS5 ``optimize`` alone on one copy (the part of an erase that
 grows with the whole index), and of one ``delete_user`` on another.

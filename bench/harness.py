@@ -6,6 +6,7 @@ Used by :mod:`bench.run` (the command) and :mod:`bench.postgres` (its PostgreSQL
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import json
 import multiprocessing as mp
@@ -20,20 +21,20 @@ from typing import Any, Optional
 
 from . import floor
 
-FULL = dict(
-    users=50, create=1000, append_sessions=100, turns=5, batches=100, get_full_reps=50, list_reps=20,
-    update_keys=1000, paired_sessions=100, paired_turns=20, recent=(100, 10_000, 100_000), recent_reps=200,
-    page_reps=100, deep_at=90_000, stats_reps=5, cap_s=10.0, big_sessions=100_000, big_events_per_session=10,
-    processes=(1, 2, 4), process_events=4000, process_repeats=3, turn_prefill=1000, turn_reps=20, tasks=64,
-    tasks_events=3000, tasks_rounds=3)
-"""Sizes of the full run (about 10 minutes on 2 cores)."""
-QUICK = dict(
-    users=5, create=100, append_sessions=10, turns=3, batches=10, get_full_reps=5, list_reps=5,
-    update_keys=100, paired_sessions=20, paired_turns=10, recent=(100, 1000, 5000), recent_reps=20,
-    page_reps=10, deep_at=4000, stats_reps=2, cap_s=1.5, big_sessions=5000, big_events_per_session=4,
-    processes=(1, 2, 4), process_events=200, process_repeats=1, turn_prefill=100, turn_reps=2, tasks=16,
-    tasks_events=160, tasks_rounds=1)
-"""Sizes of ``--quick`` (CI: the harness runs; well under 2 minutes)."""
+SIZES: dict[str, tuple[Any, Any]] = dict(
+    users=(50, 5), create=(1000, 100), append_sessions=(100, 10), turns=(5, 3), batches=(100, 10),
+    get_full_reps=(50, 5), list_reps=(20, 5), update_keys=(1000, 100), paired_sessions=(100, 20),
+    paired_turns=(20, 10), recent=((100, 10_000, 100_000), (100, 1000, 5000)), recent_reps=(200, 20),
+    page_reps=(100, 10), deep_at=(90_000, 4000), stats_reps=(5, 2), cap_s=(10.0, 1.5),
+    big_sessions=(100_000, 5000), big_events_per_session=(10, 4), processes=((1, 2, 4), (1, 2, 4)),
+    process_events=(4000, 200), process_repeats=(3, 1), turn_prefill=(1000, 100), turn_reps=(20, 2),
+    tasks=(64, 16), tasks_events=(3000, 160), tasks_rounds=(3, 1))
+"""Each size of a run: ``(full, quick)``. A full run takes about 10 minutes on 2 cores;
+``--quick`` (CI: the harness runs) well under 2."""
+FULL = {name: full for name, (full, _) in SIZES.items()}
+QUICK = {name: quick for name, (_, quick) in SIZES.items()}
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     def version(dist: str) -> str:
@@ -87,6 +88,19 @@ def measure_each(services: list[str], measure: Any, *args: Any) -> dict[str, Any
         r = results[name]
         log(f"{name}: " + (r.get("skipped") or r.get("error") or f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB"))
     return results
+
+
+def new_file_args(doc: str, sessions: int, events: int) -> Any:
+    """Parse ``PATH [--sessions N] [--events N]`` (the defaults given) for a script that
+    builds a new database file; exit naming PATH when it exists already."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--sessions", type=int, default=sessions)
+    parser.add_argument("--events", type=int, default=events, help="events per session")
+    args = parser.parse_args()
+    if os.path.exists(args.path):
+        sys.exit(f"{args.path} exists; give a new path")
+    return args
 
 
 def median_ms(fn: Any, repeat: int) -> float:

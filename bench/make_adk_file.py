@@ -1,6 +1,6 @@
 """Build a file of ADK's own ``SqliteSessionService`` for timing ``adk-lite import-adk``.
 
-    python bench/make_adk_file.py adk_session.db [--sessions 200] [--events 1000]
+    python -m bench.make_adk_file adk_session.db [--sessions 200] [--events 1000]
     time adk-lite import-adk adk_session.db lite.sqlite3 --create --json
 
 Sessions (over 3 apps and 50 users, state in every scope) are created with ADK's
@@ -12,17 +12,17 @@ as ``event_data``): appending 200,000 events one ADK call at a time takes many
 minutes. Session state and update times are set as those appends would leave them.
 """
 
-import argparse
 import asyncio
 import json
 import os
 import sqlite3
-import sys
 import time
 
 from google.adk.events import Event, EventActions
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
+
+from .harness import new_file_args
 
 
 def events_for(i: int, n: int, start: float) -> list:
@@ -54,13 +54,7 @@ async def create(path: str, sessions: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path")
-    parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--events", type=int, default=1000, help="events per session")
-    args = parser.parse_args()
-    if os.path.exists(args.path):
-        sys.exit(f"{args.path} exists; give a new path")
+    args = new_file_args(__doc__, sessions=200, events=1000)
     started, now = time.perf_counter(), time.time()
     asyncio.run(create(args.path, args.sessions))
     with sqlite3.connect(args.path) as conn:

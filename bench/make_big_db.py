@@ -1,6 +1,6 @@
 """Build a session file for timing the ``adk-lite`` command on real volumes.
 
-    python bench/make_big_db.py big.sqlite3 [--sessions 10000] [--events 20]
+    python -m bench.make_big_db big.sqlite3 [--sessions 10000] [--events 20]
 
 Sessions spread over 3 apps and 500 users, last updated over the past 90 days (so
 ``prune --older-than 30d`` has work), each with ``--events`` events (text turns,
@@ -10,14 +10,13 @@ law from common words, topic words, cities (with accents) and a long tail of nam
 and product codes (:class:`Text`, seeded: the same file every time).
 """
 
-import argparse
 import itertools
-import os
 import random
-import sys
 import time
 
 from adk_lite import DatabaseSessionService, Event, EventActions
+
+from .harness import new_file_args
 
 
 COMMON = ("the a to and of i you is it for in that my can on with this be have please what do order not "
@@ -80,13 +79,7 @@ def events_for(i: int, n: int, start: float, text: "Text" = None) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path")
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=20, help="events per session")
-    args = parser.parse_args()
-    if os.path.exists(args.path):
-        sys.exit(f"{args.path} exists; give a new path")
+    args = new_file_args(__doc__, sessions=10_000, events=20)
     started, now = time.perf_counter(), time.time()
     build(args.path, args.sessions, args.events, now)
     with DatabaseSessionService(args.path, read_only=True) as svc:

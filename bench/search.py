@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=20, help="events per session")
     parser.add_argument("--workdir", help="where to build the files (default: a temporary folder)")
-    parser.add_argument("--file", help="an existing file from bench/make_big_db.py to use (it is copied, not changed)")
+    parser.add_argument("--file", help="an existing file from python -m bench.make_big_db to use (it is copied, not changed)")
     parser.add_argument("--url", help="measure on this PostgreSQL database instead (its adk_lite tables are dropped)")
     args = parser.parse_args()
     if args.url:
