@@ -29,6 +29,9 @@ def search(backend: Any, conn: sqlite3.Connection, match: str, filters: list[tup
     Raises:
         DatabaseError: the file has no index yet (schema_version 3 opened read-only).
     """
+    if EVENTS_FTS not in backend.tables(conn):
+        raise errors.DatabaseError(f"database {backend.path} has no search index yet (schema_version 3): "
+                                   "open it once without read_only to build it")
     where, params = schema.search_where(f"{EVENTS_FTS} MATCH ?", f"({EVENTS_FTS}.rank, {EVENTS_FTS}.rowid)", "?",
                                         match, filters, after)
     columns = "e.app_name, e.user_id, e.session_id, e.event_id, e.invocation_id, e.author, e.timestamp"
@@ -36,21 +39,42 @@ def search(backend: Any, conn: sqlite3.Connection, match: str, filters: list[tup
         page = (f"SELECT {columns}, f.rank, f.rowid FROM (SELECT rank, rowid FROM {EVENTS_FTS} "
                 f"WHERE {' AND '.join(where)} ORDER BY rank, rowid LIMIT ?) AS f "
                 f"JOIN {EVENTS} AS e ON e.id = f.rowid ORDER BY f.rank, f.rowid")
-    elif {"app_name", "user_id"} <= {column for column, _ in filters}:
+    elif _few_rows_of_one_user(conn, match, filters):
         page, params = _one_user_page(columns, match, filters, after)
     else:
         page = (f"SELECT {columns}, {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid FROM {EVENTS_FTS} "
                 f"JOIN {EVENTS} AS e ON e.id = {EVENTS_FTS}.rowid "
                 f"WHERE {' AND '.join(where)} ORDER BY {EVENTS_FTS}.rank, {EVENTS_FTS}.rowid LIMIT ?")
-    if EVENTS_FTS not in backend.tables(conn):
-        raise errors.DatabaseError(f"database {backend.path} has no search index yet (schema_version 3): "
-                                   "open it once without read_only to build it")
     rows = conn.execute(page, (*params, limit)).fetchall()
     # Snippets only for the page's rows (a second statement, same snapshot).
     marked = dict(conn.execute(
         f"SELECT rowid, snippet({EVENTS_FTS}, 0, ?, ?, ?, ?) FROM {EVENTS_FTS} WHERE {EVENTS_FTS} MATCH ? "
         f"AND rowid IN {backend.json_array_values()}", (*schema.SNIPPET, match, codec.dumps([r[-1] for r in rows]))))
     return [(*r, marked.get(r[-1], "")) for r in rows]
+
+
+USER_SET_CAP = 100_000
+"""The most events of one user a search reads as a set first (:func:`_one_user_page`);
+a user with more is searched by ranking every match, as any other filter is."""
+
+
+def _few_rows_of_one_user(conn: sqlite3.Connection, match: str, filters: list[tuple[str, str]]) -> bool:
+    """True when a search filtered to one user (``app_name`` and ``user_id`` among
+    ``filters``) should read the user's rows first: they are fewer than
+    :data:`USER_SET_CAP` and no more than the query's matches in the whole index (with
+    fewer matches, ranking them all costs less than reading the user's ids). Both
+    counts stop at the bound they are compared with, so the choice costs at most the
+    smaller of the two walks; either plan gives the same page."""
+    if not {"app_name", "user_id"} <= {column for column, _ in filters}:
+        return False
+    owned = " AND ".join(f"{column} = ?" for column, _ in filters)
+    mine = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {EVENTS} WHERE {owned} LIMIT ?)",
+                        (*(value for _, value in filters), USER_SET_CAP)).fetchone()[0]
+    if mine >= USER_SET_CAP:
+        return False
+    matches = conn.execute(f"SELECT count(*) FROM (SELECT rowid FROM {EVENTS_FTS} WHERE {EVENTS_FTS} MATCH ? "
+                           "LIMIT ?)", (match, mine)).fetchone()[0]
+    return matches >= mine
 
 
 def _one_user_page(columns: str, match: str, filters: list[tuple[str, str]],

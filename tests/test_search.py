@@ -548,10 +548,17 @@ def test_raw_queries_the_server_refuses_at_run_time_are_value_errors(svc, backen
     assert svc.get_session("app", "u", s.id) is not None  # the service still works
 
 
-def test_one_users_search_is_the_whole_search_filtered(svc, backend):
+@pytest.mark.parametrize("plan", ["chosen", "user_set", "rank_all"])
+def test_one_users_search_is_the_whole_search_filtered(svc, backend, plan, monkeypatch):
     """A search for one user (SQLite: ranked only among the user's events, by the
-    same bm25 of the whole index) gives exactly the hits, ranks and order of the
-    unfiltered search with the other users' hits left out, page by page."""
+    same bm25 of the whole index, or every match ranked; ``plan`` forces either) gives
+    exactly the hits, ranks and order of the unfiltered search with the other users'
+    hits left out, page by page."""
+    from adk_lite import sqlite_search
+    if plan != "chosen":
+        if backend != "sqlite":
+            pytest.skip("a plan of SQLite's")
+        monkeypatch.setattr(sqlite_search, "_few_rows_of_one_user", lambda conn, match, filters: plan == "user_set")
     rng = random.Random(5)
     words = "refund order parcel late café the a to sku123 order-7".split()
     sessions = [svc.create_session(app, user, session_id=f"s{k}") for app in ("a1", "a2")
