@@ -453,19 +453,20 @@ class Store(Maintenance, Gate):
         self._check_writable((), events, upserts)
         used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
-        def write(conn):
+        def write(conn, touch=True):
             if events:
                 conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
             if used:
                 conn.executemany(self._sql["usage_insert"], [(app, user, session) + u for u in used])
             self._write_state(conn, app, user, session, upserts, deletes, time.time())
-            conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
+            if touch:
+                conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
 
         if self.db.PIPELINED and events and expected is not None and expected[1] is not None:
             def one_round_trip(conn):  # see adk_lite.one_trip: refused, it is checked again below
                 self.db.lock_user(conn, app, user, False)
-                conn.execute(self._append_guard, (app, user, session, *expected, [e[0] for e in events]))
-                write(conn)
+                conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
+                write(conn, touch=False)  # the guard bumped the session row
                 return expected[0] + 1, {}
             try:
                 return self._grouped(one_round_trip)
