@@ -558,7 +558,8 @@ def test_one_users_search_is_the_whole_search_filtered(svc, backend, plan, monke
     if plan != "chosen":
         if backend != "sqlite":
             pytest.skip("a plan of SQLite's")
-        monkeypatch.setattr(sqlite_search, "_few_rows_of_one_user", lambda conn, match, filters: plan == "user_set")
+        monkeypatch.setattr(sqlite_search, "USER_SET_CAP", 10**9 if plan == "user_set" else 0)
+        monkeypatch.setattr(sqlite_search, "MATCHES_PER_USER_ROW", 0)
     rng = random.Random(5)
     words = "refund order parcel late café the a to sku123 order-7".split()
     sessions = [svc.create_session(app, user, session_id=f"s{k}") for app in ("a1", "a2")
