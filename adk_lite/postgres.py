@@ -140,12 +140,16 @@ class PgConnection:
     server, and the transaction is rolled back, as before.
     """
 
-    __slots__ = ("raw", "_pipeline", "_entered")
+    __slots__ = ("raw", "_pipeline", "_entered", "spoiled")
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
         self._pipeline: Any = None  # the pipeline, while a transaction runs
         self._entered: Any = None  # its context manager, to leave it
+        self.spoiled = False
+        """True once a statement failed inside a pipeline: psycopg may then believe a
+        statement prepared that the server skipped ("prepared statement ... does not
+        exist" later), so the pool closes the connection instead of reusing it."""
 
     def execute(self, sql: str, params: Any = None) -> Any:
         """Run one statement; ``params`` a sequence for its ``%s`` placeholders.
@@ -165,16 +169,29 @@ class PgConnection:
         entered, self._pipeline, self._entered = self._entered, None, None
         if sql == "COMMIT":
             try:
-                self.raw.execute(sql)
-            finally:
+                self.raw.execute(sql)  # may raise a failed statement's error, read while sending
+            except psycopg.Error:
+                self._leave(entered)  # its PipelineAborted would hide the statement's own error
+                raise
+            try:
                 entered.__exit__(None, None, None)
+            except psycopg.Error:
+                self.spoiled = True
+                raise
             return
+        self._leave(entered)  # a failed statement's error: the one the caller is rolling back for
+        if not (self.raw.closed or self.raw.broken) and self.raw.info.transaction_status != TransactionStatus.IDLE:
+            self.raw.execute(sql)
+
+    def _leave(self, entered: Any) -> None:
+        """Leave pipeline mode after an error (not raised again); mark the connection
+        :attr:`spoiled` when a statement failed on the server."""
         try:
             entered.__exit__(None, None, None)
         except psycopg.Error:
-            pass  # the error the caller is rolling back for
-        if not (self.raw.closed or self.raw.broken) and self.raw.info.transaction_status != TransactionStatus.IDLE:
-            self.raw.execute(sql)
+            self.spoiled = True
+        if self.raw.info.transaction_status == TransactionStatus.INERROR:
+            self.spoiled = True
 
     def executemany(self, sql: str, rows: Any) -> None:
         """Run one statement for each parameter sequence of ``rows``. In a transaction
@@ -285,13 +302,14 @@ class _PooledPostgresDatabase(pw.PostgresqlDatabase):
         self._idle.close_all(broken)
 
     def release(self, conn: PgConnection) -> None:
-        """Give back a connection taken with :meth:`acquire`; a broken one, or one a
-        failure left inside a transaction, is closed instead."""
+        """Give back a connection taken with :meth:`acquire`; a broken one, one a
+        failure left inside a transaction, or one a statement failed on inside a
+        pipeline (:attr:`PgConnection.spoiled`), is closed instead."""
         try:
             raw = conn.raw
             if raw.closed or raw.broken:
                 self._drop_idle(conn)
-            elif conn.in_transaction:
+            elif conn.in_transaction or conn.spoiled:
                 conn.close()
             else:
                 self._idle.give(conn)

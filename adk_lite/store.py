@@ -26,7 +26,7 @@ import time
 import weakref
 from typing import Any, Callable, Optional, Sequence
 
-from . import artifacts, codec, errors, memory, usage
+from . import artifacts, codec, errors, memory, one_trip, usage
 from .backend import Backend
 from .gate import Gate
 from .maintenance import Maintenance
@@ -55,6 +55,7 @@ class Store(Maintenance, Gate):
         self._locks: "weakref.WeakValueDictionary[tuple, threading.Lock]" = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self._sql = compile_all(db)
+        self._append_guard = one_trip.guard_sql() if db.PIPELINED else None  # PostgreSQL: see adk_lite.one_trip
         super().__init__(db)  # the call gate; registers the closer
         self._p = db.peewee.param  # the placeholder of the hand-written statements below
 
@@ -452,6 +453,27 @@ class Store(Maintenance, Gate):
         self._check_writable((), events, upserts)
         used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
+        def write(conn, touch=True):
+            if events:
+                conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
+            if used:
+                conn.executemany(self._sql["usage_insert"], [(app, user, session) + u for u in used])
+            self._write_state(conn, app, user, session, upserts, deletes, time.time())
+            if touch:
+                conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
+
+        if self.db.PIPELINED and events and expected is not None and expected[1] is not None:
+            def one_round_trip(conn):  # see adk_lite.one_trip: refused, it is checked again below
+                self.db.lock_user(conn, app, user, False)
+                conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
+                write(conn, touch=False)  # the guard bumped the session row
+                return expected[0] + 1, {}
+            try:
+                return self._grouped(one_round_trip)
+            except errors.DatabaseError as e:
+                if not one_trip.refused(e.__cause__):
+                    raise
+
         def run(conn):
             self.db.lock_user(conn, app, user, False)
             locked = conn.execute(self._sql["session_row_lock"], (app, user, session))
@@ -486,12 +508,7 @@ class Store(Maintenance, Gate):
                 raise errors.StaleSessionError(
                     f"session {session!r} (app_name={app!r}, user_id={user!r}) {what}; "
                     "reload it with get_session and retry")
-            if events:
-                conn.executemany(self._sql["event_insert"], [(app, user, session) + e for e in events])
-            if used:
-                conn.executemany(self._sql["usage_insert"], [(app, user, session) + u for u in used])
-            self._write_state(conn, app, user, session, upserts, deletes, time.time())
-            conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
+            write(conn)
             return row.revision + 1, stored
         return self._grouped(run)
 

@@ -68,8 +68,20 @@ def targets(paired: dict[str, Any], adapter: dict[str, Any], quick: bool = False
     return out
 
 
+def postgres_target(pair: dict[str, Any], quick: bool = False) -> dict[str, Any]:
+    """Target 5's row: the adapter's ``append_event`` beside ADK's ``DatabaseSessionService``
+    on ``postgresql+asyncpg`` (:func:`bench.postgres.measure_append_pair`)."""
+    x = pair.get("ratio_p50")
+    return _goal("PostgreSQL: ADK adapter append_event p50 >= 5x faster than ADK DatabaseSessionService "
+                 "(postgresql+asyncpg, same server, interleaved)", x, x is not None and x >= 5,
+                 f"{x}x ({pair['adapter']['p50_us'] / 1000:.2f} vs {pair['adk']['p50_us'] / 1000:.2f} ms)"
+                 if x is not None else "", pair.get("error", "no server: pass --url or set $ADK_LITE_BENCH_PG"),
+                 quick)
+
+
 def main(argv: Any = None) -> None:
     """``python -m bench.round3``: measure the round-3 targets and print their table."""
+    from . import filebytes, scale
     from .adapter import measure_reads
     from .harness import FULL, QUICK, finish, in_child, log, machine
     from .suite import measure_paired
@@ -79,28 +91,66 @@ def main(argv: Any = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.round3", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes; the figures judge nothing")
     p.add_argument("--json", metavar="PATH", help="write every figure and the targets to PATH")
+    p.add_argument("--only", nargs="+", type=int, choices=range(1, 8), metavar="N",
+                   help="measure only these targets (1-7; default: all)")
+    p.add_argument("--url", metavar="URL", help="target 5's PostgreSQL database (default: $ADK_LITE_BENCH_PG; "
+                   "its adk_lite and ADK tables are DROPPED)")
+    p.add_argument("--scale-workdir", metavar="DIR", help="target 6: where its two files are built and kept "
+                   "(reused when they exist; default: a temporary folder, removed)")
+    p.add_argument("--scale-sessions", type=int, default=100_000, help="target 6: sessions of the big file "
+                   "(10 events each, 1,000 users; the small file has a tenth of both)")
     args = p.parse_args(argv)
+    only = set(args.only or range(1, 8))
     sizes = dict(QUICK if args.quick else FULL)
     sizes["recent"] = (100, 1000)  # measure_reads seeds its largest session: only the full read is judged here
     info = machine()
+    url = args.url or os.environ.get("ADK_LITE_BENCH_PG")
     workdir = tempfile.mkdtemp(prefix="adk_lite_round3_")
+    scale_dir = args.scale_workdir or os.path.join(workdir, "scale")
+    os.makedirs(scale_dir, exist_ok=True)
+    extra: dict[str, Any] = {}
     try:
         adapter: dict[str, Any] = {}
-        for key, fn in (("turn", measure_turns), ("reads", measure_reads), ("tasks", measure_tasks_vs_sync)):
-            log(f"{key} ...")
-            adapter[key] = in_child(fn, workdir, sizes)
-        log("paired with the floors ...")
-        paired = in_child(measure_paired, workdir, sizes)
+        for n, key, fn in ((1, "turn", measure_turns), (2, "reads", measure_reads), (4, "tasks", measure_tasks_vs_sync)):
+            if n in only:
+                log(f"{key} ...")
+                adapter[key] = in_child(fn, workdir, sizes)
+        paired: dict[str, Any] = {}
+        if 3 in only:
+            log("paired with the floors ...")
+            paired = in_child(measure_paired, workdir, sizes)
+        if 5 in only and url:
+            from .postgres import FULL_PG, QUICK_PG, check_database, measure_append_pair
+            check_database(url)
+            log("PostgreSQL appends, adapter beside ADK ...")
+            extra["postgres_append"] = in_child(measure_append_pair, url, QUICK_PG if args.quick else FULL_PG)
+        if 6 in only:
+            big = 2_000 if args.quick else args.scale_sessions
+            log(f"scale: {big:,} and {big // 10:,} sessions (built once in {scale_dir}) ...")
+            extra["scale"] = in_child(scale.run, scale_dir, big, 10, 20 if args.quick else 1000,
+                                      10 if args.quick else 60)
+        if 7 in only:
+            log("file bytes per event ...")
+            extra["bytes"] = in_child(filebytes.measure_bytes, workdir, sizes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    goals = targets(paired, adapter, args.quick, reads=True)
+    goals = [g for g in targets(paired, adapter, args.quick, reads=True)
+             if ("Runner turn" in g["target"] and 1 in only) or ("all 1,000 events" in g["target"] and 2 in only)
+             or ("floor with the search index" in g["target"] and 3 in only) or ("asyncio tasks" in g["target"]
+                                                                                 and 4 in only)]
+    if 5 in only:
+        goals.append(postgres_target(extra.get("postgres_append", {}), args.quick))
+    if 6 in only:
+        goals += scale.targets(extra.get("scale", {}), args.quick)
+    if 7 in only:
+        goals.append(filebytes.target(extra.get("bytes", {}), args.quick))
     print(f"Measured on: {info['cpus']} CPUs, load {info['load_avg_1m']} at start, {info['os']}; Python "
           f"{info['python']}, SQLite {info['sqlite']}, google-adk {info['google-adk']}\n")
     print("| target | figure | verdict |\n|---|---|---|")
     for g in goals:
         print(f"| {g['target']} | {g['shown']} | {g['verdict']} |")
     finish(args.json, {"machine": info, "quick": args.quick, "sizes": sizes, "adapter": adapter, "paired": paired,
-                       "targets": goals}, [*adapter.values(), paired])
+                       **extra, "targets": goals}, [*adapter.values(), paired, *extra.values()])
 
 
 if __name__ == "__main__":

@@ -546,3 +546,47 @@ def test_raw_queries_the_server_refuses_at_run_time_are_value_errors(svc, backen
             svc.store.search_events(queries[index], True, None, None, None, None, 10, None)
         assert not isinstance(info.value, DatabaseError)
     assert svc.get_session("app", "u", s.id) is not None  # the service still works
+
+
+@pytest.mark.parametrize("plan", ["chosen", "user_set", "rank_all"])
+def test_one_users_search_is_the_whole_search_filtered(svc, backend, plan, monkeypatch):
+    """A search for one user (SQLite: ranked only among the user's events, by the
+    same bm25 of the whole index, or every match ranked; ``plan`` forces either) gives
+    exactly the hits, ranks and order of the unfiltered search with the other users'
+    hits left out, page by page."""
+    from adk_lite import sqlite_search
+    if plan != "chosen":
+        if backend != "sqlite":
+            pytest.skip("a plan of SQLite's")
+        monkeypatch.setattr(sqlite_search, "USER_SET_CAP", 10**9 if plan == "user_set" else 0)
+        monkeypatch.setattr(sqlite_search, "MATCHES_PER_USER_ROW", 0)
+    rng = random.Random(5)
+    words = "refund order parcel late café the a to sku123 order-7".split()
+    sessions = [svc.create_session(app, user, session_id=f"s{k}") for app in ("a1", "a2")
+                for user in ("alice", "bob", "carol") for k in range(2)]
+    for _ in range(12):  # interleaved, so one user's rows are scattered through the index
+        for s in sessions:
+            say(svc, s, " ".join(rng.choice(words) for _ in range(rng.randrange(1, 9))), author=rng.choice(["u", "m"]))
+    queries = [("order", False), ("refund late", False), ("the", False), ("cafe order-7", False)]
+    if backend == "sqlite":
+        queries += [('"order 7"', True), ("ref*", True), ("refund OR parcel", True), ("NEAR(order late, 3)", True),
+                    ("order NOT refund", True)]
+
+    def every_page(query, raw, size, **where):
+        hits, after = [], None
+        while True:
+            page = svc.search_events(query, raw=raw, limit=size, after=after, **where)
+            hits += [(h.app_name, h.user_id, h.session_id, h.event_id, h.rank) for h in page]
+            if page.next_cursor is None:
+                return hits
+            after = page.next_cursor
+
+    for query, raw in queries:
+        everything = every_page(query, raw, 1000)
+        assert everything
+        for app in ("a1", "a2"):
+            for user in ("alice", "bob", "carol"):
+                mine = [h for h in everything if h[:2] == (app, user)]
+                assert every_page(query, raw, 4, app_name=app, user_id=user) == mine, (query, app, user)
+                assert every_page(query, raw, 3, app_name=app, user_id=user, session_id="s1") == [
+                    h for h in mine if h[2] == "s1"]
