@@ -6,13 +6,12 @@ Every refusal leaves nothing written and the connection fit for the next call.""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from adk_lite import (AlreadyExistsError, DatabaseSessionService, Event, EventActions, SessionNotFoundError,
                       StaleSessionError)
 from tests.conftest import on_postgres
+from tests.workers import run_threads
 
 
 def _event(i, **kw):
@@ -59,27 +58,18 @@ def test_every_refusal_is_precise_writes_nothing_and_the_next_append_works(targe
 def test_racing_appends_to_one_session_lose_nothing(target):
     with DatabaseSessionService(target) as svc:
         svc.create_session("app", "u", session_id="s")
-        failures = []
 
         def work(t):
-            try:
-                for n in range(25):
-                    session = svc.get_session("app", "u", "s")
-                    while True:
-                        try:
-                            svc.append_event(session, Event(id=f"t{t}-{n}", author="x", actions=EventActions(
-                                state_delta={f"k{t}": n, "app:last": t})))
-                            break
-                        except StaleSessionError:
-                            session = svc.get_session("app", "u", "s")
-            except Exception as e:  # noqa: BLE001 - reported below
-                failures.append(repr(e))
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert failures == []
+            for n in range(25):
+                session = svc.get_session("app", "u", "s")
+                while True:
+                    try:
+                        svc.append_event(session, Event(id=f"t{t}-{n}", author="x", actions=EventActions(
+                            state_delta={f"k{t}": n, "app:last": t})))
+                        break
+                    except StaleSessionError:
+                        session = svc.get_session("app", "u", "s")
+        assert run_threads(work, 4) == []
         got = svc.get_session("app", "u", "s")
         assert sorted(e.id for e in got.events) == sorted(f"t{t}-{n}" for t in range(4) for n in range(25))
         assert {k: v for k, v in got.state.items() if k.startswith("k")} == {f"k{t}": 24 for t in range(4)}
