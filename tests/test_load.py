@@ -153,3 +153,34 @@ def test_adk_moves_run_where_an_event_loop_already_runs(tmp_path):
         return out, import_from_adk(adk, str(tmp_path / "back.sqlite3"))
     out, back = asyncio.run(inside())
     assert (out["sessions"], back["sessions"], back["events"], back["refused"]) == (2, 2, 1, [])
+
+
+def _nested(depth: int) -> list:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value  # type: ignore[return-value]
+
+
+def test_values_as_deep_as_the_api_takes_move_by_copy_and_by_file(new_target, tmp_path, capsys):
+    """A state value nested MAX_DEPTH deep (session, app and user state, and in an
+    event's state delta) is what the API stores; copy and export -> import carry it, not
+    refuse it (the record's check counted the state dict and the event's actions as levels
+    of the value)."""
+    from adk_lite import MAX_DEPTH
+    deep = _nested(MAX_DEPTH)
+    src = new_target("src")
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "u", {"k": deep, "app:a": deep, "user:b": deep}, "s0")
+        s = svc.create_session("app", "u", {}, "s1")
+        svc.append_event(s, Event(author="user", invocation_id="i0", timestamp=time.time(),
+                                  actions=EventActions(state_delta={"d": deep})))
+    code, report = _json(capsys, "copy", src, new_target("copied"))
+    assert (code, report["refused"], report["created"], report["state_keys"]) == (0, [], 2, 2)
+    export = tmp_path / "deep.jsonl"
+    assert main(["export", src, "-o", str(export)]) == 0
+    capsys.readouterr()
+    code, report = _json(capsys, "import", export, new_target("imported"), "--create")
+    assert (code, report["created"], report["events"]) == (0, 2, 1)
+    with DatabaseSessionService(new_target("imported")) as svc:
+        assert svc.get_session(app_name="app", user_id="u", session_id="s1").state["d"] == deep
