@@ -176,16 +176,12 @@ def _write(store: Any, where: dict, kind: str, key: tuple[str, str, str], record
 
 
 def _write_state(store: Any, kind: str, key: tuple, record: dict, replace: bool) -> tuple[int, list[str]]:
-    """Write one app/user state record (one transaction); return ``(keys written, differing keys)``."""
+    """Write one app/user state record (one transaction that reads and writes under
+    the user's lock: :meth:`adk_lite.store.Store.merge_scope_state`); return ``(keys
+    written, differing keys)``."""
     app, user, _ = key
-    scope = _SCOPE[kind]
-    stored = {k: v for _s, k, v in store.scope_state(app, user, scope)}
     wanted = {k: codec.dumps(v) for k, v in record["state"].items()}
-    differ = sorted(k for k in wanted if k in stored and stored[k] != wanted[k])
-    put = [(scope, k, v) for k, v in wanted.items() if stored.get(k) != v and (replace or k not in stored)]
-    if put:
-        store.put_state(app, user, "", put, (), time.time())
-    return len(put), differ
+    return store.merge_scope_state(app, user, _SCOPE[kind], wanted, replace, time.time())
 
 
 def _write_session(store: Any, key: tuple, record: dict, replace: bool) -> str:

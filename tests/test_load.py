@@ -184,3 +184,25 @@ def test_values_as_deep_as_the_api_takes_move_by_copy_and_by_file(new_target, tm
     assert (code, report["created"], report["events"]) == (0, 2, 1)
     with DatabaseSessionService(new_target("imported")) as svc:
         assert svc.get_session(app_name="app", user_id="u", session_id="s1").state["d"] == deep
+
+
+def test_a_key_another_writer_sets_during_an_import_is_a_conflict_not_overwritten(target, tmp_path, monkeypatch):
+    """Another writer sets ``user:k`` after the import read the user's state and before
+    it wrote: the import (without ``replace``) reports the key as a conflict and the other
+    writer's value stays (the state was read in one statement and written in another)."""
+    from adk_lite import scopes
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(orjson.dumps({"type": "user_state", "app_name": "app", "user_id": "u",
+                                   "state": {"k": "imported", "j": 1}}) + b"\n")
+    with DatabaseSessionService(target) as svc, DatabaseSessionService(target) as other:
+        real, raced = svc.store._run, []
+
+        def racing(fn, *args, write=False):
+            if write and not raced:  # the other writer, just before the import's write
+                raced.append(other.store.put_state("app", "u", "", [(scopes.USER, "k", '"live"')], (), time.time()))
+            return real(fn, *args, write=write)
+        monkeypatch.setattr(svc.store, "_run", racing)
+        report = svc.import_file(str(path))
+        assert raced
+        assert [c["keys"] for c in report["conflicts"]] == [["k"]] and report["state_keys"] == 1
+        assert other.get_user_state("app", "u") == {"k": "live", "j": 1}
