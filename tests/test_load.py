@@ -206,3 +206,41 @@ def test_a_key_another_writer_sets_during_an_import_is_a_conflict_not_overwritte
         assert raced
         assert [c["keys"] for c in report["conflicts"]] == [["k"]] and report["state_keys"] == 1
         assert other.get_user_state("app", "u") == {"k": "live", "j": 1}
+
+
+def test_a_user_erased_while_a_copy_or_export_runs_is_not_carried(new_target, tmp_path):
+    """A user erased from SRC while a copy (or an export) of it runs: their memories were
+    listed when the copy began and written after every session, so the destination got
+    the text of an erased user's memories. Each memory is read at its turn, like each
+    session and artifact version."""
+    from google.genai import types as gt
+
+    adk = pytest.importorskip("adk_lite.adk")
+    from google.adk.memory.memory_entry import MemoryEntry
+    import asyncio
+
+    src, token = new_target("src"), "zqerasedmemorytoken"
+
+    async def fill():
+        async with adk.DatabaseMemoryService(src) as mem:
+            await mem.add_memory(app_name="app", user_id="alice", memories=[MemoryEntry(
+                content=gt.Content(parts=[gt.Part(text="hello " + token)]))])
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "alice", {}, "a0")
+        svc.create_session("app", "bob", {}, "b0")
+    asyncio.run(fill())
+    with DatabaseSessionService(src) as source, DatabaseSessionService(src) as other:
+        def erase_once(done, total):
+            if done == 1:
+                other.delete_user("app", "alice")
+        with DatabaseSessionService(new_target("dst")) as dst:
+            report = source.copy_to(dst, progress=erase_once)
+            assert report["memories"] == 0 and dst.store.read(lambda c: c.execute(
+                "SELECT COUNT(*) FROM adk_memories").fetchone()[0]) == 0
+    with DatabaseSessionService(src) as svc:  # again, through an export file
+        svc.create_session("app", "alice", {}, "a0")
+    asyncio.run(fill())
+    out = tmp_path / "x.jsonl"
+    with DatabaseSessionService(src) as source, DatabaseSessionService(src) as other, open(out, "wb") as fh:
+        counts = source.export(fh, progress=lambda done, total: done == 1 and other.delete_user("app", "alice"))
+    assert token.encode() not in out.read_bytes() and counts["memories"] == 0
