@@ -136,17 +136,24 @@ def load(store: Any, items: Iterable[tuple[dict, Any]], *, replace: bool = False
     Returns:
         The :class:`TransferReport`, finished.
 
+    A record holding a value ``store``'s backend cannot hold (PostgreSQL: a NUL in
+    JSON, a key over its index limit) writes nothing and goes to ``on_bad`` too.
+
     Raises:
-        Whatever ``items`` or ``on_bad`` raise; DatabaseLockedError, DatabaseError,
-        ValueError (a value the backend cannot hold): a write failed (what was
-        written before it stays, each session whole).
+        Whatever ``items`` or ``on_bad`` raise; DatabaseLockedError, DatabaseError:
+        a write failed (what was written before it stays, each session whole).
     """
     report = TransferReport() if report is None else report
     refuse = on_bad or (lambda where, e: report["refused"].append(dict(where, error=one_line(e))))
     for where, record in items:
         found = None if record is None else checked(where, record, refuse)
         if found is not None:
-            _write(store, where, *found, replace, report)
+            try:
+                _write(store, where, *found, replace, report)
+            except ValueError as e:  # a value this backend cannot hold (PostgreSQL: a NUL in JSON, a long key)
+                if isinstance(e, errors.AdkLiteError):
+                    raise
+                refuse(where, e)
         report.met(where)
         if on_record is not None:
             on_record()

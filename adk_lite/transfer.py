@@ -181,7 +181,8 @@ def copy_records(src: Any, dst: Any, plan: ExportPlan,
     Resumable: what ``dst`` holds with the same content is left alone, so a re-run
     completes an interrupted copy without duplicates; what differs is reported in
     ``conflicts`` and left as it is (no ``replace``); a record ``dst``'s checks refuse
-    (a hand-edited source) is reported in ``refused`` and skipped.
+    (a hand-edited source) or its backend cannot hold (a NUL in JSON, on PostgreSQL) is
+    reported in ``refused`` and skipped.
 
     Args:
         on_record: called after each record of the plan (:meth:`ExportPlan.size` in all).
@@ -191,7 +192,7 @@ def copy_records(src: Any, dst: Any, plan: ExportPlan,
 
     Raises:
         DatabaseLockedError, DatabaseError: a read or write failed (the sessions copied
-            before it stay, each whole); ValueError: a value ``dst`` cannot store.
+            before it stay, each whole).
     """
     def items() -> Iterator[tuple[dict, Any]]:
         for _kind, record in plan_records(src, plan):

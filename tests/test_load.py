@@ -244,3 +244,45 @@ def test_a_user_erased_while_a_copy_or_export_runs_is_not_carried(new_target, tm
     with DatabaseSessionService(src) as source, DatabaseSessionService(src) as other, open(out, "wb") as fh:
         counts = source.export(fh, progress=lambda done, total: done == 1 and other.delete_user("app", "alice"))
     assert token.encode() not in out.read_bytes() and counts["memories"] == 0
+
+
+def test_a_record_the_destination_cannot_hold_is_refused_by_name_and_the_rest_copied(new_target, tmp_path, capsys):
+    """SQLite holds a NUL in a JSON string, PostgreSQL refuses it: a copy to PostgreSQL
+    stopped at the first such session with an error naming none (exit 2), and an
+    artifact's metadata with a NUL was written there although a save refuses it. Now each
+    such record (session, memory, artifact version) is refused by name and the rest is
+    copied; an import names the line."""
+    import asyncio
+
+    from google.genai import types as gt
+
+    adk = pytest.importorskip("adk_lite.adk")
+    from google.adk.memory.memory_entry import MemoryEntry
+
+    src = str(tmp_path / "src.sqlite3")
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "u", {"k": "a\x00b"}, "s0")
+        svc.create_session("app", "u", {"k": "fine"}, "s1")
+
+    async def fill():
+        async with adk.DatabaseArtifactService(src) as arts:
+            await arts.save_artifact(app_name="app", user_id="u", session_id="s1", filename="f",
+                                     artifact=gt.Part(text="x"), custom_metadata={"m": "a\x00b"})
+        async with adk.DatabaseMemoryService(src) as mem:
+            await mem.add_memory(app_name="app", user_id="u", memories=[MemoryEntry(
+                id="m0", content=gt.Content(parts=[gt.Part(text="a\x00b")]))])
+    asyncio.run(fill())
+    dst = new_target("dst")
+    code, report = _json(capsys, "copy", src, dst)
+    if not dst.startswith("postgresql"):
+        assert (code, report["refused"], report["created"], report["memories"]) == (0, [], 2, 1)
+        return
+    refused = sorted((r["type"], r.get("session_id"), r["error"][:40]) for r in report["refused"])
+    assert code == 1 and [r[:2] for r in refused] == [("artifact", "s1"), ("memory", ""), ("session", "s0")]
+    assert all("NUL" in r["error"] for r in report["refused"])
+    assert (report["created"], report["artifact_versions"], report["memories"]) == (1, 0, 0)
+    export = tmp_path / "x.jsonl"
+    assert main(["export", src, "-o", str(export)]) == 0
+    capsys.readouterr()
+    assert main(["import", str(export), new_target("imported"), "--create"]) == 2
+    assert ":2: " in capsys.readouterr().err  # the line of the session s0
