@@ -98,8 +98,8 @@ def _check_state(kind: str, state: Any, field: str = "state") -> dict[str, Any]:
                                  "never stored)")
     # as the API sees the keys (app keys as "app:k"): the same key rules, then every value
     scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, field)
-    for key, value in state.items():  # each value as the API checks it (its depth counted from the value)
-        _check_json(value, f"{field}[{key!r}]")
+    for key, value in state.items():  # each value must encode (its depth counted from the value, as the API does)
+        _check_json(value, f"{field}[{key!r}]", depth=False)  # check_delta checked each value
     return state
 
 
