@@ -55,8 +55,8 @@ def stored_schema_version(path: str, busy_timeout: float = 5.0) -> Optional[int]
 
 def _whole(value: Any, arg: str) -> int:
     """An int >= 0 (:func:`adk_lite.validate.count` without its None)."""
-    if value is None:
-        raise TypeError(f"{arg} must be an int, not None")
+    if type(value) is not int:  # validate.count's own message would offer None
+        raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
     return validate.count(value, arg, 0)
 
 

@@ -334,7 +334,16 @@ class ArtifactStore:
             ``"created"``; ``"unchanged"`` when that version is stored with the same
             bytes, part and metadata (a re-run copy); ``"conflict"`` when it is stored
             otherwise (left as it is).
+
+        Raises:
+            ValueError: what the backend cannot hold, as a save refuses it (PostgreSQL:
+                a NUL in the part or metadata JSON, a key over its index limit).
         """
+        db = self.db
+        if db.check_json is not None:
+            db.check_json((row.part, row.custom_metadata))
+        if db.check_keys is not None:
+            db.check_keys(zip(("app_name", "user_id", "session_id", "filename"), key))
         sha = None if data is None else digest(data)
 
         def run(conn):

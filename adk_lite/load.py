@@ -136,17 +136,24 @@ def load(store: Any, items: Iterable[tuple[dict, Any]], *, replace: bool = False
     Returns:
         The :class:`TransferReport`, finished.
 
+    A record holding a value ``store``'s backend cannot hold (PostgreSQL: a NUL in
+    JSON, a key over its index limit) writes nothing and goes to ``on_bad`` too.
+
     Raises:
-        Whatever ``items`` or ``on_bad`` raise; DatabaseLockedError, DatabaseError,
-        ValueError (a value the backend cannot hold): a write failed (what was
-        written before it stays, each session whole).
+        Whatever ``items`` or ``on_bad`` raise; DatabaseLockedError, DatabaseError:
+        a write failed (what was written before it stays, each session whole).
     """
     report = TransferReport() if report is None else report
     refuse = on_bad or (lambda where, e: report["refused"].append(dict(where, error=one_line(e))))
     for where, record in items:
         found = None if record is None else checked(where, record, refuse)
         if found is not None:
-            _write(store, where, *found, replace, report)
+            try:
+                _write(store, where, *found, replace, report)
+            except ValueError as e:  # a value this backend cannot hold (PostgreSQL: a NUL in JSON, a long key)
+                if isinstance(e, errors.AdkLiteError):
+                    raise
+                refuse(where, e)
         report.met(where)
         if on_record is not None:
             on_record()
@@ -176,16 +183,12 @@ def _write(store: Any, where: dict, kind: str, key: tuple[str, str, str], record
 
 
 def _write_state(store: Any, kind: str, key: tuple, record: dict, replace: bool) -> tuple[int, list[str]]:
-    """Write one app/user state record (one transaction); return ``(keys written, differing keys)``."""
+    """Write one app/user state record (one transaction that reads and writes under
+    the user's lock: :meth:`adk_lite.store.Store.merge_scope_state`); return ``(keys
+    written, differing keys)``."""
     app, user, _ = key
-    scope = _SCOPE[kind]
-    stored = {k: v for _s, k, v in store.scope_state(app, user, scope)}
     wanted = {k: codec.dumps(v) for k, v in record["state"].items()}
-    differ = sorted(k for k in wanted if k in stored and stored[k] != wanted[k])
-    put = [(scope, k, v) for k, v in wanted.items() if stored.get(k) != v and (replace or k not in stored)]
-    if put:
-        store.put_state(app, user, "", put, (), time.time())
-    return len(put), differ
+    return store.merge_scope_state(app, user, _SCOPE[kind], wanted, replace, time.time())
 
 
 def _write_session(store: Any, key: tuple, record: dict, replace: bool) -> str:

@@ -98,7 +98,8 @@ def _check_state(kind: str, state: Any, field: str = "state") -> dict[str, Any]:
                                  "never stored)")
     # as the API sees the keys (app keys as "app:k"): the same key rules, then every value
     scopes.check_delta({_PREFIX[kind] + k: v for k, v in state.items()}, field)
-    _check_json(state, field)
+    for key, value in state.items():  # each value must encode (its depth counted from the value, as the API does)
+        _check_json(value, f"{field}[{key!r}]", depth=False)  # check_delta checked each value
     return state
 
 
@@ -135,14 +136,16 @@ def _check_session_extras(record: dict[str, Any]) -> None:
     _check_lineage(record.get("forked_from"))
 
 
-def _check_json(value: Any, where: str) -> None:
-    """:func:`adk_lite.codec.check_json`, and the value must encode (orjson refuses
-    nesting deeper than 254, which a check done in Python may let through).
+def _check_json(value: Any, where: str, depth: bool = True) -> None:
+    """:func:`adk_lite.codec.check_json` (unless ``depth`` is false: the parts were
+    checked already), and the value must encode (orjson refuses nesting deeper than
+    254, which a check done in Python may let through).
 
     Raises:
         TypeError, ValueError: the message names ``where``.
     """
-    codec.check_json(value, where)
+    if depth:
+        codec.check_json(value, where)
     try:
         codec.dumps(value)
     except orjson.JSONEncodeError as e:
@@ -152,17 +155,20 @@ def _check_json(value: Any, where: str) -> None:
 def _check_body(body: Any, where: str) -> None:
     if not isinstance(body, dict):
         raise TypeError(f"{where}.body must be an object, not {type(body).__name__}")
-    _check_json(body, f"{where}.body")
+    actions = body.get("actions")
+    if actions is not None and not isinstance(actions, dict):
+        raise TypeError(f"{where}.body.actions must be an object, not {type(actions).__name__}")
+    delta = None if actions is None else actions.get("state_delta")
+    if delta is not None and not isinstance(delta, dict):
+        raise TypeError(f"{where}.body.actions.state_delta must be an object, not {type(delta).__name__}")
+    # as the API checks an event (adk_lite.service): the body without its delta, then each
+    # value of the delta (its depth counted from the value), then the whole must encode
+    rest = body if delta is None else dict(body, actions={k: v for k, v in actions.items() if k != "state_delta"})
+    codec.check_json(rest, f"{where}.body")
+    scopes.check_delta(delta, f"{where}.body.actions.state_delta")
+    _check_json(body, f"{where}.body", depth=False)
     if body.get("partial"):
         raise ValueError(f"{where}.body is a partial event: the API never stores those")
-    actions = body.get("actions")
-    if actions is not None:
-        if not isinstance(actions, dict):
-            raise TypeError(f"{where}.body.actions must be an object, not {type(actions).__name__}")
-        delta = actions.get("state_delta")
-        if delta is not None and not isinstance(delta, dict):
-            raise TypeError(f"{where}.body.actions.state_delta must be an object, not {type(delta).__name__}")
-        scopes.check_delta(delta, f"{where}.body.actions.state_delta")
 
 
 def _check_events(events: Any) -> None:

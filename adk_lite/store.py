@@ -537,6 +537,25 @@ class Store(Maintenance, Gate):
             self._write_state(conn, app, user, session, upserts, deletes, now)
         self._run(run, write=True)
 
+    def merge_scope_state(self, app: str, user: str, scope: str, wanted: dict[str, str], replace: bool,
+                          now: float) -> tuple[int, list[str]]:
+        """Add app (``user=""``) or user state keys ``{key: JSON}`` in ONE write
+        transaction that reads what is stored and writes under the same lock, so a key
+        another writer sets meanwhile is compared, never overwritten unseen: a key not
+        stored is written; one stored with another value is overwritten only with
+        ``replace``. Returns ``(keys written, differing keys sorted)``."""
+        self._check_writable((app, user), (), [(scope, k, v) for k, v in wanted.items()])
+
+        def run(conn):
+            self.db.lock_user(conn, app, user, False)
+            stored = {k: v for _s, k, v in conn.execute(self._sql["state_scope"], (app, user, "", scope)).fetchall()}
+            differ = sorted(k for k in wanted if k in stored and stored[k] != wanted[k])
+            put = [(scope, k, v) for k, v in wanted.items() if stored.get(k) != v and (replace or k not in stored)]
+            if put:
+                self._write_state(conn, app, user, "", put, (), now)
+            return len(put), differ
+        return self._run(run, write=True)
+
     def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` in one write transaction (IMMEDIATE on SQLite) and return its
         result: all of it commits, or nothing when it raises. For modules above the

@@ -109,7 +109,8 @@ def plan_records(store: Any, plan: ExportPlan) -> Iterator[tuple[str, Optional[d
     """Yield ``(type, record)`` for each thing ``plan`` lists, in the export's order:
     the app/user state records, one session per key (read whole in one snapshot when
     its turn comes; None: deleted since it was listed), the memory records (after the
-    sessions: an import replacing one keeps them), then each artifact version (None:
+    sessions: an import replacing one keeps them; each user's read again when their
+    first comes, None: deleted or erased since), then each artifact version (None:
     gone; one version's bytes in memory at a time). Values are embedded as stored
     (``orjson.Fragment``).
 
@@ -120,8 +121,13 @@ def plan_records(store: Any, plan: ExportPlan) -> Iterator[tuple[str, Optional[d
         yield record["type"], record
     for key in plan.keys:
         yield "session", session_record(key, store.read_whole_session(*key))
-    for record in plan.memory_records:
-        yield "memory", record
+    fresh: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in plan.memory_records:  # read again at their turn: a user erased meanwhile is gone
+        owner = (record["app_name"], record["user_id"])
+        if owner not in fresh:
+            fresh[owner] = {r.memory_id: r for r in memory.rows(store, *owner)}
+        row = fresh[owner].get(record["memory_id"])
+        yield "memory", None if row is None else memory_record(row)
     if plan.artifacts:
         artifacts = ArtifactStore(store)
         for app, user, session, filename, version in plan.artifacts:
@@ -146,8 +152,7 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
     Raises:
         DatabaseError: a read failed. OSError: the write failed (BrokenPipeError too).
     """
-    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records),
-              "memories": len(plan.memory_records)}
+    counts = {"sessions": 0, "events": 0, "state_records": len(plan.state_records), "memories": 0}
     if plan.artifacts is not None:
         counts["artifact_versions"] = 0
     out.write(dumps_line(header()))
@@ -159,6 +164,8 @@ def write_export(store: Any, plan: ExportPlan, out: BinaryIO,
                 counts["events"] += len(record["events"])
             elif kind == "artifact":
                 counts["artifact_versions"] += 1
+            elif kind == "memory":
+                counts["memories"] += 1
         if kind == "session" and on_session is not None:
             on_session()
     return counts
@@ -174,7 +181,8 @@ def copy_records(src: Any, dst: Any, plan: ExportPlan,
     Resumable: what ``dst`` holds with the same content is left alone, so a re-run
     completes an interrupted copy without duplicates; what differs is reported in
     ``conflicts`` and left as it is (no ``replace``); a record ``dst``'s checks refuse
-    (a hand-edited source) is reported in ``refused`` and skipped.
+    (a hand-edited source) or its backend cannot hold (a NUL in JSON, on PostgreSQL) is
+    reported in ``refused`` and skipped.
 
     Args:
         on_record: called after each record of the plan (:meth:`ExportPlan.size` in all).
@@ -184,7 +192,7 @@ def copy_records(src: Any, dst: Any, plan: ExportPlan,
 
     Raises:
         DatabaseLockedError, DatabaseError: a read or write failed (the sessions copied
-            before it stay, each whole); ValueError: a value ``dst`` cannot store.
+            before it stay, each whole).
     """
     def items() -> Iterator[tuple[dict, Any]]:
         for _kind, record in plan_records(src, plan):

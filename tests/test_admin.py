@@ -62,9 +62,10 @@ def test_read_events_pages_a_session_as_get_session_orders_it(svc_any):
     assert [len(p) for p in pages] == [3, 3, 1, 0]
     assert pages[0][0] == svc_any.get_session("app", "alice", "s").events[0]
     assert svc_any.read_events("app", "alice", "nope") == []
-    for bad in ({"offset": -1}, {"limit": -1}, {"offset": 1.5}, {"limit": None}, {"offset": True}):
-        with pytest.raises((TypeError, ValueError), match="offset|limit"):
+    for bad in ({"offset": -1}, {"limit": -1}, {"offset": 1.5}, {"limit": None}, {"offset": True}, {"limit": "3"}):
+        with pytest.raises((TypeError, ValueError), match="offset|limit") as refused:
             svc_any.read_events("app", "alice", "s", **bad)
+        assert "None" not in str(refused.value).replace("not None", "")  # None is refused: never offered
 
 
 def test_list_forks_names_the_direct_forks_of_one_session(svc_any):

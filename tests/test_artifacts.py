@@ -811,3 +811,28 @@ def test_killed_while_saving_and_deleting_leaves_whole_versions(target):
             assert orphans == 0
         finally:
             run(arts.close())
+
+
+def _nested_list(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_part_that_could_not_move_is_refused_at_save(arts, target, new_target):
+    """A part whose JSON holds an int beyond 64 bits or nests deeper than the limit (a
+    function call's args beside the text) was stored, then refused by every copy and
+    import of the database; it is refused by save, by name, and writes nothing. What
+    save takes, copy carries."""
+    from adk_lite import DatabaseSessionService as Core
+    from adk_lite import MAX_DEPTH
+    for args in ({"x": 2**70}, {"x": _nested_list(MAX_DEPTH)}):
+        part = types.Part(text="t", function_call=types.FunctionCall(name="f", args=args))
+        with pytest.raises(ValueError, match="'bad'.*function_call"):
+            save(arts, "bad", part)
+    assert versions(arts, "bad") == []
+    save(arts, "ok", types.Part(text="t", function_call=types.FunctionCall(name="f", args={"x": 2**63 - 1})))
+    with Core(target) as src, Core(new_target("copy")) as dst:
+        report = src.copy_to(dst)
+    assert (report["refused"], report["artifact_versions"]) == ([], 1)

@@ -153,3 +153,136 @@ def test_adk_moves_run_where_an_event_loop_already_runs(tmp_path):
         return out, import_from_adk(adk, str(tmp_path / "back.sqlite3"))
     out, back = asyncio.run(inside())
     assert (out["sessions"], back["sessions"], back["events"], back["refused"]) == (2, 2, 1, [])
+
+
+def _nested(depth: int) -> list:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value  # type: ignore[return-value]
+
+
+def test_values_as_deep_as_the_api_takes_move_by_copy_and_by_file(new_target, tmp_path, capsys):
+    """A state value nested MAX_DEPTH deep (session, app and user state, and in an
+    event's state delta) is what the API stores; copy and export -> import carry it, not
+    refuse it (the record's check counted the state dict and the event's actions as levels
+    of the value)."""
+    from adk_lite import MAX_DEPTH
+    deep = _nested(MAX_DEPTH)
+    src = new_target("src")
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "u", {"k": deep, "app:a": deep, "user:b": deep}, "s0")
+        s = svc.create_session("app", "u", {}, "s1")
+        svc.append_event(s, Event(author="user", invocation_id="i0", timestamp=time.time(),
+                                  actions=EventActions(state_delta={"d": deep})))
+    code, report = _json(capsys, "copy", src, new_target("copied"))
+    assert (code, report["refused"], report["created"], report["state_keys"]) == (0, [], 2, 2)
+    export = tmp_path / "deep.jsonl"
+    assert main(["export", src, "-o", str(export)]) == 0
+    capsys.readouterr()
+    code, report = _json(capsys, "import", export, new_target("imported"), "--create")
+    assert (code, report["created"], report["events"]) == (0, 2, 1)
+    with DatabaseSessionService(new_target("imported")) as svc:
+        assert svc.get_session(app_name="app", user_id="u", session_id="s1").state["d"] == deep
+
+
+def test_a_key_another_writer_sets_during_an_import_is_a_conflict_not_overwritten(target, tmp_path, monkeypatch):
+    """Another writer sets ``user:k`` after the import read the user's state and before
+    it wrote: the import (without ``replace``) reports the key as a conflict and the other
+    writer's value stays (the state was read in one statement and written in another)."""
+    from adk_lite import scopes
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(orjson.dumps({"type": "user_state", "app_name": "app", "user_id": "u",
+                                   "state": {"k": "imported", "j": 1}}) + b"\n")
+    with DatabaseSessionService(target) as svc, DatabaseSessionService(target) as other:
+        real, raced = svc.store._run, []
+
+        def racing(fn, *args, write=False):
+            if write and not raced:  # the other writer, just before the import's write
+                raced.append(other.store.put_state("app", "u", "", [(scopes.USER, "k", '"live"')], (), time.time()))
+            return real(fn, *args, write=write)
+        monkeypatch.setattr(svc.store, "_run", racing)
+        report = svc.import_file(str(path))
+        assert raced
+        assert [c["keys"] for c in report["conflicts"]] == [["k"]] and report["state_keys"] == 1
+        assert other.get_user_state("app", "u") == {"k": "live", "j": 1}
+
+
+def test_a_user_erased_while_a_copy_or_export_runs_is_not_carried(new_target, tmp_path):
+    """A user erased from SRC while a copy (or an export) of it runs: their memories were
+    listed when the copy began and written after every session, so the destination got
+    the text of an erased user's memories. Each memory is read at its turn, like each
+    session and artifact version."""
+    from google.genai import types as gt
+
+    adk = pytest.importorskip("adk_lite.adk")
+    from google.adk.memory.memory_entry import MemoryEntry
+    import asyncio
+
+    src, token = new_target("src"), "zqerasedmemorytoken"
+
+    async def fill():
+        async with adk.DatabaseMemoryService(src) as mem:
+            await mem.add_memory(app_name="app", user_id="alice", memories=[MemoryEntry(
+                content=gt.Content(parts=[gt.Part(text="hello " + token)]))])
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "alice", {}, "a0")
+        svc.create_session("app", "bob", {}, "b0")
+    asyncio.run(fill())
+    with DatabaseSessionService(src) as source, DatabaseSessionService(src) as other:
+        def erase_once(done, total):
+            if done == 1:
+                other.delete_user("app", "alice")
+        with DatabaseSessionService(new_target("dst")) as dst:
+            report = source.copy_to(dst, progress=erase_once)
+            assert report["memories"] == 0 and dst.store.read(lambda c: c.execute(
+                "SELECT COUNT(*) FROM adk_memories").fetchone()[0]) == 0
+    with DatabaseSessionService(src) as svc:  # again, through an export file
+        svc.create_session("app", "alice", {}, "a0")
+    asyncio.run(fill())
+    out = tmp_path / "x.jsonl"
+    with DatabaseSessionService(src) as source, DatabaseSessionService(src) as other, open(out, "wb") as fh:
+        counts = source.export(fh, progress=lambda done, total: done == 1 and other.delete_user("app", "alice"))
+    assert token.encode() not in out.read_bytes() and counts["memories"] == 0
+
+
+def test_a_record_the_destination_cannot_hold_is_refused_by_name_and_the_rest_copied(new_target, tmp_path, capsys):
+    """SQLite holds a NUL in a JSON string, PostgreSQL refuses it: a copy to PostgreSQL
+    stopped at the first such session with an error naming none (exit 2), and an
+    artifact's metadata with a NUL was written there although a save refuses it. Now each
+    such record (session, memory, artifact version) is refused by name and the rest is
+    copied; an import names the line."""
+    import asyncio
+
+    from google.genai import types as gt
+
+    adk = pytest.importorskip("adk_lite.adk")
+    from google.adk.memory.memory_entry import MemoryEntry
+
+    src = str(tmp_path / "src.sqlite3")
+    with DatabaseSessionService(src) as svc:
+        svc.create_session("app", "u", {"k": "a\x00b"}, "s0")
+        svc.create_session("app", "u", {"k": "fine"}, "s1")
+
+    async def fill():
+        async with adk.DatabaseArtifactService(src) as arts:
+            await arts.save_artifact(app_name="app", user_id="u", session_id="s1", filename="f",
+                                     artifact=gt.Part(text="x"), custom_metadata={"m": "a\x00b"})
+        async with adk.DatabaseMemoryService(src) as mem:
+            await mem.add_memory(app_name="app", user_id="u", memories=[MemoryEntry(
+                id="m0", content=gt.Content(parts=[gt.Part(text="a\x00b")]))])
+    asyncio.run(fill())
+    dst = new_target("dst")
+    code, report = _json(capsys, "copy", src, dst)
+    if not dst.startswith("postgresql"):
+        assert (code, report["refused"], report["created"], report["memories"]) == (0, [], 2, 1)
+        return
+    refused = sorted((r["type"], r.get("session_id"), r["error"][:40]) for r in report["refused"])
+    assert code == 1 and [r[:2] for r in refused] == [("artifact", "s1"), ("memory", ""), ("session", "s0")]
+    assert all("NUL" in r["error"] for r in report["refused"])
+    assert (report["created"], report["artifact_versions"], report["memories"]) == (1, 0, 0)
+    export = tmp_path / "x.jsonl"
+    assert main(["export", src, "-o", str(export)]) == 0
+    capsys.readouterr()
+    assert main(["import", str(export), new_target("imported"), "--create"]) == 2
+    assert ":2: " in capsys.readouterr().err  # the line of the session s0

@@ -634,3 +634,32 @@ def test_a_version_4_file_with_a_memories_table_is_refused_unchanged(tmp_path):
     with pytest.raises(adk_lite.errors.ForeignDatabaseError, match="adk_memories"):
         DatabaseMemoryService(path)
     assert open(path, "rb").read() == before
+
+
+def test_a_memory_that_could_not_move_is_refused_at_add(target, new_target):
+    """A memory body nested deeper than the limit (custom metadata, or a function call's
+    args in the content) or holding an int beyond 64 bits was stored, then refused by
+    every copy and import; the service refuses it by name (a ValueError, not orjson's
+    TypeError) and writes nothing. What it stores, copy carries."""
+    deep: object = 1
+    for _ in range(adk_lite.MAX_DEPTH):
+        deep = [deep]
+    call = types.Part(text="sky", function_call=types.FunctionCall(name="f", args={"x": 2**70}))
+
+    async def body(sessions, mem):
+        with pytest.raises(ValueError, match="custom_metadata"):
+            await mem.add_events_to_memory(app_name="a", user_id="u", events=[text_event("sky")],
+                                           custom_metadata={"k": deep})
+        with pytest.raises(ValueError, match="function_call"):
+            await mem.add_events_to_memory(app_name="a", user_id="u", events=[
+                Event(author="user", invocation_id="i", content=types.Content(role="user", parts=[call]))])
+        with pytest.raises(ValueError, match="custom_metadata"):
+            await mem.add_memory(app_name="a", user_id="u", memories=[MemoryEntry(
+                content=types.Content(parts=[types.Part(text="sky")]), custom_metadata={"k": deep})])
+        assert await count(mem) == 0
+        await mem.add_memory(app_name="a", user_id="u", memories=[MemoryEntry(
+            content=types.Content(parts=[types.Part(text="sky")]), custom_metadata={"k": deep[0][0]})])
+    with_both(target, body)
+    with adk_lite.DatabaseSessionService(target) as src, adk_lite.DatabaseSessionService(new_target("copy")) as dst:
+        report = src.copy_to(dst)
+    assert (report["refused"], report["memories"]) == ([], 1)

@@ -233,6 +233,12 @@ class DatabaseArtifactService(OnDatabase, BaseArtifactService):
             part_json = part.model_dump_json(exclude_none=True, exclude=exclude)
         except PydanticSerializationError as e:
             raise ValueError(f"artifact {key[3]!r} cannot be stored as JSON: {e}") from e
+        try:  # what an export, import or copy checks (adk_lite.records): ints in 64 bits, depth
+            codec.check_json(codec.loads_exact(part_json), "part")
+        except RecursionError as e:
+            raise ValueError(f"artifact {key[3]!r}: part is nested too deep to store") from e
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"artifact {key[3]!r}: {e}") from e
         metadata = {} if custom_metadata is None else custom_metadata
         if not isinstance(metadata, dict):
             raise TypeError(f"custom_metadata must be a dict or None, not {type(metadata).__name__}")

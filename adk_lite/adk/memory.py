@@ -47,6 +47,18 @@ def _metadata(value: Any, arg: str) -> dict[str, Any]:
     return value
 
 
+def _body_json(body: dict[str, Any], arg: str) -> str:
+    """A memory's body as stored, checked whole as an import or copy checks it
+    (:mod:`adk_lite.records`: 64-bit ints, at most :data:`adk_lite.codec.MAX_DEPTH`
+    deep counted from the body), so what is stored also moves.
+
+    Raises:
+        TypeError, ValueError: the message names ``arg`` and the field.
+    """
+    codec.check_json(body, arg)
+    return codec.dumps(body)
+
+
 def _content_json(content: Any, arg: str) -> Any:
     if not isinstance(content, types.Content):
         raise TypeError(f"{arg} must be a google.genai.types.Content, not {type(content).__name__}")
@@ -145,8 +157,8 @@ class DatabaseMemoryService(OnDatabase, BaseMemoryService):
             if event.content is None or not event.content.parts or event.partial:
                 continue
             validate.event_columns(event, f"events[{i}]")
-            body = codec.dumps({"content": _content_json(event.content, f"events[{i}].content"),
-                                "custom_metadata": extra})
+            body = _body_json({"content": _content_json(event.content, f"events[{i}].content"),
+                               "custom_metadata": extra}, f"events[{i}]")
             rows.append(memory.MemoryRow(app_name, user_id, memory.event_memory_id(session_id, event.id), session_id,
                                          event.id, event.author, float(event.timestamp), body,
                                          self.keep_on_session_delete, now))
@@ -185,7 +197,7 @@ class DatabaseMemoryService(OnDatabase, BaseMemoryService):
             if entry.timestamp is not None:
                 validate.event_text(entry.timestamp, f"{where}.timestamp")
                 body["timestamp"] = entry.timestamp
-            text = codec.dumps(body)
+            text = _body_json(body, where)
             memory_id = entry.id
             if memory_id is None:
                 memory_id = memory.entry_memory_id(text, entry.author)
