@@ -345,9 +345,10 @@ class PostgresBackend:
     Raises:
         DatabaseOpenError: the server cannot be reached or refuses the login; with
             ``read_only``, the database has no adk_lite tables.
-        ForeignDatabaseError: some of adk_lite's table names exist but not the metadata.
-        SchemaVersionError: written by a newer adk_lite, or an older schema (there is no
-            PostgreSQL migration yet: PostgreSQL starts at the current schema version).
+        ForeignDatabaseError: some of adk_lite's table names exist but not the metadata,
+            or the metadata names a schema_version whose tables are not all there.
+        SchemaVersionError: written by a newer adk_lite, or by one older than the first
+            PostgreSQL schema this release migrates.
     """
 
     SINGLE_WRITER = False
@@ -451,6 +452,10 @@ class PostgresBackend:
             row = self._version(conn)
             if row is not None:
                 version = schema.check_version(row or None, self.path)
+                missing = sorted(schema.tables_of(version) - self.tables_of(conn.execute))
+                if missing:  # as sqlite_check refuses a file: never a missing relation at the first call
+                    raise errors.ForeignDatabaseError(f"database {self.path} is not a whole adk_lite database: "
+                                                      f"it lacks the tables {', '.join(missing)} of schema_version {version}")
                 self.searchable = self._has_search(conn.execute)
                 if (self.searchable and version == schema.SCHEMA_VERSION) or self.read_only:
                     return  # read-only: an older schema is read as it is (migrated at a read-write open)

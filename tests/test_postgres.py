@@ -122,6 +122,23 @@ def test_a_newer_schema_is_refused_unchanged(url):
         assert conn.execute("SELECT value FROM adk_metadata").fetchall() == [("99",)]
 
 
+def test_a_current_version_missing_a_table_is_refused_at_open_unchanged(url):
+    """As a SQLite file is refused: the metadata says schema_version N but a table of N is
+    gone, so open names it (read-only too), instead of a missing relation at the first call."""
+    with DatabaseSessionService(url) as svc:
+        svc.create_session("app", "u", session_id="s")
+    with pg_databases().admin(parse_postgres(url).conninfo["dbname"]) as conn:
+        conn.execute("DROP TABLE adk_usage")
+        before = sorted(r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+    from adk_lite.errors import ForeignDatabaseError
+    for read_only in (False, True):
+        with pytest.raises(ForeignDatabaseError, match="lacks the tables adk_usage of schema_version"):
+            DatabaseSessionService(url, read_only=read_only)
+    with pg_databases().admin(parse_postgres(url).conninfo["dbname"]) as conn:
+        after = sorted(r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+    assert after == before and "adk_usage" not in after
+
+
 def test_the_password_never_shows(url):
     info = parse_postgres(url).conninfo
     password = info.get("password") or "no-password-set"
