@@ -258,6 +258,21 @@ def _check_artifact(record: dict[str, Any]) -> str:
     return sid
 
 
+def _check_reference(record: dict[str, Any], app: str, user: str, sid: str) -> None:
+    """Refuse a file artifact whose ``artifact://`` reference leaves its app and user (or,
+    from a session's artifact, its session), as a save refuses it
+    (``google.adk.artifacts.artifact_util.validate_artifact_reference_scope``); a
+    forged one would be stored and could never be loaded."""
+    uri = record["part"].get("file_data", {}).get("file_uri", "") if record["kind"] == "file" else ""
+    if not uri.startswith("artifact://"):
+        return
+    rest = uri[len(f"artifact://apps/{app}/users/{user}/"):]
+    if not uri.startswith(f"artifact://apps/{app}/users/{user}/") or not (
+            rest.startswith("artifacts/") or rest.startswith(f"sessions/{sid}/artifacts/" if sid else "sessions/")):
+        raise ValueError(f"file_uri {uri[:200]!r} refers to an artifact outside app {app!r}, user {user!r}"
+                         + (f", session {sid!r}" if sid else "") + " (a save refuses such a reference)")
+
+
 def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]]:
     """Check one record whole, with the API's rules; return ``(kind, key, record)``.
 
@@ -275,7 +290,9 @@ def check_record(record: Any) -> tuple[str, tuple[str, str, str], dict[str, Any]
     app = validate.name(record.get("app_name"), "app_name")
     user = "" if kind == "app_state" else validate.name(record.get("user_id"), "user_id")
     if kind == "artifact":
-        return kind, (app, user, _check_artifact(record)), record
+        sid = _check_artifact(record)
+        _check_reference(record, app, user, sid)
+        return kind, (app, user, sid), record
     sid = validate.session_id(record.get("session_id")) if kind == "session" else ""
     if kind == "memory":
         _check_memory(record)

@@ -752,12 +752,18 @@ def test_forged_artifact_records_are_refused(tmp_path, capsys):
             "data": base64.b64encode(b"ok").decode()}
     forged = [{"data": base64.b64encode(b"\xff\xfe").decode()}, {"kind": "inline", "part": {}},
               {"kind": "file", "data": None, "part": {"file_data": {}}}, {"custom_metadata": [1]},
-              {"filename": "user:f"}, {"version": 2**70}, {"create_time": "yesterday"}, {"data": None}]
+              {"filename": "user:f"}, {"version": 2**70}, {"create_time": "yesterday"}, {"data": None},
+              *({"kind": "file", "data": None, "part": {"file_data": {"file_uri": f"artifact://apps/{where}"}}}
+                for where in ("b/users/u/artifacts/g/versions/0", "a/users/v/artifacts/g/versions/0",
+                              "a/users/u/sessions/t/artifacts/g/versions/0", "a/users/uu/artifacts/g/versions/0"))]
     for change in forged:
         (tmp_path / "f.jsonl").write_text(json.dumps({**good, **change}) + "\n")
         code, _, err = run_cli(capsys, "import", str(tmp_path / "f.jsonl"), path)
         assert code == 2 and "f.jsonl:1" in err, change
-    (tmp_path / "f.jsonl").write_text(json.dumps(good) + "\n")
+    inside = [{**good, "filename": name, "kind": "file", "data": None, "mime_type": None,
+               "part": {"file_data": {"file_uri": f"artifact://apps/a/users/u/{where}"}}}
+              for name, where in (("g", "sessions/s/artifacts/f/versions/0"), ("h", "artifacts/user:x/versions/0"))]
+    (tmp_path / "f.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (good, *inside)))
     assert run_cli(capsys, "import", str(tmp_path / "f.jsonl"), path)[0] == 0
     arts = DatabaseArtifactService(path)
     try:
