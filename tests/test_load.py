@@ -213,9 +213,10 @@ def test_a_user_erased_while_a_copy_or_export_runs_is_not_carried(new_target, tm
     listed when the copy began and written after every session, so the destination got
     the text of an erased user's memories. Each memory is read at its turn, like each
     session and artifact version."""
+    pytest.importorskip("google.adk")
     from google.genai import types as gt
 
-    adk = pytest.importorskip("adk_lite.adk")
+    import adk_lite.adk as adk
     from google.adk.memory.memory_entry import MemoryEntry
     import asyncio
 
@@ -254,9 +255,10 @@ def test_a_record_the_destination_cannot_hold_is_refused_by_name_and_the_rest_co
     copied; an import names the line."""
     import asyncio
 
+    pytest.importorskip("google.adk")
     from google.genai import types as gt
 
-    adk = pytest.importorskip("adk_lite.adk")
+    import adk_lite.adk as adk
     from google.adk.memory.memory_entry import MemoryEntry
 
     src = str(tmp_path / "src.sqlite3")
