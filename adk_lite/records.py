@@ -266,9 +266,9 @@ def _check_reference(record: dict[str, Any], app: str, user: str, sid: str) -> N
     uri = record["part"].get("file_data", {}).get("file_uri", "") if record["kind"] == "file" else ""
     if not uri.startswith("artifact://"):
         return
-    rest = uri[len(f"artifact://apps/{app}/users/{user}/"):]
-    if not uri.startswith(f"artifact://apps/{app}/users/{user}/") or not (
-            rest.startswith("artifacts/") or rest.startswith(f"sessions/{sid}/artifacts/" if sid else "sessions/")):
+    prefix = f"artifact://apps/{app}/users/{user}/"
+    rest = uri[len(prefix):] if uri.startswith(prefix) else ""
+    if not rest.startswith(("artifacts/", f"sessions/{sid}/artifacts/" if sid else "sessions/")):
         raise ValueError(f"file_uri {uri[:200]!r} refers to an artifact outside app {app!r}, user {user!r}"
                          + (f", session {sid!r}" if sid else "") + " (a save refuses such a reference)")
 
