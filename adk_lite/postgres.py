@@ -44,9 +44,10 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 FIRST_VERSION = 4
 """The schema version of the first PostgreSQL databases; later ones are migrated by
 :data:`PG_MIGRATIONS` (``MIGRATIONS`` of :mod:`adk_lite.schema` are SQLite SQL)."""
-PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5()}
+PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5(), 5: lambda backend: None}
 """``PG_MIGRATIONS[v](backend)`` upgrades a PostgreSQL database from version v to v + 1,
-inside the schema transaction holding :data:`SCHEMA_LOCK`."""
+inside the schema transaction holding :data:`SCHEMA_LOCK`. Version 6 changed only
+SQLite's index triggers: a PostgreSQL database at 5 just records 6."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
 
 

@@ -18,14 +18,16 @@ from . import usage
 from .models import (ARTIFACT_TABLES, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
                      TOKENIZER, USAGE, make_models)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema this release writes. Files with a higher version are refused.
 
 History: 1, the first release; 2, ``adk_sessions.incarnation``; 3,
 ``adk_sessions.initial_state`` and ``adk_sessions.forked_from``; 4, the full-text
 index ``adk_events_fts`` and its triggers; 5, memories (``adk_memories`` and its
 index ``adk_memories_fts``), ``adk_usage`` (token usage per event) and the artifact
-tables ``adk_artifact_blobs`` and ``adk_artifact_versions``."""
+tables ``adk_artifact_blobs`` and ``adk_artifact_versions``; 6, the events' index
+triggers compute the same text once, with one JSON parse per part (versions 4 and 5
+computed it twice, with nine parses per part)."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -83,11 +85,30 @@ def search_where(match: str, key: str, param: str, match_value: str, filters: li
     return where, params
 
 
+def _text_rows(body: str) -> str:
+    """The FROM and WHERE clauses whose rows ``t`` are the indexed values of the body
+    ``body`` (an SQL expression), in index order: each part is parsed once, by
+    ``json_extract`` with every indexed path, which gives one JSON array of their values
+    (null where a path is absent) in path order, and ``json_tree`` walks it."""
+    paths = ", ".join(f"'{p}'" for p in INDEXED_PATHS)
+    return (f"FROM json_each({body}, '$.content.parts') AS p, "
+            f"json_tree(json_extract(CASE WHEN p.type = 'object' THEN p.value ELSE '{{}}' END, {paths})) AS t "
+            "WHERE t.type IN ('text', 'integer', 'real')")
+
+
 def search_text_sql(body: str) -> str:
     """SQL for the text the index holds of an event whose body (JSON text) is the SQL
     expression ``body``: the strings and numbers under :data:`INDEXED_PATHS` of each
     part, joined by spaces, or NULL. Any JSON shape is taken (a part that is not an
-    object gives nothing); it never raises on a valid JSON body."""
+    object gives nothing); it never raises on a valid JSON body. The text is the same,
+    value for value, as the nine walks of :func:`_search_text_sql_v4` (the triggers of
+    schema versions 4 and 5) give."""
+    return f"(SELECT group_concat(t.value, ' ') {_text_rows(body)})"
+
+
+def _search_text_sql_v4(body: str) -> str:
+    """:func:`search_text_sql` as schema versions 4 and 5 wrote it in their triggers
+    (one ``json_tree`` per indexed path of each part): files of those versions hold it."""
     paths = "'" + "[" + ",".join(f'"{p}"' for p in INDEXED_PATHS) + "]'"
     return (f"(SELECT group_concat(t.value, ' ') FROM json_each({body}, '$.content.parts') AS p, "
             f"json_each({paths}) AS k, json_tree(CASE WHEN p.type = 'object' THEN p.value ELSE '{{}}' END, k.value) "
@@ -100,14 +121,27 @@ def search_table_sql() -> str:
     return make_models(pw.SqliteDatabase(None)).EventText._schema._create_table(safe=False).query()[0]
 
 
-def create_search(conn: sqlite3.Connection) -> None:
+_NEW_TEXT = f"SELECT new.id, group_concat(t.value, ' ') AS x {_text_rows('new.body')} HAVING x IS NOT NULL"
+"""The row ``(rowid, text)`` the index gets of a new event, none when it has no text:
+one aggregate, so the text is computed once (a subquery's column used twice is
+computed twice)."""
+_NEW_TEXT_V4 = f"SELECT new.id, x FROM (SELECT {_search_text_sql_v4('new.body')} AS x) WHERE x IS NOT NULL"
+""":data:`_NEW_TEXT` as schema versions 4 and 5 wrote it in their triggers."""
+
+
+def create_search(conn: sqlite3.Connection, new_text: str = _NEW_TEXT) -> None:
     """Create the empty search index ``adk_events_fts`` (the ``EventText`` model of
-    :mod:`adk_lite.models`) and the triggers that keep it in step with ``adk_events``:
-    every insert adds the event's text (:func:`search_text_sql`), every delete (the
-    foreign key's cascade included, and statements written by any future code)
-    removes it, an update of ``body`` does both, all in the writer's transaction."""
+    :mod:`adk_lite.models`) and the triggers that keep it in step with ``adk_events``
+    (:func:`_search_triggers`; ``new_text``: the row they index)."""
     conn.execute(search_table_sql())
-    new_text = f"SELECT new.id, x FROM (SELECT {search_text_sql('new.body')} AS x) WHERE x IS NOT NULL"
+    _search_triggers(conn, new_text)
+
+
+def _search_triggers(conn: sqlite3.Connection, new_text: str) -> None:
+    """Create the triggers of the events' index: every insert adds the event's text
+    (the statement ``new_text``), every delete (the foreign key's cascade included, and
+    statements written by any future code) removes it, an update of ``body`` does
+    both, all in the writer's transaction."""
     conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_insert AFTER INSERT ON {EVENTS} BEGIN "
                  f"INSERT INTO {EVENTS_FTS} (rowid, text) {new_text}; END")
     conn.execute(f"CREATE TRIGGER {EVENTS_FTS}_delete AFTER DELETE ON {EVENTS} BEGIN "
@@ -117,9 +151,10 @@ def create_search(conn: sqlite3.Connection) -> None:
 
 
 def _add_search(conn: sqlite3.Connection) -> None:
-    """Version 3 to 4: create the search index and its triggers, and index every stored
-    event, in the opening transaction (a crash leaves version 3, untouched)."""
-    create_search(conn)
+    """Version 3 to 4: create the search index and its triggers (as version 4 made
+    them), and index every stored event, in the opening transaction (a crash leaves
+    version 3, untouched)."""
+    create_search(conn, _NEW_TEXT_V4)
     conn.execute(f"INSERT INTO {EVENTS_FTS} (rowid, text) SELECT id, x FROM "
                  f"(SELECT id, {search_text_sql('body')} AS x FROM {EVENTS}) WHERE x IS NOT NULL")
 
@@ -164,7 +199,16 @@ def _to_v5(conn: sqlite3.Connection) -> None:
     create_artifact_tables(conn)
 
 
-MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5}
+def _to_v6(conn: sqlite3.Connection) -> None:
+    """Version 5 to 6: the events' index triggers made again, computing the text once
+    with one parse per part (:data:`_NEW_TEXT`). The index itself is kept: its text is
+    the same."""
+    for trigger in ("insert", "delete", "update"):
+        conn.execute(f"DROP TRIGGER {EVENTS_FTS}_{trigger}")
+    _search_triggers(conn, _NEW_TEXT)
+
+
+MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5, 5: _to_v6}
 
 ADDED_TABLES: dict[int, tuple[str, ...]] = {5: (MEMORIES, USAGE, *ARTIFACT_TABLES)}
 """The tables each schema version added (by its migration): a file at version v has

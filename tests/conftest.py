@@ -213,8 +213,11 @@ def assert_refused_untouched(path: str, error: type, match: str) -> None:
 
 def drop_later_tables(conn, version: int) -> None:
     """Make a SQLite file's tables those of schema ``version`` again: drop the tables that
-    later versions added (``schema.ADDED_TABLES``) with their FTS5 indexes, for tests
-    that build an old file from a new one (call it with a ``sqlite3`` connection)."""
+    later versions added (``schema.ADDED_TABLES``) with their FTS5 indexes, and give the
+    events' index the triggers versions 4 and 5 wrote, for tests that build an old file
+    from a new one (call it with a ``sqlite3`` connection; on PostgreSQL only the tables go)."""
+    import sqlite3
+
     from adk_lite import schema
 
     for added_in, names in schema.ADDED_TABLES.items():
@@ -222,6 +225,10 @@ def drop_later_tables(conn, version: int) -> None:
             for name in reversed(names):  # a table that refers to another goes first
                 conn.execute(f"DROP TABLE IF EXISTS {name}_fts")
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
+    if version in (4, 5) and isinstance(conn, sqlite3.Connection):
+        for trigger in ("insert", "delete", "update"):
+            conn.execute(f"DROP TRIGGER IF EXISTS adk_events_fts_{trigger}")
+        schema._search_triggers(conn, schema._NEW_TEXT_V4)
 
 
 def downgrade(svc, version: int) -> None:

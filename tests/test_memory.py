@@ -612,7 +612,7 @@ def test_a_version_4_database_gets_memories_at_its_first_read_write_open(backend
         async with DatabaseMemoryService(target) as mem:
             await mem.add_events_to_memory(app_name="app", user_id="u", events=[text_event("migrated words")])
             assert len((await mem.search_memory(app_name="app", user_id="u", query="migrated")).memories) == 1
-            assert (await mem.get_stats())["schema_version"] == schema.SCHEMA_VERSION == 5
+            assert (await mem.get_stats())["schema_version"] == schema.SCHEMA_VERSION
     run(main())
     with adk_lite.DatabaseSessionService(target) as svc:
         assert svc.get_session("app", "u", "old") is not None

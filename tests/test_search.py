@@ -14,10 +14,13 @@ import signal
 import sqlite3
 import time
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessionService, Event, EventActions,
-                      SearchHit, SearchResults)
+                      ForeignDatabaseError, SearchHit, SearchResults)
 from adk_lite.schema import SCHEMA_VERSION, search_text_sql
 from tests.conftest import drop_later_tables
 from tests.workers import Lines, child_env
@@ -403,6 +406,106 @@ def test_migration_is_atomic(tmp_path, monkeypatch):
     assert conn.execute("SELECT value FROM adk_metadata WHERE key = 'schema_version'").fetchone() == ("3",)
     assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'adk_events_fts%'").fetchall() == []
     conn.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["text", "name", "args", "response", "x", "a.b", "c[0]", "function_call", "functionCall",
+                         "function_response", "functionResponse"]), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=json_values | st.lists(json_values, max_size=4))
+def test_the_one_parse_extraction_is_the_nine_walks_text(parts):
+    """Schema 6's trigger extraction gives, for any body, the very text versions 4 and
+    5 indexed, so a migrated file keeps its index and ``check`` compares either."""
+    from adk_lite import schema
+    body = orjson.dumps({"content": {"parts": parts}, "author": "user"}).decode()
+    conn = sqlite3.connect(":memory:")
+    try:
+        new, old = conn.execute(f"SELECT {search_text_sql('?1')}, {schema._search_text_sql_v4('?1')}", (body,)).fetchone()
+    finally:
+        conn.close()
+    assert new == old
+
+
+def _make_version_5(path: str) -> dict[int, str]:
+    """A file as schema version 5 wrote it (the nine-walk triggers, version 5), holding
+    events of every indexed shape; returns its index text by rowid."""
+    from tests.conftest import drop_later_tables
+    with DatabaseSessionService(path) as svc:
+        s = svc.create_session("app", "u", session_id="old")
+        say(svc, s, "refund before the migration", "order 7")
+        svc.append_event(s, Event(author="agent", content={"role": "model", "parts": [
+            {"function_call": {"name": "lookup_refund", "args": {"order": 7, "why": ["late", {"deep": 1.5}]}}},
+            {"text": "checking"}]}))
+        svc.append_event(s, Event(author="agent", content={"role": "user", "parts": [
+            {"function_response": {"name": "lookup_refund", "response": {"status": "approved"}}}]}))
+    conn = sqlite3.connect(path, isolation_level=None)
+    with conn:
+        drop_later_tables(conn, 5)
+        conn.execute("UPDATE adk_metadata SET value = '5' WHERE key = 'schema_version'")
+    text = dict(conn.execute("SELECT rowid, text FROM adk_events_fts"))
+    conn.close()
+    return text
+
+
+def _triggers(path: str) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'adk_events'"))
+    finally:
+        conn.close()
+
+
+def test_migration_of_a_version_5_file_keeps_its_index(tmp_path):
+    from adk_lite import schema
+    path, fresh = str(tmp_path / "v5.sqlite3"), str(tmp_path / "new.sqlite3")
+    indexed = _make_version_5(path)
+    DatabaseSessionService(fresh).close()
+    assert _triggers(path) != _triggers(fresh) and "json_each('[" in _triggers(path)["adk_events_fts_insert"]
+    before = open(path, "rb").read()
+    with DatabaseSessionService(path, read_only=True) as ro:  # read-only: no migration, and the file is whole
+        found = ro.store.check()
+        assert found["schema_version"] == 5 and found["schema_problems"] == [] and found["integrity_check"] == ["ok"]
+        assert ids(ro.search_events("lookup_refund"))
+    assert open(path, "rb").read() == before
+    with DatabaseSessionService(path) as svc:
+        assert svc.get_stats()["schema_version"] == SCHEMA_VERSION == 6
+        assert svc.store.check()["schema_problems"] == []
+        s = svc.get_session("app", "u", "old")
+        say(svc, s, "after the migration")
+        svc.append_event(s, Event(author="agent", content={"role": "model", "parts": [
+            {"functionCall": {"name": "camel", "args": {"n": 3}}}]}))
+        assert len(svc.search_events("migration")) == 2 and ids(svc.search_events("camel"))
+    assert _triggers(path) == _triggers(fresh)
+    conn = sqlite3.connect(path)
+    kept = dict(conn.execute("SELECT rowid, text FROM adk_events_fts WHERE rowid <= ?", (max(indexed),)))
+    conn.close()
+    assert kept == indexed  # the index was not rebuilt: the same text, row for row
+    assert index_agrees(path) == len(indexed) + 2
+    assert schema._search_text_sql_v4("body") != search_text_sql("body")
+
+
+def test_a_version_6_file_with_the_old_triggers_is_not_whole(tmp_path):
+    """A trigger is part of the schema: a version 6 file holding the nine-walk one is
+    refused at open, naming it (it is not what version 6 makes), though it indexes the
+    same text."""
+    from adk_lite import schema
+    path = str(tmp_path / "mixed.sqlite3")
+    DatabaseSessionService(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER adk_events_fts_insert")
+    conn.execute("CREATE TRIGGER adk_events_fts_insert AFTER INSERT ON adk_events BEGIN INSERT INTO adk_events_fts "
+                 f"(rowid, text) SELECT new.id, x FROM (SELECT {schema._search_text_sql_v4('new.body')} AS x) "
+                 "WHERE x IS NOT NULL; END")
+    conn.close()
+    for read_only in (True, False):
+        with pytest.raises(ForeignDatabaseError, match="trigger adk_events_fts_insert is not as adk_lite makes it"):
+            DatabaseSessionService(path, read_only=read_only)
 
 
 # -- listing newest first ------------------------------------------------------------

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessionService, Event, EventActions,
-                      ForeignDatabaseError, transfer)
+                      ForeignDatabaseError, SCHEMA_VERSION, transfer)
 from adk_lite.cli import main
 from adk_lite.usage import GROUPS, SUMS
 
@@ -376,7 +376,7 @@ def test_the_migration_to_version_5_backfills_from_stored_events(new_target, bac
             with pytest.raises(DatabaseError, match="read-write once"):
                 old.get_usage()
     with DatabaseSessionService(target) as svc:
-        assert svc.get_stats()["schema_version"] == 5
+        assert svc.get_stats()["schema_version"] == SCHEMA_VERSION
         assert history(svc) == before  # the fork's copied call is not counted again
 
 
