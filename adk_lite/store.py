@@ -479,7 +479,7 @@ class Store(Maintenance, Gate):
             locked = conn.execute(self._sql["session_row_lock"], (app, user, session))
             if not events:
                 found = []
-            elif self.db.PIPELINED:  # one lookup on the unique index per id, sent with the lock
+            elif self.db.PIPELINED or len(events) == 1:  # one lookup on the unique index per id (sent with the lock)
                 found = [conn.execute(self._sql["event_existing"], (app, user, session, e[0])) for e in events]
             else:
                 found = [conn.execute(self._sql["events_existing"], (app, user, session,
