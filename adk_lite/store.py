@@ -450,6 +450,54 @@ class Store(Maintenance, Gate):
                 created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
+        one_round_trip, run = self._append_plan(app, user, session, expected, events, upserts, deletes, updated_at)
+        if one_round_trip is not None:
+            try:
+                return self._grouped(one_round_trip)
+            except errors.DatabaseError as e:
+                if not one_trip.refused(e.__cause__):
+                    raise
+        return self._grouped(run)
+
+    def append_many(self, calls: Sequence[tuple]) -> list[tuple[Any, Optional[BaseException]]]:
+        """Several :meth:`append` calls, each to another session, committed in ONE group
+        commit on SQLite (each in its own savepoint: one that fails is undone alone); on
+        PostgreSQL one after the other, as :meth:`append` runs them.
+
+        Args:
+            calls: the arguments of :meth:`append`, one tuple per call.
+
+        Returns:
+            Per call, in order, ``(what append returns, None)`` or ``(None, the error
+            append would raise)``; every write returned without error is committed.
+        """
+        if not self.db.SINGLE_WRITER:
+            outcomes: list[tuple[Any, Optional[BaseException]]] = []
+            for call in calls:
+                try:
+                    outcomes.append((self.append(*call), None))
+                except Exception as e:  # this call's own failure, handed to its caller
+                    outcomes.append((None, e))
+            return outcomes
+        runs: list[Any] = []
+        for call in calls:
+            try:
+                runs.append(self._append_plan(*call)[1])
+            except Exception as e:  # refused before the transaction
+                runs.append(e)
+        grouped = iter(self._grouped_all([r for r in runs if not isinstance(r, Exception)]))
+        return [(None, r) if isinstance(r, Exception) else next(grouped) for r in runs]
+
+    def _append_plan(self, app: str, user: str, session: str, expected: Optional[tuple[int, str]],
+                     events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]],
+                     deletes: Sequence[tuple[str, str]], updated_at: float) -> tuple[Optional[Callable], Callable]:
+        """The transactions of :meth:`append`: ``(one_round_trip or None, run)``, each a
+        ``fn(conn)`` returning what :meth:`append` returns; ``one_round_trip`` (PostgreSQL,
+        see :mod:`adk_lite.one_trip`) is tried first, ``run`` when the guard refuses.
+
+        Raises:
+            ValueError: from :meth:`_check_writable`.
+        """
         self._check_writable((), events, upserts)
         used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
@@ -468,11 +516,8 @@ class Store(Maintenance, Gate):
                 conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
                 write(conn, touch=False)  # the guard bumped the session row
                 return expected[0] + 1, {}
-            try:
-                return self._grouped(one_round_trip)
-            except errors.DatabaseError as e:
-                if not one_trip.refused(e.__cause__):
-                    raise
+        else:
+            one_round_trip = None
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -510,7 +555,7 @@ class Store(Maintenance, Gate):
                     "reload it with get_session and retry")
             write(conn)
             return row.revision + 1, stored
-        return self._grouped(run)
+        return one_round_trip, run
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
         """Upsert and delete state rows, in one order of keys for every writer: where
