@@ -42,9 +42,9 @@ async def _queued(svc: DatabaseSessionService, calls: list) -> list:
         if batches is not None:
             for _ in range(500):
                 await asyncio.sleep(0.01)
-                if len(batches._waiting) == len(calls) - 1:
+                if len(batches.on(asyncio.get_running_loop()).waiting) == len(calls) - 1:
                     break
-            assert len(batches._waiting) == len(calls) - 1 and batches._busy
+            assert len(batches.on(asyncio.get_running_loop()).waiting) == len(calls) - 1 and batches.on(asyncio.get_running_loop()).busy
     return await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -118,7 +118,7 @@ def test_an_append_cancelled_while_it_waits_for_a_batch_writes_nothing(target):
             pytest.skip("PostgreSQL: every append is a hop of its own; nothing waits on the loop")
         with svc._store._writer:
             tasks = [asyncio.ensure_future(svc.append_event(s, event(f"e{i}"))) for i, s in enumerate(sessions)]
-            while len(batches._waiting) < 2:
+            while len(batches.on(asyncio.get_running_loop()).waiting) < 2:
                 await asyncio.sleep(0.01)
             tasks[1].cancel()
         out = await asyncio.gather(*tasks, return_exceptions=True)
@@ -127,7 +127,8 @@ def test_an_append_cancelled_while_it_waits_for_a_batch_writes_nothing(target):
         assert counts == [1, 0, 1] and sessions[1].events == []
         await svc.append_event(sessions[1], event("later"))
         assert await svc.get_event_count(app_name=APP, user_id="u1", session_id="s") == 1
-        assert not batches._busy and not batches._waiting
+        on = batches.on(asyncio.get_running_loop())
+        assert not on.busy and not on.waiting
     try:
         asyncio.run(scenario())
     finally:
@@ -143,3 +144,43 @@ def test_append_rows_many_refuses_two_calls_of_one_session(svc_any):
     with pytest.raises(ValueError, match="one call per session"):
         steps.append_rows_many(svc_any.store, [call, call])
     assert svc_any.get_session(APP, "u", "s").revision == 0
+
+
+def test_loops_in_two_threads_appending_through_one_service_each_get_their_own_results(target):
+    """Each event loop has batches of its own: tasks of two loops (two threads) appending
+    at once through one service all get their own results, and every event is stored."""
+    import threading
+
+    svc = DatabaseSessionService(target)
+    errors: list[BaseException] = []
+
+    def loop_thread(name: str) -> None:
+        async def main():
+            sessions = [await svc.create_session(app_name=APP, user_id=f"{name}{i}", session_id="s") for i in range(8)]
+
+            async def task(session, i):
+                for k in range(10):
+                    got = await svc.append_event(session, event(f"{name}{i}-{k}", **{f"k{k}": k}))
+                    assert got.content.parts[0].text == f"{name}{i}-{k}"
+            await asyncio.gather(*(task(s, i) for i, s in enumerate(sessions)))
+            for s in sessions:
+                assert s._storage_update_marker.startswith("10:") and len(s.events) == 10
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # reported by the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop_thread, args=(name,)) for name in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+
+        async def counts():
+            return [await svc.get_event_count(app_name=APP, user_id=f"{n}{i}", session_id="s")
+                    for n in "ab" for i in range(8)]
+        assert asyncio.run(counts()) == [10] * 16
+    finally:
+        asyncio.run(svc.close())

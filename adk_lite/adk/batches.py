@@ -7,35 +7,58 @@ on a CPU-bound machine the tasks then append slower than one thread does. So whi
 batch is on the worker, the appends that arrive wait on the loop; the next hop carries
 all of them, and the worker commits them in one group commit
 (:func:`adk_lite.steps.append_rows_many`), each checked and undone alone. An append
-that finds no batch running goes at once, as one hop of its own.
+that finds no batch running goes at once, as one hop of its own. Each event loop has
+batches of its own (a service may be used from several loops, one after the other as
+``asyncio.run`` does, or at once in several threads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from typing import Any, Callable, Optional
 
 from ..executor import Executor
 
 
+class _OnLoop:
+    """One event loop's batches: whether one is on the worker, and the calls waiting."""
+
+    __slots__ = ("busy", "waiting", "drainer")
+
+    def __init__(self) -> None:
+        self.busy = False  # a batch is on the worker (or about to be)
+        self.waiting: list[tuple[tuple, asyncio.Future]] = []  # calls for the next batch
+        self.drainer: Optional[asyncio.Task] = None
+
+
 class AppendBatches:
-    """Run ``run_batch(calls)`` on ``executor`` for the calls of many tasks, one batch
-    at a time.
+    """Run the calls of many tasks on ``executor``, one batch at a time.
 
     Args:
         executor: the service's :class:`~adk_lite.executor.Executor`.
+        run_one: ``run_one(*args)`` runs one call that found no batch running, on a
+            worker thread, and returns its result or raises its error.
         run_batch: ``run_batch([args, ...])`` runs on a worker thread and returns
             ``[(result, None) or (None, error), ...]``, one per call, in order; a call
             it returns without error is committed.
         convert: maps a call's error to the one its caller gets (ADK's classes).
     """
 
-    def __init__(self, executor: Executor, run_batch: Callable[[list], list],
+    def __init__(self, executor: Executor, run_one: Callable[..., Any], run_batch: Callable[[list], list],
                  convert: Callable[[BaseException], BaseException]) -> None:
-        self._executor, self._run_batch, self._convert = executor, run_batch, convert
-        self._busy = False  # a batch is on the worker (or about to be)
-        self._waiting: list[tuple[tuple, asyncio.Future]] = []  # calls for the next batch
-        self._drainer: Optional[asyncio.Task] = None
+        self._executor, self._run_one, self._run_batch, self._convert = executor, run_one, run_batch, convert
+        self._loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OnLoop]" = weakref.WeakKeyDictionary()
+        self._loops_guard = threading.Lock()
+
+    def on(self, loop: asyncio.AbstractEventLoop) -> _OnLoop:
+        """The batches of ``loop`` (made at its first call)."""
+        on = self._loops.get(loop)
+        if on is None:
+            with self._loops_guard:
+                on = self._loops.setdefault(loop, _OnLoop())
+        return on
 
     async def run(self, *args: Any) -> Any:
         """Run one call (``args``) in the next batch and return its result.
@@ -45,34 +68,34 @@ class AppendBatches:
             is closed. A task cancelled while its call waits for a batch writes nothing;
             one cancelled while its batch runs may still be committed (as any hop).
         """
-        if self._busy:
-            future = asyncio.get_running_loop().create_future()
-            self._waiting.append((args, future))
+        loop = asyncio.get_running_loop()
+        on = self.on(loop)
+        if on.busy:
+            future = loop.create_future()
+            on.waiting.append((args, future))
             return await future
-        self._busy = True
+        on.busy = True
         try:
-            [(result, error)] = await self._executor.run(self._run_batch, [args])
+            return await self._executor.run(self._run_one, *args)
+        except Exception as e:
+            converted = self._convert(e)
+            if converted is e:
+                raise
+            raise converted from e
         finally:
-            self._next()
-        if error is not None:
-            raise self._convert(error)
-        return result
+            if on.waiting:  # they came while this call was on the worker
+                on.drainer = loop.create_task(self._drain(on))
+            else:
+                on.busy = False
 
-    def _next(self) -> None:
-        """After a batch: hand the calls that wait to a drain task, or go idle."""
-        if self._waiting:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        else:
-            self._busy = False
-
-    async def _drain(self) -> None:
+    async def _drain(self, on: _OnLoop) -> None:
         """Run the waiting calls batch after batch until none waits. After each batch,
         one turn of the loop first lets the tasks it woke queue their next calls."""
         batch: list[tuple[tuple, asyncio.Future]] = []
         try:
-            while self._waiting:
-                batch = [call for call in self._waiting if not call[1].cancelled()]
-                self._waiting = []
+            while on.waiting:
+                batch = [call for call in on.waiting if not call[1].cancelled()]
+                on.waiting = []
                 if batch:
                     outcomes = await self._executor.run(self._run_batch, [args for args, _ in batch])
                     for (_, future), (result, error) in zip(batch, outcomes):
@@ -84,15 +107,15 @@ class AppendBatches:
                     batch = []
                 await asyncio.sleep(0)
         except BaseException as e:  # the executor is closed, or the loop cancels this task at shutdown
-            for _, future in batch + self._waiting:
+            for _, future in batch + on.waiting:
                 if not future.done():
                     if isinstance(e, asyncio.CancelledError):
                         future.cancel()
                     else:
                         future.set_exception(e)
-            self._waiting = []
+            on.waiting = []
             if not isinstance(e, Exception):
                 raise
         finally:
-            self._busy = False
-            self._drainer = None
+            on.busy = False
+            on.drainer = None

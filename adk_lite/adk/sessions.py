@@ -172,7 +172,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         self._store = self._core.store
         # SQLite: appends of many tasks go to the worker in batches, one group commit each
         # (see adk_lite.adk.batches); PostgreSQL's writers run at once, one hop each.
-        self._batches = AppendBatches(self._executor, self._append_batch, _adk_error) \
+        self._batches = AppendBatches(self._executor, self._append, self._append_batch, _adk_error) \
             if self._store.db.SINGLE_WRITER else None
 
     @property
