@@ -460,44 +460,30 @@ class Store(Maintenance, Gate):
         return self._grouped(run)
 
     def append_many(self, calls: Sequence[tuple]) -> list[tuple[Any, Optional[BaseException]]]:
-        """Several :meth:`append` calls, each to another session, committed in ONE group
-        commit on SQLite (each in its own savepoint: one that fails is undone alone); on
-        PostgreSQL one after the other, as :meth:`append` runs them.
-
-        Args:
-            calls: the arguments of :meth:`append`, one tuple per call.
-
-        Returns:
-            Per call, in order, ``(what append returns, None)`` or ``(None, the error
-            append would raise)``; every write returned without error is committed.
-        """
-        if not self.db.SINGLE_WRITER:
-            outcomes: list[tuple[Any, Optional[BaseException]]] = []
-            for call in calls:
-                try:
-                    outcomes.append((self.append(*call), None))
-                except Exception as e:  # this call's own failure, handed to its caller
-                    outcomes.append((None, e))
-            return outcomes
-        runs: list[Any] = []
+        """:meth:`append` calls (``calls``: their argument tuples, each to another session) in
+        ONE group commit on SQLite, each in its own savepoint (one that fails is undone alone),
+        one after the other on PostgreSQL. Returns per call, in order, ``(what append returns,
+        None)`` or ``(None, its error)``; each returned without error is committed."""
+        outcomes: list[Any] = []
+        runs = []
         for call in calls:
             try:
+                if not self.db.SINGLE_WRITER:  # PostgreSQL: one after the other, as append runs them
+                    outcomes.append((self.append(*call), None))
+                    continue
                 runs.append(self._append_plan(*call)[1])
-            except Exception as e:  # refused before the transaction
-                runs.append(e)
-        grouped = iter(self._grouped_all([r for r in runs if not isinstance(r, Exception)]))
-        return [(None, r) if isinstance(r, Exception) else next(grouped) for r in runs]
+                outcomes.append(None)  # its group's outcome, below
+            except Exception as e:  # this call's own failure, handed to its caller
+                outcomes.append((None, e))
+        grouped = iter(self._grouped_all(runs) if runs else ())
+        return [next(grouped) if outcome is None else outcome for outcome in outcomes]
 
     def _append_plan(self, app: str, user: str, session: str, expected: Optional[tuple[int, str]],
                      events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]],
                      deletes: Sequence[tuple[str, str]], updated_at: float) -> tuple[Optional[Callable], Callable]:
-        """The transactions of :meth:`append`: ``(one_round_trip or None, run)``, each a
-        ``fn(conn)`` returning what :meth:`append` returns; ``one_round_trip`` (PostgreSQL,
-        see :mod:`adk_lite.one_trip`) is tried first, ``run`` when the guard refuses.
-
-        Raises:
-            ValueError: from :meth:`_check_writable`.
-        """
+        """:meth:`append`'s transactions ``(one_round_trip or None, run)``, each a ``fn(conn)``
+        returning what it returns (``one_round_trip``: PostgreSQL, :mod:`adk_lite.one_trip`).
+        Raises ValueError from :meth:`_check_writable`."""
         self._check_writable((), events, upserts)
         used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
