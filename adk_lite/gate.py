@@ -155,6 +155,43 @@ class Gate:
             raise pending.error
         return pending.result
 
+    def _grouped_all(self, fns: list[Callable]) -> list[tuple[Any, Optional[BaseException]]]:
+        """Run the writes ``fn(conn)`` of ``fns`` in ONE group commit (with the writes
+        other threads queued meanwhile), each in its own savepoint, so one that fails
+        is rolled back alone: what :meth:`_grouped` does for writes that happen to
+        wait at once, for a batch one caller gathered. Returns after the commit.
+
+        On a backend of concurrent writers (PostgreSQL) each runs in its own
+        transaction, one after the other.
+
+        Returns:
+            ``(result, None)`` or ``(None, error)`` per write, in order: its own error,
+            or a copy of the transaction's (translated) when the commit failed.
+        """
+        group = [_Pending(fn, ()) for fn in fns]
+        if not self._serial:
+            for pending in group:
+                try:
+                    pending.result = self._use(pending.fn, (), True, True)
+                except Exception as e:  # this write's own failure, handed to its caller
+                    pending.error = e
+            return [(p.result, p.error) for p in group]
+        with self._writer:
+            with self._queue_lock:
+                queued, self._queue = self._queue, []
+            everything = queued + group
+            try:
+                self._use(self._commit_group, (everything,), True, True)
+            except BaseException as e:
+                for other in everything:
+                    other.error = e if len(everything) == 1 else _copy_error(e)
+                if not isinstance(e, Exception):
+                    raise
+            finally:
+                for other in queued:
+                    other.done = True
+        return [(p.result, p.error) for p in group]
+
     def _commit_group(self, conn: Any, group: list[_Pending]) -> None:
         if len(group) == 1:  # nothing to isolate: its error rolls the transaction back
             group[0].result = group[0].fn(conn, *group[0].args)

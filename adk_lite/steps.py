@@ -227,13 +227,7 @@ def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], t
             which only ``update_keys`` writes (fork's replay reads a ``None`` in such an
             event as a deletion; an append stores it as a null).
     """
-    mark = lifecycle.UPDATE_KEYS_MARK
-    marked = [row[0] for row in events if _MARK_TEXT in row[5] and codec.loads(row[5]).get("custom_metadata") == mark]
-    if marked:  # (a retry of events all stored, update_keys' own among them, still returns them)
-        stored_ids = {r.event_id for r in store.read(lambda conn: store._all_events(conn, key))}
-        if not all(row[0] in stored_ids for row in events):
-            raise ValueError(f"event {marked[0]!r}: custom_metadata {mark!r} is reserved for the events "
-                             "update_keys records (a None there deletes the key); nothing was written")
+    _refuse_marked(store, key, events)
     lock = store.session_lock(*key)
     with lock:
         revision, stored = store.append(*key, read_at(), events, upserts, (), updated_at)
@@ -241,6 +235,72 @@ def append_rows(store: Store, key: tuple[str, str, str], read_at: Callable[[], t
             return stored
         commit(revision)
         return None
+
+
+def append_rows_many(store: Store, calls: Sequence[tuple]) -> list[tuple[Any, Optional[BaseException]]]:
+    """:func:`append_rows` for several sessions at once, committed in one group commit
+    (:meth:`adk_lite.store.Store.append_many`), each checked and undone alone: the
+    locks of every session of the batch are held (taken in key order) from the stale
+    checks until each caller's ``commit`` has run.
+
+    Args:
+        calls: ``(key, read_at, events, upserts, updated_at, commit)`` tuples, the
+            arguments of :func:`append_rows`; no two of one key.
+
+    Returns:
+        Per call, in order, ``(what append_rows returns, None)`` or ``(None, the
+        error it would raise)``; ``commit`` ran for each write returned without error.
+
+    Raises:
+        ValueError: two calls of one key (the second's stale check would see the
+            first's session object before its commit).
+    """
+    keys = [call[0] for call in calls]
+    if len(set(keys)) != len(keys):
+        raise ValueError("append_rows_many: one call per session in a batch")
+    outcomes: list[Any] = [None] * len(calls)
+    planned, args = [], []
+    locks = [store.session_lock(*key) for key in sorted(keys)]
+    for lock in locks:
+        lock.acquire()
+    try:
+        for i, (key, read_at, events, upserts, updated_at, _commit) in enumerate(calls):
+            try:
+                _refuse_marked(store, key, events)
+                args.append((*key, read_at(), events, upserts, (), updated_at))
+                planned.append(i)
+            except Exception as e:  # this call's own refusal
+                outcomes[i] = (None, e)
+        for i, (result, error) in zip(planned, store.append_many(args)):
+            if error is not None:
+                outcomes[i] = (None, error)
+            elif result[0] is None:
+                outcomes[i] = (result[1], None)
+            else:
+                try:
+                    calls[i][5](result[0])
+                    outcomes[i] = (None, None)
+                except Exception as e:  # committed: the caller's own update of its object failed
+                    outcomes[i] = (None, e)
+    finally:
+        for lock in locks:
+            lock.release()
+    return outcomes
+
+
+def _refuse_marked(store: Store, key: tuple[str, str, str], events: Sequence[tuple]) -> None:
+    """Refuse new event rows that carry ``custom_metadata`` :data:`~adk_lite.lifecycle.UPDATE_KEYS_MARK`.
+
+    Raises:
+        ValueError: such an event is not stored yet (a retry of stored ones passes).
+    """
+    mark = lifecycle.UPDATE_KEYS_MARK
+    marked = [row[0] for row in events if _MARK_TEXT in row[5] and codec.loads(row[5]).get("custom_metadata") == mark]
+    if marked:  # (a retry of events all stored, update_keys' own among them, still returns them)
+        stored_ids = {r.event_id for r in store.read(lambda conn: store._all_events(conn, key))}
+        if not all(row[0] in stored_ids for row in events):
+            raise ValueError(f"event {marked[0]!r}: custom_metadata {mark!r} is reserved for the events "
+                             "update_keys records (a None there deletes the key); nothing was written")
 
 
 def _b64(value: list) -> str:

@@ -450,6 +450,40 @@ class Store(Maintenance, Gate):
                 created again since the object was read).
             AlreadyExistsError: some of the events are stored and others not.
         """
+        one_round_trip, run = self._append_plan(app, user, session, expected, events, upserts, deletes, updated_at)
+        if one_round_trip is not None:
+            try:
+                return self._grouped(one_round_trip)
+            except errors.DatabaseError as e:
+                if not one_trip.refused(e.__cause__):
+                    raise
+        return self._grouped(run)
+
+    def append_many(self, calls: Sequence[tuple]) -> list[tuple[Any, Optional[BaseException]]]:
+        """:meth:`append` calls (``calls``: their argument tuples, each to another session) in
+        ONE group commit on SQLite, each in its own savepoint (one that fails is undone alone),
+        one after the other on PostgreSQL. Returns per call, in order, ``(what append returns,
+        None)`` or ``(None, its error)``; each returned without error is committed."""
+        outcomes: list[Any] = []
+        runs = []
+        for call in calls:
+            try:
+                if not self.db.SINGLE_WRITER:  # PostgreSQL: one after the other, as append runs them
+                    outcomes.append((self.append(*call), None))
+                    continue
+                runs.append(self._append_plan(*call)[1])
+                outcomes.append(None)  # its group's outcome, below
+            except Exception as e:  # this call's own failure, handed to its caller
+                outcomes.append((None, e))
+        grouped = iter(self._grouped_all(runs) if runs else ())
+        return [next(grouped) if outcome is None else outcome for outcome in outcomes]
+
+    def _append_plan(self, app: str, user: str, session: str, expected: Optional[tuple[int, str]],
+                     events: Sequence[tuple], upserts: Sequence[tuple[str, str, str]],
+                     deletes: Sequence[tuple[str, str]], updated_at: float) -> tuple[Optional[Callable], Callable]:
+        """:meth:`append`'s transactions ``(one_round_trip or None, run)``, each a ``fn(conn)``
+        returning what it returns (``one_round_trip``: PostgreSQL, :mod:`adk_lite.one_trip`).
+        Raises ValueError from :meth:`_check_writable`."""
         self._check_writable((), events, upserts)
         used = usage.rows_of(events)  # before the transaction: parsed only when a body mentions usage
 
@@ -468,11 +502,8 @@ class Store(Maintenance, Gate):
                 conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
                 write(conn, touch=False)  # the guard bumped the session row
                 return expected[0] + 1, {}
-            try:
-                return self._grouped(one_round_trip)
-            except errors.DatabaseError as e:
-                if not one_trip.refused(e.__cause__):
-                    raise
+        else:
+            one_round_trip = None
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -510,7 +541,7 @@ class Store(Maintenance, Gate):
                     "reload it with get_session and retry")
             write(conn)
             return row.revision + 1, stored
-        return self._grouped(run)
+        return one_round_trip, run
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
         """Upsert and delete state rows, in one order of keys for every writer: where

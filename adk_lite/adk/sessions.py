@@ -24,6 +24,7 @@ from ..steps import SessionHead
 from ..target import target_kind, url_scheme
 from ..types import SearchResults
 from .artifacts import make_factory as make_artifact_factory
+from .batches import AppendBatches
 from .cache import DEFAULT_SIZE, EventCache
 from .opened import OnDatabase
 from .convert import event_from_row, event_row
@@ -57,6 +58,17 @@ _ERRORS = ((errors.SessionNotFoundError, SessionNotFoundError),
            (errors.AlreadyExistsError, AlreadyExistsError),
            (errors.StaleSessionError, StaleSessionError),
            (errors.InvocationNotFoundError, InvocationNotFoundError))
+
+
+def _adk_error(e: BaseException) -> BaseException:
+    """The error a caller gets for core error ``e``: of the class above that is both
+    ADK's and adk_lite's (chained to ``e``), or ``e`` itself."""
+    for core, adk in _ERRORS:
+        if isinstance(e, core) and not isinstance(e, adk):
+            converted = adk(str(e))
+            converted.__cause__ = e
+            return converted
+    return e
 
 
 class ListSessionsPage(ListSessionsResponse):
@@ -158,6 +170,10 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         self._events = EventCache(event_cache_size)
         self._open(db, db_url, uri, synchronous, busy_timeout, max_workers, kwargs)
         self._store = self._core.store
+        # SQLite: appends of many tasks go to the worker in batches, one group commit each
+        # (see adk_lite.adk.batches); PostgreSQL's writers run at once, one hop each.
+        self._batches = AppendBatches(self._executor, self._append, self._append_batch, _adk_error) \
+            if self._store.db.SINGLE_WRITER else None
 
     @property
     def path(self) -> str:
@@ -171,10 +187,10 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
             return await self._executor.run(fn, *args)
         except (errors.SessionNotFoundError, errors.AlreadyExistsError, errors.StaleSessionError,
                 errors.InvocationNotFoundError) as e:
-            for core, adk in _ERRORS:
-                if isinstance(e, core) and not isinstance(e, adk):
-                    raise adk(str(e)) from e
-            raise
+            adk = _adk_error(e)
+            if adk is e:
+                raise
+            raise adk from e
 
     # -- ADK's BaseSessionService --------------------------------------------
     async def create_session(self, *, app_name: str, user_id: str, state: Optional[dict[str, Any]] = None,
@@ -380,9 +396,76 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         """
         if isinstance(event, Event) and event.partial:
             return event
+        if self._batches is not None:
+            return await self._batches.run(session, event)
         return await self._run(self._append, session, event)
 
     def _append(self, session: Any, event: Any) -> Event:
+        call, delta = self._plan_append(session, event)
+        try:
+            return self._appended(call[0], event, steps.append_rows(self._store, *call))
+        except BaseException:
+            if delta:
+                event.actions.state_delta = delta
+            raise
+
+    def _append_batch(self, batch: list[tuple[Any, Any]]) -> list[tuple[Any, Optional[BaseException]]]:
+        """:meth:`_append` for the ``(session, event)`` calls of many tasks, on the
+        worker: one group commit for each round of calls, a round holding each session
+        at most once (a session's later calls go in later rounds, so they see the
+        earlier ones' revisions, as calls one after the other do).
+
+        Returns:
+            ``(event, None)`` or ``(None, error)`` per call, in order.
+        """
+        outcomes: list[Any] = [None] * len(batch)
+        rounds: list[list[tuple[int, tuple, dict]]] = []
+        seen: dict[tuple, int] = {}
+        for i, (session, event) in enumerate(batch):
+            try:
+                call, delta = self._plan_append(session, event)
+            except Exception as e:  # refused before the transaction: nothing of it changed
+                outcomes[i] = (None, e)
+                continue
+            n = seen[call[0]] = seen.get(call[0], -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((i, call, delta))
+        for planned in rounds:
+            done = steps.append_rows_many(self._store, [call for _, call, _ in planned])
+            for (i, call, delta), (stored, error) in zip(planned, done):
+                event = batch[i][1]
+                try:
+                    if error is not None:
+                        raise error
+                    outcomes[i] = (self._appended(call[0], event, stored), None)
+                except Exception as e:  # this call's own failure
+                    if delta:
+                        event.actions.state_delta = delta
+                    outcomes[i] = (None, e)
+        return outcomes
+
+    def _appended(self, key: tuple[str, str, str], event: Event, stored: Optional[dict]) -> Event:
+        """``event`` once appended; ``stored``: the stored rows when its id was stored already.
+
+        Raises:
+            AlreadyExistsError: the stored event of that id has other content.
+        """
+        if stored is not None and event_from_row(stored[event.id]) != event:
+            raise AlreadyExistsError(
+                f"event id {event.id!r} is already stored in session {key[2]!r} with other content")
+        return event
+
+    def _plan_append(self, session: Any, event: Any) -> tuple[tuple, dict]:
+        """Check an append and trim ``temp:`` keys from the event's delta (as ADK's
+        ``_trim_temp_delta_state``; the caller puts the returned delta back on failure).
+
+        Returns:
+            ``(the arguments of steps.append_rows, the delta as given)``.
+
+        Raises:
+            TypeError, ValueError: a bad session, event or state value; nothing changed.
+        """
         if not isinstance(session, Session):
             raise TypeError(f"session must be a google.adk.sessions.Session, not {type(session).__name__}")
         _check_event(event)
@@ -391,6 +474,12 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         upserts = scopes.stored_rows(_json_state(delta, "event.actions.state_delta"))
         if delta:
             event.actions.state_delta = scopes.without_temp(delta)  # as ADK's _trim_temp_delta_state; undone on failure
+        try:
+            rows = [event_row(event)]
+        except BaseException:
+            if delta:
+                event.actions.state_delta = delta
+            raise
         read_at: list[tuple[int, str]] = []
 
         def expected() -> tuple[int, str]:
@@ -405,17 +494,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
             session.last_update_time = event.timestamp
             session._storage_update_marker = _marker(revision, read_at[-1][1])
 
-        try:
-            stored = steps.append_rows(self._store, key, expected, [event_row(event)], upserts, event.timestamp,
-                                         commit)
-            if stored is not None and event_from_row(stored[event.id]) != event:
-                raise AlreadyExistsError(
-                    f"event id {event.id!r} is already stored in session {key[2]!r} with other content")
-            return event
-        except BaseException:
-            if delta:
-                event.actions.state_delta = delta
-            raise
+        return (key, expected, rows, upserts, event.timestamp, commit), delta
 
     def _expected_revision(self, session: Session, app: str, user: str, sid: str) -> tuple[int, str]:
         """The ``(revision, incarnation)`` ``session`` was read at, from its marker.
