@@ -496,14 +496,11 @@ class Store(Maintenance, Gate):
             if touch:
                 conn.execute(self._sql["session_touch"], (updated_at, app, user, session))
 
-        if self.db.PIPELINED and events and expected is not None and expected[1] is not None:
-            def one_round_trip(conn):  # see adk_lite.one_trip: refused, it is checked again below
-                self.db.lock_user(conn, app, user, False)
-                conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
-                write(conn, touch=False)  # the guard bumped the session row
-                return expected[0] + 1, {}
-        else:
-            one_round_trip = None
+        def one_round_trip(conn):  # PostgreSQL, see adk_lite.one_trip: refused, it is checked again by run
+            self.db.lock_user(conn, app, user, False)
+            conn.execute(self._append_guard, (updated_at, app, user, session, *expected, [e[0] for e in events]))
+            write(conn, touch=False)  # the guard bumped the session row
+            return expected[0] + 1, {}
 
         def run(conn):
             self.db.lock_user(conn, app, user, False)
@@ -541,7 +538,8 @@ class Store(Maintenance, Gate):
                     "reload it with get_session and retry")
             write(conn)
             return row.revision + 1, stored
-        return one_round_trip, run
+        trip = self.db.PIPELINED and events and expected is not None and expected[1] is not None
+        return one_round_trip if trip else None, run
 
     def _write_state(self, conn, app, user, session, upserts, deletes, now) -> None:
         """Upsert and delete state rows, in one order of keys for every writer: where
