@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from . import artifacts, memory, schema
+from .models import COUNTS
 from .scopes import SESSION
 from .statements import app_user_filter
 
@@ -142,9 +143,17 @@ class Maintenance:
                                    m.State._meta.table_name)
 
         def run(conn):
-            apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
-                                "GROUP BY app_name ORDER BY app_name").fetchall()
-            per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))
+            version = self._stored_version(conn)
+            if self._keeps_counts(version):  # kept by triggers: one row per app, not a count of every row
+                apps = conn.execute(f"SELECT app_name, sessions, users FROM {COUNTS} WHERE sessions > 0 "
+                                    "ORDER BY app_name").fetchall()
+                per_app_events = dict(conn.execute(f"SELECT app_name, events FROM {COUNTS} WHERE events > 0"))
+                state_keys = conn.execute(f"SELECT coalesce(sum(state_keys), 0) FROM {COUNTS}").fetchone()[0]
+            else:
+                apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
+                                    "GROUP BY app_name ORDER BY app_name").fetchall()
+                per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))
+                state_keys = conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0]
             largest = []
             if top:
                 largest = conn.execute(
@@ -153,9 +162,8 @@ class Maintenance:
                     (top,)).fetchall()
             figures = {
                 "sessions": sum(n for _a, n, _u in apps), "events": sum(per_app_events.values()),
-                "state_keys": conn.execute(f"SELECT COUNT(*) FROM {state}").fetchone()[0], "apps": len(apps),
-                "memories": memory.count(self.db, conn),
-                "users": sum(u for _a, _n, u in apps), "schema_version": self._stored_version(conn),
+                "state_keys": state_keys, "apps": len(apps), "memories": memory.count(self.db, conn),
+                "users": sum(u for _a, _n, u in apps), "schema_version": version,
                 **artifacts.counts(conn if self.has_artifacts(conn) else None),
                 **self.db.facts(conn),
                 "per_app": [{"app_name": a, "sessions": n, "users": u, "events": per_app_events.get(a, 0)}
@@ -166,6 +174,12 @@ class Maintenance:
                                                for a, u, s, n in largest]
             return figures
         return self._run(run)
+
+    def _keeps_counts(self, version: Optional[int]) -> bool:
+        """True when the database keeps ``adk_counts`` (a SQLite file of schema version 6
+        on; see :func:`adk_lite.schema.create_counts`): one writer at a time, so a counter
+        row per app costs no writer a wait."""
+        return self.db.SINGLE_WRITER and (version or 0) >= 6
 
     def has_artifacts(self, conn: Any) -> bool:
         """True when the database has the artifact tables (schema version 5 on): a file

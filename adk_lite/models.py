@@ -53,6 +53,10 @@ treats NULLs in a key as distinct):
   was deleted, a marker that keeps a later re-add of its event out), ``text`` (the
   words indexed, see :mod:`adk_lite.memory`; NULL when deleted), ``outlives_session``
   (1: kept when its session is deleted) and ``created_at``.
+- ``adk_counts`` (schema version 6, SQLite only): per app, how many sessions, users
+  (distinct ``user_id`` with a session), events and state keys it has, kept by triggers
+  in each writer's transaction (see :mod:`adk_lite.schema`), so ``get_stats`` reads them
+  instead of counting every row. A row is never deleted (an app with nothing left has zeros).
 - ``adk_memories_fts``: its full-text index on SQLite, an FTS5 table with external
   content (``text`` of ``adk_memories``), kept in step by triggers; on PostgreSQL a
   generated ``tsvector`` column ``search`` with a GIN index instead.
@@ -79,6 +83,9 @@ ARTIFACT_VERSIONS, ARTIFACT_BLOBS = "adk_artifact_versions", "adk_artifact_blobs
 ARTIFACT_TABLES = (ARTIFACT_BLOBS, ARTIFACT_VERSIONS)
 """The artifact tables (schema version 5), in creation order: the versions' foreign key
 needs the blobs first."""
+COUNTS = "adk_counts"
+"""The counts per app (schema version 6, SQLite only: on PostgreSQL, where writers run at
+once, a counter row would make every append of an app wait for the one before)."""
 TOKENIZER = "unicode61 remove_diacritics 2"
 """FTS5's tokenizer for the index: Unicode case folding, accents removed (``café`` =
 ``cafe``); a run of CJK characters without spaces is one token."""
@@ -99,7 +106,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         ``Usage``, ``ArtifactBlob`` and ``ArtifactVersion`` models, and ``all``, the list of them
         in creation order; and ``EventText``, the
         FTS5 index of events (created by :func:`adk_lite.schema.create_search`
-        with its triggers, not by ``all``).
+        with its triggers, not by ``all``), and ``AppCounts``, the counts per app
+        (SQLite only: created by :func:`adk_lite.schema.create_counts` with its triggers).
     """
 
     class Base(pw.Model):
@@ -208,6 +216,19 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = EVENTS_FTS
             options = {"tokenize": TOKENIZER}
 
+    class AppCounts(Base):
+        """Per app: sessions, users, events and state keys (SQLite only, kept by triggers)."""
+
+        app_name = pw.TextField(primary_key=True)
+        sessions = pw.BigIntegerField(default=0)
+        users = pw.BigIntegerField(default=0)
+        events = pw.BigIntegerField(default=0)
+        state_keys = pw.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = COUNTS
+            without_rowid = True
+
     class Memory(Scoped):
         id = pw.BigAutoField()
         memory_id = pw.TextField()
@@ -266,5 +287,5 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             constraints = [pw.SQL(f"FOREIGN KEY (sha256) REFERENCES {ARTIFACT_BLOBS} (sha256)")]
 
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           Memory=Memory, Usage=Usage, ArtifactBlob=ArtifactBlob, ArtifactVersion=ArtifactVersion,
+                           AppCounts=AppCounts, Memory=Memory, Usage=Usage, ArtifactBlob=ArtifactBlob, ArtifactVersion=ArtifactVersion,
                            all=[Session, Event, State, Metadata, Memory, Usage, ArtifactBlob, ArtifactVersion])

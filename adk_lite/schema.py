@@ -15,7 +15,7 @@ import peewee as pw
 
 from . import errors
 from . import usage
-from .models import (ARTIFACT_TABLES, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
+from .models import (ARTIFACT_TABLES, COUNTS, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
                      TOKENIZER, USAGE, make_models)
 
 SCHEMA_VERSION = 6
@@ -27,7 +27,8 @@ index ``adk_events_fts`` and its triggers; 5, memories (``adk_memories`` and its
 index ``adk_memories_fts``), ``adk_usage`` (token usage per event) and the artifact
 tables ``adk_artifact_blobs`` and ``adk_artifact_versions``; 6, the events' index
 triggers compute the same text once, with one JSON parse per part (versions 4 and 5
-computed it twice, with nine parses per part)."""
+computed it twice, with nine parses per part), and ``adk_counts``, the counts per app
+that ``get_stats`` reads, kept by triggers (SQLite only)."""
 
 # Migrations: MIGRATIONS[v](conn) upgrades a file from version v to v + 1. All steps
 # run in one IMMEDIATE transaction when an older file is opened.
@@ -199,13 +200,63 @@ def _to_v5(conn: sqlite3.Connection) -> None:
     create_artifact_tables(conn)
 
 
+COUNTED = ("sessions", "users", "events", "state_keys")
+"""The columns of ``adk_counts`` after ``app_name``, in order."""
+
+
+def _count(row: str, **deltas: str) -> str:
+    """The statement that adds ``deltas`` (``column=SQL``) to the counts of the app of
+    ``row.app_name`` (``row``: ``new`` or ``old``), making the app's row if it is missing."""
+    values = ", ".join(deltas.get(c, "0") for c in COUNTED)
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in deltas)
+    return (f"INSERT INTO {COUNTS} (app_name, {', '.join(COUNTED)}) VALUES ({row}.app_name, {values}) "
+            f"ON CONFLICT (app_name) DO UPDATE SET {sets};")
+
+
+def create_counts(conn: sqlite3.Connection) -> None:
+    """Create ``adk_counts`` (the ``AppCounts`` model of :mod:`adk_lite.models`), the
+    triggers that keep it in step with every insert and delete of a session, an event or a
+    state row (and a change of their app or user, which adk_lite never makes), in the
+    writer's transaction, and fill it from the stored rows (SQLite; inside the caller's
+    transaction). A user counts while one of their sessions is stored in the app."""
+    conn.execute(make_models(pw.SqliteDatabase(None)).AppCounts._schema._create_table(safe=False).query()[0])
+    session_in = _count("new", sessions="1", users=(
+        f"NOT EXISTS (SELECT 1 FROM {SESSIONS} WHERE app_name = new.app_name AND user_id = new.user_id "
+        "AND session_id <> new.session_id)"))
+    session_out = _count("old", sessions="-1", users=(
+        f"-NOT EXISTS (SELECT 1 FROM {SESSIONS} WHERE app_name = old.app_name AND user_id = old.user_id)"))
+    triggers = {
+        "session_insert": f"AFTER INSERT ON {SESSIONS} BEGIN {session_in} END",
+        "session_delete": f"AFTER DELETE ON {SESSIONS} BEGIN {session_out} END",
+        "session_update": f"AFTER UPDATE OF app_name, user_id ON {SESSIONS} BEGIN {session_out} {session_in} END",
+    }
+    for table, name, column in ((EVENTS, "event", "events"), (STATE, "state", "state_keys")):
+        add, remove = _count("new", **{column: "1"}), _count("old", **{column: "-1"})
+        triggers[f"{name}_insert"] = f"AFTER INSERT ON {table} BEGIN {add} END"
+        triggers[f"{name}_delete"] = f"AFTER DELETE ON {table} BEGIN {remove} END"
+        triggers[f"{name}_update"] = f"AFTER UPDATE OF app_name ON {table} BEGIN {remove} {add} END"
+    for name, body in triggers.items():
+        conn.execute(f"CREATE TRIGGER {COUNTS}_{name} {body}")
+    conn.execute(f"INSERT INTO {COUNTS} (app_name, {', '.join(COUNTED)}) {COUNTS_SQL}")
+
+
+COUNTS_SQL = (f"SELECT app_name, sum(sessions), sum(users), sum(events), sum(state_keys) FROM ("
+              f"SELECT app_name, count(*) AS sessions, count(DISTINCT user_id) AS users, 0 AS events, 0 AS state_keys "
+              f"FROM {SESSIONS} GROUP BY app_name UNION ALL "
+              f"SELECT app_name, 0, 0, count(*), 0 FROM {EVENTS} GROUP BY app_name UNION ALL "
+              f"SELECT app_name, 0, 0, 0, count(*) FROM {STATE} GROUP BY app_name) GROUP BY app_name")
+"""The counts per app ``(app_name, sessions, users, events, state_keys)`` counted from the
+rows themselves (what ``adk_counts`` must hold, zero rows aside; ``check`` compares them)."""
+
+
 def _to_v6(conn: sqlite3.Connection) -> None:
     """Version 5 to 6: the events' index triggers made again, computing the text once
-    with one parse per part (:data:`_NEW_TEXT`). The index itself is kept: its text is
-    the same."""
+    with one parse per part (:data:`_NEW_TEXT`; the index itself is kept: its text is
+    the same), and the counts per app (:func:`create_counts`), counted once from the rows."""
     for trigger in ("insert", "delete", "update"):
         conn.execute(f"DROP TRIGGER {EVENTS_FTS}_{trigger}")
     _search_triggers(conn, _NEW_TEXT)
+    create_counts(conn)
 
 
 MIGRATIONS: dict[int, Any] = {1: _add_incarnation, 2: _add_lineage, 3: _add_search, 4: _to_v5, 5: _to_v6}
@@ -247,6 +298,7 @@ def create_all(peewee: pw.SqliteDatabase, models: Any, conn: sqlite3.Connection)
     peewee.create_tables(models.all, safe=True)
     create_search(conn)
     create_memory_tables(conn)
+    create_counts(conn)
 
 
 def create_tables_sql(names: tuple[str, ...]) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Optional
 import peewee as pw
 
 from . import errors, schema
-from .models import EVENTS, EVENTS_FTS, make_models
+from .models import COUNTS, EVENTS, EVENTS_FTS, make_models
 
 Objects = dict[str, tuple[str, str, Optional[str]]]
 """name -> (type, tbl_name, sql) of a database's ``sqlite_master``."""
@@ -209,6 +209,21 @@ def config_problems(conn: sqlite3.Connection, objects: Iterable[tuple[str, str, 
                 problems.append(f"{name}: its configuration holds settings adk_lite does not make: "
                                 f"{', '.join(f'{k}={v!r}' for k, v in extra)[:200]}")
     return problems
+
+
+def count_problems(conn: sqlite3.Connection) -> list[str]:
+    """Check ``adk_counts`` (schema version 6 on) against the rows it counts
+    (:data:`adk_lite.schema.COUNTS_SQL`): one line per app whose counts differ; ``[]``
+    when they agree or when the file has no such table. An app's row of zeros stands
+    for an app with nothing stored."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (COUNTS,)).fetchone():
+        return []
+    kept = {r[0]: r[1:] for r in conn.execute(f"SELECT app_name, {', '.join(schema.COUNTED)} FROM {COUNTS}")}
+    counted = {r[0]: r[1:] for r in conn.execute(schema.COUNTS_SQL)}
+    zeros = (0,) * len(schema.COUNTED)
+    return [f"{COUNTS}: app {app!r} holds {', '.join(f'{c} {n}' for c, n in zip(schema.COUNTED, kept.get(app, zeros)))}; "
+            f"its rows count {', '.join(map(str, counted.get(app, zeros)))}"
+            for app in sorted(set(kept) | set(counted), key=str) if kept.get(app, zeros) != counted.get(app, zeros)]
 
 
 def search_index_problems(conn: sqlite3.Connection) -> list[str]:

@@ -494,10 +494,11 @@ class SqliteBackend:
         ``integrity_check`` passes, the lines are those of the search index's own
         check instead (FTS5's ``integrity-check``, which ``integrity_check`` does not
         run, and the index's agreement with the events:
-        :func:`adk_lite.schema_check.search_index_problems`), if it finds any."""
+        :func:`adk_lite.schema_check.search_index_problems`) and of the counts per app
+        (:func:`adk_lite.schema_check.count_problems`), if they find any."""
         lines = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
         if lines == ["ok"]:
-            lines = schema_check.search_index_problems(conn) or lines
+            lines = schema_check.search_index_problems(conn) + schema_check.count_problems(conn) or lines
         return lines, [tuple(r[:3]) for r in conn.execute("PRAGMA foreign_key_check")]
 
     @staticmethod

@@ -225,6 +225,11 @@ def drop_later_tables(conn, version: int) -> None:
             for name in reversed(names):  # a table that refers to another goes first
                 conn.execute(f"DROP TABLE IF EXISTS {name}_fts")
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
+    if version < 6 and isinstance(conn, sqlite3.Connection):  # the counts per app came with version 6
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'adk^_counts^_%' "
+                                    "ESCAPE '^'").fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE IF EXISTS adk_counts")
     if version in (4, 5) and isinstance(conn, sqlite3.Connection):
         for trigger in ("insert", "delete", "update"):
             conn.execute(f"DROP TRIGGER IF EXISTS adk_events_fts_{trigger}")

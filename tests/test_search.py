@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from adk_lite import (AsyncDatabaseSessionService, DatabaseError, DatabaseSessionService, Event, EventActions,
                       ForeignDatabaseError, SearchHit, SearchResults)
 from adk_lite.schema import SCHEMA_VERSION, search_text_sql
+from adk_lite.schema_check import count_problems
 from tests.conftest import drop_later_tables
 from tests.workers import Lines, child_env
 
@@ -43,6 +44,7 @@ def index_agrees(where) -> int:
         return indexed
     conn = sqlite3.connect(where if isinstance(where, str) else where.path)
     try:
+        assert count_problems(conn) == []  # the counts per app, kept by triggers too, agree with the rows
         conn.execute("INSERT INTO adk_events_fts (adk_events_fts) VALUES ('integrity-check')")
         expected = {i: t for i, t in conn.execute(f"SELECT id, {search_text_sql('body')} FROM adk_events")
                     if t is not None}
