@@ -184,3 +184,43 @@ def test_loops_in_two_threads_appending_through_one_service_each_get_their_own_r
         assert asyncio.run(counts()) == [10] * 16
     finally:
         asyncio.run(svc.close())
+
+
+def test_one_event_object_in_two_calls_of_a_batch_is_appended_as_one_after_the_other_would(target):
+    """One Event object in two waiting calls (to two sessions, or twice to one Session
+    object): the second call is planned after the first's outcome, as calls one after
+    the other are, so a failed call gives its event back as it was (``temp:`` keys
+    included) and a committed one trims it and applies the ``temp:`` keys to its own
+    session. Planned up front, the second call captured the first's trimmed delta:
+    a stale first call put the ``temp:`` keys back on an event the second had stored
+    without them, and a second failing call took them off for good."""
+    svc = DatabaseSessionService(target)
+
+    async def scenario():
+        if svc._batches is None:
+            pytest.skip("PostgreSQL: every append is a hop of its own, run at once on worker threads")
+        stale = await svc.create_session(app_name=APP, user_id="a", session_id="s")
+        await svc.append_event(await svc.get_session(app_name=APP, user_id="a", session_id="s"), event("ahead"))
+        fresh = await svc.create_session(app_name=APP, user_id="b", session_id="s")
+        lead = await svc.create_session(app_name=APP, user_id="lead", session_id="s")
+        shared = event("shared", k=1, **{"temp:t": 1})
+        out = await _queued(svc, [lambda: svc.append_event(lead, event("lead")),
+                                  lambda: svc.append_event(stale, shared),
+                                  lambda: svc.append_event(fresh, shared)])
+        assert [type(r).__name__ for r in out] == ["Event", "StaleSessionError", "Event"]
+        assert shared.actions.state_delta == {"k": 1}  # stored without temp: keys, as returned
+        assert fresh.state == {"k": 1, "temp:t": 1} and fresh.events == [shared]
+        stored = await svc.get_session(app_name=APP, user_id="b", session_id="s")
+        assert stored.events == [shared] and stored.state == {"k": 1}
+
+        twice = event("twice", k=2, **{"temp:t": 2})
+        out = await _queued(svc, [lambda: svc.append_event(lead, event("lead again")),
+                                  lambda: svc.append_event(stale, twice),
+                                  lambda: svc.append_event(stale, twice)])
+        assert [type(r).__name__ for r in out] == ["Event", "StaleSessionError", "StaleSessionError"]
+        assert twice.actions.state_delta == {"k": 2, "temp:t": 2}  # both failed: as it was given
+        assert stale.events == [] and stale.state == {}
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(svc.close())
