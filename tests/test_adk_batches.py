@@ -224,3 +224,33 @@ def test_one_event_object_in_two_calls_of_a_batch_is_appended_as_one_after_the_o
         asyncio.run(scenario())
     finally:
         asyncio.run(svc.close())
+
+
+def test_a_session_object_whose_state_or_events_are_not_a_dict_and_list_is_refused_before_writing(target):
+    """A Session object whose ``state`` or ``events`` was replaced by something that is
+    no dict/list (None, a tuple, a str) is refused with a TypeError naming it, alone
+    and in a batch, and nothing is written: the append used to commit the event, then
+    fail updating the object (a bare AttributeError or TypeError), leaving the caller an
+    error for a write that happened and a Session object stale from then on."""
+    svc = DatabaseSessionService(target)
+
+    async def scenario():
+        lead = await svc.create_session(app_name=APP, user_id="lead", session_id="s")
+        broken = []
+        for n, (attr, value) in enumerate([("state", None), ("events", None), ("state", ()), ("events", ()),
+                                           ("state", "text")]):
+            session = await svc.create_session(app_name=APP, user_id=f"u{n}", session_id="s")
+            setattr(session, attr, value)
+            broken.append((session, event(f"e{n}", k=n, **{"temp:t": n})))
+        alone = await asyncio.gather(*(svc.append_event(s, e) for s, e in broken[:1]), return_exceptions=True)
+        together = await _queued(svc, [lambda: svc.append_event(lead, event("lead"))]
+                                 + [lambda s=s, e=e: svc.append_event(s, e) for s, e in broken[1:]])
+        out = alone + together[1:]
+        assert all(isinstance(r, TypeError) and "session." in str(r) for r in out), out
+        for n, (session, e) in enumerate(broken):
+            assert e.actions.state_delta == {"k": n, "temp:t": n}
+            assert await svc.get_event_count(app_name=APP, user_id=f"u{n}", session_id="s") == 0
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(svc.close())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import MutableMapping, MutableSequence
 from typing import Any, Callable, Optional, Union
 
 from google.adk.errors import StaleSessionError as _AdkStaleSessionError
@@ -409,8 +410,9 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
                 marker, the stored update time is later than ``last_update_time``,
                 as ADK's ``SqliteSessionService``). Nothing is written.
             AlreadyExistsError: the event id is stored with other content.
-            TypeError, ValueError: not a Session/Event, a bad id, timestamp or
-                state value; nothing is written.
+            TypeError, ValueError: not a Session/Event (or a Session whose ``state``
+                or ``events`` is no dict/list), a bad id, timestamp or state value;
+                nothing is written.
         """
         if isinstance(event, Event) and event.partial:
             return event
@@ -493,6 +495,10 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         """
         if not isinstance(session, Session):
             raise TypeError(f"session must be a google.adk.sessions.Session, not {type(session).__name__}")
+        for attr, kind in (("state", MutableMapping), ("events", MutableSequence)):  # the commit updates both
+            if not isinstance(getattr(session, attr), kind):
+                raise TypeError(f"session.{attr} must be a {'dict' if attr == 'state' else 'list'}, "
+                                f"not {type(getattr(session, attr)).__name__}")
         _check_event(event)
         key = _session_key(session)
         delta = event.actions.state_delta if event.actions else {}
