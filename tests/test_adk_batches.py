@@ -184,3 +184,73 @@ def test_loops_in_two_threads_appending_through_one_service_each_get_their_own_r
         assert asyncio.run(counts()) == [10] * 16
     finally:
         asyncio.run(svc.close())
+
+
+def test_one_event_object_in_two_calls_of_a_batch_is_appended_as_one_after_the_other_would(target):
+    """One Event object in two waiting calls (to two sessions, or twice to one Session
+    object): the second call is planned after the first's outcome, as calls one after
+    the other are, so a failed call gives its event back as it was (``temp:`` keys
+    included) and a committed one trims it and applies the ``temp:`` keys to its own
+    session. Planned up front, the second call captured the first's trimmed delta:
+    a stale first call put the ``temp:`` keys back on an event the second had stored
+    without them, and a second failing call took them off for good."""
+    svc = DatabaseSessionService(target)
+
+    async def scenario():
+        if svc._batches is None:
+            pytest.skip("PostgreSQL: every append is a hop of its own, run at once on worker threads")
+        stale = await svc.create_session(app_name=APP, user_id="a", session_id="s")
+        await svc.append_event(await svc.get_session(app_name=APP, user_id="a", session_id="s"), event("ahead"))
+        fresh = await svc.create_session(app_name=APP, user_id="b", session_id="s")
+        lead = await svc.create_session(app_name=APP, user_id="lead", session_id="s")
+        shared = event("shared", k=1, **{"temp:t": 1})
+        out = await _queued(svc, [lambda: svc.append_event(lead, event("lead")),
+                                  lambda: svc.append_event(stale, shared),
+                                  lambda: svc.append_event(fresh, shared)])
+        assert [type(r).__name__ for r in out] == ["Event", "StaleSessionError", "Event"]
+        assert shared.actions.state_delta == {"k": 1}  # stored without temp: keys, as returned
+        assert fresh.state == {"k": 1, "temp:t": 1} and fresh.events == [shared]
+        stored = await svc.get_session(app_name=APP, user_id="b", session_id="s")
+        assert stored.events == [shared] and stored.state == {"k": 1}
+
+        twice = event("twice", k=2, **{"temp:t": 2})
+        out = await _queued(svc, [lambda: svc.append_event(lead, event("lead again")),
+                                  lambda: svc.append_event(stale, twice),
+                                  lambda: svc.append_event(stale, twice)])
+        assert [type(r).__name__ for r in out] == ["Event", "StaleSessionError", "StaleSessionError"]
+        assert twice.actions.state_delta == {"k": 2, "temp:t": 2}  # both failed: as it was given
+        assert stale.events == [] and stale.state == {}
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(svc.close())
+
+
+def test_a_session_object_whose_state_or_events_are_not_a_dict_and_list_is_refused_before_writing(target):
+    """A Session object whose ``state`` or ``events`` was replaced by something that is
+    no dict/list (None, a tuple, a str) is refused with a TypeError naming it, alone
+    and in a batch, and nothing is written: the append used to commit the event, then
+    fail updating the object (a bare AttributeError or TypeError), leaving the caller an
+    error for a write that happened and a Session object stale from then on."""
+    svc = DatabaseSessionService(target)
+
+    async def scenario():
+        lead = await svc.create_session(app_name=APP, user_id="lead", session_id="s")
+        broken = []
+        for n, (attr, value) in enumerate([("state", None), ("events", None), ("state", ()), ("events", ()),
+                                           ("state", "text")]):
+            session = await svc.create_session(app_name=APP, user_id=f"u{n}", session_id="s")
+            setattr(session, attr, value)
+            broken.append((session, event(f"e{n}", k=n, **{"temp:t": n})))
+        alone = await asyncio.gather(*(svc.append_event(s, e) for s, e in broken[:1]), return_exceptions=True)
+        together = await _queued(svc, [lambda: svc.append_event(lead, event("lead"))]
+                                 + [lambda s=s, e=e: svc.append_event(s, e) for s, e in broken[1:]])
+        out = alone + together[1:]
+        assert all(isinstance(r, TypeError) and "session." in str(r) for r in out), out
+        for n, (session, e) in enumerate(broken):
+            assert e.actions.state_delta == {"k": n, "temp:t": n}
+            assert await svc.get_event_count(app_name=APP, user_id=f"u{n}", session_id="s") == 0
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(svc.close())

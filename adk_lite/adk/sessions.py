@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import MutableMapping, MutableSequence
 from typing import Any, Callable, Optional, Union
 
 from google.adk.errors import StaleSessionError as _AdkStaleSessionError
@@ -116,6 +117,24 @@ def _session(head: SessionHead, events: Optional[list[Event]] = None) -> Session
                       events=events or [], last_update_time=head.last_update_time)
     session._storage_update_marker = _marker(head.revision, head.incarnation)
     return session
+
+
+def _session_key(session: Session) -> tuple[str, str, str]:
+    """The stored session ``(app_name, user_id, session_id)`` of a Session object.
+
+    Raises:
+        TypeError, ValueError: a bad id (:mod:`adk_lite.validate`).
+    """
+    return (*validate.names(session.app_name, session.user_id), validate.session_id(session.id, arg="session.id"))
+
+
+def _key_of(session: Any) -> Optional[tuple[str, str, str]]:
+    """:func:`_session_key`, or None for what is no Session or has a bad id (its append
+    is refused before it changes anything)."""
+    try:
+        return _session_key(session) if isinstance(session, Session) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_event(event: Any) -> None:
@@ -391,8 +410,9 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
                 marker, the stored update time is later than ``last_update_time``,
                 as ADK's ``SqliteSessionService``). Nothing is written.
             AlreadyExistsError: the event id is stored with other content.
-            TypeError, ValueError: not a Session/Event, a bad id, timestamp or
-                state value; nothing is written.
+            TypeError, ValueError: not a Session/Event (or a Session whose ``state``
+                or ``events`` is no dict/list), a bad id, timestamp or state value;
+                nothing is written.
         """
         if isinstance(event, Event) and event.partial:
             return event
@@ -412,27 +432,33 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
     def _append_batch(self, batch: list[tuple[Any, Any]]) -> list[tuple[Any, Optional[BaseException]]]:
         """:meth:`_append` for the ``(session, event)`` calls of many tasks, on the
         worker: one group commit for each round of calls, a round holding each session
-        at most once (a session's later calls go in later rounds, so they see the
-        earlier ones' revisions, as calls one after the other do).
+        and each Event object at most once (a later call of either goes in a later
+        round, planned after the earlier ones' outcomes, so it sees their revisions and
+        their events as calls one after the other do; so do the calls after it that
+        share one with it).
 
         Returns:
             ``(event, None)`` or ``(None, error)`` per call, in order.
         """
         outcomes: list[Any] = [None] * len(batch)
-        rounds: list[list[tuple[int, tuple, dict]]] = []
-        seen: dict[tuple, int] = {}
-        for i, (session, event) in enumerate(batch):
-            try:
-                call, delta = self._plan_append(session, event)
-            except Exception as e:  # refused before the transaction: nothing of it changed
-                outcomes[i] = (None, e)
-                continue
-            n = seen[call[0]] = seen.get(call[0], -1) + 1
-            if n == len(rounds):
-                rounds.append([])
-            rounds[n].append((i, call, delta))
-        for planned in rounds:
-            done = steps.append_rows_many(self._store, [call for _, call, _ in planned])
+        todo = list(range(len(batch)))
+        while todo:
+            planned: list[tuple[int, tuple, dict]] = []
+            later: list[int] = []
+            taken: set = set()
+            for i in todo:
+                session, event = batch[i]
+                marks = {("event", id(event)), ("session", _key_of(session))}
+                if marks & taken:
+                    later.append(i)
+                else:
+                    try:
+                        call, delta = self._plan_append(session, event)
+                        planned.append((i, call, delta))
+                    except Exception as e:  # refused before the transaction: nothing of it changed
+                        outcomes[i] = (None, e)
+                taken |= marks
+            done = steps.append_rows_many(self._store, [call for _, call, _ in planned]) if planned else []
             for (i, call, delta), (stored, error) in zip(planned, done):
                 event = batch[i][1]
                 try:
@@ -443,6 +469,7 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
                     if delta:
                         event.actions.state_delta = delta
                     outcomes[i] = (None, e)
+            todo = later
         return outcomes
 
     def _appended(self, key: tuple[str, str, str], event: Event, stored: Optional[dict]) -> Event:
@@ -468,8 +495,12 @@ class DatabaseSessionService(OnDatabase, BaseSessionService):
         """
         if not isinstance(session, Session):
             raise TypeError(f"session must be a google.adk.sessions.Session, not {type(session).__name__}")
+        for attr, kind in (("state", MutableMapping), ("events", MutableSequence)):  # the commit updates both
+            if not isinstance(getattr(session, attr), kind):
+                raise TypeError(f"session.{attr} must be a {'dict' if attr == 'state' else 'list'}, "
+                                f"not {type(getattr(session, attr)).__name__}")
         _check_event(event)
-        key = (*validate.names(session.app_name, session.user_id), validate.session_id(session.id, arg="session.id"))
+        key = _session_key(session)
         delta = event.actions.state_delta if event.actions else {}
         upserts = scopes.stored_rows(_json_state(delta, "event.actions.state_delta"))
         if delta:
