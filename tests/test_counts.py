@@ -249,3 +249,21 @@ def test_replace_with_recursive_triggers_keeps_the_counts(tmp_path):
     conn.close()
     with DatabaseSessionService(path) as svc:
         agree(svc)
+
+
+@pytest.mark.parametrize("forgery", ["events = 'many'", "sessions = x'01'", "users = -5", "events = 1.5",
+                                     "users = sessions + 1", "users = 0"])
+def test_get_stats_counts_the_rows_when_the_counts_are_no_counts(tmp_path, forgery):
+    """A row of ``adk_counts`` no trigger could have kept (text, a blob, a fraction, a
+    negative number, more users than sessions) is not read: get_stats counts the rows,
+    raising nothing, and check names the row."""
+    path = str(tmp_path / "forged.sqlite3")
+    _two_users(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"UPDATE adk_counts SET {forgery}")
+    conn.close()
+    with DatabaseSessionService(path, read_only=True) as ro:
+        stats = ro.get_stats()
+        assert (stats["sessions"], stats["users"], stats["events"], stats["state_keys"]) == (3, 2, 4, 4)
+        assert stats["per_app"] == [{"app_name": "app", "sessions": 3, "users": 2, "events": 4}]
+        assert ro.store.check()["integrity_check"][0].startswith("adk_counts: app 'app' holds")
