@@ -17,6 +17,14 @@ from .scopes import SESSION
 from .statements import app_user_filter
 
 
+def _plausible(sessions: Any, users: Any, events: Any, state_keys: Any) -> bool:
+    """True when a row of ``adk_counts`` could be one the triggers kept: integers, none
+    negative, and users only with sessions, at most one a session (a forged row fails
+    this; one that passes but differs from the rows is named by ``check``)."""
+    return (all(type(n) is int and n >= 0 for n in (sessions, users, events, state_keys))
+            and users <= sessions and (users == 0) == (sessions == 0))
+
+
 class Maintenance:
     """Inspection and maintenance of one store's database (a mixin of
     :class:`~adk_lite.store.Store`, see the module)."""
@@ -144,12 +152,13 @@ class Maintenance:
 
         def run(conn):
             version = self._stored_version(conn)
-            if self._keeps_counts(version):  # kept by triggers: one row per app, not a count of every row
-                apps = conn.execute(f"SELECT app_name, sessions, users FROM {COUNTS} WHERE sessions > 0 "
-                                    "ORDER BY app_name").fetchall()
-                per_app_events = dict(conn.execute(f"SELECT app_name, events FROM {COUNTS} WHERE events > 0"))
-                state_keys = conn.execute(f"SELECT coalesce(sum(state_keys), 0) FROM {COUNTS}").fetchone()[0]
-            else:
+            kept = (conn.execute(f"SELECT app_name, sessions, users, events, state_keys FROM {COUNTS} "
+                                 "ORDER BY app_name").fetchall() if self._keeps_counts(version) else None)
+            if kept is not None and all(_plausible(*row[1:]) for row in kept):  # kept by triggers: one row per app
+                apps = [(a, n, u) for a, n, u, _e, _k in kept if n > 0]
+                per_app_events = {a: e for a, _n, _u, e, _k in kept if e > 0}
+                state_keys = sum(k for *_rest, k in kept)
+            else:  # no counts, or forged ones (text, negative: check names them): count the rows
                 apps = conn.execute(f"SELECT app_name, COUNT(*), COUNT(DISTINCT user_id) FROM {sessions} "
                                     "GROUP BY app_name ORDER BY app_name").fetchall()
                 per_app_events = dict(conn.execute(f"SELECT app_name, COUNT(*) FROM {events} GROUP BY app_name"))

@@ -228,7 +228,11 @@ def create_counts(conn: sqlite3.Connection) -> None:
     triggers = {
         "session_insert": f"AFTER INSERT ON {SESSIONS} BEGIN {session_in} END",
         "session_delete": f"AFTER DELETE ON {SESSIONS} BEGIN {session_out} END",
-        "session_update": f"AFTER UPDATE OF app_name, user_id ON {SESSIONS} BEGIN {session_out} {session_in} END",
+        # only a real move: an UPDATE that leaves both as they were (an ORM saving every
+        # column) would count the user out while the row is still theirs, then in again
+        "session_update": f"AFTER UPDATE OF app_name, user_id ON {SESSIONS} "
+                          "WHEN old.app_name IS NOT new.app_name OR old.user_id IS NOT new.user_id "
+                          f"BEGIN {session_out} {session_in} END",
     }
     for table, name, column in ((EVENTS, "event", "events"), (STATE, "state", "state_keys")):
         add, remove = _count("new", **{column: "1"}), _count("old", **{column: "-1"})
@@ -247,6 +251,17 @@ COUNTS_SQL = (f"SELECT app_name, sum(sessions), sum(users), sum(events), sum(sta
               f"SELECT app_name, 0, 0, 0, count(*) FROM {STATE} GROUP BY app_name) GROUP BY app_name")
 """The counts per app ``(app_name, sessions, users, events, state_keys)`` counted from the
 rows themselves (what ``adk_counts`` must hold, zero rows aside; ``check`` compares them)."""
+
+
+def recount(conn: sqlite3.Connection) -> None:
+    """Count ``adk_counts`` again from the rows (:data:`COUNTS_SQL`), inside the caller's
+    transaction; nothing when the file has no such table. The repair for counts another
+    tool's ``REPLACE`` skewed: SQLite deletes the row in the way without firing delete
+    triggers (unless that connection has ``recursive_triggers`` on), and no trigger can
+    tell such an insert from an ``INSERT OR IGNORE`` or an upsert, which adk_lite runs."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (COUNTS,)).fetchone():
+        conn.execute(f"DELETE FROM {COUNTS}")
+        conn.execute(f"INSERT INTO {COUNTS} (app_name, {', '.join(COUNTED)}) {COUNTS_SQL}")
 
 
 def _to_v6(conn: sqlite3.Connection) -> None:

@@ -215,14 +215,15 @@ def count_problems(conn: sqlite3.Connection) -> list[str]:
     """Check ``adk_counts`` (schema version 6 on) against the rows it counts
     (:data:`adk_lite.schema.COUNTS_SQL`): one line per app whose counts differ; ``[]``
     when they agree or when the file has no such table. An app's row of zeros stands
-    for an app with nothing stored."""
+    for an app with nothing stored. ``vacuum`` counts them again
+    (:func:`adk_lite.schema.recount`)."""
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (COUNTS,)).fetchone():
         return []
     kept = {r[0]: r[1:] for r in conn.execute(f"SELECT app_name, {', '.join(schema.COUNTED)} FROM {COUNTS}")}
     counted = {r[0]: r[1:] for r in conn.execute(schema.COUNTS_SQL)}
     zeros = (0,) * len(schema.COUNTED)
     return [f"{COUNTS}: app {app!r} holds {', '.join(f'{c} {n}' for c, n in zip(schema.COUNTED, kept.get(app, zeros)))}; "
-            f"its rows count {', '.join(map(str, counted.get(app, zeros)))}"
+            f"its rows count {', '.join(map(str, counted.get(app, zeros)))} (vacuum counts them again)"
             for app in sorted(set(kept) | set(counted), key=str) if kept.get(app, zeros) != counted.get(app, zeros)]
 
 

@@ -512,7 +512,9 @@ class DatabaseSessionService(AdminMethods):
     def vacuum(self) -> dict[str, int]:
         """Reclaim space: checkpoint the WAL (TRUNCATE), VACUUM, ``PRAGMA optimize``.
 
-        VACUUM rewrites the whole file and holds the write lock meanwhile.
+        VACUUM rewrites the whole file and holds the write lock meanwhile. On SQLite it
+        first counts the counts per app again from the rows (``adk_counts``: the repair
+        when another tool's ``REPLACE`` skewed them and ``check`` names them).
 
         Returns:
             ``{"bytes_before": int, "bytes_after": int}``, main file + WAL.

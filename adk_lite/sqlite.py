@@ -512,8 +512,17 @@ class SqliteBackend:
 
     @staticmethod
     def vacuum(conn: sqlite3.Connection) -> None:
-        """Checkpoint the WAL (TRUNCATE), VACUUM, checkpoint again, optimize (outside
+        """Count ``adk_counts`` again from the rows (:func:`adk_lite.schema.recount`, one
+        IMMEDIATE transaction: the repair for counts another tool's ``REPLACE`` skewed),
+        then checkpoint the WAL (TRUNCATE), VACUUM, checkpoint again, optimize (outside
         a transaction; VACUUM holds the write lock while it rewrites the file)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            schema.recount(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

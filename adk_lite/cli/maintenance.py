@@ -109,7 +109,7 @@ def cmd_trim(args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
-    """``adk-lite vacuum``: checkpoint (TRUNCATE), VACUUM, optimize; bytes before and after."""
+    """``adk-lite vacuum``: recount adk_counts (SQLite), checkpoint (TRUNCATE), VACUUM, optimize; bytes before and after."""
     with _open(args, write=True) as svc:
         result = svc.vacuum()
     if args.json:
