@@ -241,7 +241,7 @@ def create_counts(conn: sqlite3.Connection) -> None:
         triggers[f"{name}_update"] = f"AFTER UPDATE OF app_name ON {table} BEGIN {remove} {add} END"
     for name, body in triggers.items():
         conn.execute(f"CREATE TRIGGER {COUNTS}_{name} {body}")
-    conn.execute(f"INSERT INTO {COUNTS} (app_name, {', '.join(COUNTED)}) {COUNTS_SQL}")
+    recount(conn)
 
 
 COUNTS_SQL = (f"SELECT app_name, sum(sessions), sum(users), sum(events), sum(state_keys) FROM ("
