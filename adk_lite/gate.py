@@ -160,22 +160,14 @@ class Gate:
         other threads queued meanwhile), each in its own savepoint, so one that fails
         is rolled back alone: what :meth:`_grouped` does for writes that happen to
         wait at once, for a batch one caller gathered. Returns after the commit.
-
-        On a backend of concurrent writers (PostgreSQL) each runs in its own
-        transaction, one after the other.
+        For a backend of one writer at a time (SQLite); where writers run at once,
+        :meth:`adk_lite.store.Store.append_many` runs each write on its own.
 
         Returns:
             ``(result, None)`` or ``(None, error)`` per write, in order: its own error,
             or a copy of the transaction's (translated) when the commit failed.
         """
         group = [_Pending(fn, ()) for fn in fns]
-        if not self._serial:
-            for pending in group:
-                try:
-                    pending.result = self._use(pending.fn, (), True, True)
-                except Exception as e:  # this write's own failure, handed to its caller
-                    pending.error = e
-            return [(p.result, p.error) for p in group]
         with self._writer:
             with self._queue_lock:
                 queued, self._queue = self._queue, []

@@ -287,5 +287,6 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             constraints = [pw.SQL(f"FOREIGN KEY (sha256) REFERENCES {ARTIFACT_BLOBS} (sha256)")]
 
     return SimpleNamespace(Session=Session, Event=Event, State=State, Metadata=Metadata, EventText=EventText,
-                           AppCounts=AppCounts, Memory=Memory, Usage=Usage, ArtifactBlob=ArtifactBlob, ArtifactVersion=ArtifactVersion,
+                           AppCounts=AppCounts, Memory=Memory, Usage=Usage, ArtifactBlob=ArtifactBlob,
+                           ArtifactVersion=ArtifactVersion,
                            all=[Session, Event, State, Metadata, Memory, Usage, ArtifactBlob, ArtifactVersion])

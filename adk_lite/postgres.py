@@ -47,7 +47,7 @@ FIRST_VERSION = 4
 PG_MIGRATIONS: dict[int, Any] = {4: lambda backend: backend._to_v5(), 5: lambda backend: None}
 """``PG_MIGRATIONS[v](backend)`` upgrades a PostgreSQL database from version v to v + 1,
 inside the schema transaction holding :data:`SCHEMA_LOCK`. Version 6 changed only
-SQLite's index triggers: a PostgreSQL database at 5 just records 6."""
+SQLite objects (the index triggers, ``adk_counts``): a PostgreSQL database at 5 just records 6."""
 SCHEMA_LOCK = 0x61646B6C  # 'adkl': the pg_advisory_xact_lock key held while creating the schema
 
 

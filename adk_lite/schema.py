@@ -15,8 +15,8 @@ import peewee as pw
 
 from . import errors
 from . import usage
-from .models import (ARTIFACT_TABLES, COUNTS, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE, TABLES,
-                     TOKENIZER, USAGE, make_models)
+from .models import (ARTIFACT_TABLES, COUNTS, EVENTS, EVENTS_FTS, MEMORIES, MEMORIES_FTS, METADATA, SESSIONS, STATE,
+                     TABLES, TOKENIZER, USAGE, make_models)
 
 SCHEMA_VERSION = 6
 """The schema this release writes. Files with a higher version are refused.

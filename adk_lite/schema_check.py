@@ -222,7 +222,10 @@ def count_problems(conn: sqlite3.Connection) -> list[str]:
     kept = {r[0]: r[1:] for r in conn.execute(f"SELECT app_name, {', '.join(schema.COUNTED)} FROM {COUNTS}")}
     counted = {r[0]: r[1:] for r in conn.execute(schema.COUNTS_SQL)}
     zeros = (0,) * len(schema.COUNTED)
-    return [f"{COUNTS}: app {app!r} holds {', '.join(f'{c} {n}' for c, n in zip(schema.COUNTED, kept.get(app, zeros)))}; "
+
+    def holds(app: Any) -> str:
+        return ", ".join(f"{c} {n}" for c, n in zip(schema.COUNTED, kept.get(app, zeros)))
+    return [f"{COUNTS}: app {app!r} holds {holds(app)}; "
             f"its rows count {', '.join(map(str, counted.get(app, zeros)))} (vacuum counts them again)"
             for app in sorted(set(kept) | set(counted), key=str) if kept.get(app, zeros) != counted.get(app, zeros)]
 
